@@ -1,0 +1,1 @@
+//! The Discord adapter (serenity): the only code that knows Discord.

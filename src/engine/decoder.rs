@@ -1,0 +1,276 @@
+//! The ONNX Runtime session for a decoder-only model in Optimum's "with past" layout.
+//! This file is the only one that builds tensors or runs the session.
+//!
+//! Inputs: `input_ids` i64 [b, s], `attention_mask` i64 [b, past+s], optional `position_ids`
+//! i64 [b, s], `past_key_values.{i}.key|value` f32 [b, kv_heads, past, head_dim].
+//! Outputs: `logits` f32 [b, s, vocab], `present.{i}.key|value`.
+
+use std::path::Path;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+
+use super::EngineError;
+
+/// The shape facts read from the session's input metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvLayout {
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub has_position_ids: bool,
+}
+
+/// Session tuning, from the environment or the CLI.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Intra-op threads; 0 lets ONNX Runtime decide.
+    pub threads: usize,
+}
+
+/// Keys and values of every layer for a batch of sequences of equal (padded) length.
+pub struct KvCache {
+    layers: Vec<(DynValue, DynValue)>,
+    /// Positions held per sequence (including left padding).
+    pub len: usize,
+    pub batch: usize,
+}
+
+impl KvCache {
+    /// Copies the cache out as plain arrays: per layer (key, value), each
+    /// [batch, kv_heads, len, head_dim] row-major.
+    pub fn to_host(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>, EngineError> {
+        self.layers
+            .iter()
+            .map(|(k, v)| Ok((extract_f32(k)?.1.to_vec(), extract_f32(v)?.1.to_vec())))
+            .collect()
+    }
+}
+
+/// What one forward pass returns.
+pub struct StepOutput {
+    /// Logits for every input position: [batch, seq, vocab] row-major.
+    pub logits: Vec<f32>,
+    pub seq: usize,
+    pub vocab: usize,
+    pub cache: KvCache,
+}
+
+impl StepOutput {
+    /// The logits of the last position of row `b`.
+    pub fn last_logits(&self, b: usize) -> &[f32] {
+        let start = (b * self.seq + self.seq - 1) * self.vocab;
+        &self.logits[start..start + self.vocab]
+    }
+}
+
+/// A loaded decoder session.
+pub struct Decoder {
+    session: Session,
+    pub layout: KvLayout,
+    metadata_context_length: Option<usize>,
+}
+
+impl Decoder {
+    /// Loads `model.onnx` and checks that it has the with-past inputs with the right dtypes.
+    pub fn load(model_file: &Path, options: &SessionOptions) -> Result<Self, EngineError> {
+        let env = super::runtime::environment()?;
+        let bad = |reason: String| EngineError::BadModel {
+            path: model_file.to_path_buf(),
+            reason,
+        };
+        let mut builder = Session::builder(&env)
+            .map_err(|e| bad(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| bad(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| bad(e.to_string()))?;
+        if options.threads > 0 {
+            builder = builder
+                .with_intra_threads(options.threads)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        let session = builder
+            .commit_from_file(model_file)
+            .map_err(|e| bad(e.to_string()))?;
+        let layout = read_layout(&session).map_err(bad)?;
+        let metadata_context_length = session.metadata().ok().and_then(|m| {
+            ["max_position_embeddings", "n_positions", "context_length"]
+                .iter()
+                .find_map(|key| m.custom(key))
+                .and_then(|v| v.trim().parse().ok())
+        });
+        Ok(Self {
+            session,
+            layout,
+            metadata_context_length,
+        })
+    }
+
+    /// The context length recorded in the ONNX metadata, if any.
+    pub fn metadata_context_length(&self) -> Option<usize> {
+        self.metadata_context_length
+    }
+
+    /// An empty cache (past length 0) for `batch` sequences.
+    pub fn empty_cache(&self, batch: usize) -> Result<KvCache, EngineError> {
+        self.cache_from_host(batch, 0, |_| (Vec::new(), Vec::new()))
+    }
+
+    /// Builds a cache from plain arrays laid out as [`KvCache::to_host`] returns them.
+    pub fn cache_from_host(
+        &self,
+        batch: usize,
+        len: usize,
+        mut layer: impl FnMut(usize) -> (Vec<f32>, Vec<f32>),
+    ) -> Result<KvCache, EngineError> {
+        let shape = [
+            batch as i64,
+            self.layout.kv_heads as i64,
+            len as i64,
+            self.layout.head_dim as i64,
+        ];
+        let layers = (0..self.layout.layers)
+            .map(|i| {
+                let (k, v) = layer(i);
+                Ok((
+                    Tensor::from_array((shape, k))?.into_dyn(),
+                    Tensor::from_array((shape, v))?.into_dyn(),
+                ))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        Ok(KvCache { layers, len, batch })
+    }
+
+    /// One forward pass over `seq` new tokens per row.
+    ///
+    /// `input_ids` and `position_ids` are [batch, seq]; `attention_mask` is
+    /// [batch, cache.len + seq] with 0 on padding. The returned cache holds
+    /// `cache.len + seq` positions.
+    pub fn forward(
+        &mut self,
+        input_ids: &[i64],
+        position_ids: &[i64],
+        attention_mask: &[i64],
+        cache: KvCache,
+    ) -> Result<StepOutput, EngineError> {
+        let batch = cache.batch;
+        let seq = input_ids.len() / batch;
+        let total = cache.len + seq;
+        debug_assert_eq!(attention_mask.len(), batch * total);
+        let mut inputs: Vec<(String, DynValue)> = Vec::with_capacity(3 + 2 * cache.layers.len());
+        inputs.push((
+            "input_ids".into(),
+            Tensor::from_array(([batch, seq], input_ids.to_vec()))?.into_dyn(),
+        ));
+        inputs.push((
+            "attention_mask".into(),
+            Tensor::from_array(([batch, total], attention_mask.to_vec()))?.into_dyn(),
+        ));
+        if self.layout.has_position_ids {
+            inputs.push((
+                "position_ids".into(),
+                Tensor::from_array(([batch, seq], position_ids.to_vec()))?.into_dyn(),
+            ));
+        }
+        for (i, (key, value)) in cache.layers.into_iter().enumerate() {
+            inputs.push((format!("past_key_values.{i}.key"), key));
+            inputs.push((format!("past_key_values.{i}.value"), value));
+        }
+        let mut outputs = self.session.run(inputs)?;
+        let logits_value = outputs
+            .remove("logits")
+            .ok_or_else(|| EngineError::Inference("the model has no `logits` output".into()))?;
+        let (shape, logits) = extract_f32(&logits_value)?;
+        let vocab = *shape.last().unwrap_or(&0) as usize;
+        let logits = logits.to_vec();
+        let mut layers = Vec::with_capacity(self.layout.layers);
+        for i in 0..self.layout.layers {
+            let mut take = |name: String| {
+                outputs.remove(&name).ok_or_else(|| {
+                    EngineError::Inference(format!("the model has no `{name}` output"))
+                })
+            };
+            layers.push((
+                take(format!("present.{i}.key"))?,
+                take(format!("present.{i}.value"))?,
+            ));
+        }
+        Ok(StepOutput {
+            logits,
+            seq,
+            vocab,
+            cache: KvCache {
+                layers,
+                len: total,
+                batch,
+            },
+        })
+    }
+}
+
+fn extract_f32(value: &DynValue) -> Result<(Vec<i64>, &[f32]), EngineError> {
+    let (shape, data) = value.try_extract_tensor::<f32>()?;
+    Ok((shape.iter().copied().collect(), data))
+}
+
+/// Reads the layer count, KV heads and head size from the session's inputs, and checks the
+/// dtypes, so that a model exported without the cache fails here with a useful message.
+fn read_layout(session: &Session) -> Result<KvLayout, String> {
+    let inputs = session.inputs();
+    let find = |name: &str| inputs.iter().find(|input| input.name() == name);
+    let tensor_of = |name: &str| -> Result<Option<(TensorElementType, Vec<i64>)>, String> {
+        match find(name).map(|input| input.dtype()) {
+            None => Ok(None),
+            Some(ValueType::Tensor { ty, shape, .. }) => {
+                Ok(Some((*ty, shape.iter().copied().collect())))
+            }
+            Some(other) => Err(format!("input `{name}` is {other:?}, expected a tensor")),
+        }
+    };
+    for name in ["input_ids", "attention_mask", "position_ids"] {
+        match tensor_of(name)? {
+            Some((TensorElementType::Int64, _)) => {}
+            Some((ty, _)) => return Err(format!("input `{name}` is {ty:?}, expected int64")),
+            None if name == "position_ids" => {}
+            None => return Err(format!("no input `{name}`")),
+        }
+    }
+    let Some((ty, shape)) = tensor_of("past_key_values.0.key")? else {
+        return Err(
+            "no input `past_key_values.0.key`: the model was exported without the KV cache; \
+             export it with task text-generation-with-past (Optimum) or use tools/gpt2_onnx.py"
+                .to_string(),
+        );
+    };
+    if ty != TensorElementType::Float32 {
+        return Err(format!(
+            "input `past_key_values.0.key` is {ty:?}; only float32 caches are supported"
+        ));
+    }
+    if shape.len() != 4 || shape[1] <= 0 || shape[3] <= 0 {
+        return Err(format!(
+            "input `past_key_values.0.key` has shape {shape:?}; expected [batch, kv_heads, past, head_dim] with fixed heads and head size"
+        ));
+    }
+    let mut layers = 0;
+    while find(&format!("past_key_values.{layers}.key")).is_some() {
+        if find(&format!("past_key_values.{layers}.value")).is_none() {
+            return Err(format!("no input `past_key_values.{layers}.value`"));
+        }
+        layers += 1;
+    }
+    let outputs = session.outputs();
+    for name in ["logits".to_string(), format!("present.{}.key", layers - 1)] {
+        if !outputs.iter().any(|o| o.name() == name) {
+            return Err(format!("no output `{name}`"));
+        }
+    }
+    Ok(KvLayout {
+        layers,
+        kv_heads: shape[1] as usize,
+        head_dim: shape[3] as usize,
+        has_position_ids: find("position_ids").is_some(),
+    })
+}

@@ -1,0 +1,347 @@
+//! One generation: prefill, then decode with the KV cache, sampling each token, streaming
+//! text deltas, stopping on end tokens, stop strings or the token limit, and never letting
+//! positions exceed the model's context length.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::decoder::{Decoder, KvCache};
+use super::sampler::{Sampler, SamplingParams};
+use super::tokenizer::{StreamDecoder, TextTokenizer};
+use super::{EngineError, ModelInfo};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// The prompt exactly as the model should see it (templates are applied before this).
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation stops before any of these strings; they are not part of the text.
+    pub stop: Vec<String>,
+    /// `false` recomputes the whole sequence every step (slow; for checking the cache).
+    pub use_kv_cache: bool,
+}
+
+impl GenerateRequest {
+    pub fn new(prompt: impl Into<String>, max_new_tokens: usize) -> Self {
+        Self {
+            prompt: prompt.into(),
+            max_new_tokens,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            use_kv_cache: true,
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    EndToken,
+    StopString,
+    MaxTokens,
+    ContextFull,
+    Cancelled,
+}
+
+/// The finished generation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generated {
+    pub prompt_ids: Vec<u32>,
+    pub output_ids: Vec<u32>,
+    pub text: String,
+    pub finish: FinishReason,
+    /// Oldest prompt tokens dropped to fit the context.
+    pub dropped_prompt_tokens: usize,
+    pub prefill_ms: f64,
+    /// Decode rate: tokens after the first, divided by the time spent producing them.
+    pub tokens_per_s: f64,
+}
+
+/// Receives the text as it is made, once per token (the delta may be empty while a
+/// character or a possible stop string is incomplete); returning `false` cancels.
+pub trait TokenSink {
+    fn text(&mut self, delta: &str) -> bool;
+}
+
+impl<F: FnMut(&str) -> bool> TokenSink for F {
+    fn text(&mut self, delta: &str) -> bool {
+        self(delta)
+    }
+}
+
+/// How many prompt tokens to keep and how many new tokens fit, so that
+/// `kept + new <= context_length`. The newest prompt tokens are kept; at least half the
+/// context stays available for the prompt when the request asks for more than fits.
+pub fn fit_to_context(prompt_len: usize, max_new: usize, context_length: usize) -> (usize, usize) {
+    if prompt_len + max_new <= context_length {
+        return (prompt_len, max_new);
+    }
+    let prompt_floor = prompt_len.min(context_length / 2).max(1);
+    let new = max_new.min(context_length.saturating_sub(prompt_floor));
+    let kept = prompt_len.min(context_length - new);
+    (kept, new)
+}
+
+/// Runs one request to completion on the decoder.
+pub fn run(
+    decoder: &mut Decoder,
+    tokenizer: &TextTokenizer,
+    info: &ModelInfo,
+    request: &GenerateRequest,
+    sink: &mut dyn TokenSink,
+) -> Result<Generated, EngineError> {
+    let all_prompt_ids = tokenizer.encode(&request.prompt)?;
+    if all_prompt_ids.is_empty() {
+        return Err(EngineError::EmptyPrompt);
+    }
+    let (kept, max_new) = fit_to_context(
+        all_prompt_ids.len(),
+        request.max_new_tokens,
+        info.context_length,
+    );
+    let dropped = all_prompt_ids.len() - kept;
+    let prompt_ids = all_prompt_ids[dropped..].to_vec();
+
+    let mut sampler = Sampler::new(request.sampling.clone());
+    let mut stream = StreamDecoder::new();
+    let mut stops = StopMatcher::new(&request.stop);
+    let mut output_ids: Vec<u32> = Vec::new();
+    let mut seen: Vec<u32> = prompt_ids.clone();
+
+    let started = Instant::now();
+    let mut prefill_ms = 0.0;
+    let mut decode_started = started;
+    let mut finish = FinishReason::MaxTokens;
+    let mut cache: Option<KvCache> = None;
+    let mut pending: Vec<u32> = prompt_ids.clone();
+
+    while output_ids.len() < max_new {
+        let position = prompt_ids.len() + output_ids.len() - pending.len();
+        let (tokens, first_position, past) = if request.use_kv_cache {
+            let past = match cache.take() {
+                Some(cache) => cache,
+                None => decoder.empty_cache(1)?,
+            };
+            (pending.clone(), position, past)
+        } else {
+            let mut everything = prompt_ids.clone();
+            everything.extend(&output_ids);
+            (everything, 0, decoder.empty_cache(1)?)
+        };
+        let input_ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let position_ids: Vec<i64> = (first_position..first_position + tokens.len())
+            .map(|p| p as i64)
+            .collect();
+        let attention_mask = vec![1i64; past.len + tokens.len()];
+        let step = decoder.forward(&input_ids, &position_ids, &attention_mask, past)?;
+        let mut logits = step.last_logits(0).to_vec();
+        cache = Some(step.cache);
+        if output_ids.is_empty() {
+            prefill_ms = started.elapsed().as_secs_f64() * 1000.0;
+            decode_started = Instant::now();
+        }
+
+        let id = sampler.sample(&mut logits, &seen);
+        if info.end_token_ids.contains(&id) {
+            finish = FinishReason::EndToken;
+            break;
+        }
+        output_ids.push(id);
+        seen.push(id);
+        pending = vec![id];
+
+        let delta = stream.push(tokenizer, id)?;
+        let (emit, stopped) = stops.push(&delta);
+        if !sink.text(&emit) {
+            finish = FinishReason::Cancelled;
+            break;
+        }
+        if stopped {
+            finish = FinishReason::StopString;
+            break;
+        }
+    }
+    if finish == FinishReason::MaxTokens && max_new < request.max_new_tokens {
+        finish = FinishReason::ContextFull;
+    }
+    if matches!(
+        finish,
+        FinishReason::MaxTokens | FinishReason::EndToken | FinishReason::ContextFull
+    ) {
+        let tail = stream.finish(tokenizer)?;
+        let (emit, stopped) = stops.push(&tail);
+        let rest = stops.flush();
+        let emit = emit + &rest;
+        if stopped {
+            finish = FinishReason::StopString;
+        }
+        if !emit.is_empty() {
+            sink.text(&emit);
+        }
+    }
+
+    let decode_secs = decode_started.elapsed().as_secs_f64();
+    let decoded_after_first = output_ids.len().saturating_sub(1);
+    let tokens_per_s = if decoded_after_first > 0 && decode_secs > 0.0 {
+        decoded_after_first as f64 / decode_secs
+    } else {
+        0.0
+    };
+    Ok(Generated {
+        prompt_ids,
+        output_ids,
+        text: stops.text().to_string(),
+        finish,
+        dropped_prompt_tokens: dropped,
+        prefill_ms,
+        tokens_per_s,
+    })
+}
+
+/// Finds stop strings in streamed text, holding back any tail that could be the start of
+/// one, so a stop string never leaks out in a delta.
+#[derive(Debug)]
+pub struct StopMatcher {
+    stops: Vec<String>,
+    /// Text accepted as output (emitted or held).
+    text: String,
+    emitted: usize,
+    stopped: bool,
+}
+
+impl StopMatcher {
+    pub fn new(stops: &[String]) -> Self {
+        Self {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            text: String::new(),
+            emitted: 0,
+            stopped: false,
+        }
+    }
+
+    /// Adds a delta; returns the text now safe to emit and whether a stop string was found.
+    pub fn push(&mut self, delta: &str) -> (String, bool) {
+        if self.stopped {
+            return (String::new(), true);
+        }
+        self.text.push_str(delta);
+        let search_from = self
+            .emitted
+            .saturating_sub(self.stops.iter().map(|s| s.len()).max().unwrap_or(0));
+        let search_from = floor_char_boundary(&self.text, search_from);
+        let found = self
+            .stops
+            .iter()
+            .filter_map(|stop| {
+                self.text[search_from..]
+                    .find(stop.as_str())
+                    .map(|i| i + search_from)
+            })
+            .min();
+        if let Some(at) = found {
+            self.text.truncate(at);
+            self.stopped = true;
+            let emit = self.text[self.emitted.min(at)..].to_string();
+            self.emitted = self.text.len();
+            return (emit, true);
+        }
+        let hold = self.held_tail_len();
+        let safe = floor_char_boundary(&self.text, self.text.len() - hold);
+        let emit = if safe > self.emitted {
+            self.text[self.emitted..safe].to_string()
+        } else {
+            String::new()
+        };
+        self.emitted = self.emitted.max(safe);
+        (emit, false)
+    }
+
+    /// Everything still held back (the end of the stream was reached without a stop).
+    pub fn flush(&mut self) -> String {
+        let rest = self.text[self.emitted..].to_string();
+        self.emitted = self.text.len();
+        rest
+    }
+
+    /// The output text so far, without any stop string.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn held_tail_len(&self) -> usize {
+        self.stops
+            .iter()
+            .flat_map(|stop| {
+                (1..stop.len())
+                    .rev()
+                    .filter(|&k| stop.is_char_boundary(k) && self.text.ends_with(&stop[..k]))
+                    .take(1)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    index = index.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_fit_keeps_newest_and_never_exceeds() {
+        assert_eq!(fit_to_context(10, 20, 100), (10, 20));
+        assert_eq!(fit_to_context(90, 20, 100), (80, 20));
+        let (kept, new) = fit_to_context(500, 1000, 100);
+        assert_eq!((kept, new), (50, 50));
+        for prompt in [1, 7, 50, 99, 100, 101, 400] {
+            for max_new in [0, 1, 10, 99, 100, 500] {
+                let (kept, new) = fit_to_context(prompt, max_new, 100);
+                assert!(kept + new <= 100, "{prompt} {max_new}");
+                assert!(kept >= 1 && kept <= prompt);
+            }
+        }
+    }
+
+    #[test]
+    fn stop_string_split_across_deltas_never_leaks() {
+        let mut stops = StopMatcher::new(&["\nCustomer:".to_string()]);
+        let mut out = String::new();
+        for delta in ["Hello", " there.", "\nCust", "omer: more"] {
+            let (emit, stopped) = stops.push(delta);
+            out.push_str(&emit);
+            if stopped {
+                break;
+            }
+        }
+        assert_eq!(out, "Hello there.");
+        assert_eq!(stops.text(), "Hello there.");
+    }
+
+    #[test]
+    fn held_text_is_released_when_it_turns_out_harmless() {
+        let mut stops = StopMatcher::new(&["\nUser:".to_string()]);
+        let (a, _) = stops.push("Line\nUs");
+        assert_eq!(a, "Line");
+        let (b, stopped) = stops.push("ually yes");
+        assert!(!stopped);
+        assert_eq!(b, "\nUsually yes");
+        assert_eq!(stops.flush(), "");
+    }
+
+    #[test]
+    fn no_stops_emits_everything() {
+        let mut stops = StopMatcher::new(&[]);
+        assert_eq!(stops.push("héllo").0, "héllo");
+    }
+}

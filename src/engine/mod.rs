@@ -1,0 +1,302 @@
+//! The language-model engine: the only code that knows ONNX Runtime.
+//!
+//! [`EngineHandle::load`] opens a model directory, loads the session and starts one worker
+//! thread that owns it; the handle is cheap to clone and safe to share across tasks.
+//! [`EngineHandle::generate`] queues a request and returns a [`GenerationStream`] of text
+//! deltas; dropping the stream cancels the generation at the next token.
+
+mod decoder;
+mod error;
+mod generate;
+mod model;
+pub mod runtime;
+mod sampler;
+mod tokenizer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use decoder::{Decoder, KvLayout, SessionOptions};
+pub use error::EngineError;
+pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
+pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
+pub use sampler::{argmax, filtered_distribution, Sampler, SamplingParams};
+pub use tokenizer::{StreamDecoder, TextTokenizer};
+
+/// Context length assumed for GPT-2 when neither the manifest nor the ONNX metadata say.
+pub const GPT2_CONTEXT_LENGTH: usize = 1024;
+/// Context length assumed for other families when nothing says.
+pub const FALLBACK_CONTEXT_LENGTH: usize = 2048;
+
+/// One event of a streaming generation.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// Newly completed text (never half a character, never part of a stop string).
+    Text(String),
+    /// The end, with token ids and timings, or the error that ended it.
+    Done(Result<Generated, EngineError>),
+}
+
+/// The receiving end of a generation. Dropping it cancels the generation.
+pub struct GenerationStream {
+    events: mpsc::UnboundedReceiver<StreamEvent>,
+}
+
+impl GenerationStream {
+    /// The next event; `None` after `Done`.
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        self.events.recv().await
+    }
+
+    /// Blocking variant for non-async callers (the CLI).
+    pub fn blocking_next(&mut self) -> Option<StreamEvent> {
+        self.events.blocking_recv()
+    }
+
+    /// Waits for the end, discarding the deltas.
+    pub async fn finish(mut self) -> Result<Generated, EngineError> {
+        while let Some(event) = self.next().await {
+            if let StreamEvent::Done(result) = event {
+                return result;
+            }
+        }
+        Err(EngineError::Stopped)
+    }
+}
+
+enum Job {
+    Generate {
+        request: GenerateRequest,
+        events: mpsc::UnboundedSender<StreamEvent>,
+    },
+    Perplexity {
+        text: String,
+        reply: oneshot::Sender<Result<Perplexity, EngineError>>,
+    },
+}
+
+/// Result of scoring a text.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Perplexity {
+    pub tokens: usize,
+    pub mean_nll: f64,
+    pub perplexity: f64,
+}
+
+struct Shared {
+    jobs: std_mpsc::Sender<Job>,
+    info: ModelInfo,
+    tokenizer: TextTokenizer,
+    waiting: AtomicUsize,
+}
+
+/// A cheap, cloneable handle to the engine's worker thread.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle")
+            .field("model", &self.shared.info.name)
+            .finish()
+    }
+}
+
+impl EngineHandle {
+    /// Opens and validates the model directory, loads the session, and starts the worker.
+    pub fn load(model_dir: &Path, options: &SessionOptions) -> Result<Self, EngineError> {
+        let dir = ModelDir::open(model_dir)?;
+        let tokenizer = TextTokenizer::from_file(&dir.tokenizer_file())?;
+        let decoder = Decoder::load(&dir.model_file(), options)?;
+        let info = model_info(&dir, &tokenizer, &decoder)?;
+        let (jobs, inbox) = std_mpsc::channel();
+        let shared = Arc::new(Shared {
+            jobs,
+            info: info.clone(),
+            tokenizer: tokenizer.clone(),
+            waiting: AtomicUsize::new(0),
+        });
+        let worker_shared = Arc::downgrade(&shared);
+        thread::Builder::new()
+            .name("shopkeep-engine".into())
+            .spawn(move || worker(decoder, tokenizer, info, inbox, worker_shared))
+            .map_err(|e| {
+                EngineError::Inference(format!("could not start the engine thread: {e}"))
+            })?;
+        Ok(Self { shared })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.shared.info
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.shared.tokenizer
+    }
+
+    /// Requests queued or running right now.
+    pub fn pending(&self) -> usize {
+        self.shared.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Queues a generation. Requests run in arrival order.
+    pub fn generate(&self, request: GenerateRequest) -> GenerationStream {
+        let (events, receiver) = mpsc::unbounded_channel();
+        self.shared.waiting.fetch_add(1, Ordering::SeqCst);
+        if let Err(std_mpsc::SendError(Job::Generate { events, .. })) =
+            self.shared.jobs.send(Job::Generate { request, events })
+        {
+            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            let _ = events.send(StreamEvent::Done(Err(EngineError::Stopped)));
+        }
+        GenerationStream { events: receiver }
+    }
+
+    /// Scores `text` under the model (in windows of the context length).
+    pub async fn perplexity(&self, text: String) -> Result<Perplexity, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .jobs
+            .send(Job::Perplexity { text, reply })
+            .map_err(|_| EngineError::Stopped)?;
+        answer.await.map_err(|_| EngineError::Stopped)?
+    }
+}
+
+fn model_info(
+    dir: &ModelDir,
+    tokenizer: &TextTokenizer,
+    decoder: &Decoder,
+) -> Result<ModelInfo, EngineError> {
+    let family = dir.family();
+    let context_length = dir
+        .manifest
+        .context_length
+        .or(decoder.metadata_context_length())
+        .unwrap_or(match family {
+            ModelFamily::Gpt2 => GPT2_CONTEXT_LENGTH,
+            _ => FALLBACK_CONTEXT_LENGTH,
+        });
+    let mut end_token_ids = Vec::new();
+    for token in dir.end_tokens() {
+        match tokenizer.token_id(&token) {
+            Some(id) => end_token_ids.push(id),
+            None if dir.manifest.end_tokens.is_some() => {
+                return Err(EngineError::BadManifest {
+                    path: dir.path.join(model::MANIFEST_FILE),
+                    reason: format!("end token {token:?} is not in tokenizer.json"),
+                })
+            }
+            None => tracing::warn!(%token, "default end token is not in the vocabulary"),
+        }
+    }
+    Ok(ModelInfo {
+        name: dir.name(),
+        path: dir.path.clone(),
+        family,
+        prompt_format: dir.prompt_format(),
+        end_token_ids,
+        context_length,
+        layers: decoder.layout.layers,
+        kv_heads: decoder.layout.kv_heads,
+        head_dim: decoder.layout.head_dim,
+        vocab_size: tokenizer.vocab_size(),
+    })
+}
+
+fn worker(
+    mut decoder: Decoder,
+    tokenizer: TextTokenizer,
+    info: ModelInfo,
+    inbox: std_mpsc::Receiver<Job>,
+    shared: std::sync::Weak<Shared>,
+) {
+    let release = || {
+        if let Some(shared) = shared.upgrade() {
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    while let Ok(job) = inbox.recv() {
+        match job {
+            Job::Generate { request, events } => {
+                if events.is_closed() {
+                    release();
+                    continue;
+                }
+                let mut sink = |delta: &str| {
+                    if !delta.is_empty() {
+                        let _ = events.send(StreamEvent::Text(delta.to_string()));
+                    }
+                    !events.is_closed()
+                };
+                let result = generate::run(&mut decoder, &tokenizer, &info, &request, &mut sink);
+                if let Err(error) = &result {
+                    tracing::error!(%error, "generation failed");
+                }
+                release();
+                let _ = events.send(StreamEvent::Done(result));
+            }
+            Job::Perplexity { text, reply } => {
+                let _ = reply.send(score(&mut decoder, &tokenizer, &info, &text));
+            }
+        }
+    }
+}
+
+/// Mean negative log-likelihood of each token given the ones before it, over windows of
+/// half the context that overlap by half, so every token after the first is scored once with
+/// at least some context.
+fn score(
+    decoder: &mut Decoder,
+    tokenizer: &TextTokenizer,
+    info: &ModelInfo,
+    text: &str,
+) -> Result<Perplexity, EngineError> {
+    let ids = tokenizer.encode(text)?;
+    if ids.len() < 2 {
+        return Err(EngineError::EmptyPrompt);
+    }
+    let window = info.context_length.min(1024).max(2);
+    let stride = (window / 2).max(1);
+    let mut total_nll = 0.0f64;
+    let mut scored = 0usize;
+    let mut next_to_score = 1usize;
+    let mut start = 0usize;
+    loop {
+        let end = (start + window).min(ids.len());
+        let chunk: Vec<i64> = ids[start..end].iter().map(|&t| t as i64).collect();
+        let positions: Vec<i64> = (0..chunk.len() as i64).collect();
+        let mask = vec![1i64; chunk.len()];
+        let step = decoder.forward(&chunk, &positions, &mask, decoder.empty_cache(1)?)?;
+        for target in next_to_score.max(start + 1)..end {
+            let row = target - start - 1;
+            let logits = &step.logits[row * step.vocab..(row + 1) * step.vocab];
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let log_sum: f64 = logits
+                .iter()
+                .map(|&l| (l as f64 - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
+            total_nll += log_sum - logits[ids[target] as usize] as f64;
+            scored += 1;
+        }
+        next_to_score = end;
+        if end == ids.len() {
+            break;
+        }
+        start += stride;
+    }
+    let mean_nll = total_nll / scored as f64;
+    Ok(Perplexity {
+        tokens: ids.len(),
+        mean_nll,
+        perplexity: mean_nll.exp(),
+    })
+}

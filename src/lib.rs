@@ -1,0 +1,14 @@
+//! shopkeep: a Discord assistant for an online shop's community.
+//!
+//! - [`engine`]: the language model on ONNX Runtime (the only code that knows it).
+//! - [`assistant`]: the platform-neutral core: routing, limits, context, knowledge,
+//!   prompts, guard. The terminal chat, the tests and the Discord adapter all drive it.
+//! - [`discord`]: the serenity adapter (the only code that knows Discord).
+//! - [`store`]: SQLite persistence.
+//! - [`config`]: settings from the environment.
+
+pub mod assistant;
+pub mod config;
+pub mod discord;
+pub mod engine;
+pub mod store;

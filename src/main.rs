@@ -1,0 +1,300 @@
+//! The `shopkeep` command line: the edge where errors become messages and exit codes.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
+use shopkeep::config::Config;
+use shopkeep::engine::{
+    EngineHandle, GenerateRequest, SamplingParams, SessionOptions, StreamEvent,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "shopkeep",
+    version,
+    about = "A Discord assistant for an online shop, on a local language model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Discord bot (needs DISCORD_TOKEN; without it, falls back to the terminal chat).
+    Run,
+    /// Chat with the assistant in the terminal (the same pipeline as on Discord).
+    Chat(ChatArgs),
+    /// Run the raw engine on a prompt exactly as given (no template).
+    Generate(GenerateArgs),
+    /// Perplexity of the model on a text file; the last line is `perplexity: X`.
+    Perplexity(PerplexityArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model directory (model.onnx + tokenizer.json [+ manifest.json]); default: SHOPKEEP_MODEL_DIR or the default model.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads (default: SHOPKEEP_THREADS, or automatic).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// Answer this one question and exit.
+    #[arg(long)]
+    once: Option<String>,
+    /// Whose conversation this is.
+    #[arg(long, default_value = "terminal")]
+    user: String,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// Always take the most likely token.
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p", "seed"])]
+    greedy: bool,
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Recompute the whole sequence every step instead of using the KV cache (for checks).
+    #[arg(long)]
+    no_cache: bool,
+    /// Print one JSON line: prompt_ids, output_ids, text, tokens_per_s, prefill_ms.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct PerplexityArgs {
+    #[arg(long)]
+    text_file: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn main() {
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "shopkeep=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(error) = real_main() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            if config.discord.token.is_none() {
+                eprintln!("DISCORD_TOKEN is not set, so starting the terminal chat instead of the Discord bot.");
+                eprintln!("(See README.md to connect the bot to a Discord server.)");
+                return chat(
+                    config,
+                    ChatArgs {
+                        once: None,
+                        user: "terminal".into(),
+                        model: ModelArgs {
+                            model_dir: None,
+                            threads: None,
+                        },
+                    },
+                );
+            }
+            bail!("the Discord adapter is not built yet")
+        }
+        Command::Chat(args) => chat(config, args),
+        Command::Generate(args) => generate(config, args),
+        Command::Perplexity(args) => perplexity(config, args),
+    }
+}
+
+fn load_engine(config: &Config, args: &ModelArgs) -> Result<EngineHandle> {
+    let dir = args
+        .model_dir
+        .clone()
+        .unwrap_or_else(|| config.model.model_dir.clone());
+    let options = SessionOptions {
+        threads: args.threads.unwrap_or(config.model.threads),
+    };
+    EngineHandle::load(&dir, &options)
+        .with_context(|| format!("could not load the model in {}", dir.display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn generate(config: Config, args: GenerateArgs) -> Result<()> {
+    let engine = load_engine(&config, &args.model)?;
+    let sampling = if args.greedy {
+        SamplingParams {
+            repetition_penalty: args.repetition_penalty,
+            ..SamplingParams::greedy()
+        }
+    } else {
+        SamplingParams {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            repetition_penalty: args.repetition_penalty,
+            seed: args.seed,
+        }
+    };
+    let request = GenerateRequest {
+        prompt: args.prompt,
+        max_new_tokens: args.max_new_tokens,
+        sampling,
+        stop: args.stop,
+        use_kv_cache: !args.no_cache,
+    };
+    let mut stream = engine.generate(request);
+    let mut stdout = std::io::stdout().lock();
+    while let Some(event) = stream.blocking_next() {
+        match event {
+            StreamEvent::Text(delta) => {
+                if !args.json {
+                    write!(stdout, "{delta}")?;
+                    stdout.flush()?;
+                }
+            }
+            StreamEvent::Done(result) => {
+                let generated = result?;
+                if args.json {
+                    let line = serde_json::json!({
+                        "prompt_ids": generated.prompt_ids,
+                        "output_ids": generated.output_ids,
+                        "text": generated.text,
+                        "tokens_per_s": generated.tokens_per_s,
+                        "prefill_ms": generated.prefill_ms,
+                        "finish": generated.finish,
+                        "dropped_prompt_tokens": generated.dropped_prompt_tokens,
+                    });
+                    writeln!(stdout, "{line}")?;
+                } else {
+                    writeln!(stdout)?;
+                    eprintln!(
+                        "[{} tokens, prefill {:.0} ms, {:.1} tokens/s, {:?}]",
+                        generated.output_ids.len(),
+                        generated.prefill_ms,
+                        generated.tokens_per_s,
+                        generated.finish
+                    );
+                }
+                return Ok(());
+            }
+        }
+    }
+    bail!("the engine stopped before finishing")
+}
+
+fn perplexity(config: Config, args: PerplexityArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.text_file)
+        .with_context(|| format!("could not read {}", args.text_file.display()))?;
+    let engine = load_engine(&config, &args.model)?;
+    let score = runtime()?.block_on(engine.perplexity(text))?;
+    println!("tokens: {}", score.tokens);
+    println!("mean_nll: {:.4}", score.mean_nll);
+    println!("perplexity: {:.3}", score.perplexity);
+    Ok(())
+}
+
+fn chat(config: Config, args: ChatArgs) -> Result<()> {
+    let engine = load_engine(&config, &args.model)?;
+    let assistant = Assistant::new(engine, Arc::new(config));
+    let rt = runtime()?;
+    let ask = |question: String| -> Result<()> {
+        let inbound = Inbound {
+            user_id: args.user.clone(),
+            user_name: args.user.clone(),
+            channel_id: None,
+            guild_id: None,
+            text: question,
+            kind: InboundKind::Terminal,
+            role: Role::Customer,
+        };
+        rt.block_on(async {
+            let mut stdout = std::io::stdout();
+            match assistant.handle(inbound).await {
+                Outcome::Silent => {}
+                Outcome::Notice(notice) => println!("{notice}"),
+                Outcome::Answer(mut events) => {
+                    let mut shown = 0usize;
+                    while let Some(event) = events.recv().await {
+                        match event {
+                            AnswerEvent::Partial(text) => {
+                                if text.len() > shown && text.is_char_boundary(shown) {
+                                    print!("{}", &text[shown..]);
+                                    stdout.flush()?;
+                                    shown = text.len();
+                                }
+                            }
+                            AnswerEvent::Final(answer) => {
+                                if answer.text.len() >= shown
+                                    && answer.text.is_char_boundary(shown)
+                                    && answer.text.starts_with(&answer.text[..shown])
+                                {
+                                    println!("{}", &answer.text[shown..]);
+                                } else {
+                                    println!("\n{}", answer.text);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+    };
+    if let Some(question) = args.once {
+        return ask(question);
+    }
+    eprintln!("shopkeep chat: type a question and press Enter; Ctrl-D to quit.");
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        ask(line)?;
+    }
+}

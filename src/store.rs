@@ -1,0 +1,1 @@
+//! SQLite persistence: conversations, question log, feedback, audit.
