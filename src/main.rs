@@ -34,7 +34,31 @@ enum Command {
     Generate(GenerateArgs),
     /// Perplexity of the model on a text file; the last line is `perplexity: X`.
     Perplexity(PerplexityArgs),
+    /// Decode speed against a plain onnxruntime Python loop on the same model, in one run.
+    Bench(BenchArgs),
 }
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Model directory (default: the GPT-2-small-shaped random model from `scripts/setup.sh bench-models`).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Python with onnxruntime for the baseline (default: the tools venv in the cache).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// About 32 GPT-2 tokens of ordinary text.
+const BENCH_PROMPT: &str = "Thank you for shopping with us. Your order has been packed and will leave our warehouse tomorrow morning, and you will receive a tracking link by email within a day";
 
 #[derive(Args)]
 struct ModelArgs {
@@ -138,6 +162,7 @@ fn real_main() -> Result<()> {
         Command::Chat(args) => chat(config, args),
         Command::Generate(args) => generate(config, args),
         Command::Perplexity(args) => perplexity(config, args),
+        Command::Bench(args) => bench(args),
     }
 }
 
@@ -297,4 +322,39 @@ fn chat(config: Config, args: ChatArgs) -> Result<()> {
         }
         ask(line)?;
     }
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let cache = shopkeep::config::cache_dir();
+    let model_dir = args
+        .model_dir
+        .unwrap_or_else(|| cache.join("models/gpt2-small-random"));
+    if !model_dir.join("model.onnx").is_file() {
+        bail!(
+            "{} has no model.onnx; run ./scripts/setup.sh bench-models first",
+            model_dir.display()
+        );
+    }
+    let options = shopkeep::bench::BenchOptions {
+        model_dir: model_dir.clone(),
+        threads: args.threads,
+        runs: args.runs.max(1),
+        prompt: BENCH_PROMPT.to_string(),
+        new_tokens: args.new_tokens,
+        python: args.python.unwrap_or_else(|| cache.join("venv/bin/python")),
+        tools_dir: shopkeep::bench::default_tools_dir(),
+    };
+    let engine = EngineHandle::load(
+        &model_dir,
+        &SessionOptions {
+            threads: args.threads,
+        },
+    )?;
+    let report = runtime()?.block_on(shopkeep::bench::run(&options, &engine))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", shopkeep::bench::table(&report));
+    }
+    Ok(())
 }

@@ -273,7 +273,7 @@ fn score(
     if ids.len() < 2 {
         return Err(EngineError::EmptyPrompt);
     }
-    let window = info.context_length.min(1024).max(2);
+    let window = info.context_length.clamp(2, 1024);
     let stride = (window / 2).max(1);
     let mut total_nll = 0.0f64;
     let mut scored = 0usize;
