@@ -66,6 +66,7 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
         sampling: SamplingParams::greedy(),
         stop: Vec::new(),
         use_kv_cache: true,
+        prefix_cache_key: None,
     };
     // Warm-up: the first run pays for allocations in both.
     engine.generate(request.clone()).finish().await?;

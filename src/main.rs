@@ -206,6 +206,7 @@ fn generate(config: Config, args: GenerateArgs) -> Result<()> {
         sampling,
         stop: args.stop,
         use_kv_cache: !args.no_cache,
+        prefix_cache_key: None,
     };
     let mut stream = engine.generate(request);
     let mut stdout = std::io::stdout().lock();

@@ -185,6 +185,7 @@ impl Assistant {
             },
             stop: stop_strings(self.engine.info().prompt_format),
             use_kv_cache: true,
+            prefix_cache_key: None,
         };
         let mut stream = self.engine.generate(request);
         let (tx, rx) = mpsc::channel(64);
