@@ -49,6 +49,15 @@ struct BenchArgs {
     runs: usize,
     #[arg(long, default_value_t = 64)]
     new_tokens: usize,
+    /// Concurrent conversations for the batching measurement.
+    #[arg(long, default_value_t = 8)]
+    concurrent: usize,
+    /// History tokens for the prefix-reuse measurement.
+    #[arg(long, default_value_t = 500)]
+    history_tokens: usize,
+    /// Quantized model for the int8 row (default: gpt2-small-int8 in the cache, if prepared).
+    #[arg(long)]
+    quantized_model_dir: Option<PathBuf>,
     /// Python with onnxruntime for the baseline (default: the tools venv in the cache).
     #[arg(long)]
     python: Option<PathBuf>,
@@ -344,6 +353,12 @@ fn bench(args: BenchArgs) -> Result<()> {
         new_tokens: args.new_tokens,
         python: args.python.unwrap_or_else(|| cache.join("venv/bin/python")),
         tools_dir: shopkeep::bench::default_tools_dir(),
+        concurrent: args.concurrent,
+        history_tokens: args.history_tokens,
+        quantized_model_dir: args
+            .quantized_model_dir
+            .or_else(|| Some(cache.join("models/gpt2-small-int8")))
+            .filter(|dir| dir.join("model.onnx").is_file()),
     };
     let engine = EngineHandle::load(
         &model_dir,
