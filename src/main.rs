@@ -133,7 +133,17 @@ fn real_main() -> Result<()> {
                     },
                 );
             }
-            bail!("the Discord adapter is not built yet")
+            let engine = load_engine(
+                &config,
+                &ModelArgs {
+                    model_dir: None,
+                    threads: None,
+                },
+            )?;
+            let settings = config.discord.clone();
+            let assistant = Assistant::new(engine, Arc::new(config));
+            runtime()?.block_on(shopkeep::discord::run(assistant, settings))?;
+            Ok(())
         }
         Command::Chat(args) => chat(config, args),
         Command::Generate(args) => generate(config, args),

@@ -1,1 +1,371 @@
 //! The Discord adapter (serenity): the only code that knows Discord.
+//!
+//! It translates gateway events into [`Inbound`] questions for the [`Assistant`] and its
+//! [`Outcome`]s into Discord messages, and nothing more:
+//! - [`events`]: which messages the bot answers (pure routing);
+//! - [`commands`]: slash commands and their permission checks;
+//! - [`reply`]: streaming replies by editing, split past 2,000 characters;
+//! - [`split`]: the splitting itself (pure);
+//! - [`rest`]: sends with retries, and with no mentions allowed on every message.
+//!
+//! [`run`] connects and serves until SIGTERM/SIGINT, then stops taking new work, lets
+//! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
+//! and returns `Ok(())`.
+
+pub mod commands;
+pub mod events;
+pub mod reply;
+pub mod rest;
+pub mod split;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serenity::all::{
+    Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Ready,
+};
+use serenity::client::ClientBuilder;
+use serenity::http::HttpBuilder;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::assistant::{Assistant, Inbound, Outcome};
+use crate::config::DiscordSettings;
+use events::{MessageFacts, RoutingRules};
+use reply::{Reply, StreamEnd, Target};
+use rest::{no_mentions, Rest};
+
+/// Why the bot could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordError {
+    #[error("DISCORD_TOKEN is not set")]
+    NoToken,
+    #[error("could not set up the Discord client: {0}")]
+    Setup(String),
+    #[error("the Discord connection failed: {0}")]
+    Gateway(String),
+}
+
+/// Gateway intents the bot asks for. Message Content is privileged: it must be switched on
+/// in the Developer Portal.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::GUILD_MESSAGE_REACTIONS
+}
+
+/// How many of its own message ids the bot remembers, to recognise replies to them when
+/// Discord does not include the referenced message.
+const OWN_MESSAGES_REMEMBERED: usize = 4096;
+
+/// State shared by every event handler.
+pub struct Shared {
+    assistant: Assistant,
+    settings: DiscordSettings,
+    rest: Rest,
+    bot_id: OnceLock<u64>,
+    commands_registered: AtomicBool,
+    accepting: AtomicBool,
+    tasks: Mutex<JoinSet<()>>,
+    cancel: watch::Sender<bool>,
+    /// One lock per user, so one user's questions are answered in order.
+    user_locks: DashMap<u64, Arc<tokio::sync::Mutex<()>>>,
+    own_messages: Mutex<VecDeque<u64>>,
+}
+
+impl Shared {
+    fn bot_id(&self) -> u64 {
+        self.bot_id.get().copied().unwrap_or(0)
+    }
+
+    fn rules(&self) -> RoutingRules {
+        RoutingRules::new(self.bot_id(), &self.settings)
+    }
+
+    fn is_own_message(&self, id: u64) -> bool {
+        self.own_messages
+            .lock()
+            .map(|m| m.contains(&id))
+            .unwrap_or(false)
+    }
+
+    fn remember_own(&self, ids: Vec<u64>) {
+        if let Ok(mut own) = self.own_messages.lock() {
+            for id in ids {
+                if own.len() >= OWN_MESSAGES_REMEMBERED {
+                    own.pop_front();
+                }
+                own.push_back(id);
+            }
+        }
+    }
+
+    /// Runs `work` as in-flight work that shutdown waits for; refused (returns false)
+    /// once shutdown has begun.
+    fn spawn_work<F>(&self, work: F) -> bool
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Ok(mut tasks) = self.tasks.lock() else {
+            return false;
+        };
+        if !self.accepting.load(Ordering::SeqCst) {
+            return false;
+        }
+        // Reap finished tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(work);
+        true
+    }
+
+    /// Posts what the assistant decided: streams an answer, posts a notice, or nothing.
+    async fn post_outcome(&self, mut reply: Reply, outcome: Outcome) {
+        match outcome {
+            Outcome::Silent => {
+                tracing::debug!("nothing to post");
+            }
+            Outcome::Notice(notice) => {
+                if let Err(error) = reply.show(&notice).await {
+                    tracing::error!(%error, "could not post a notice");
+                }
+            }
+            Outcome::Answer(events) => {
+                let end = reply::stream_answer(&mut reply, events, self.cancel.subscribe()).await;
+                if end == StreamEnd::Cancelled {
+                    tracing::warn!("answer cancelled by shutdown");
+                }
+            }
+        }
+        self.remember_own(reply.message_ids());
+    }
+
+    async fn answer_message(self: Arc<Self>, ctx: Context, msg: Message, inbound: Inbound) {
+        let user = msg.author.id.get();
+        let lock = self
+            .user_locks
+            .entry(user)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone();
+        {
+            let _turn = lock.lock().await;
+            tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
+            let typing = msg.channel_id.start_typing(&ctx.http);
+            let outcome = self.assistant.handle(inbound).await;
+            let reply = Reply::new(
+                self.rest.clone(),
+                Target::Channel {
+                    channel_id: msg.channel_id,
+                    reply_to: msg.id,
+                },
+            );
+            self.post_outcome(reply, outcome).await;
+            typing.stop();
+        }
+        drop(lock);
+        self.user_locks
+            .remove_if(&user, |_, l| Arc::strong_count(l) == 1);
+    }
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        let shared = &self.shared;
+        let _ = shared.bot_id.set(ready.user.id.get());
+        tracing::info!(
+            bot = ready.user.id.get(),
+            application = ready.application.id.get(),
+            guilds = ready.guilds.len(),
+            "connected to Discord"
+        );
+        if shared.commands_registered.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let http = Arc::clone(&ctx.http);
+        let guilds = shared.settings.command_guilds.clone();
+        tokio::spawn(async move {
+            if guilds.is_empty() {
+                match Command::set_global_commands(&http, commands::definitions()).await {
+                    Ok(set) => {
+                        tracing::info!(commands = set.len(), "slash commands registered globally")
+                    }
+                    Err(error) => tracing::error!(%error, "could not register slash commands"),
+                }
+            }
+            for guild in guilds {
+                match GuildId::new(guild)
+                    .set_commands(&http, commands::definitions())
+                    .await
+                {
+                    Ok(set) => {
+                        tracing::info!(guild, commands = set.len(), "slash commands registered")
+                    }
+                    Err(error) => {
+                        tracing::error!(guild, %error, "could not register slash commands")
+                    }
+                }
+            }
+        });
+    }
+
+    async fn resume(&self, _ctx: Context, _: serenity::model::event::ResumedEvent) {
+        tracing::info!("gateway session resumed");
+    }
+
+    async fn message(&self, ctx: Context, msg: Message) {
+        let shared = &self.shared;
+        let facts =
+            MessageFacts::from_message(&msg, shared.bot_id(), |id| shared.is_own_message(id));
+        let Some(inbound) = shared.rules().route(&facts) else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "message",
+            guild = facts.guild_id,
+            channel = facts.channel_id,
+            user = facts.author_id,
+            message = msg.id.get(),
+        );
+        let task = Arc::clone(shared)
+            .answer_message(ctx, msg, inbound)
+            .instrument(span.clone());
+        if !shared.spawn_work(task) {
+            span.in_scope(|| tracing::info!("shutting down: message not answered"));
+        }
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "interaction",
+            guild = command.guild_id.map(|g| g.get()),
+            channel = command.channel_id.get(),
+            user = command.user.id.get(),
+            command = %command.data.name,
+        );
+        let shared = Arc::clone(&self.shared);
+        let task = async move { commands::handle(&shared, command).await }.instrument(span.clone());
+        if !self.shared.spawn_work(task) {
+            span.in_scope(|| tracing::info!("shutting down: interaction not answered"));
+        }
+    }
+}
+
+/// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
+pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
+    let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
+    let mut builder = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    if let Some(url) = &settings.api_url {
+        tracing::info!(api = %url, "using a Discord API proxy");
+        builder = builder.proxy(url.as_str()).ratelimiter_disabled(true);
+    }
+    let http = builder.build();
+    let rest = Rest::new(Arc::new(http));
+
+    let (cancel, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        assistant,
+        rest,
+        bot_id: OnceLock::new(),
+        commands_registered: AtomicBool::new(false),
+        accepting: AtomicBool::new(true),
+        tasks: Mutex::new(JoinSet::new()),
+        cancel,
+        user_locks: DashMap::new(),
+        own_messages: Mutex::new(VecDeque::new()),
+        settings,
+    });
+
+    // The client gets its own Http with the same settings; sends go through `Rest`.
+    let mut client_http = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    if let Some(url) = &shared.settings.api_url {
+        client_http = client_http.proxy(url.as_str()).ratelimiter_disabled(true);
+    }
+    let mut client = ClientBuilder::new_with_http(client_http.build(), intents())
+        .event_handler(Handler {
+            shared: Arc::clone(&shared),
+        })
+        .await
+        .map_err(|e| DiscordError::Setup(e.to_string()))?;
+
+    let shard_manager = Arc::clone(&client.shard_manager);
+    let stopper = Arc::clone(&shared);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stopped_flag = Arc::clone(&stopped);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight replies");
+        stopper.accepting.store(false, Ordering::SeqCst);
+        let mut tasks = match stopper.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => JoinSet::new(),
+        };
+        let grace = stopper.settings.shutdown_grace;
+        if tokio::time::timeout(grace, drain(&mut tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "grace period over: cancelling in-flight replies"
+            );
+            let _ = stopper.cancel.send(true);
+            if tokio::time::timeout(Duration::from_secs(5), drain(&mut tasks))
+                .await
+                .is_err()
+            {
+                tasks.abort_all();
+                drain(&mut tasks).await;
+            }
+        }
+        stopped_flag.store(true, Ordering::SeqCst);
+        shard_manager.shutdown_all().await;
+    });
+
+    let result = client.start().await;
+    if stopped.load(Ordering::SeqCst) {
+        tracing::info!("stopped");
+        return Ok(());
+    }
+    result.map_err(|e| DiscordError::Gateway(e.to_string()))
+}
+
+async fn drain(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
