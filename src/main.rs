@@ -106,6 +106,7 @@ fn main() {
                 .unwrap_or_else(|_| "shopkeep=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(error) = real_main() {
         eprintln!("error: {error:#}");

@@ -10,7 +10,7 @@ use serenity::all::{
 };
 use serenity::model::id::MessageId;
 
-use super::reply::{self, defer, ephemeral_message, Reply, Target};
+use super::reply::{self, defer, ephemeral_message, Target};
 use super::Shared;
 use crate::assistant::{ChannelMessage, Inbound, InboundKind, Role};
 
@@ -134,10 +134,7 @@ async fn ask(
     };
     let outcome = shared.assistant.handle(inbound).await;
     shared
-        .post_outcome(
-            Reply::new(shared.rest.clone(), target(command, false)),
-            outcome,
-        )
+        .post_outcome(shared.reply(target(command, false)), outcome)
         .await;
     Ok(())
 }
@@ -158,9 +155,7 @@ async fn forget(
             error.user_message()
         }
     };
-    Reply::new(shared.rest.clone(), target(command, true))
-        .show(&text)
-        .await
+    shared.reply(target(command, true)).show(&text).await
 }
 
 async fn summarise(
@@ -180,7 +175,7 @@ async fn summarise(
         .unwrap_or(DEFAULT_SUMMARY_COUNT)
         .clamp(1, MAX_SUMMARY_COUNT);
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
-    let mut reply = Reply::new(shared.rest.clone(), target(command, true));
+    let mut reply = shared.reply(target(command, true));
     let fetched = command
         .channel_id
         .messages(shared.rest.http(), GetMessages::new().limit(count as u8))
@@ -246,9 +241,7 @@ async fn reload_prompts(
                 .to_string()
         }
     };
-    Reply::new(shared.rest.clone(), target(command, true))
-        .show(&text)
-        .await
+    shared.reply(target(command, true)).show(&text).await
 }
 
 #[cfg(test)]

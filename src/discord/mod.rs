@@ -18,7 +18,6 @@ pub mod reply;
 pub mod rest;
 pub mod split;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -36,7 +35,7 @@ use tracing::Instrument;
 use crate::assistant::{Assistant, Inbound, Outcome};
 use crate::config::DiscordSettings;
 use events::{MessageFacts, RoutingRules};
-use reply::{Reply, StreamEnd, Target};
+use reply::{OwnMessages, Reply, StreamEnd, Target};
 use rest::{no_mentions, Rest};
 
 /// Why the bot could not run.
@@ -59,10 +58,6 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
 }
 
-/// How many of its own message ids the bot remembers, to recognise replies to them when
-/// Discord does not include the referenced message.
-const OWN_MESSAGES_REMEMBERED: usize = 4096;
-
 /// State shared by every event handler.
 pub struct Shared {
     assistant: Assistant,
@@ -75,7 +70,7 @@ pub struct Shared {
     cancel: watch::Sender<bool>,
     /// One lock per user, so one user's questions are answered in order.
     user_locks: DashMap<u64, Arc<tokio::sync::Mutex<()>>>,
-    own_messages: Mutex<VecDeque<u64>>,
+    own_messages: OwnMessages,
 }
 
 impl Shared {
@@ -85,24 +80,6 @@ impl Shared {
 
     fn rules(&self) -> RoutingRules {
         RoutingRules::new(self.bot_id(), &self.settings)
-    }
-
-    fn is_own_message(&self, id: u64) -> bool {
-        self.own_messages
-            .lock()
-            .map(|m| m.contains(&id))
-            .unwrap_or(false)
-    }
-
-    fn remember_own(&self, ids: Vec<u64>) {
-        if let Ok(mut own) = self.own_messages.lock() {
-            for id in ids {
-                if own.len() >= OWN_MESSAGES_REMEMBERED {
-                    own.pop_front();
-                }
-                own.push_back(id);
-            }
-        }
     }
 
     /// Runs `work` as in-flight work that shutdown waits for; refused (returns false)
@@ -123,6 +100,10 @@ impl Shared {
         true
     }
 
+    fn reply(&self, target: Target) -> Reply {
+        Reply::new(self.rest.clone(), target, self.own_messages.clone())
+    }
+
     /// Posts what the assistant decided: streams an answer, posts a notice, or nothing.
     async fn post_outcome(&self, mut reply: Reply, outcome: Outcome) {
         match outcome {
@@ -141,7 +122,6 @@ impl Shared {
                 }
             }
         }
-        self.remember_own(reply.message_ids());
     }
 
     async fn answer_message(self: Arc<Self>, ctx: Context, msg: Message, inbound: Inbound) {
@@ -156,13 +136,10 @@ impl Shared {
             tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
             let typing = msg.channel_id.start_typing(&ctx.http);
             let outcome = self.assistant.handle(inbound).await;
-            let reply = Reply::new(
-                self.rest.clone(),
-                Target::Channel {
-                    channel_id: msg.channel_id,
-                    reply_to: msg.id,
-                },
-            );
+            let reply = self.reply(Target::Channel {
+                channel_id: msg.channel_id,
+                reply_to: msg.id,
+            });
             self.post_outcome(reply, outcome).await;
             typing.stop();
         }
@@ -223,8 +200,9 @@ impl EventHandler for Handler {
 
     async fn message(&self, ctx: Context, msg: Message) {
         let shared = &self.shared;
-        let facts =
-            MessageFacts::from_message(&msg, shared.bot_id(), |id| shared.is_own_message(id));
+        let facts = MessageFacts::from_message(&msg, shared.bot_id(), |id| {
+            shared.own_messages.contains(id)
+        });
         let Some(inbound) = shared.rules().route(&facts) else {
             return;
         };
@@ -233,7 +211,7 @@ impl EventHandler for Handler {
             guild = facts.guild_id,
             channel = facts.channel_id,
             user = facts.author_id,
-            message = msg.id.get(),
+            message_id = msg.id.get(),
         );
         let task = Arc::clone(shared)
             .answer_message(ctx, msg, inbound)
@@ -283,7 +261,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         tasks: Mutex::new(JoinSet::new()),
         cancel,
         user_locks: DashMap::new(),
-        own_messages: Mutex::new(VecDeque::new()),
+        own_messages: OwnMessages::default(),
         settings,
     });
 

@@ -1,6 +1,8 @@
 //! Posting answers: a reply to a channel message or to an interaction, streamed by editing,
 //! split into several messages past 2,000 characters.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -49,19 +51,44 @@ enum Posted {
     Message(MessageId),
 }
 
+/// The ids of the last messages the bot posted (bounded), to recognise replies to them
+/// when Discord does not include the referenced message. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct OwnMessages(Arc<Mutex<VecDeque<u64>>>);
+
+impl OwnMessages {
+    const CAPACITY: usize = 4096;
+
+    pub fn remember(&self, id: u64) {
+        if let Ok(mut ids) = self.0.lock() {
+            if ids.len() >= Self::CAPACITY {
+                ids.pop_front();
+            }
+            ids.push_back(id);
+        }
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.0.lock().map(|ids| ids.contains(&id)).unwrap_or(false)
+    }
+}
+
 /// A reply being written: the messages posted so far and what they show.
 pub struct Reply {
     rest: Rest,
     target: Target,
     posted: Vec<(Posted, String)>,
+    own: OwnMessages,
 }
 
 impl Reply {
-    pub fn new(rest: Rest, target: Target) -> Self {
+    /// A reply to `target`; the ids of messages it posts are added to `own`.
+    pub fn new(rest: Rest, target: Target, own: OwnMessages) -> Self {
         Self {
             rest,
             target,
             posted: Vec::new(),
+            own,
         }
     }
 
@@ -85,6 +112,9 @@ impl Reply {
                 }
                 None => {
                     let posted = self.create(index, part).await?;
+                    if let Posted::Message(id) = posted {
+                        self.own.remember(id.get());
+                    }
                     self.posted.push((posted, part.clone()));
                 }
             }
@@ -265,17 +295,6 @@ impl Reply {
             .await
             .map(|_| ())
     }
-
-    /// The ids of the channel messages posted so far (for recognising replies to the bot).
-    pub fn message_ids(&self) -> Vec<u64> {
-        self.posted
-            .iter()
-            .filter_map(|(p, _)| match p {
-                Posted::Message(id) => Some(id.get()),
-                Posted::Original => None,
-            })
-            .collect()
-    }
 }
 
 fn to_value(what: &'static str, builder: &impl serde::Serialize) -> Result<Value, RestError> {
@@ -287,7 +306,7 @@ fn to_value(what: &'static str, builder: &impl serde::Serialize) -> Result<Value
 
 fn posted_id(what: &'static str, answer: &Option<Value>) -> Result<Posted, RestError> {
     message_id(answer)
-        .and_then(|id| std::num::NonZeroU64::new(id))
+        .and_then(std::num::NonZeroU64::new)
         .map(|id| Posted::Message(MessageId::from(id)))
         .ok_or(RestError::Payload {
             what,

@@ -42,6 +42,8 @@ pub struct Recorded {
     pub query: Option<String>,
     pub body: Option<Value>,
     pub status: u16,
+    /// The JSON the fake answered with, if any.
+    pub response: Option<Value>,
     pub at: Instant,
 }
 
@@ -405,6 +407,15 @@ impl Msg {
         self
     }
 
+    /// A reply that carries only `message_reference` (no `referenced_message`).
+    pub fn json_reference_only(&self) -> Value {
+        let mut m = self.json();
+        if let Some(object) = m.as_object_mut() {
+            object.remove("referenced_message");
+        }
+        m
+    }
+
     pub fn json(&self) -> Value {
         let mut m = message_json(
             self.id,
@@ -566,12 +577,17 @@ async fn rest(
         query.as_deref(),
         json_body.as_ref(),
     );
+    let response = match &answer {
+        Answer::Json(value) | Answer::RateLimited(value, _) => Some(value.clone()),
+        Answer::Empty => None,
+    };
     state.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
         path,
         query,
         body: json_body,
         status: status.as_u16(),
+        response,
         at: Instant::now(),
     });
     match answer {
