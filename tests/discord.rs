@@ -247,7 +247,7 @@ async fn summarise_is_refused_to_customers_and_fetches_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summarise_by_a_moderator_is_deferred_then_answered() {
-    let (fake, _bot) = started(&[]).await;
+    let (fake, bot) = started(&[]).await;
     let history = vec![
         message_json(
             fake.id(),
@@ -309,6 +309,14 @@ async fn summarise_by_a_moderator_is_deferred_then_answered() {
     fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
         .await;
     assert_no_mentions_allowed(&fake);
+    // The bot's own message was left out of what it summarised.
+    assert!(
+        bot.logs()
+            .lines()
+            .any(|l| l.contains("summarising") && l.contains("messages=2")),
+        "{}",
+        bot.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,4 +598,52 @@ async fn the_token_never_appears_in_the_logs() {
                 && l.contains(&format!("user={CUSTOMER}"))),
         "no log line with guild, channel and user ids:\n{logs}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_questions_are_answered_in_order() {
+    let (fake, _bot) = started(&[("SHOPKEEP_MAX_NEW_TOKENS", "48")]).await;
+    let first = Msg::new(&fake, CHANNEL, CUSTOMER, "first question").mentioning_bot();
+    let second = Msg::new(&fake, CHANNEL, CUSTOMER, "second question").mentioning_bot();
+    first.send(&fake);
+    second.send(&fake);
+    let first_reply = reply_to(&fake, CHANNEL, first.id).await;
+    let second_reply = reply_to(&fake, CHANNEL, second.id).await;
+    fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
+        .await;
+    assert!(
+        first_reply.at < second_reply.at,
+        "the second question was answered first"
+    );
+    // The first answer was finished (its last edit sent) before the second began.
+    let first_id = first_reply.response.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first_path = format!("/api/v10/channels/{CHANNEL}/messages/{first_id}");
+    for edit in fake.requests().iter().filter(|r| r.path == first_path) {
+        assert!(edit.at < second_reply.at, "the two answers raced");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cancels_replies_still_running_after_the_grace_period() {
+    let (fake, mut bot) = started(&[
+        ("SHOPKEEP_MAX_NEW_TOKENS", "700"),
+        ("SHOPKEEP_SHUTDOWN_GRACE_SECS", "0"),
+    ])
+    .await;
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "a long story please").mentioning_bot();
+    question.send(&fake);
+    reply_to(&fake, CHANNEL, question.id).await;
+    bot.signal("TERM");
+    let status = bot.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status:?}");
+    let last = fake.message_sends().into_iter().last().expect("the reply");
+    let shown = body(&last)["content"].as_str().unwrap().to_string();
+    assert!(
+        shown.contains("interrupted"),
+        "the cut reply is not marked: {shown:?}"
+    );
+    assert_no_mentions_allowed(&fake);
 }

@@ -58,6 +58,9 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
 }
 
+/// The answer to a slash command that arrives during shutdown.
+const SHUTTING_DOWN: &str = "I am restarting right now; please try again in a minute.";
+
 /// State shared by every event handler.
 pub struct Shared {
     assistant: Assistant,
@@ -109,6 +112,9 @@ impl Shared {
         match outcome {
             Outcome::Silent => {
                 tracing::debug!("nothing to post");
+                if let Err(error) = reply.withdraw().await {
+                    tracing::warn!(%error, "could not withdraw a deferred response");
+                }
             }
             Outcome::Notice(notice) => {
                 if let Err(error) = reply.show(&notice).await {
@@ -233,9 +239,14 @@ impl EventHandler for Handler {
             command = %command.data.name,
         );
         let shared = Arc::clone(&self.shared);
+        let (id, token) = (command.id, command.token.clone());
         let task = async move { commands::handle(&shared, command).await }.instrument(span.clone());
         if !self.shared.spawn_work(task) {
-            span.in_scope(|| tracing::info!("shutting down: interaction not answered"));
+            span.in_scope(|| tracing::info!("shutting down: interaction not taken"));
+            let busy = reply::ephemeral_message(SHUTTING_DOWN);
+            if let Err(error) = reply::respond(&self.shared.rest, id, &token, busy).await {
+                span.in_scope(|| tracing::warn!(%error, "could not answer an interaction"));
+            }
         }
     }
 }

@@ -132,6 +132,15 @@ impl Reply {
         self.posted.is_empty()
     }
 
+    /// Withdraws a deferred interaction response that never got content (its "thinking…"
+    /// would otherwise stay forever). Does nothing for channel replies.
+    pub async fn withdraw(&mut self) -> Result<(), RestError> {
+        if matches!(self.target, Target::Interaction { .. }) && self.posted.is_empty() {
+            self.delete(Posted::Original).await?;
+        }
+        Ok(())
+    }
+
     async fn create(&self, index: usize, content: &str) -> Result<Posted, RestError> {
         match &self.target {
             Target::Channel {
