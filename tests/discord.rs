@@ -647,3 +647,62 @@ async fn shutdown_cancels_replies_still_running_after_the_grace_period() {
     );
     assert_no_mentions_allowed(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_registration_and_channel_reads_are_retried() {
+    let fake = FakeDiscord::start().await;
+    fake.fail_next("PUT", "/commands", 500, None, 1);
+    fake.fail_next(
+        "GET",
+        &format!("/channels/{CHANNEL}/messages"),
+        503,
+        None,
+        1,
+    );
+    let _bot = Bot::start(&fake, &[("SHOPKEEP_COMMAND_GUILDS", &GUILD_ID.to_string())]);
+    let registered = fake
+        .wait_for("a successful registration", ANSWER_WAIT, |f| {
+            f.requests()
+                .into_iter()
+                .find(|r| r.method == "PUT" && r.status == 200)
+        })
+        .await;
+    assert_eq!(
+        registered.path,
+        format!("/api/v10/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    );
+    let names: Vec<&str> = body(&registered)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ask", "forget", "summarise", "reload-prompts"]);
+
+    fake.set_history(
+        CHANNEL,
+        vec![message_json(
+            fake.id(),
+            CHANNEL,
+            Some(GUILD_ID),
+            user(CUSTOMER, "ann", false),
+            "hi",
+        )],
+    );
+    let (_, token, payload) = command_interaction(
+        &fake,
+        "summarise",
+        json!([]),
+        CHANNEL,
+        CUSTOMER,
+        &[],
+        1 << 13,
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    fake.wait_for("the summary", ANSWER_WAIT, |f| {
+        original_edits(f, &token).into_iter().next()
+    })
+    .await;
+    let reads: Vec<u16> = fetches(&fake).iter().map(|r| r.status).collect();
+    assert_eq!(reads, [503, 200]);
+}

@@ -6,7 +6,7 @@
 
 use serenity::all::{
     CommandDataOptionValue, CommandInteraction, CommandOptionType, CreateCommand,
-    CreateCommandOption, GetMessages,
+    CreateCommandOption,
 };
 use serenity::model::id::MessageId;
 
@@ -176,9 +176,9 @@ async fn summarise(
         .clamp(1, MAX_SUMMARY_COUNT);
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
     let mut reply = shared.reply(target(command, true));
-    let fetched = command
-        .channel_id
-        .messages(shared.rest.http(), GetMessages::new().limit(count as u8))
+    let fetched = shared
+        .rest
+        .channel_messages(command.channel_id, count as u8)
         .await;
     let messages = match fetched {
         Ok(messages) => messages,

@@ -6,6 +6,7 @@
 //! - [`commands`]: slash commands and their permission checks;
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
 //! - [`split`]: the splitting itself (pure);
+//! - [`turns`]: one user's messages answered one at a time, in order;
 //! - [`rest`]: sends with retries, and with no mentions allowed on every message.
 //!
 //! [`run`] connects and serves until SIGTERM/SIGINT, then stops taking new work, lets
@@ -17,12 +18,12 @@ pub mod events;
 pub mod reply;
 pub mod rest;
 pub mod split;
+pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use serenity::all::{
     Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Ready,
 };
@@ -37,6 +38,7 @@ use crate::config::DiscordSettings;
 use events::{MessageFacts, RoutingRules};
 use reply::{OwnMessages, Reply, StreamEnd, Target};
 use rest::{no_mentions, Rest};
+use turns::Turns;
 
 /// Why the bot could not run.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +73,8 @@ pub struct Shared {
     accepting: AtomicBool,
     tasks: Mutex<JoinSet<()>>,
     cancel: watch::Sender<bool>,
-    /// One lock per user, so one user's questions are answered in order.
-    user_locks: DashMap<u64, Arc<tokio::sync::Mutex<()>>>,
+    /// One user's questions are answered one at a time, in order.
+    turns: Turns,
     own_messages: OwnMessages,
 }
 
@@ -131,27 +133,16 @@ impl Shared {
     }
 
     async fn answer_message(self: Arc<Self>, ctx: Context, msg: Message, inbound: Inbound) {
-        let user = msg.author.id.get();
-        let lock = self
-            .user_locks
-            .entry(user)
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
-            .clone();
-        {
-            let _turn = lock.lock().await;
-            tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-            let typing = msg.channel_id.start_typing(&ctx.http);
-            let outcome = self.assistant.handle(inbound).await;
-            let reply = self.reply(Target::Channel {
-                channel_id: msg.channel_id,
-                reply_to: msg.id,
-            });
-            self.post_outcome(reply, outcome).await;
-            typing.stop();
-        }
-        drop(lock);
-        self.user_locks
-            .remove_if(&user, |_, l| Arc::strong_count(l) == 1);
+        let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
+        tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
+        let typing = msg.channel_id.start_typing(&ctx.http);
+        let outcome = self.assistant.handle(inbound).await;
+        let reply = self.reply(Target::Channel {
+            channel_id: msg.channel_id,
+            reply_to: msg.id,
+        });
+        self.post_outcome(reply, outcome).await;
+        typing.stop();
     }
 }
 
@@ -177,25 +168,16 @@ impl EventHandler for Handler {
         let guilds = shared.settings.command_guilds.clone();
         tokio::spawn(async move {
             if guilds.is_empty() {
-                match Command::set_global_commands(&http, commands::definitions()).await {
-                    Ok(set) => {
-                        tracing::info!(commands = set.len(), "slash commands registered globally")
-                    }
-                    Err(error) => tracing::error!(%error, "could not register slash commands"),
-                }
+                register(None, || {
+                    Command::set_global_commands(&http, commands::definitions())
+                })
+                .await;
             }
             for guild in guilds {
-                match GuildId::new(guild)
-                    .set_commands(&http, commands::definitions())
-                    .await
-                {
-                    Ok(set) => {
-                        tracing::info!(guild, commands = set.len(), "slash commands registered")
-                    }
-                    Err(error) => {
-                        tracing::error!(guild, %error, "could not register slash commands")
-                    }
-                }
+                register(Some(guild), || {
+                    GuildId::new(guild).set_commands(&http, commands::definitions())
+                })
+                .await;
             }
         });
     }
@@ -251,6 +233,37 @@ impl EventHandler for Handler {
     }
 }
 
+/// Registers the slash commands (globally, or in `guild`), retrying a few times.
+async fn register<F, Fut>(guild: Option<u64>, put: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = serenity::Result<Vec<Command>>>,
+{
+    for attempt in 1..=4u32 {
+        match put().await {
+            Ok(set) => {
+                tracing::info!(?guild, commands = set.len(), "slash commands registered");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(?guild, attempt, %error, "could not register slash commands");
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+            }
+        }
+    }
+    tracing::error!(
+        ?guild,
+        "slash commands are not registered; they will not show in Discord"
+    );
+}
+
+/// The bot permissions to grant in the invite (docs/discord.md): View Channels, Send
+/// Messages, Send Messages in Threads, Read Message History.
+pub fn invite_permissions() -> serenity::model::Permissions {
+    use serenity::model::Permissions as P;
+    P::VIEW_CHANNEL | P::SEND_MESSAGES | P::SEND_MESSAGES_IN_THREADS | P::READ_MESSAGE_HISTORY
+}
+
 /// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
 pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
     let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
@@ -271,7 +284,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         accepting: AtomicBool::new(true),
         tasks: Mutex::new(JoinSet::new()),
         cancel,
-        user_locks: DashMap::new(),
+        turns: Turns::default(),
         own_messages: OwnMessages::default(),
         settings,
     });
@@ -356,5 +369,29 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_docs_invite_grants_exactly_the_permissions_needed() {
+        let docs = include_str!("../../docs/discord.md");
+        let bits = invite_permissions().bits().to_string();
+        assert!(
+            docs.contains(&format!("permissions={bits}")),
+            "docs/discord.md: update the invite URL to permissions={bits}"
+        );
+        assert!(docs.contains("scope=bot+applications.commands"));
+    }
+
+    #[test]
+    fn message_content_intent_is_requested() {
+        assert!(intents().contains(GatewayIntents::MESSAGE_CONTENT));
+        assert!(
+            intents().contains(GatewayIntents::GUILD_MESSAGES | GatewayIntents::DIRECT_MESSAGES)
+        );
     }
 }

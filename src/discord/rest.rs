@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use serenity::builder::CreateAllowedMentions;
 use serenity::http::{Http, LightMethod, Request, Route};
+use serenity::model::channel::Message;
+use serenity::model::id::ChannelId;
 
 /// Attempts per send (the first try plus retries).
 const MAX_ATTEMPTS: u32 = 4;
@@ -99,6 +101,42 @@ impl Rest {
         body: Option<Value>,
         kind: Body,
     ) -> Result<Option<Value>, RestError> {
+        self.send_with_params(what, route, method, None, body, kind)
+            .await
+    }
+
+    /// A channel's last `limit` messages (1–100), newest first, as Discord lists them.
+    pub async fn channel_messages(
+        &self,
+        channel_id: ChannelId,
+        limit: u8,
+    ) -> Result<Vec<Message>, RestError> {
+        const WHAT: &str = "read a channel's messages";
+        let answer = self
+            .send_with_params(
+                WHAT,
+                Route::ChannelMessages { channel_id },
+                LightMethod::Get,
+                Some(vec![("limit", limit.to_string())]),
+                None,
+                Body::Other,
+            )
+            .await?;
+        serde_json::from_value(answer.unwrap_or(Value::Null)).map_err(|e| RestError::Payload {
+            what: WHAT,
+            detail: e.to_string(),
+        })
+    }
+
+    async fn send_with_params(
+        &self,
+        what: &'static str,
+        route: Route<'_>,
+        method: LightMethod,
+        params: Option<Vec<(&'static str, String)>>,
+        body: Option<Value>,
+        kind: Body,
+    ) -> Result<Option<Value>, RestError> {
         let body = body.map(|mut b| {
             self.enforce_no_mentions(&mut b, kind);
             b
@@ -114,7 +152,9 @@ impl Rest {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let request = Request::new(route, method).body(bytes.clone());
+            let request = Request::new(route, method)
+                .body(bytes.clone())
+                .params(params.clone());
             let outcome = self.execute(request).await;
             let wait = match outcome {
                 Ok(response) => {
@@ -126,15 +166,8 @@ impl Rest {
                         .and_then(|v| v.trim().parse::<f64>().ok());
                     let text = response.text().await.unwrap_or_default();
                     if status.is_success() {
-                        if text.trim().is_empty() {
-                            return Ok(None);
-                        }
-                        return serde_json::from_str(&text).map(Some).map_err(|e| {
-                            RestError::Payload {
-                                what,
-                                detail: e.to_string(),
-                            }
-                        });
+                        // 204, or any answer that is not JSON: success with nothing to read.
+                        return Ok(serde_json::from_str(&text).ok());
                     }
                     let json: Option<Value> = serde_json::from_str(&text).ok();
                     let message = json
