@@ -8,7 +8,6 @@ use serenity::all::{
     CommandDataOptionValue, CommandInteraction, CommandOptionType, CreateCommand,
     CreateCommandOption,
 };
-use serenity::model::id::MessageId;
 
 use super::reply::{self, defer, ephemeral_message, Target};
 use super::Shared;
@@ -191,31 +190,24 @@ async fn summarise(
     };
     let bot_id = shared.bot_id();
     // Discord lists newest first; the assistant wants oldest first, without the bot's own.
+    let channel = command.channel_id.get();
     let messages: Vec<ChannelMessage> = messages
         .into_iter()
         .rev()
-        .filter(|m| m.author.id.get() != bot_id && !m.content.trim().is_empty())
+        .filter(|m| m.author_id != bot_id && !m.content.trim().is_empty())
         .map(|m| ChannelMessage {
-            id: m.id.get().to_string(),
-            author: m
-                .author
-                .global_name
-                .clone()
-                .unwrap_or(m.author.name.clone()),
-            text: m.content.clone(),
+            id: m.id.to_string(),
+            author: m.author_name,
+            text: m.content,
             link: command
                 .guild_id
-                .map(|g| jump_link(g.get(), m.channel_id.get(), m.id)),
+                .map(|g| format!("https://discord.com/channels/{g}/{channel}/{}", m.id)),
         })
         .collect();
     tracing::info!(messages = messages.len(), "summarising");
     let outcome = shared.assistant.summarise(messages).await;
     shared.post_outcome(reply, outcome).await;
     Ok(())
-}
-
-fn jump_link(guild: u64, channel: u64, message: MessageId) -> String {
-    format!("https://discord.com/channels/{guild}/{channel}/{message}")
 }
 
 async fn reload_prompts(

@@ -21,7 +21,7 @@ pub mod split;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serenity::all::{
@@ -68,7 +68,8 @@ pub struct Shared {
     assistant: Assistant,
     settings: DiscordSettings,
     rest: Rest,
-    bot_id: OnceLock<u64>,
+    /// The bot's user id; 0 until known (from `GET /users/@me` at start, or READY).
+    bot_id: watch::Sender<u64>,
     commands_registered: AtomicBool,
     accepting: AtomicBool,
     tasks: Mutex<JoinSet<()>>,
@@ -80,7 +81,14 @@ pub struct Shared {
 
 impl Shared {
     fn bot_id(&self) -> u64 {
-        self.bot_id.get().copied().unwrap_or(0)
+        *self.bot_id.borrow()
+    }
+
+    /// The bot's id, waiting a little for READY if it is not known yet.
+    async fn known_bot_id(&self) -> u64 {
+        let mut rx = self.bot_id.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|id| *id != 0)).await;
+        self.bot_id()
     }
 
     fn rules(&self) -> RoutingRules {
@@ -154,7 +162,7 @@ struct Handler {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         let shared = &self.shared;
-        let _ = shared.bot_id.set(ready.user.id.get());
+        shared.bot_id.send_replace(ready.user.id.get());
         tracing::info!(
             bot = ready.user.id.get(),
             application = ready.application.id.get(),
@@ -188,9 +196,8 @@ impl EventHandler for Handler {
 
     async fn message(&self, ctx: Context, msg: Message) {
         let shared = &self.shared;
-        let facts = MessageFacts::from_message(&msg, shared.bot_id(), |id| {
-            shared.own_messages.contains(id)
-        });
+        let bot_id = shared.known_bot_id().await;
+        let facts = MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
         let Some(inbound) = shared.rules().route(&facts) else {
             return;
         };
@@ -279,7 +286,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     let shared = Arc::new(Shared {
         assistant,
         rest,
-        bot_id: OnceLock::new(),
+        bot_id: watch::Sender::new(0),
         commands_registered: AtomicBool::new(false),
         accepting: AtomicBool::new(true),
         tasks: Mutex::new(JoinSet::new()),
@@ -300,6 +307,16 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         })
         .await
         .map_err(|e| DiscordError::Setup(e.to_string()))?;
+
+    // Know who we are before the first message can arrive (READY confirms it).
+    match client.http.get_current_user().await {
+        Ok(me) => {
+            shared.bot_id.send_replace(me.id.get());
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not read the bot's own user; waiting for READY")
+        }
+    }
 
     let shard_manager = Arc::clone(&client.shard_manager);
     let stopper = Arc::clone(&shared);

@@ -12,7 +12,6 @@ use std::time::Duration;
 use serde_json::Value;
 use serenity::builder::CreateAllowedMentions;
 use serenity::http::{Http, LightMethod, Request, Route};
-use serenity::model::channel::Message;
 use serenity::model::id::ChannelId;
 
 /// Attempts per send (the first try plus retries).
@@ -106,11 +105,12 @@ impl Rest {
     }
 
     /// A channel's last `limit` messages (1–100), newest first, as Discord lists them.
+    /// Messages are read leniently (only id, author and content are needed).
     pub async fn channel_messages(
         &self,
         channel_id: ChannelId,
         limit: u8,
-    ) -> Result<Vec<Message>, RestError> {
+    ) -> Result<Vec<ListedMessage>, RestError> {
         const WHAT: &str = "read a channel's messages";
         let answer = self
             .send_with_params(
@@ -122,10 +122,13 @@ impl Rest {
                 Body::Other,
             )
             .await?;
-        serde_json::from_value(answer.unwrap_or(Value::Null)).map_err(|e| RestError::Payload {
-            what: WHAT,
-            detail: e.to_string(),
-        })
+        let Some(Value::Array(items)) = answer else {
+            return Err(RestError::Payload {
+                what: WHAT,
+                detail: "the answer is not a list of messages".into(),
+            });
+        };
+        Ok(items.iter().filter_map(ListedMessage::from_json).collect())
     }
 
     async fn send_with_params(
@@ -243,6 +246,37 @@ impl Rest {
     }
 }
 
+/// A message as `GET /channels/{id}/messages` lists it: the parts the bot uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub id: u64,
+    pub author_id: u64,
+    pub author_name: String,
+    pub content: String,
+}
+
+impl ListedMessage {
+    fn from_json(message: &Value) -> Option<Self> {
+        let id = |v: &Value| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64());
+        let author = message.get("author")?;
+        Some(Self {
+            id: id(message.get("id")?)?,
+            author_id: id(author.get("id")?)?,
+            author_name: author
+                .get("global_name")
+                .and_then(Value::as_str)
+                .or(author.get("username").and_then(Value::as_str))
+                .unwrap_or("someone")
+                .to_string(),
+            content: message
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        })
+    }
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500 * 2u64.pow(attempt.saturating_sub(1).min(3)))
 }
@@ -259,6 +293,24 @@ pub fn message_id(answer: &Option<Value>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_messages_are_read_leniently() {
+        let listed = ListedMessage::from_json(&serde_json::json!({
+            "id": "12", "content": "hi", "author": {"id": "34", "username": "ann"}
+        }))
+        .unwrap();
+        assert_eq!(
+            listed,
+            ListedMessage {
+                id: 12,
+                author_id: 34,
+                author_name: "ann".into(),
+                content: "hi".into()
+            }
+        );
+        assert!(ListedMessage::from_json(&serde_json::json!({"id": "1"})).is_none());
+    }
 
     #[test]
     fn no_mentions_allows_nothing() {
