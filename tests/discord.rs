@@ -706,3 +706,55 @@ async fn command_registration_and_channel_reads_are_retried() {
     let reads: Vec<u16> = fetches(&fake).iter().map(|r| r.status).collect();
     assert_eq!(reads, [503, 200]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_right_after_ready_is_answered() {
+    let fake = FakeDiscord::start().await;
+    let _bot = Bot::start(&fake, &[]);
+    fake.wait_sessions(1).await;
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "hello, anyone?").mentioning_bot();
+    question.send(&fake);
+    reply_to(&fake, CHANNEL, question.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_ask_answer_continues_in_follow_ups() {
+    let (fake, _bot) = started(&[("SHOPKEEP_MAX_NEW_TOKENS", "700")]).await;
+    let (id, token, payload) = command_interaction(
+        &fake,
+        "ask",
+        json!([{"name": "question", "type": 3, "value": "tell me everything"}]),
+        CHANNEL,
+        CUSTOMER,
+        &[],
+        0,
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    fake.wait_for("the deferral", Duration::from_secs(3), |f| {
+        callbacks(f, id).into_iter().next()
+    })
+    .await;
+    fake.wait_for("the answer", ANSWER_WAIT, |f| {
+        original_edits(f, &token).into_iter().next()
+    })
+    .await;
+    fake.wait_quiet(Duration::from_millis(2500), Duration::from_secs(120))
+        .await;
+    let follow_up_path = format!("/api/v10/webhooks/{APP_ID}/{token}");
+    let follow_ups: Vec<Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == follow_up_path)
+        .collect();
+    assert!(
+        !follow_ups.is_empty(),
+        "no follow-up:\n{}",
+        fake.describe_requests()
+    );
+    for sent in fake.message_sends() {
+        if let Some(content) = sent.body.as_ref().and_then(|b| b["content"].as_str()) {
+            assert!(content.chars().count() <= 2000);
+        }
+    }
+    assert_no_mentions_allowed(&fake);
+}
