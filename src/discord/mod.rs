@@ -142,6 +142,10 @@ impl Shared {
 
     async fn answer_message(self: Arc<Self>, ctx: Context, msg: Message, inbound: Inbound) {
         let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
+        if *self.cancel.borrow() {
+            tracing::info!("shutting down: question dropped before it was started");
+            return;
+        }
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let typing = msg.channel_id.start_typing(&ctx.http);
         let outcome = self.assistant.handle(inbound).await;
