@@ -758,3 +758,19 @@ async fn long_ask_answer_continues_in_follow_ups() {
     }
     assert_no_mentions_allowed(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_ends_the_bot_with_an_error_that_does_not_show_it() {
+    let fake = FakeDiscord::start().await;
+    fake.reject_identify();
+    let mut bot = Bot::start(&fake, &[("RUST_LOG", "debug")]);
+    let status = bot.wait_exit(Duration::from_secs(30)).await;
+    assert!(!status.success());
+    let logs = bot.logs();
+    assert!(
+        logs.contains("error: the Discord connection failed"),
+        "no error message:\n{logs}"
+    );
+    let secret = TOKEN.split('.').nth(1).unwrap();
+    assert!(!logs.contains(secret), "the token leaked:\n{logs}");
+}

@@ -75,6 +75,8 @@ pub struct State {
     next_id: AtomicU64,
     failures: Mutex<Vec<Failure>>,
     history: Mutex<HashMap<u64, Vec<Value>>>,
+    /// Close every IDENTIFY with 4004 (authentication failed), as Discord does for a bad token.
+    reject_identify: std::sync::atomic::AtomicBool,
 }
 
 /// The fake Discord; stops when dropped (with the test's runtime).
@@ -162,6 +164,11 @@ impl FakeDiscord {
             retry_after,
             times,
         });
+    }
+
+    /// From now on, answer IDENTIFY by closing the socket with 4004 (bad token).
+    pub fn reject_identify(&self) {
+        self.state.reject_identify.store(true, Ordering::SeqCst);
     }
 
     /// Messages `GET /channels/{channel}/messages` returns (give them oldest first).
@@ -525,6 +532,14 @@ async fn serve_gateway(mut socket: WebSocket, state: Arc<State>) {
                     Some(1) => {
                         let ack = json!({"op": 11});
                         let _ = socket.send(WsMessage::Text(ack.to_string().into())).await;
+                    }
+                    Some(2) if state.reject_identify.load(Ordering::SeqCst) => {
+                        let close = axum::extract::ws::CloseFrame {
+                            code: 4004,
+                            reason: "Authentication failed.".into(),
+                        };
+                        let _ = socket.send(WsMessage::Close(Some(close))).await;
+                        return;
                     }
                     Some(2) => {
                         *state.conn.lock().unwrap() = Some(tx.clone());
