@@ -768,7 +768,7 @@ async fn a_rejected_token_ends_the_bot_with_an_error_that_does_not_show_it() {
     assert!(!status.success());
     let logs = bot.logs();
     assert!(
-        logs.contains("error: the Discord connection failed"),
+        logs.contains("error: Discord refused the bot token: check DISCORD_TOKEN"),
         "no error message:\n{logs}"
     );
     let secret = TOKEN.split('.').nth(1).unwrap();

@@ -28,6 +28,7 @@ use serenity::all::{
     Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Ready,
 };
 use serenity::client::ClientBuilder;
+use serenity::gateway::GatewayError;
 use serenity::http::HttpBuilder;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -47,6 +48,14 @@ pub enum DiscordError {
     NoToken,
     #[error("could not set up the Discord client: {0}")]
     Setup(String),
+    #[error(
+        "Discord refused the bot token: check DISCORD_TOKEN (Developer Portal, Bot page, Reset Token)"
+    )]
+    BadToken,
+    #[error(
+        "Discord refused the gateway intents: switch on Message Content Intent (Developer Portal, Bot page, Privileged Gateway Intents)"
+    )]
+    IntentsNotAllowed,
     #[error("the Discord connection failed: {0}")]
     Gateway(String),
 }
@@ -361,7 +370,13 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         tracing::info!("stopped");
         return Ok(());
     }
-    result.map_err(|e| DiscordError::Gateway(e.to_string()))
+    result.map_err(|error| match error {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => DiscordError::BadToken,
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => {
+            DiscordError::IntentsNotAllowed
+        }
+        other => DiscordError::Gateway(other.to_string()),
+    })
 }
 
 async fn drain(tasks: &mut JoinSet<()>) {
