@@ -139,6 +139,7 @@ fn main() {
                 .unwrap_or_else(|_| "shopkeep=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(error) = real_main() {
         eprintln!("error: {error:#}");
@@ -166,7 +167,17 @@ fn real_main() -> Result<()> {
                     },
                 );
             }
-            bail!("the Discord adapter is not built yet")
+            let engine = load_engine(
+                &config,
+                &ModelArgs {
+                    model_dir: None,
+                    threads: None,
+                },
+            )?;
+            let settings = config.discord.clone();
+            let assistant = Assistant::new(engine, Arc::new(config));
+            runtime()?.block_on(shopkeep::discord::run(assistant, settings))?;
+            Ok(())
         }
         Command::Chat(args) => chat(config, args),
         Command::Generate(args) => generate(config, args),
