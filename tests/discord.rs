@@ -61,11 +61,11 @@ async fn unrelated_and_bot_messages_get_no_answer() {
     unrelated.send(&fake);
     let other_bot = Msg::new(&fake, CHANNEL, 0, "hello shopkeep")
         .mentioning_bot()
-        .from_bot(OTHER_BOT_ID);
+        .sent_by_bot(OTHER_BOT_ID);
     other_bot.send(&fake);
     let itself = Msg::new(&fake, CHANNEL, 0, "talking to myself")
         .mentioning_bot()
-        .from_bot(BOT_ID);
+        .sent_by_bot(BOT_ID);
     itself.send(&fake);
     // A question after them: once it is answered, the others had their chance.
     let sentinel = Msg::new(&fake, CHANNEL, CUSTOMER + 1, "do you ship abroad?").mentioning_bot();

@@ -398,7 +398,7 @@ impl Msg {
         self
     }
 
-    pub fn from_bot(mut self, id: u64) -> Self {
+    pub fn sent_by_bot(mut self, id: u64) -> Self {
         self.author = user(id, "otherbot", true);
         self
     }
