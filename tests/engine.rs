@@ -1,0 +1,484 @@
+//! Engine tests on the tiny random models that `./scripts/test.sh` builds into the cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shopkeep::engine::{
+    EngineHandle, FinishReason, GenerateRequest, ModelFamily, PromptFormat, SamplingParams,
+    SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
+};
+
+fn model(name: &str) -> PathBuf {
+    let dir = shopkeep::config::cache_dir().join("models").join(name);
+    assert!(
+        dir.join("model.onnx").is_file() || dir.join("tokenizer.json").is_file(),
+        "{} is missing: run ./scripts/test.sh (it builds the test models)",
+        dir.display()
+    );
+    dir
+}
+
+fn venv_python() -> PathBuf {
+    let python = shopkeep::config::cache_dir().join("venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run ./scripts/test.sh",
+        python.display()
+    );
+    python
+}
+
+fn load(name: &str) -> EngineHandle {
+    EngineHandle::load(&model(name), &SessionOptions { threads: 1 }).expect("model loads")
+}
+
+fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRequest {
+    GenerateRequest {
+        prompt: prompt.to_string(),
+        max_new_tokens,
+        sampling: SamplingParams::greedy(),
+        stop: Vec::new(),
+        use_kv_cache,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn shopkeep() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shopkeep"))
+}
+
+/// Runs `shopkeep generate --json` and returns the parsed line.
+fn generate_json(args: &[&str]) -> serde_json::Value {
+    let output = shopkeep()
+        .arg("generate")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON line")
+}
+
+#[test]
+fn gpt2_tokenizer_gives_known_ids() {
+    let tokenizer =
+        TextTokenizer::from_file(&model("gpt2-tokenizer").join("tokenizer.json")).unwrap();
+    assert_eq!(tokenizer.encode("Hello world").unwrap(), vec![15496, 995]);
+    assert_eq!(tokenizer.encode(" Hello").unwrap(), vec![18435]);
+    assert_eq!(tokenizer.token_id("<|endoftext|>"), Some(50256));
+}
+
+#[test]
+fn greedy_ids_match_the_checked_in_onnxruntime_reference() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/tiny_gpt2_greedy.json")).unwrap();
+    let dir = model("tiny-gpt2");
+    let cases = fixture["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let prompt = case["prompt"].as_str().unwrap();
+        let line = generate_json(&[
+            "--model-dir",
+            dir.to_str().unwrap(),
+            "--prompt",
+            prompt,
+            "--greedy",
+            "--max-new-tokens",
+            "24",
+        ]);
+        assert_eq!(
+            line["prompt_ids"], case["prompt_ids"],
+            "prompt ids for {prompt:?}"
+        );
+        assert_eq!(
+            line["output_ids"], case["output_ids"],
+            "output ids for {prompt:?}"
+        );
+        assert_eq!(line["text"], case["text"]);
+        assert!(line["tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert!(line["prefill_ms"].as_f64().is_some());
+    }
+}
+
+#[test]
+fn greedy_ids_match_a_live_onnxruntime_python_loop() {
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let dir = model(name);
+        let prompt = "Customer: my order never arrived, what can I do?\nAssistant:";
+        let reference = Command::new(venv_python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/reference_greedy.py"))
+            .args(["--model-dir", dir.to_str().unwrap(), "--prompt", prompt])
+            .args([
+                "--max-new-tokens",
+                "20",
+                "--threads",
+                "1",
+                "--json",
+                "--eos",
+                "-1",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            reference.status.success(),
+            "{}",
+            String::from_utf8_lossy(&reference.stderr)
+        );
+        let reference: serde_json::Value = serde_json::from_slice(&reference.stdout).unwrap();
+        let ours = generate_json(&[
+            "--model-dir",
+            dir.to_str().unwrap(),
+            "--prompt",
+            prompt,
+            "--greedy",
+            "--max-new-tokens",
+            "20",
+            "--threads",
+            "1",
+        ]);
+        assert_eq!(ours["prompt_ids"], reference["prompt_ids"], "{name}");
+        let ours_ids = ours["output_ids"].as_array().unwrap();
+        let reference_ids = reference["output_ids"].as_array().unwrap();
+        // Our engine stops before an end token; the reference loop was told not to stop.
+        assert!(!ours_ids.is_empty(), "{name}");
+        assert_eq!(ours_ids[..], reference_ids[..ours_ids.len()], "{name}");
+    }
+}
+
+#[test]
+fn kv_cache_equals_full_recompute() {
+    let rt = runtime();
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let engine = load(name);
+        for prompt in ["Hello world", "The shop opens at nine and closes at", "x"] {
+            let cached = rt
+                .block_on(engine.generate(greedy(prompt, 32, true)).finish())
+                .unwrap();
+            let full = rt
+                .block_on(engine.generate(greedy(prompt, 32, false)).finish())
+                .unwrap();
+            assert_eq!(cached.output_ids, full.output_ids, "{name}: {prompt:?}");
+            assert!(!cached.output_ids.is_empty());
+        }
+    }
+}
+
+#[test]
+fn two_file_directory_loads_as_gpt2_completion_model() {
+    let engine = load("tiny-gpt2");
+    let info = engine.info();
+    assert_eq!(info.family, ModelFamily::Gpt2);
+    assert_eq!(info.prompt_format, PromptFormat::Completion);
+    assert_eq!(info.end_token_ids, vec![50256]);
+    assert_eq!(info.context_length, 1024);
+    assert_eq!((info.layers, info.kv_heads, info.head_dim), (2, 2, 32));
+}
+
+#[test]
+fn llama_manifest_is_read_and_layout_comes_from_the_session() {
+    let engine = load("tiny-llama");
+    let info = engine.info();
+    assert_eq!(info.family, ModelFamily::Llama);
+    assert_eq!(info.prompt_format, PromptFormat::Chatml);
+    assert_eq!((info.layers, info.kv_heads, info.head_dim), (2, 2, 16));
+    assert!(!info.end_token_ids.is_empty());
+}
+
+#[test]
+fn sampling_with_the_same_seed_repeats_and_top_k_one_is_greedy() {
+    let rt = runtime();
+    let engine = load("tiny-gpt2");
+    let sampled = |seed: u64, top_k: usize| {
+        let request = GenerateRequest {
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_k,
+                top_p: 0.95,
+                repetition_penalty: 1.2,
+                seed,
+            },
+            ..greedy("Once upon a time", 24, true)
+        };
+        rt.block_on(engine.generate(request).finish())
+            .unwrap()
+            .output_ids
+    };
+    assert_eq!(sampled(42, 0), sampled(42, 0));
+    assert_ne!(sampled(42, 0), sampled(43, 0));
+    let greedy_with_penalty = GenerateRequest {
+        sampling: SamplingParams {
+            repetition_penalty: 1.2,
+            ..SamplingParams::greedy()
+        },
+        ..greedy("Once upon a time", 24, true)
+    };
+    let expected = rt
+        .block_on(engine.generate(greedy_with_penalty).finish())
+        .unwrap();
+    assert_eq!(sampled(7, 1), expected.output_ids);
+}
+
+#[test]
+fn stops_at_max_tokens_and_before_stop_strings() {
+    let rt = runtime();
+    let engine = load("tiny-gpt2");
+    let full = rt
+        .block_on(engine.generate(greedy("Hello world", 24, true)).finish())
+        .unwrap();
+    assert_eq!(full.output_ids.len(), 24);
+    assert_eq!(full.finish, FinishReason::MaxTokens);
+    // Stop on a word the unconstrained run produces: the text ends right before it.
+    let stop = " Pandora";
+    let at = full
+        .text
+        .find(stop)
+        .expect("fixture text contains the stop word");
+    let request = GenerateRequest {
+        stop: vec![stop.to_string()],
+        ..greedy("Hello world", 24, true)
+    };
+    let mut stream = engine.generate(request);
+    let mut streamed = String::new();
+    let stopped = rt.block_on(async {
+        loop {
+            match stream.next().await.unwrap() {
+                StreamEvent::Text(delta) => streamed.push_str(&delta),
+                StreamEvent::Done(result) => break result.unwrap(),
+            }
+        }
+    });
+    assert_eq!(stopped.finish, FinishReason::StopString);
+    assert_eq!(stopped.text, full.text[..at]);
+    assert_eq!(
+        streamed, stopped.text,
+        "deltas add up to the text and never include the stop"
+    );
+}
+
+#[test]
+fn context_overflow_drops_oldest_tokens_and_stays_within_positions() {
+    let rt = runtime();
+    let engine = load("tiny-llama");
+    let context = engine.info().context_length;
+    assert_eq!(context, 512);
+    let long_prompt = "apples and pears ".repeat(400);
+    let result = rt
+        .block_on(engine.generate(greedy(&long_prompt, 16, true)).finish())
+        .unwrap();
+    assert!(result.dropped_prompt_tokens > 0);
+    assert!(result.prompt_ids.len() + result.output_ids.len() <= context);
+    let all = engine.tokenizer().encode(&long_prompt).unwrap();
+    assert_eq!(
+        result.prompt_ids[..],
+        all[all.len() - result.prompt_ids.len()..],
+        "newest tokens kept"
+    );
+    // Asking for more new tokens than the context holds is clamped, not an error.
+    let result = rt
+        .block_on(engine.generate(greedy("Hi", 5000, true)).finish())
+        .unwrap();
+    assert!(result.prompt_ids.len() + result.output_ids.len() <= context);
+}
+
+#[test]
+fn streamed_text_never_splits_a_character() {
+    let tokenizer =
+        TextTokenizer::from_file(&model("gpt2-tokenizer").join("tokenizer.json")).unwrap();
+    let text = "Grüße aus Köln 👋🏽 — 日本語のテキスト, ok!";
+    let ids = tokenizer.encode(text).unwrap();
+    let mut decoder = StreamDecoder::new();
+    let mut joined = String::new();
+    for id in ids {
+        let delta = decoder.push(&tokenizer, id).unwrap();
+        assert!(
+            !delta.contains('\u{FFFD}'),
+            "delta {delta:?} holds half a character"
+        );
+        joined.push_str(&delta);
+    }
+    joined.push_str(&decoder.finish(&tokenizer).unwrap());
+    assert_eq!(joined, text);
+}
+
+#[test]
+fn dropping_the_stream_cancels_the_generation() {
+    let rt = runtime();
+    let engine = load("tiny-gpt2");
+    let mut stream = engine.generate(greedy("Hello world", 900, false));
+    rt.block_on(async {
+        while let Some(event) = stream.next().await {
+            if let StreamEvent::Text(_) = event {
+                break;
+            }
+        }
+    });
+    drop(stream);
+    let after = rt
+        .block_on(engine.generate(greedy("Hello", 4, true)).finish())
+        .unwrap();
+    assert_eq!(after.output_ids.len(), 4);
+    assert_eq!(engine.cancelled(), 1);
+}
+
+#[test]
+fn clear_errors_for_bad_model_directories() {
+    let missing = shopkeep()
+        .args([
+            "generate",
+            "--model-dir",
+            "/nonexistent/model",
+            "--prompt",
+            "hi",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let text = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        text.contains("/nonexistent/model") && text.contains("does not exist"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        model("tiny-gpt2").join("model.onnx"),
+        dir.path().join("model.onnx"),
+    )
+    .unwrap();
+    let no_tokenizer = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    assert!(
+        no_tokenizer.to_string().contains("tokenizer.json"),
+        "{no_tokenizer}"
+    );
+
+    std::fs::write(dir.path().join("tokenizer.json"), "{ not json").unwrap();
+    let bad_tokenizer = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    assert!(
+        bad_tokenizer.to_string().contains("tokenizer"),
+        "{bad_tokenizer}"
+    );
+
+    std::fs::copy(
+        model("tiny-gpt2").join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("model.onnx"), b"this is not an onnx file").unwrap();
+    let bad_model = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    assert!(bad_model.to_string().contains("model.onnx"), "{bad_model}");
+}
+
+#[test]
+fn model_without_the_kv_cache_inputs_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, onnx
+from onnx import helper, TensorProto
+ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])
+mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])
+logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", "s", 4])
+cast = helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT)
+unsq = helper.make_node("Unsqueeze", ["f", "axes"], ["u"])
+expand = helper.make_node("Expand", ["u", "shape"], ["logits"])
+axes = helper.make_tensor("axes", TensorProto.INT64, [1], [2])
+shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 1, 4])
+graph = helper.make_graph([cast, unsq, expand], "no_past", [ids, mask], [logits], [axes, shape])
+onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]), sys.argv[1])
+"#;
+    let status = Command::new(venv_python())
+        .args([
+            "-c",
+            script,
+            dir.path().join("model.onnx").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(
+        model("tiny-gpt2").join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let error = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("past_key_values.0.key") && text.contains("text-generation-with-past"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_runtime_library_says_what_to_run() {
+    let output = shopkeep()
+        .args(["generate", "--model-dir"])
+        .arg(model("tiny-gpt2"))
+        .args(["--prompt", "hi"])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("ONNX Runtime library not found"), "{text}");
+    assert!(
+        text.contains("ORT_DYLIB_PATH") && text.contains("scripts/run.sh"),
+        "{text}"
+    );
+}
+
+#[test]
+fn perplexity_prints_its_figure_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("text.txt");
+    std::fs::write(
+        &text_file,
+        "The cat sat on the mat. The dog sat on the log. ".repeat(20),
+    )
+    .unwrap();
+    let output = shopkeep()
+        .args(["perplexity", "--model-dir"])
+        .arg(model("tiny-gpt2"))
+        .arg("--text-file")
+        .arg(&text_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap();
+    let ours: f64 = last.strip_prefix("perplexity: ").unwrap().parse().unwrap();
+    let reference = Command::new(venv_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/perplexity_reference.py"))
+        .arg("--model-dir")
+        .arg(model("tiny-gpt2"))
+        .arg("--text-file")
+        .arg(&text_file)
+        .output()
+        .unwrap();
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    let reference = String::from_utf8_lossy(&reference.stdout);
+    let reference: f64 = reference.lines().last().unwrap()["perplexity: ".len()..]
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (ours - reference).abs() / reference < 0.01,
+        "ours {ours}, onnxruntime Python {reference}"
+    );
+}
