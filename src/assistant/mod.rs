@@ -2,6 +2,7 @@
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
 pub mod conversation;
+pub mod limits;
 
 use std::sync::Arc;
 
