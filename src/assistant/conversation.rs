@@ -249,7 +249,18 @@ impl ConversationStore {
             question: question.to_string(),
             answer: answer.to_string(),
         };
-        self.store.append_turn(conversation.id, &stored)?;
+        match self.store.append_turn(conversation.id, &stored) {
+            // Deleted behind our back (`shopkeep user forget` while the bot runs): start over.
+            Err(StoreError::UnknownConversation(_)) => {
+                conversation = OpenConversation {
+                    id: self.store.start_conversation(user, now)?,
+                    last_active_at: now,
+                    turns: Vec::new(),
+                };
+                self.store.append_turn(conversation.id, &stored)?;
+            }
+            other => other?,
+        }
         conversation.last_active_at = now;
         conversation.turns.push(stored);
         let excess = conversation
@@ -646,6 +657,19 @@ mod tests {
         }
         assert!(conversations.is_cached("user499"));
         assert_eq!(conversations.store().user_count().unwrap(), 500);
+    }
+
+    #[tokio::test]
+    async fn a_conversation_deleted_behind_the_cache_starts_over() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let (conversations, _) = conversations(store.clone(), 10);
+        say(&conversations, "alice", "old").await;
+        store.forget_user("alice").unwrap(); // another process, e.g. `shopkeep user forget`
+        say(&conversations, "alice", "new").await;
+        let export = conversations.export("alice").unwrap();
+        assert_eq!(export["conversations"].as_array().unwrap().len(), 1);
+        assert_eq!(export["conversations"][0]["turns"][0]["question"], "new");
+        assert_eq!(questions(&history(&conversations, "alice").await), ["new"]);
     }
 
     #[tokio::test]
