@@ -246,7 +246,9 @@ impl Assistant {
     /// Ordering contract: this returns only once it holds the user's turn lock, so an
     /// adapter that awaits `handle` for one message before calling it for the next gets
     /// that user's answers in order, each seeing the previous turn; other users proceed
-    /// concurrently.
+    /// concurrently. Consume (or drop) each returned answer stream on its own (e.g. in a
+    /// spawned task): the user's next `handle` waits until this answer has finished, so
+    /// awaiting it before reading this stream would wait forever.
     pub async fn handle(&self, inbound: Inbound) -> Outcome {
         let question = inbound.text.trim().to_string();
         if question.is_empty() {
