@@ -333,29 +333,22 @@ impl Assistant {
         })
     }
 
-    /// The prompt with as many of the newest history turns as fit: prompt tokens never
-    /// exceed the context length minus the reply room (`max_new_tokens`), unless the
-    /// question and facts alone already do.
+    /// The prompt with as many of the newest history turns as fit the model's context
+    /// minus the reply room (`max_new_tokens`); see [`prompt_within_budget`].
     fn build_prompt(&self, question: &str, facts: &RetrievedFacts, history: &[Turn]) -> String {
-        let format = self.engine.info().prompt_format;
+        let info = self.engine.info();
         let tokenizer = self.engine.tokenizer();
-        let room = self
-            .engine
-            .info()
+        let room = info
             .context_length
             .saturating_sub(self.config.model.max_new_tokens);
-        let fixed = tokenizer.count(&render_prompt(format, &facts.text, &[], question));
-        let turn_tokens = |turn: &Turn| tokenizer.count(&render_turn(format, turn));
-        let mut kept =
-            newest_turns_within_budget(history, room.saturating_sub(fixed), &turn_tokens);
-        // Token counts of parts need not add up exactly; check the whole and trim if needed.
-        loop {
-            let prompt = render_prompt(format, &facts.text, kept, question);
-            if kept.is_empty() || tokenizer.count(&prompt) <= room {
-                return prompt;
-            }
-            kept = &kept[1..];
-        }
+        prompt_within_budget(
+            info.prompt_format,
+            &facts.text,
+            history,
+            question,
+            room,
+            &|text| tokenizer.count(text),
+        )
     }
 
     fn request(&self, prompt: String) -> GenerateRequest {
@@ -501,6 +494,31 @@ fn rand_seed() -> u64 {
         .unwrap_or(0)
 }
 
+/// The prompt with the newest history turns that fit in `room` tokens, counted by
+/// `count_tokens`. The persona, facts and question always go in; history turns go oldest
+/// first out. The result never exceeds `room` unless the prompt without history already
+/// does.
+fn prompt_within_budget(
+    format: PromptFormat,
+    facts: &str,
+    history: &[Turn],
+    question: &str,
+    room: usize,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> String {
+    let fixed = count_tokens(&render_prompt(format, facts, &[], question));
+    let turn_tokens = |turn: &Turn| count_tokens(&render_turn(format, turn));
+    let mut kept = newest_turns_within_budget(history, room.saturating_sub(fixed), &turn_tokens);
+    // Token counts of parts need not add up to the count of the whole; check and trim.
+    loop {
+        let prompt = render_prompt(format, facts, kept, question);
+        if kept.is_empty() || count_tokens(&prompt) <= room {
+            return prompt;
+        }
+        kept = &kept[1..];
+    }
+}
+
 const PERSONA: &str =
     "You are the friendly support assistant of an online shop. Answer briefly and honestly.";
 
@@ -559,6 +577,43 @@ mod tests {
             question: question.into(),
             answer: answer.into(),
         }
+    }
+
+    #[test]
+    fn the_prompt_keeps_the_newest_turns_within_the_room() {
+        let history: Vec<Turn> = (0..10)
+            .map(|i| turn(&format!("question {i}"), &format!("answer {i}")))
+            .collect();
+        let bytes = |text: &str| text.len();
+        for format in [PromptFormat::Chatml, PromptFormat::Completion] {
+            let bare = render_prompt(format, "Facts.", &[], "now?").len();
+            let one_turn = render_turn(format, &history[9]).len();
+            let room = bare + 3 * one_turn + one_turn / 2;
+            let prompt = prompt_within_budget(format, "Facts.", &history, "now?", room, &bytes);
+            assert!(prompt.len() <= room);
+            assert_eq!(
+                prompt,
+                render_prompt(format, "Facts.", &history[7..], "now?")
+            );
+
+            let everything = prompt_within_budget(format, "", &history, "now?", 100_000, &bytes);
+            assert_eq!(everything, render_prompt(format, "", &history, "now?"));
+
+            let too_small = prompt_within_budget(format, "", &history, "now?", 3, &bytes);
+            assert_eq!(too_small, render_prompt(format, "", &[], "now?"));
+        }
+    }
+
+    #[test]
+    fn the_budget_holds_even_when_parts_undercount_the_whole() {
+        // A counter where the whole costs more than the sum of its parts.
+        let history: Vec<Turn> = (0..5).map(|i| turn(&format!("q{i}"), "a")).collect();
+        let count = |text: &str| text.len() + text.matches("\nCustomer:").count() * 10;
+        let format = PromptFormat::Completion;
+        let room = count(&render_prompt(format, "", &history[2..], "now?"));
+        let prompt = prompt_within_budget(format, "", &history, "now?", room, &count);
+        assert!(count(&prompt) <= room);
+        assert_eq!(prompt, render_prompt(format, "", &history[2..], "now?"));
     }
 
     #[test]
