@@ -98,7 +98,7 @@ pub fn newest_turns_within_budget<'a>(
 /// Dropping it lets that user's next turn proceed.
 pub struct UserTurnGuard {
     user: String,
-    // Declared before `locks` so it is released before the cleanup in `Drop` runs.
+    /// Taken (released) first in `Drop`, before the map cleanup.
     guard: Option<OwnedMutexGuard<()>>,
     locks: Arc<DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
