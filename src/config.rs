@@ -101,6 +101,9 @@ pub struct ConversationSettings {
     pub retention: Duration,
     /// At most this many users' conversations are held in memory (LRU).
     pub max_users_in_memory: usize,
+    /// At most this many of a conversation's newest turns are held in memory and offered
+    /// to the prompt (which keeps those that fit its token budget); the store keeps all.
+    pub max_turns_in_memory: usize,
 }
 
 /// Rate limits and admission.
@@ -172,6 +175,7 @@ impl Config {
                     10_000,
                     "a user count",
                 )?,
+                max_turns_in_memory: parsed("SHOPKEEP_MAX_TURNS_IN_MEMORY", 20, "a turn count")?,
             },
             limits: LimitSettings {
                 user_burst: parsed("SHOPKEEP_USER_BURST", 3, "a whole number >= 1")?,

@@ -12,6 +12,7 @@ use shopkeep::config::Config;
 use shopkeep::engine::{
     EngineHandle, GenerateRequest, SamplingParams, SessionOptions, StreamEvent,
 };
+use shopkeep::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,24 @@ enum Command {
     Perplexity(PerplexityArgs),
     /// Decode speed against a plain onnxruntime Python loop on the same model, in one run.
     Bench(BenchArgs),
+    /// What is stored about a user, for admins and privacy requests.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Print everything stored about USER as JSON (conversations with their turns,
+    /// logged questions, feedback votes).
+    Export {
+        /// The Discord user id (in `shopkeep chat`, the `--user` name).
+        user: String,
+    },
+    /// Delete everything stored about USER.
+    Forget {
+        /// The Discord user id (in `shopkeep chat`, the `--user` name).
+        user: String,
+    },
 }
 
 #[derive(Args)]
@@ -175,7 +194,7 @@ fn real_main() -> Result<()> {
                 },
             )?;
             let settings = config.discord.clone();
-            let assistant = Assistant::new(engine, Arc::new(config));
+            let assistant = Assistant::open(engine, Arc::new(config))?;
             runtime()?.block_on(shopkeep::discord::run(assistant, settings))?;
             Ok(())
         }
@@ -183,6 +202,7 @@ fn real_main() -> Result<()> {
         Command::Generate(args) => generate(config, args),
         Command::Perplexity(args) => perplexity(config, args),
         Command::Bench(args) => bench(args),
+        Command::User(command) => user(config, command),
     }
 }
 
@@ -279,9 +299,28 @@ fn perplexity(config: Config, args: PerplexityArgs) -> Result<()> {
     Ok(())
 }
 
+fn user(config: Config, command: UserCommand) -> Result<()> {
+    let store = Store::open(&config.db_path)
+        .with_context(|| format!("could not open the database {}", config.db_path))?;
+    match command {
+        UserCommand::Export { user } => {
+            let export = store.export_user(&user)?;
+            println!("{}", serde_json::to_string_pretty(&export)?);
+        }
+        UserCommand::Forget { user } => {
+            let deleted = store.forget_user(&user)?;
+            eprintln!(
+                "Deleted {} conversation(s) with {} turn(s), {} logged question(s) and {} feedback vote(s) of {user}.",
+                deleted.conversations, deleted.turns, deleted.questions, deleted.feedback
+            );
+        }
+    }
+    Ok(())
+}
+
 fn chat(config: Config, args: ChatArgs) -> Result<()> {
     let engine = load_engine(&config, &args.model)?;
-    let assistant = Assistant::new(engine, Arc::new(config));
+    let assistant = Assistant::open(engine, Arc::new(config))?;
     let rt = runtime()?;
     let ask = |question: String| -> Result<()> {
         let inbound = Inbound {

@@ -1,0 +1,415 @@
+//! Rate limits and admission.
+//!
+//! - Keyed GCRA limiters (governor): one per user (burst, then `user_per_minute`) and one per
+//!   channel. A refused question costs the other limiter nothing: the user limiter is asked
+//!   first and the channel limiter only when the user was allowed.
+//! - A refused key gets at most one notice per window: the first refusal says when to try
+//!   again; later refusals before that moment are silent.
+//! - Staff (moderators, admins) skip both limiters when `exempt_staff` is set.
+//! - Global admission: at most `max_queue` generations queued or running; more are refused
+//!   at once ([`Busy`]) instead of queueing without bound (text-generation-inference's
+//!   "overloaded").
+//! - Limiter state is pruned every [`PRUNE_EVERY_CHECKS`] checks and on [`Limits::prune`].
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Role;
+use crate::config::LimitSettings;
+
+/// Limiter state is pruned after this many checks (besides explicit [`Limits::prune`]).
+pub const PRUNE_EVERY_CHECKS: u64 = 4096;
+
+type KeyedLimiter<C> =
+    RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// Which limit refused a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitScope {
+    User,
+    Channel,
+}
+
+/// The verdict on one question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Limited {
+        scope: LimitScope,
+        /// How long until this key may ask again.
+        retry_after: Duration,
+        /// Whether to tell them: true for the first refusal of the window only.
+        notify: bool,
+    },
+}
+
+/// The generation queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the generation queue is full")]
+pub struct Busy;
+
+/// What the asker looks like to the limiter.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub user_id: &'a str,
+    pub channel_id: Option<&'a str>,
+    pub role: Role,
+}
+
+/// Per-user and per-channel limiters, notice bookkeeping and the admission semaphore.
+pub struct Limits<C: Clock + Clone = DefaultClock> {
+    clock: C,
+    exempt_staff: bool,
+    per_user: KeyedLimiter<C>,
+    per_channel: KeyedLimiter<C>,
+    /// Refused key ("user:ID" / "channel:ID") -> end of the window in which it was told.
+    notified_until: DashMap<String, C::Instant>,
+    admission: Arc<Semaphore>,
+    max_queue: usize,
+    checks: AtomicU64,
+}
+
+impl Limits<DefaultClock> {
+    /// Limits on the real clock.
+    pub fn new(settings: &LimitSettings) -> Self {
+        Self::with_clock(settings, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Limits<C> {
+    /// Limits on the given clock (governor's `FakeRelativeClock` in tests). Zero burst or
+    /// rate settings are treated as 1.
+    pub fn with_clock(settings: &LimitSettings, clock: C) -> Self {
+        let user_quota = quota(settings.user_burst, settings.user_per_minute);
+        let channel_quota = quota(settings.channel_burst, settings.channel_per_minute);
+        Self {
+            per_user: RateLimiter::dashmap_with_clock(user_quota, clock.clone()),
+            per_channel: RateLimiter::dashmap_with_clock(channel_quota, clock.clone()),
+            clock,
+            exempt_staff: settings.exempt_staff,
+            notified_until: DashMap::new(),
+            admission: Arc::new(Semaphore::new(settings.max_queue.max(1))),
+            max_queue: settings.max_queue.max(1),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Checks (and, when allowed, spends) the asker's user and channel allowance.
+    pub fn check(&self, asker: Asker<'_>) -> Verdict {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_CHECKS
+            == PRUNE_EVERY_CHECKS - 1
+        {
+            self.prune();
+        }
+        if self.exempt_staff && asker.role >= Role::Moderator {
+            return Verdict::Allowed;
+        }
+        if let Err(refusal) = self.per_user.check_key(&asker.user_id.to_string()) {
+            return self.limited(LimitScope::User, asker.user_id, refusal);
+        }
+        if let Some(channel) = asker.channel_id {
+            if let Err(refusal) = self.per_channel.check_key(&channel.to_string()) {
+                return self.limited(LimitScope::Channel, channel, refusal);
+            }
+        }
+        Verdict::Allowed
+    }
+
+    fn limited(
+        &self,
+        scope: LimitScope,
+        key: &str,
+        refusal: governor::NotUntil<C::Instant>,
+    ) -> Verdict {
+        let now = self.clock.now();
+        let retry_at = refusal.earliest_possible();
+        let notice_key = match scope {
+            LimitScope::User => format!("user:{key}"),
+            LimitScope::Channel => format!("channel:{key}"),
+        };
+        let mut notify = false;
+        self.notified_until
+            .entry(notice_key)
+            .and_modify(|until| {
+                if now >= *until {
+                    *until = retry_at;
+                    notify = true;
+                }
+            })
+            .or_insert_with(|| {
+                notify = true;
+                retry_at
+            });
+        Verdict::Limited {
+            scope,
+            retry_after: refusal.wait_time_from(now),
+            notify,
+        }
+    }
+
+    /// Takes a place in the generation queue; hold the permit until the generation ends.
+    pub fn try_admit(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        self.admission.clone().try_acquire_owned().map_err(|_| Busy)
+    }
+
+    /// Generations admitted and not yet finished.
+    pub fn admitted(&self) -> usize {
+        self.max_queue - self.admission.available_permits()
+    }
+
+    /// Forgets limiter state that no longer limits anyone (and the notice marks whose
+    /// window has passed), and returns the memory.
+    pub fn prune(&self) {
+        self.per_user.retain_recent();
+        self.per_user.shrink_to_fit();
+        self.per_channel.retain_recent();
+        self.per_channel.shrink_to_fit();
+        let now = self.clock.now();
+        self.notified_until.retain(|_, until| *until > now);
+        self.notified_until.shrink_to_fit();
+    }
+
+    /// Keys held (users, channels, notice marks), for tests and metrics.
+    pub fn tracked_keys(&self) -> usize {
+        self.per_user.len() + self.per_channel.len() + self.notified_until.len()
+    }
+}
+
+/// `burst` at once, then `per_minute` spread evenly over a minute.
+fn quota(burst: u32, per_minute: u32) -> Quota {
+    let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::per_minute(per_minute).allow_burst(burst)
+}
+
+/// The notice for a limited asker: short, and says when to try again (whole seconds,
+/// rounded up).
+pub fn limited_notice(scope: LimitScope, retry_after: Duration) -> String {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    match scope {
+        LimitScope::User => {
+            format!("You're sending questions quickly — please try again in {seconds} s.")
+        }
+        LimitScope::Channel => {
+            format!("This channel is getting a lot of questions — please try again in {seconds} s.")
+        }
+    }
+}
+
+/// The notice when the generation queue is full.
+pub const BUSY_NOTICE: &str =
+    "I'm answering a lot of questions right now — please try again in a minute.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    fn settings() -> LimitSettings {
+        LimitSettings {
+            user_burst: 3,
+            user_per_minute: 6, // one every 10 s
+            channel_burst: 5,
+            channel_per_minute: 60,
+            max_queue: 2,
+            exempt_staff: true,
+            max_question_chars: 2000,
+        }
+    }
+
+    fn limits() -> (Limits<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        (Limits::with_clock(&settings(), clock.clone()), clock)
+    }
+
+    fn customer<'a>(user: &'a str, channel: &'a str) -> Asker<'a> {
+        Asker {
+            user_id: user,
+            channel_id: Some(channel),
+            role: Role::Customer,
+        }
+    }
+
+    fn allowed(limits: &Limits<FakeRelativeClock>, asker: Asker<'_>) -> bool {
+        limits.check(asker) == Verdict::Allowed
+    }
+
+    #[test]
+    fn burst_then_refused() {
+        let (limits, _) = limits();
+        for _ in 0..3 {
+            assert!(allowed(&limits, customer("alice", "c1")));
+        }
+        match limits.check(customer("alice", "c1")) {
+            Verdict::Limited {
+                scope: LimitScope::User,
+                retry_after,
+                notify: true,
+            } => assert_eq!(retry_after, Duration::from_secs(10)),
+            other => panic!("expected a user limit with a notice, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refill_at_the_configured_rate() {
+        let (limits, clock) = limits();
+        for _ in 0..3 {
+            assert!(allowed(&limits, customer("alice", "c1")));
+        }
+        assert!(!allowed(&limits, customer("alice", "c1")));
+        clock.advance(Duration::from_secs(9));
+        assert!(
+            !allowed(&limits, customer("alice", "c1")),
+            "not refilled yet"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            allowed(&limits, customer("alice", "c1")),
+            "one refilled after 10 s"
+        );
+        assert!(!allowed(&limits, customer("alice", "c1")), "only one");
+        clock.advance(Duration::from_secs(30));
+        for _ in 0..3 {
+            assert!(allowed(&limits, customer("alice", "c1")), "burst refilled");
+        }
+        assert!(!allowed(&limits, customer("alice", "c1")));
+    }
+
+    #[test]
+    fn users_are_limited_independently() {
+        let (limits, _) = limits();
+        for _ in 0..3 {
+            assert!(allowed(&limits, customer("alice", "c1")));
+        }
+        assert!(
+            !allowed(&limits, customer("alice", "c2")),
+            "per user, whatever the channel"
+        );
+        assert!(allowed(&limits, customer("bob", "c2")));
+    }
+
+    #[test]
+    fn a_limited_user_does_not_spend_the_channel_allowance() {
+        let (limits, _) = limits();
+        for _ in 0..20 {
+            limits.check(customer("alice", "c1"));
+        }
+        // Alice got 3 of the channel's 5; two more users can still ask there.
+        assert!(allowed(&limits, customer("bob", "c1")));
+        assert!(allowed(&limits, customer("carol", "c1")));
+        assert!(matches!(
+            limits.check(customer("dave", "c1")),
+            Verdict::Limited {
+                scope: LimitScope::Channel,
+                notify: true,
+                ..
+            }
+        ));
+        assert!(
+            allowed(&limits, customer("dave", "c2")),
+            "other channels are not affected"
+        );
+    }
+
+    #[test]
+    fn one_notice_per_window() {
+        let (limits, clock) = limits();
+        let mut notices = 0;
+        // 15 questions in 2 s: 3 answered, 1 notice, the rest silent.
+        for _ in 0..15 {
+            if let Verdict::Limited { notify: true, .. } = limits.check(customer("alice", "c1")) {
+                notices += 1;
+            }
+            clock.advance(Duration::from_millis(133));
+        }
+        assert_eq!(notices, 1);
+        // After the window, a refusal is announced again (once).
+        clock.advance(Duration::from_secs(10));
+        assert!(allowed(&limits, customer("alice", "c1")));
+        let verdicts: Vec<_> = (0..3)
+            .map(|_| limits.check(customer("alice", "c1")))
+            .collect();
+        let notified = verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Limited { notify: true, .. }))
+            .count();
+        assert_eq!(notified, 1, "{verdicts:?}");
+    }
+
+    #[test]
+    fn staff_are_exempt_only_when_configured() {
+        let (limits, _) = limits();
+        let moderator = Asker {
+            role: Role::Moderator,
+            ..customer("mod", "c9")
+        };
+        for _ in 0..20 {
+            assert!(allowed(&limits, moderator));
+        }
+        let strict = Limits::with_clock(
+            &LimitSettings {
+                exempt_staff: false,
+                ..settings()
+            },
+            FakeRelativeClock::default(),
+        );
+        let admin = Asker {
+            role: Role::Admin,
+            ..moderator
+        };
+        let answered = (0..20).filter(|_| allowed(&strict, admin)).count();
+        assert_eq!(answered, 3);
+    }
+
+    #[test]
+    fn admission_is_bounded_and_released_with_the_permit() {
+        let (limits, _) = limits();
+        let first = limits.try_admit().unwrap();
+        let _second = limits.try_admit().unwrap();
+        assert_eq!(limits.try_admit().unwrap_err(), Busy);
+        assert_eq!(limits.admitted(), 2);
+        drop(first);
+        assert!(limits.try_admit().is_ok());
+    }
+
+    #[test]
+    fn prune_forgets_state_that_no_longer_limits() {
+        let (limits, clock) = limits();
+        for i in 0..100 {
+            limits.check(customer(&format!("user{i}"), "c1"));
+        }
+        for _ in 0..5 {
+            limits.check(customer("alice", "c2"));
+        }
+        assert!(limits.tracked_keys() >= 100);
+        clock.advance(Duration::from_secs(5));
+        limits.prune();
+        assert!(limits.tracked_keys() >= 100, "still limiting: kept");
+        clock.advance(Duration::from_secs(120));
+        limits.prune();
+        assert_eq!(limits.tracked_keys(), 0);
+        // Pruned users start fresh.
+        for _ in 0..3 {
+            assert!(allowed(&limits, customer("alice", "c2")));
+        }
+    }
+
+    #[test]
+    fn notices_say_when_to_try_again() {
+        assert_eq!(
+            limited_notice(LimitScope::User, Duration::from_millis(11_200)),
+            "You're sending questions quickly — please try again in 12 s."
+        );
+        assert!(limited_notice(LimitScope::Channel, Duration::ZERO).contains("in 1 s"));
+    }
+}
