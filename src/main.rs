@@ -35,6 +35,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Perplexity of the model on a text file; the last line is `perplexity: X`.
     Perplexity(PerplexityArgs),
+    /// Decode speed against a plain onnxruntime Python loop on the same model, in one run.
+    Bench(BenchArgs),
     /// What is stored about a user, for admins and privacy requests.
     #[command(subcommand)]
     User(UserCommand),
@@ -54,6 +56,37 @@ enum UserCommand {
         user: String,
     },
 }
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Model directory (default: the GPT-2-small-shaped random model from `scripts/setup.sh bench-models`).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Concurrent conversations for the batching measurement.
+    #[arg(long, default_value_t = 8)]
+    concurrent: usize,
+    /// History tokens for the prefix-reuse measurement.
+    #[arg(long, default_value_t = 500)]
+    history_tokens: usize,
+    /// Quantized model for the int8 row (default: gpt2-small-int8 in the cache, if prepared).
+    #[arg(long)]
+    quantized_model_dir: Option<PathBuf>,
+    /// Python with onnxruntime for the baseline (default: the tools venv in the cache).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// About 32 GPT-2 tokens of ordinary text.
+const BENCH_PROMPT: &str = "Thank you for shopping with us. Your order has been packed and will leave our warehouse tomorrow morning, and you will receive a tracking link by email within a day";
 
 #[derive(Args)]
 struct ModelArgs {
@@ -125,6 +158,7 @@ fn main() {
                 .unwrap_or_else(|_| "shopkeep=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(error) = real_main() {
         eprintln!("error: {error:#}");
@@ -152,11 +186,22 @@ fn real_main() -> Result<()> {
                     },
                 );
             }
-            bail!("the Discord adapter is not built yet")
+            let engine = load_engine(
+                &config,
+                &ModelArgs {
+                    model_dir: None,
+                    threads: None,
+                },
+            )?;
+            let settings = config.discord.clone();
+            let assistant = Assistant::open(engine, Arc::new(config))?;
+            runtime()?.block_on(shopkeep::discord::run(assistant, settings))?;
+            Ok(())
         }
         Command::Chat(args) => chat(config, args),
         Command::Generate(args) => generate(config, args),
         Command::Perplexity(args) => perplexity(config, args),
+        Command::Bench(args) => bench(args),
         Command::User(command) => user(config, command),
     }
 }
@@ -201,6 +246,7 @@ fn generate(config: Config, args: GenerateArgs) -> Result<()> {
         sampling,
         stop: args.stop,
         use_kv_cache: !args.no_cache,
+        prefix_cache_key: None,
     };
     let mut stream = engine.generate(request);
     let mut stdout = std::io::stdout().lock();
@@ -336,4 +382,45 @@ fn chat(config: Config, args: ChatArgs) -> Result<()> {
         }
         ask(line)?;
     }
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let cache = shopkeep::config::cache_dir();
+    let model_dir = args
+        .model_dir
+        .unwrap_or_else(|| cache.join("models/gpt2-small-random"));
+    if !model_dir.join("model.onnx").is_file() {
+        bail!(
+            "{} has no model.onnx; run ./scripts/setup.sh bench-models first",
+            model_dir.display()
+        );
+    }
+    let options = shopkeep::bench::BenchOptions {
+        model_dir: model_dir.clone(),
+        threads: args.threads,
+        runs: args.runs.max(1),
+        prompt: BENCH_PROMPT.to_string(),
+        new_tokens: args.new_tokens,
+        python: args.python.unwrap_or_else(|| cache.join("venv/bin/python")),
+        tools_dir: shopkeep::bench::default_tools_dir(),
+        concurrent: args.concurrent,
+        history_tokens: args.history_tokens,
+        quantized_model_dir: args
+            .quantized_model_dir
+            .or_else(|| Some(cache.join("models/gpt2-small-int8")))
+            .filter(|dir| dir.join("model.onnx").is_file()),
+    };
+    let engine = EngineHandle::load(
+        &model_dir,
+        &SessionOptions {
+            threads: args.threads,
+        },
+    )?;
+    let report = runtime()?.block_on(shopkeep::bench::run(&options, &engine))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", shopkeep::bench::table(&report));
+    }
+    Ok(())
 }

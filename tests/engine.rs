@@ -5,7 +5,7 @@ use std::process::Command;
 
 use shopkeep::engine::{
     EngineHandle, FinishReason, GenerateRequest, ModelFamily, PromptFormat, SamplingParams,
-    SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
+    SchedulerOptions, SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
 };
 
 fn model(name: &str) -> PathBuf {
@@ -39,6 +39,7 @@ fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRe
         sampling: SamplingParams::greedy(),
         stop: Vec::new(),
         use_kv_cache,
+        prefix_cache_key: None,
     }
 }
 
@@ -481,4 +482,141 @@ fn perplexity_prints_its_figure_last() {
         (ours - reference).abs() / reference < 0.01,
         "ours {ours}, onnxruntime Python {reference}"
     );
+}
+
+fn load_with(name: &str, scheduling: SchedulerOptions) -> EngineHandle {
+    EngineHandle::load_with(&model(name), &SessionOptions { threads: 1 }, scheduling).unwrap()
+}
+
+const PROMPTS: [&str; 5] = [
+    "Hello world",
+    "The shop opens at nine and closes at six, except on",
+    "x",
+    "Thank you for your order! Your parcel will be shipped within two working days and",
+    "Refunds",
+];
+
+#[test]
+fn batched_decoding_matches_each_sequence_alone() {
+    let rt = runtime();
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let engine = load(name);
+        let alone: Vec<Vec<u32>> = PROMPTS
+            .iter()
+            .map(|p| {
+                rt.block_on(engine.generate(greedy(p, 40, true)).finish())
+                    .unwrap()
+                    .output_ids
+            })
+            .collect();
+        let results = rt.block_on(async {
+            // Three start together; two more join while the first three are decoding.
+            let mut first: Vec<_> = PROMPTS[..3]
+                .iter()
+                .map(|p| engine.generate(greedy(p, 40, true)))
+                .collect();
+            let mut texts = 0;
+            while texts < 3 {
+                if let Some(StreamEvent::Text(_)) = first[0].next().await {
+                    texts += 1;
+                }
+            }
+            let later: Vec<_> = PROMPTS[3..]
+                .iter()
+                .map(|p| engine.generate(greedy(p, 40, true)))
+                .collect();
+            let mut results = Vec::new();
+            for stream in first.into_iter().chain(later) {
+                results.push(stream.finish().await.unwrap());
+            }
+            results
+        });
+        for ((prompt, expected), result) in PROMPTS.iter().zip(&alone).zip(&results) {
+            assert_eq!(&result.output_ids, expected, "{name}: {prompt:?}");
+        }
+        assert!(
+            results.iter().map(|r| r.max_batch).max().unwrap() >= 3,
+            "{name}: sequences were batched"
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_request_frees_its_batch_slot() {
+    let rt = runtime();
+    let engine = load_with(
+        "tiny-gpt2",
+        SchedulerOptions {
+            max_batch: 2,
+            ..SchedulerOptions::default()
+        },
+    );
+    rt.block_on(async {
+        let mut long = engine.generate(greedy("Hello world", 800, true));
+        let mut cancelled = engine.generate(greedy("The shop", 800, true));
+        while !matches!(cancelled.next().await, Some(StreamEvent::Text(_))) {}
+        let waiting = engine.generate(greedy("Refunds", 4, true));
+        drop(cancelled);
+        let short = waiting.finish().await.unwrap();
+        assert_eq!(short.output_ids.len(), 4);
+        // The long generation is still running: the short one took the freed slot.
+        let mut long_still_running = false;
+        while let Some(event) = long.next().await {
+            match event {
+                StreamEvent::Text(_) => long_still_running = true,
+                StreamEvent::Done(result) => {
+                    assert_eq!(result.unwrap().output_ids.len(), 800);
+                    break;
+                }
+            }
+        }
+        assert!(long_still_running);
+        assert_eq!(engine.cancelled(), 1);
+    });
+}
+
+#[test]
+fn prefix_reuse_gives_the_same_tokens_as_a_full_prefill() {
+    let rt = runtime();
+    let engine = load("tiny-gpt2");
+    let keyed = |prompt: &str| GenerateRequest {
+        prefix_cache_key: Some("user-1".into()),
+        ..greedy(prompt, 12, true)
+    };
+    let first_prompt = "System: be helpful.\nCustomer: where is my parcel? It was due on Monday and nothing came.\nAssistant:";
+    let first = rt
+        .block_on(engine.generate(keyed(first_prompt)).finish())
+        .unwrap();
+    assert_eq!(first.reused_prefix_tokens, 0);
+    let second_prompt = format!(
+        "{first_prompt}{}\nCustomer: and can I get a refund?\nAssistant:",
+        first.text
+    );
+    let reused = rt
+        .block_on(engine.generate(keyed(&second_prompt)).finish())
+        .unwrap();
+    assert!(
+        reused.reused_prefix_tokens >= 20,
+        "reused {}",
+        reused.reused_prefix_tokens
+    );
+    let fresh = load_with(
+        "tiny-gpt2",
+        SchedulerOptions {
+            prefix_cache_bytes: 0,
+            ..SchedulerOptions::default()
+        },
+    );
+    let full = rt
+        .block_on(fresh.generate(keyed(&second_prompt)).finish())
+        .unwrap();
+    assert_eq!(full.reused_prefix_tokens, 0);
+    assert_eq!(reused.output_ids, full.output_ids);
+    // Forgetting the key drops the cached prefix.
+    engine.forget_prefixes(Some("user-1"));
+    let after = rt
+        .block_on(engine.generate(keyed(&second_prompt)).finish())
+        .unwrap();
+    assert_eq!(after.reused_prefix_tokens, 0);
+    assert_eq!(after.output_ids, full.output_ids);
 }

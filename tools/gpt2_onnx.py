@@ -8,11 +8,22 @@ model.safetensors (--safetensors FILE). Writes DIR/model.onnx (and copies
 Usage:
     python tools/gpt2_onnx.py --out DIR [--preset tiny|small] [--layers N --width C --heads H
                               --vocab V --context T] [--seed S] [--init-std X]
-                              [--safetensors FILE] [--tokenizer tokenizer.json] [--check]
+                              [--safetensors FILE] [--tokenizer tokenizer.json] [--quantize int8]
+                              [--check]
+
+--quantize int8: weight-only 8-bit block quantization (block 32, asymmetric, onnxruntime's
+quantizer) of every linear layer (attn qkv, attn proj, mlp fc, mlp proj) and of the tied LM head,
+as com.microsoft MatMulNBits with accuracy_level 4 (int8 compute on CPU). The token and position
+embeddings stay fp32 for the Gathers, so the LM head gets its own quantized copy of wte^T.
+Metadata weight_quantization records the scheme. Without --quantize the model is fp32 (MatMul,
+tied Gemm head) and unchanged.
 
 --check verifies the written model with onnxruntime against a numpy reference forward
 (full recompute, tolerance 1e-4), cached vs uncached decoding, chunked prefill, and a
 left-padded batch of two prompts vs each prompt alone. It exits non-zero on failure.
+For an int8 model the reference is still the fp32 numpy forward, with a looser tolerance
+(INT8_REF_TOL x the largest reference logit), and the cache/padding self-consistency checks
+use INT8_SELF_TOL; it also reports how often the argmax agrees with the reference.
 
 The same arguments give a byte-identical model.onnx (deterministic RNG and node names).
 """
@@ -38,6 +49,12 @@ PRESETS = {
 }
 LN_EPS = 1e-5
 EOT_ID = 50256
+QUANTIZE = {
+    # --quantize NAME -> onnx_layout.NBitsQuant (bits, block_size, accuracy_level)
+    "int8": L.NBitsQuant(bits=8, block_size=32, accuracy_level=4),
+}
+INT8_REF_TOL = 0.1      # int8 vs fp32 numpy reference: max abs diff / max |reference logit|
+INT8_SELF_TOL = 0.05    # int8 cached vs uncached, chunked, padded batch: max abs diff / max |logit|
 
 
 def log(msg: str) -> None:
@@ -105,13 +122,22 @@ def load_safetensors(path):
 
 # ----------------------------------------------------------------------------- graph
 
-def build_graph(w, layers, width, heads, vocab, context, source):
+def build_graph(w, layers, width, heads, vocab, context, source, quant=None):
+    """ModelProto for the weights w. quant: None (fp32) or an onnx_layout.NBitsQuant for every
+    linear layer and the LM head (see --quantize)."""
     head_dim = width // heads
     gb = L.GraphBuilder("gpt2")
     io = L.declare_text_generation_io(gb, layers, heads, head_dim, vocab)
 
     def init(name):
         return gb.initializer(w[name], "transformer." + name)
+
+    def lin(x, prefix):
+        """x @ W + b for the Conv1D-style (already [in, out]) weight `prefix.weight`."""
+        if quant is None:
+            return L.linear(gb, x, init(prefix + ".weight"), init(prefix + ".bias"))
+        y = L.matmul_weight(gb, x, w[prefix + ".weight"], "transformer." + prefix + ".weight", quant)
+        return gb.node("Add", [y, init(prefix + ".bias")])
 
     wte = init("wte")
     wpe = init("wpe")
@@ -133,23 +159,28 @@ def build_graph(w, layers, width, heads, vocab, context, source):
     for i in range(layers):
         p = f"h.{i}."
         x = L.layer_norm(gb, h, init(p + "ln_1.weight"), init(p + "ln_1.bias"), LN_EPS)
-        qkv = L.linear(gb, x, init(p + "attn.c_attn.weight"), init(p + "attn.c_attn.bias"))
+        qkv = lin(x, p + "attn.c_attn")
         q, k, v = gb.node("Split", [qkv, split], n_outputs=3, axis=-1)
         q, k, v = (L.split_heads(gb, t, heads, head_dim) for t in (q, k, v))
         pk, pv = L.append_kv_cache(gb, io, i, k, v)
         ctx = L.attention(gb, q, pk, pv, bias, heads, heads, head_dim)
-        a = L.linear(gb, ctx, init(p + "attn.c_proj.weight"), init(p + "attn.c_proj.bias"))
+        a = lin(ctx, p + "attn.c_proj")
         h = gb.node("Add", [h, a])
         x = L.layer_norm(gb, h, init(p + "ln_2.weight"), init(p + "ln_2.bias"), LN_EPS)
-        m = gelu_new(L.linear(gb, x, init(p + "mlp.c_fc.weight"), init(p + "mlp.c_fc.bias")))
-        m = L.linear(gb, m, init(p + "mlp.c_proj.weight"), init(p + "mlp.c_proj.bias"))
+        m = gelu_new(lin(x, p + "mlp.c_fc"))
+        m = lin(m, p + "mlp.c_proj")
         h = gb.node("Add", [h, m])
     h = L.layer_norm(gb, h, init("ln_f.weight"), init("ln_f.bias"), LN_EPS)
-    # Tied LM head: logits = h @ wte^T, via Gemm(transB=1) on [b*s, C] so wte is stored once.
-    flat = gb.node("Reshape", [h, gb.const([-1, width])])
-    lg = gb.node("Gemm", [flat, wte], transB=1)
-    out_shape = gb.node("Concat", [gb.node("Shape", [io.input_ids]), gb.const([vocab])], axis=0)
-    gb.node("Reshape", [lg, out_shape], outputs=[io.logits])
+    if quant is None:
+        # Tied LM head: logits = h @ wte^T, via Gemm(transB=1) on [b*s, C] so wte is stored once.
+        flat = gb.node("Reshape", [h, gb.const([-1, width])])
+        lg = gb.node("Gemm", [flat, wte], transB=1)
+        out_shape = gb.node("Concat", [gb.node("Shape", [io.input_ids]), gb.const([vocab])], axis=0)
+        gb.node("Reshape", [lg, out_shape], outputs=[io.logits])
+    else:
+        # Tied LM head, quantized: its own MatMulNBits copy of wte^T (the Gather keeps fp32 wte).
+        lg = L.matmul_weight(gb, h, w["wte"].T, "lm_head.weight_t", quant)
+        gb.node("Identity", [lg], outputs=[io.logits])
     meta = {
         "model_family": "gpt2",
         "max_position_embeddings": context,
@@ -164,7 +195,12 @@ def build_graph(w, layers, width, heads, vocab, context, source):
         "layout": "optimum-text-generation-with-past",
         "source": source,
     }
-    return gb.make_model({k: v for k, v in meta.items() if v != ""})
+    if quant is not None:
+        meta["weight_quantization"] = L.weight_quantization_label(quant)
+    model = gb.make_model({k: v for k, v in meta.items() if v != ""})
+    if quant is not None:
+        L.add_com_microsoft_opset(model)
+    return model
 
 
 # ----------------------------------------------------------------------------- reference + checks
@@ -233,8 +269,12 @@ class OrtModel:
         return out[0], out[1:]
 
 
-def run_checks(model_path, w, cfg):
-    """Run all self-checks; return a dict of max abs differences. Raises AssertionError on failure."""
+def run_checks(model_path, w, cfg, quantized=False):
+    """Run all self-checks; return a dict of max abs differences. Raises AssertionError on failure.
+
+    quantized: the model has int8 weights; w is still the fp32 weights, so the reference checks
+    use tolerance INT8_REF_TOL * logit_scale and the self-consistency ones INT8_SELF_TOL * logit_scale.
+    """
     m = OrtModel(model_path, cfg)
     rng = np.random.default_rng(7)
     V = cfg["vocab"]
@@ -249,6 +289,8 @@ def run_checks(model_path, w, cfg):
     ref = numpy_forward(w, cfg, ids, mask, pos)
     res["ref_prefill"] = float(np.abs(lo - ref).max())
     res["logit_scale"] = float(np.abs(ref).max())
+    if quantized:
+        res["argmax_agree"] = float((lo.argmax(-1) == ref.argmax(-1)).mean())
 
     # 2. Cached decoding (prefill 4, then 1 token at a time) and chunked prefill (4 + 5) vs uncached.
     _, past = m.run(ids[:, :4], mask[:, :4], pos[:, :4], m.empty_past(1))
@@ -293,8 +335,11 @@ def run_checks(model_path, w, cfg):
 
     for k in ("ref_prefill", "cached_vs_uncached", "chunked_prefill", "padded_batch_last",
               "ref_padded_batch", "padded_batch_decode"):
+        if quantized:
+            rel = INT8_REF_TOL if k.startswith("ref_") else INT8_SELF_TOL
+            tol = rel * res["logit_scale"]
         if not res[k] <= tol:
-            raise AssertionError(f"check {k} failed: max abs diff {res[k]:.3g} > {tol}")
+            raise AssertionError(f"check {k} failed: max abs diff {res[k]:.3g} > {tol:.3g}")
     return res
 
 
@@ -313,6 +358,8 @@ def main():
     ap.add_argument("--init-std", type=float, help="random init std (default: preset's)")
     ap.add_argument("--safetensors", help="HF GPT-2 model.safetensors instead of random weights")
     ap.add_argument("--tokenizer", help="tokenizer.json to copy to OUT/tokenizer.json")
+    ap.add_argument("--quantize", choices=sorted(QUANTIZE),
+                    help="weight-only quantization of the linear layers and LM head (see doc); default fp32")
     ap.add_argument("--check", action="store_true", help="verify the written model (see doc)")
     args = ap.parse_args()
 
@@ -340,7 +387,11 @@ def main():
     if cfg["width"] % cfg["heads"]:
         die(f"width {cfg['width']} not divisible by heads {cfg['heads']}")
 
-    model = build_graph(w, cfg["layers"], cfg["width"], cfg["heads"], cfg["vocab"], cfg["context"], source)
+    quant = QUANTIZE[args.quantize] if args.quantize else None
+    if quant:
+        log(f"quantize {args.quantize}: {L.weight_quantization_label(quant)} ...")
+    model = build_graph(w, cfg["layers"], cfg["width"], cfg["heads"], cfg["vocab"], cfg["context"], source,
+                        quant)
     out_path = os.path.join(args.out, "model.onnx")
     log(f"writing {out_path} ...")
     L.save_model(model, out_path)
@@ -356,7 +407,7 @@ def main():
     if args.check:
         t1 = time.time()
         try:
-            res = run_checks(out_path, w, cfg)
+            res = run_checks(out_path, w, cfg, quantized=quant is not None)
         except AssertionError as e:
             die(str(e))
         log("check ok in %.1fs: %s" % (time.time() - t1, ", ".join(f"{k}={v:.3g}" for k, v in res.items())))

@@ -41,10 +41,13 @@ from onnx import TensorProto
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_layout import (  # noqa: E402
     GraphBuilder,
+    add_com_microsoft_opset,
     append_kv_cache,
     build_attention_bias,
     declare_text_generation_io,
+    matmul_weight,
     save_model,
+    weight_quantization_label,
 )
 
 
@@ -121,39 +124,6 @@ def rope_tables(cfg: LlamaConfig):
 # --------------------------------------------------------------------------- graph
 
 
-def _quantize_nbits(w_in_out: np.ndarray, bits: int, block_size: int):
-    """Block-wise asymmetric weight quantization for com.microsoft MatMulNBits (onnxruntime's own
-    C++ quantizer). w_in_out: [K, N] float32. Returns (B uint8 [N, k_blocks, blob], scales f32
-    [N*k_blocks], zero_points uint8 flat)."""
-    from onnxruntime.capi._pybind_state import quantize_matmul_4bits, quantize_matmul_8bits
-
-    k, n = w_in_out.shape
-    kpack = 8 // bits
-    k_blocks = (k + block_size - 1) // block_size
-    w = np.ascontiguousarray(np.pad(w_in_out.astype(np.float32), ((0, k_blocks * block_size - k), (0, 0))))
-    packed = np.zeros((n, k_blocks, (block_size + kpack - 1) // kpack), dtype=np.uint8)
-    zp = np.zeros((n, (k_blocks + kpack - 1) // kpack), dtype=np.uint8)
-    scales = np.zeros((n, k_blocks), dtype=np.float32)
-    fn = {4: quantize_matmul_4bits, 8: quantize_matmul_8bits}[bits]
-    fn(packed, w, scales, zp, block_size, n, k, False)
-    return packed, scales.reshape(-1), zp.reshape(-1)
-
-
-def _linear(gb: GraphBuilder, x: str, w_in_out: np.ndarray, name: str, quant: tuple | None) -> str:
-    """x @ W with W [in, out]; a plain MatMul, or MatMulNBits when quant = (bits, block_size, accuracy_level)."""
-    w_in_out = np.ascontiguousarray(np.asarray(w_in_out, np.float32))
-    if quant is None:
-        return gb.node("MatMul", [x, gb.initializer(w_in_out, name)])
-    bits, block, acc = quant
-    b, sc, zp = _quantize_nbits(w_in_out, bits, block)
-    k, n = w_in_out.shape
-    attrs = {"K": k, "N": n, "bits": bits, "block_size": block}
-    if acc:
-        attrs["accuracy_level"] = acc
-    return gb.node("MatMulNBits", [x, gb.initializer(b, name + f".q{bits}"), gb.initializer(sc, name + ".scales"),
-                                   gb.initializer(zp, name + ".zero_points")], domain="com.microsoft", **attrs)
-
-
 def _rms_norm(gb: GraphBuilder, x: str, weight: str, eps: float) -> str:
     # Pow -> ReduceMean -> Add -> Sqrt -> Div -> Mul: the pattern onnxruntime fuses into
     # SimplifiedLayerNormalization.
@@ -179,8 +149,8 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
     by a MatMul (instead of Gemm transB=1 on the shared embedding). Needed before
     onnxruntime.quantization.quantize_dynamic, which mishandles the shared Gemm weight.
     weight_bits (4 or 8): weight-only block quantization of every linear layer and the LM head
-    with com.microsoft MatMulNBits (block_size, accuracy_level as in that op); activations stay
-    fp32 unless accuracy_level says otherwise. The embedding table itself stays fp32.
+    with com.microsoft MatMulNBits (onnx_layout.matmul_weight; block_size, accuracy_level as in that
+    op); activations stay fp32 unless accuracy_level says otherwise. The embedding table stays fp32.
     """
     quant = (weight_bits, block_size, accuracy_level) if weight_bits else None
     if quant:
@@ -217,7 +187,7 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
         wqkv = np.concatenate([np.asarray(lw["wq"], np.float32) * np.float32(scale),
                                np.asarray(lw["wk"], np.float32),
                                np.asarray(lw["wv"], np.float32)], axis=0).T
-        qkv = _linear(gb, x, wqkv, f"{p}.self_attn.qkv_proj.weight_t", quant)
+        qkv = matmul_weight(gb, x, wqkv, f"{p}.self_attn.qkv_proj.weight_t", quant)
         q, k, v = gb.node("Split", [qkv, gb.const([qd, kvd, kvd])], n_outputs=3, axis=-1)
         q = gb.node("Transpose", [gb.node("Reshape", [q, gb.const([0, 0, nh, hd])])], perm=[0, 2, 1, 3])
         k = gb.node("Transpose", [gb.node("Reshape", [k, gb.const([0, 0, nkv, hd])])], perm=[0, 2, 1, 3])
@@ -232,24 +202,24 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
         ctx = gb.node("MatMul", [probs, pv])                                   # [b, nkv, rep*s, hd]
         ctx = gb.node("Reshape", [ctx, gb.const([0, nh, -1, hd])])             # [b, nh, s, hd]
         ctx = gb.node("Reshape", [gb.node("Transpose", [ctx], perm=[0, 2, 1, 3]), gb.const([0, 0, qd])])
-        o = _linear(gb, ctx, np.asarray(lw["wo"], np.float32).T, f"{p}.self_attn.o_proj.weight_t", quant)
+        o = matmul_weight(gb, ctx, np.asarray(lw["wo"], np.float32).T, f"{p}.self_attn.o_proj.weight_t", quant)
         h = gb.node("Add", [h, o])
 
         x = _rms_norm(gb, h, gb.initializer(np.asarray(lw["ffn_norm"], np.float32),
                                             f"{p}.post_attention_layernorm.weight"), cfg.rms_norm_eps)
         wgu = np.concatenate([np.asarray(lw["w_gate"], np.float32), np.asarray(lw["w_up"], np.float32)], axis=0).T
-        gu = _linear(gb, x, wgu, f"{p}.mlp.gate_up_proj.weight_t", quant)
+        gu = matmul_weight(gb, x, wgu, f"{p}.mlp.gate_up_proj.weight_t", quant)
         gate, up = gb.node("Split", [gu, gb.const([cfg.intermediate_size, cfg.intermediate_size])],
                            n_outputs=2, axis=-1)
         act = gb.node("Mul", [gb.node("Mul", [gate, gb.node("Sigmoid", [gate])]), up])
-        down = _linear(gb, act, np.asarray(lw["w_down"], np.float32).T, f"{p}.mlp.down_proj.weight_t", quant)
+        down = matmul_weight(gb, act, np.asarray(lw["w_down"], np.float32).T, f"{p}.mlp.down_proj.weight_t", quant)
         h = gb.node("Add", [h, down])
 
     h = _rms_norm(gb, h, gb.initializer(np.asarray(w["norm"], np.float32), "model.norm.weight"), cfg.rms_norm_eps)
     head_w = w.get("lm_head")
     if lm_head_as_matmul:
         head = np.asarray(w["embed"] if head_w is None else head_w, np.float32)
-        logits = _linear(gb, h, head.T, "lm_head.weight_t", quant)
+        logits = matmul_weight(gb, h, head.T, "lm_head.weight_t", quant)
         gb.node("Identity", [logits], outputs=[io.logits])
         return _finish(gb, cfg, extra_metadata, quant)
     h2 = gb.node("Reshape", [h, gb.const([-1, d])])                            # [b*s, d]
@@ -266,11 +236,10 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
 def _finish(gb: GraphBuilder, cfg: LlamaConfig, extra: dict | None, quant: tuple | None):
     meta = _metadata(cfg, extra)
     if quant:
-        meta["weight_quantization"] = f"MatMulNBits bits={quant[0]} block_size={quant[1]} accuracy_level={quant[2]}"
+        meta["weight_quantization"] = weight_quantization_label(quant)
     model = gb.make_model(meta)
     if quant:
-        from onnx import helper
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        add_com_microsoft_opset(model)
     return model
 
 

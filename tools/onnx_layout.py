@@ -28,12 +28,20 @@ Stable API (other builders import these names):
     attention(...)                    -> name of [batch, seq, heads*head_dim] context
     split_heads(...), merge_heads(...), layer_norm(...), linear(...)
     save_model(model, out_path)
+
+Weight-only quantization (com.microsoft MatMulNBits, onnxruntime contrib op):
+    NBitsQuant(bits, block_size, accuracy_level)      quantization spec (a plain tuple works too)
+    quantize_nbits(w_in_out, bits, block_size)        -> (B, scales, zero_points) arrays
+    matmul_weight(gb, x, w_in_out, name, quant)       -> x @ W as MatMul (quant None) or MatMulNBits
+    weight_quantization_label(quant)                  -> the "weight_quantization" metadata string
+    add_com_microsoft_opset(model)                    -> declares the com.microsoft domain (opset 1)
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -286,6 +294,81 @@ def linear(gb: GraphBuilder, x: str, weight: str, bias: str | None = None) -> st
     """x @ weight (+ bias). weight must be stored [in, out] (transpose HF nn.Linear weights first)."""
     y = gb.node("MatMul", [x, weight])
     return gb.node("Add", [y, bias]) if bias else y
+
+
+class NBitsQuant(NamedTuple):
+    """Weight-only block quantization spec for com.microsoft MatMulNBits.
+
+    bits: 4 or 8. block_size: weights per quantization block along K (a power of two >= 16;
+    32 is what shopkeep uses). accuracy_level: MatMulNBits' attribute, the minimum compute
+    precision on CPU: 0 = unset (fp32 compute), 4 = int8 compute (activations are quantized per
+    block at run time; fastest on CPU). Any (bits, block_size, accuracy_level) tuple is accepted
+    where an NBitsQuant is expected.
+    """
+    bits: int
+    block_size: int = 32
+    accuracy_level: int = 0
+
+
+def quantize_nbits(w_in_out: np.ndarray, bits: int, block_size: int):
+    """Block-wise asymmetric weight quantization for com.microsoft MatMulNBits, using
+    onnxruntime's own C++ quantizer (so the packing always matches the kernel).
+
+    w_in_out: [K, N] float32 (the MatMul right-hand side, i.e. [in, out]). K is zero-padded up to
+    a multiple of block_size. Returns:
+        B            uint8 [N, k_blocks, ceil(block_size * bits / 8)]  packed quantized weights
+        scales       float32 [N * k_blocks]
+        zero_points  uint8 flat, [N * ceil(k_blocks * bits / 8)]       (packed for bits < 8)
+    Deterministic: the same input gives byte-identical output.
+    """
+    from onnxruntime.capi._pybind_state import quantize_matmul_4bits, quantize_matmul_8bits
+
+    k, n = w_in_out.shape
+    kpack = 8 // bits
+    k_blocks = (k + block_size - 1) // block_size
+    w = np.ascontiguousarray(np.pad(w_in_out.astype(np.float32), ((0, k_blocks * block_size - k), (0, 0))))
+    packed = np.zeros((n, k_blocks, (block_size + kpack - 1) // kpack), dtype=np.uint8)
+    zp = np.zeros((n, (k_blocks + kpack - 1) // kpack), dtype=np.uint8)
+    scales = np.zeros((n, k_blocks), dtype=np.float32)
+    fn = {4: quantize_matmul_4bits, 8: quantize_matmul_8bits}[bits]
+    fn(packed, w, scales, zp, block_size, n, k, False)
+    return packed, scales.reshape(-1), zp.reshape(-1)
+
+
+def matmul_weight(gb: GraphBuilder, x: str, w_in_out: np.ndarray, name: str, quant=None) -> str:
+    """x @ W for a constant weight W [in, out] (float32; transpose HF nn.Linear weights first).
+
+    quant None: W is stored as fp32 initializer `name` and used by a plain MatMul.
+    quant (bits, block_size, accuracy_level) / NBitsQuant: W is quantized with quantize_nbits and
+    used by a com.microsoft MatMulNBits node; the initializers are `name.q{bits}`, `name.scales`
+    and `name.zero_points`. accuracy_level 0 leaves the attribute unset. The model must then
+    declare the com.microsoft domain (add_com_microsoft_opset). No bias: add one with an Add.
+    Returns the output tensor name.
+    """
+    w_in_out = np.ascontiguousarray(np.asarray(w_in_out, np.float32))
+    if quant is None:
+        return gb.node("MatMul", [x, gb.initializer(w_in_out, name)])
+    bits, block, acc = quant
+    b, sc, zp = quantize_nbits(w_in_out, bits, block)
+    k, n = w_in_out.shape
+    attrs = {"K": k, "N": n, "bits": bits, "block_size": block}
+    if acc:
+        attrs["accuracy_level"] = acc
+    return gb.node("MatMulNBits", [x, gb.initializer(b, name + f".q{bits}"), gb.initializer(sc, name + ".scales"),
+                                   gb.initializer(zp, name + ".zero_points")], domain="com.microsoft", **attrs)
+
+
+def weight_quantization_label(quant) -> str:
+    """Value of the `weight_quantization` model metadata key for a quant spec,
+    e.g. "MatMulNBits bits=8 block_size=32 accuracy_level=4"."""
+    bits, block, acc = quant
+    return f"MatMulNBits bits={bits} block_size={block} accuracy_level={acc}"
+
+
+def add_com_microsoft_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Declare the com.microsoft domain (opset 1), needed by MatMulNBits nodes. Returns model."""
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
 
 
 def save_model(model: onnx.ModelProto, out_path: str) -> None:

@@ -199,6 +199,7 @@ impl Assistant {
     /// theirs in flight to finish first.
     pub async fn forget(&self, user_id: &str) -> Result<(), AssistantError> {
         self.conversations.forget(user_id).await?;
+        self.engine.forget_prefixes(Some(user_id));
         tracing::info!(user = user_id, "conversation forgotten");
         Ok(())
     }
@@ -231,7 +232,7 @@ impl Assistant {
             "Summarise the key topics of this support channel conversation in a few bullet points.\n\n{transcript}"
         );
         let prompt = render_prompt(self.engine.info().prompt_format, "", &[], &question);
-        let stream = self.engine.generate(self.request(prompt));
+        let stream = self.engine.generate(self.request(prompt, None));
         Outcome::Answer(stream_answer(stream, move |_| drop(permit)))
     }
 
@@ -274,7 +275,8 @@ impl Assistant {
         let facts = self.retrieve_facts(&question);
         let history = self.history(&turn);
         let prompt = self.build_prompt(&question, &facts, &history);
-        let stream = self.engine.generate(self.request(prompt));
+        let request = self.request(prompt, Some(inbound.user_id.clone()));
+        let stream = self.engine.generate(request);
         let assistant = self.clone();
         Outcome::Answer(stream_answer(stream, move |answer| {
             assistant.finish_turn(&turn, &inbound, &question, &facts, answer);
@@ -351,7 +353,9 @@ impl Assistant {
         )
     }
 
-    fn request(&self, prompt: String) -> GenerateRequest {
+    /// A generation request; `prefix_cache_key` (the user id for conversations) lets the
+    /// engine reuse the keys and values of the previous turn's prompt prefix.
+    fn request(&self, prompt: String, prefix_cache_key: Option<String>) -> GenerateRequest {
         let settings = &self.config.model;
         GenerateRequest {
             prompt,
@@ -365,6 +369,7 @@ impl Assistant {
             },
             stop: stop_strings(self.engine.info().prompt_format),
             use_kv_cache: true,
+            prefix_cache_key,
         }
     }
 

@@ -1,1 +1,433 @@
 //! The Discord adapter (serenity): the only code that knows Discord.
+//!
+//! It translates gateway events into [`Inbound`] questions for the [`Assistant`] and its
+//! [`Outcome`]s into Discord messages, and nothing more:
+//! - [`events`]: which messages the bot answers (pure routing);
+//! - [`commands`]: slash commands and their permission checks;
+//! - [`reply`]: streaming replies by editing, split past 2,000 characters;
+//! - [`split`]: the splitting itself (pure);
+//! - [`turns`]: one user's messages answered one at a time, in order;
+//! - [`rest`]: sends with retries, and with no mentions allowed on every message.
+//!
+//! [`run`] connects and serves until SIGTERM/SIGINT, then stops taking new work, lets
+//! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
+//! and returns `Ok(())`.
+
+pub mod commands;
+pub mod events;
+pub mod reply;
+pub mod rest;
+pub mod split;
+pub mod turns;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serenity::all::{
+    Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Ready,
+};
+use serenity::client::ClientBuilder;
+use serenity::gateway::GatewayError;
+use serenity::http::HttpBuilder;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::assistant::{Assistant, Inbound, Outcome};
+use crate::config::DiscordSettings;
+use events::{MessageFacts, RoutingRules};
+use reply::{OwnMessages, Reply, StreamEnd, Target};
+use rest::{no_mentions, Rest};
+use turns::Turns;
+
+/// Why the bot could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordError {
+    #[error("DISCORD_TOKEN is not set")]
+    NoToken,
+    #[error("could not set up the Discord client: {0}")]
+    Setup(String),
+    #[error(
+        "Discord refused the bot token: check DISCORD_TOKEN (Developer Portal, Bot page, Reset Token)"
+    )]
+    BadToken,
+    #[error(
+        "Discord refused the gateway intents: switch on Message Content Intent (Developer Portal, Bot page, Privileged Gateway Intents)"
+    )]
+    IntentsNotAllowed,
+    #[error("the Discord connection failed: {0}")]
+    Gateway(String),
+}
+
+/// Gateway intents the bot asks for. Message Content is privileged: it must be switched on
+/// in the Developer Portal.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::GUILD_MESSAGE_REACTIONS
+}
+
+/// The answer to a slash command that arrives during shutdown.
+const SHUTTING_DOWN: &str = "I am restarting right now; please try again in a minute.";
+
+/// State shared by every event handler.
+pub struct Shared {
+    assistant: Assistant,
+    settings: DiscordSettings,
+    rest: Rest,
+    /// The bot's user id; 0 until known (from `GET /users/@me` at start, or READY).
+    bot_id: watch::Sender<u64>,
+    commands_registered: AtomicBool,
+    accepting: AtomicBool,
+    tasks: Mutex<JoinSet<()>>,
+    cancel: watch::Sender<bool>,
+    /// One user's questions are answered one at a time, in order.
+    turns: Turns,
+    own_messages: OwnMessages,
+}
+
+impl Shared {
+    fn bot_id(&self) -> u64 {
+        *self.bot_id.borrow()
+    }
+
+    /// The bot's id, waiting a little for READY if it is not known yet.
+    async fn known_bot_id(&self) -> u64 {
+        let mut rx = self.bot_id.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|id| *id != 0)).await;
+        self.bot_id()
+    }
+
+    fn rules(&self) -> RoutingRules {
+        RoutingRules::new(self.bot_id(), &self.settings)
+    }
+
+    /// Runs `work` as in-flight work that shutdown waits for; refused (returns false)
+    /// once shutdown has begun.
+    fn spawn_work<F>(&self, work: F) -> bool
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Ok(mut tasks) = self.tasks.lock() else {
+            return false;
+        };
+        if !self.accepting.load(Ordering::SeqCst) {
+            return false;
+        }
+        // Reap finished tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(work);
+        true
+    }
+
+    fn reply(&self, target: Target) -> Reply {
+        Reply::new(self.rest.clone(), target, self.own_messages.clone())
+    }
+
+    /// Posts what the assistant decided: streams an answer, posts a notice, or nothing.
+    async fn post_outcome(&self, mut reply: Reply, outcome: Outcome) {
+        match outcome {
+            Outcome::Silent => {
+                tracing::debug!("nothing to post");
+                if let Err(error) = reply.withdraw().await {
+                    tracing::warn!(%error, "could not withdraw a deferred response");
+                }
+            }
+            Outcome::Notice(notice) => {
+                if let Err(error) = reply.show(&notice).await {
+                    tracing::error!(%error, "could not post a notice");
+                }
+            }
+            Outcome::Answer(events) => {
+                let end = reply::stream_answer(&mut reply, events, self.cancel.subscribe()).await;
+                if end == StreamEnd::Cancelled {
+                    tracing::warn!("answer cancelled by shutdown");
+                }
+            }
+        }
+    }
+
+    async fn answer_message(self: Arc<Self>, ctx: Context, msg: Message, inbound: Inbound) {
+        let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
+        if *self.cancel.borrow() {
+            tracing::info!("shutting down: question dropped before it was started");
+            return;
+        }
+        tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
+        let typing = msg.channel_id.start_typing(&ctx.http);
+        let outcome = self.assistant.handle(inbound).await;
+        let reply = self.reply(Target::Channel {
+            channel_id: msg.channel_id,
+            reply_to: msg.id,
+        });
+        self.post_outcome(reply, outcome).await;
+        typing.stop();
+    }
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        let shared = &self.shared;
+        shared.bot_id.send_replace(ready.user.id.get());
+        tracing::info!(
+            bot = ready.user.id.get(),
+            application = ready.application.id.get(),
+            guilds = ready.guilds.len(),
+            "connected to Discord"
+        );
+        if shared.commands_registered.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let http = Arc::clone(&ctx.http);
+        let guilds = shared.settings.command_guilds.clone();
+        tokio::spawn(async move {
+            if guilds.is_empty() {
+                register(None, || {
+                    Command::set_global_commands(&http, commands::definitions())
+                })
+                .await;
+            }
+            for guild in guilds {
+                register(Some(guild), || {
+                    GuildId::new(guild).set_commands(&http, commands::definitions())
+                })
+                .await;
+            }
+        });
+    }
+
+    async fn resume(&self, _ctx: Context, _: serenity::model::event::ResumedEvent) {
+        tracing::info!("gateway session resumed");
+    }
+
+    async fn message(&self, ctx: Context, msg: Message) {
+        let shared = &self.shared;
+        let bot_id = shared.known_bot_id().await;
+        let facts = MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
+        let Some(inbound) = shared.rules().route(&facts) else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "message",
+            guild = facts.guild_id,
+            channel = facts.channel_id,
+            user = facts.author_id,
+            message_id = msg.id.get(),
+        );
+        let task = Arc::clone(shared)
+            .answer_message(ctx, msg, inbound)
+            .instrument(span.clone());
+        if !shared.spawn_work(task) {
+            span.in_scope(|| tracing::info!("shutting down: message not answered"));
+        }
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "interaction",
+            guild = command.guild_id.map(|g| g.get()),
+            channel = command.channel_id.get(),
+            user = command.user.id.get(),
+            command = %command.data.name,
+        );
+        let shared = Arc::clone(&self.shared);
+        let (id, token) = (command.id, command.token.clone());
+        let task = async move { commands::handle(&shared, command).await }.instrument(span.clone());
+        if !self.shared.spawn_work(task) {
+            span.in_scope(|| tracing::info!("shutting down: interaction not taken"));
+            let busy = reply::ephemeral_message(SHUTTING_DOWN);
+            if let Err(error) = reply::respond(&self.shared.rest, id, &token, busy).await {
+                span.in_scope(|| tracing::warn!(%error, "could not answer an interaction"));
+            }
+        }
+    }
+}
+
+/// Registers the slash commands (globally, or in `guild`), retrying a few times.
+async fn register<F, Fut>(guild: Option<u64>, put: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = serenity::Result<Vec<Command>>>,
+{
+    for attempt in 1..=4u32 {
+        match put().await {
+            Ok(set) => {
+                tracing::info!(?guild, commands = set.len(), "slash commands registered");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(?guild, attempt, %error, "could not register slash commands");
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+            }
+        }
+    }
+    tracing::error!(
+        ?guild,
+        "slash commands are not registered; they will not show in Discord"
+    );
+}
+
+/// The bot permissions to grant in the invite (docs/discord.md): View Channels, Send
+/// Messages, Send Messages in Threads, Read Message History.
+pub fn invite_permissions() -> serenity::model::Permissions {
+    use serenity::model::Permissions as P;
+    P::VIEW_CHANNEL | P::SEND_MESSAGES | P::SEND_MESSAGES_IN_THREADS | P::READ_MESSAGE_HISTORY
+}
+
+/// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
+pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
+    let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
+    let mut builder = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    if let Some(url) = &settings.api_url {
+        tracing::info!(api = %url, "using a Discord API proxy");
+        builder = builder.proxy(url.as_str()).ratelimiter_disabled(true);
+    }
+    let http = builder.build();
+    let rest = Rest::new(Arc::new(http));
+
+    let (cancel, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        assistant,
+        rest,
+        bot_id: watch::Sender::new(0),
+        commands_registered: AtomicBool::new(false),
+        accepting: AtomicBool::new(true),
+        tasks: Mutex::new(JoinSet::new()),
+        cancel,
+        turns: Turns::default(),
+        own_messages: OwnMessages::default(),
+        settings,
+    });
+
+    // The client gets its own Http with the same settings; sends go through `Rest`.
+    let mut client_http = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    if let Some(url) = &shared.settings.api_url {
+        client_http = client_http.proxy(url.as_str()).ratelimiter_disabled(true);
+    }
+    let mut client = ClientBuilder::new_with_http(client_http.build(), intents())
+        .event_handler(Handler {
+            shared: Arc::clone(&shared),
+        })
+        .await
+        .map_err(|e| DiscordError::Setup(e.to_string()))?;
+
+    // Know who we are before the first message can arrive (READY confirms it).
+    match client.http.get_current_user().await {
+        Ok(me) => {
+            shared.bot_id.send_replace(me.id.get());
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not read the bot's own user; waiting for READY")
+        }
+    }
+
+    let shard_manager = Arc::clone(&client.shard_manager);
+    let stopper = Arc::clone(&shared);
+    let stopped = Arc::new(AtomicBool::new(false));
+    let stopped_flag = Arc::clone(&stopped);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight replies");
+        stopper.accepting.store(false, Ordering::SeqCst);
+        let mut tasks = match stopper.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => JoinSet::new(),
+        };
+        let grace = stopper.settings.shutdown_grace;
+        if tokio::time::timeout(grace, drain(&mut tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "grace period over: cancelling in-flight replies"
+            );
+            let _ = stopper.cancel.send(true);
+            if tokio::time::timeout(Duration::from_secs(5), drain(&mut tasks))
+                .await
+                .is_err()
+            {
+                tasks.abort_all();
+                drain(&mut tasks).await;
+            }
+        }
+        stopped_flag.store(true, Ordering::SeqCst);
+        shard_manager.shutdown_all().await;
+    });
+
+    let result = client.start().await;
+    if stopped.load(Ordering::SeqCst) {
+        tracing::info!("stopped");
+        return Ok(());
+    }
+    result.map_err(|error| match error {
+        serenity::Error::Gateway(GatewayError::InvalidAuthentication) => DiscordError::BadToken,
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => {
+            DiscordError::IntentsNotAllowed
+        }
+        other => DiscordError::Gateway(other.to_string()),
+    })
+}
+
+async fn drain(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_docs_invite_grants_exactly_the_permissions_needed() {
+        let docs = include_str!("../../docs/discord.md");
+        let bits = invite_permissions().bits().to_string();
+        assert!(
+            docs.contains(&format!("permissions={bits}")),
+            "docs/discord.md: update the invite URL to permissions={bits}"
+        );
+        assert!(docs.contains("scope=bot+applications.commands"));
+    }
+
+    #[test]
+    fn message_content_intent_is_requested() {
+        assert!(intents().contains(GatewayIntents::MESSAGE_CONTENT));
+        assert!(
+            intents().contains(GatewayIntents::GUILD_MESSAGES | GatewayIntents::DIRECT_MESSAGES)
+        );
+    }
+}

@@ -29,6 +29,9 @@ pub struct SessionOptions {
     pub threads: usize,
 }
 
+/// One layer's keys and values copied to host memory, each [batch, kv_heads, len, head_dim].
+pub type HostLayer = (Vec<f32>, Vec<f32>);
+
 /// Keys and values of every layer for a batch of sequences of equal (padded) length.
 pub struct KvCache {
     layers: Vec<(DynValue, DynValue)>,
@@ -40,7 +43,7 @@ pub struct KvCache {
 impl KvCache {
     /// Copies the cache out as plain arrays: per layer (key, value), each
     /// [batch, kv_heads, len, head_dim] row-major.
-    pub fn to_host(&self) -> Result<Vec<(Vec<f32>, Vec<f32>)>, EngineError> {
+    pub fn to_host(&self) -> Result<Vec<HostLayer>, EngineError> {
         self.layers
             .iter()
             .map(|(k, v)| Ok((extract_f32(k)?.1.to_vec(), extract_f32(v)?.1.to_vec())))
@@ -123,7 +126,7 @@ impl Decoder {
         &self,
         batch: usize,
         len: usize,
-        mut layer: impl FnMut(usize) -> (Vec<f32>, Vec<f32>),
+        mut layer: impl FnMut(usize) -> HostLayer,
     ) -> Result<KvCache, EngineError> {
         let shape = [
             batch as i64,

@@ -22,6 +22,10 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// `false` recomputes the whole sequence every step (slow; for checking the cache).
     pub use_kv_cache: bool,
+    /// When set, the keys and values of this conversation are kept after it ends, so the
+    /// next prompt that starts with the same tokens skips their prefill. Use a key per user
+    /// so that [`super::EngineHandle::forget_prefixes`] can drop them.
+    pub prefix_cache_key: Option<String>,
 }
 
 impl GenerateRequest {
@@ -32,6 +36,7 @@ impl GenerateRequest {
             sampling: SamplingParams::default(),
             stop: Vec::new(),
             use_kv_cache: true,
+            prefix_cache_key: None,
         }
     }
 }
@@ -59,6 +64,10 @@ pub struct Generated {
     pub prefill_ms: f64,
     /// Decode rate: tokens after the first, divided by the time spent producing them.
     pub tokens_per_s: f64,
+    /// Prompt tokens whose keys and values came from the prefix cache instead of a prefill.
+    pub reused_prefix_tokens: usize,
+    /// The largest batch this sequence was decoded in.
+    pub max_batch: usize,
 }
 
 /// Receives the text as it is made, once per token (the delta may be empty while a
@@ -86,7 +95,175 @@ pub fn fit_to_context(prompt_len: usize, max_new: usize, context_length: usize) 
     (kept, new)
 }
 
-/// Runs one request to completion on the decoder.
+/// The state of one generation between model steps: which tokens are fed next, how the
+/// sampled ones become text, and when it ends. The batch scheduler and [`run`] both drive it.
+pub struct Sequence {
+    pub request: GenerateRequest,
+    pub prompt_ids: Vec<u32>,
+    dropped_prompt_tokens: usize,
+    max_new: usize,
+    sampler: Sampler,
+    stream: StreamDecoder,
+    stops: StopMatcher,
+    pub output_ids: Vec<u32>,
+    seen: Vec<u32>,
+    started: Instant,
+    prefill_ms: f64,
+    decode_started: Instant,
+    finish: Option<FinishReason>,
+    /// Prompt tokens taken from the prefix cache.
+    pub reused_prefix_tokens: usize,
+    /// The largest batch this sequence has been decoded in.
+    pub max_batch: usize,
+}
+
+impl Sequence {
+    /// Tokenises the prompt and fits it to the context (oldest tokens dropped first).
+    pub fn new(
+        tokenizer: &TextTokenizer,
+        info: &ModelInfo,
+        request: GenerateRequest,
+    ) -> Result<Self, EngineError> {
+        let all_prompt_ids = tokenizer.encode(&request.prompt)?;
+        if all_prompt_ids.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let (kept, max_new) = fit_to_context(
+            all_prompt_ids.len(),
+            request.max_new_tokens,
+            info.context_length,
+        );
+        let dropped = all_prompt_ids.len() - kept;
+        let prompt_ids = all_prompt_ids[dropped..].to_vec();
+        let now = Instant::now();
+        Ok(Self {
+            sampler: Sampler::new(request.sampling.clone()),
+            stops: StopMatcher::new(&request.stop),
+            stream: StreamDecoder::new(),
+            seen: prompt_ids.clone(),
+            prompt_ids,
+            dropped_prompt_tokens: dropped,
+            max_new,
+            output_ids: Vec::new(),
+            started: now,
+            prefill_ms: 0.0,
+            decode_started: now,
+            finish: if max_new == 0 {
+                Some(FinishReason::ContextFull)
+            } else {
+                None
+            },
+            reused_prefix_tokens: 0,
+            max_batch: 1,
+            request,
+        })
+    }
+
+    /// All ids whose keys and values the model has seen or will see next: prompt + output.
+    pub fn tokens(&self) -> Vec<u32> {
+        let mut all = self.prompt_ids.clone();
+        all.extend(&self.output_ids);
+        all
+    }
+
+    /// The last sampled token, fed at the next decode step, and its position.
+    pub fn next_input(&self) -> (u32, usize) {
+        let position = self.prompt_ids.len() + self.output_ids.len() - 1;
+        (
+            *self
+                .output_ids
+                .last()
+                .expect("decoding starts after the first token"),
+            position,
+        )
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    /// Marks the generation cancelled (its receiver is gone).
+    pub fn cancel(&mut self) {
+        self.finish.get_or_insert(FinishReason::Cancelled);
+    }
+
+    /// Samples the next token from `logits`, streams its text to `sink`, and decides whether
+    /// the generation has ended.
+    pub fn accept(
+        &mut self,
+        logits: &mut [f32],
+        tokenizer: &TextTokenizer,
+        info: &ModelInfo,
+        sink: &mut dyn TokenSink,
+    ) -> Result<(), EngineError> {
+        if self.output_ids.is_empty() {
+            self.prefill_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            self.decode_started = Instant::now();
+        }
+        let id = self.sampler.sample(logits, &self.seen);
+        if info.end_token_ids.contains(&id) {
+            self.finish = Some(FinishReason::EndToken);
+            return Ok(());
+        }
+        self.output_ids.push(id);
+        self.seen.push(id);
+        let delta = self.stream.push(tokenizer, id)?;
+        let (emit, stopped) = self.stops.push(&delta);
+        if !sink.text(&emit) {
+            self.finish = Some(FinishReason::Cancelled);
+        } else if stopped {
+            self.finish = Some(FinishReason::StopString);
+        } else if self.output_ids.len() >= self.max_new {
+            self.finish = Some(if self.max_new < self.request.max_new_tokens {
+                FinishReason::ContextFull
+            } else {
+                FinishReason::MaxTokens
+            });
+        }
+        Ok(())
+    }
+
+    /// Flushes held-back text to `sink` and returns the result.
+    pub fn finish(
+        mut self,
+        tokenizer: &TextTokenizer,
+        sink: &mut dyn TokenSink,
+    ) -> Result<Generated, EngineError> {
+        let mut finish = self.finish.unwrap_or(FinishReason::MaxTokens);
+        if finish != FinishReason::Cancelled && finish != FinishReason::StopString {
+            let tail = self.stream.finish(tokenizer)?;
+            let (emit, stopped) = self.stops.push(&tail);
+            let emit = emit + &self.stops.flush();
+            if stopped {
+                finish = FinishReason::StopString;
+            }
+            if !emit.is_empty() {
+                sink.text(&emit);
+            }
+        }
+        let decode_secs = self.decode_started.elapsed().as_secs_f64();
+        let decoded_after_first = self.output_ids.len().saturating_sub(1);
+        let tokens_per_s = if decoded_after_first > 0 && decode_secs > 0.0 {
+            decoded_after_first as f64 / decode_secs
+        } else {
+            0.0
+        };
+        Ok(Generated {
+            text: self.stops.text().to_string(),
+            prompt_ids: self.prompt_ids,
+            output_ids: self.output_ids,
+            finish,
+            dropped_prompt_tokens: self.dropped_prompt_tokens,
+            prefill_ms: self.prefill_ms,
+            tokens_per_s,
+            reused_prefix_tokens: self.reused_prefix_tokens,
+            max_batch: self.max_batch,
+        })
+    }
+}
+
+/// Runs one request alone to completion (batch 1). With `use_kv_cache == false` every step
+/// recomputes the whole sequence, which checks the cache path.
 pub fn run(
     decoder: &mut Decoder,
     tokenizer: &TextTokenizer,
@@ -94,43 +271,16 @@ pub fn run(
     request: &GenerateRequest,
     sink: &mut dyn TokenSink,
 ) -> Result<Generated, EngineError> {
-    let all_prompt_ids = tokenizer.encode(&request.prompt)?;
-    if all_prompt_ids.is_empty() {
-        return Err(EngineError::EmptyPrompt);
-    }
-    let (kept, max_new) = fit_to_context(
-        all_prompt_ids.len(),
-        request.max_new_tokens,
-        info.context_length,
-    );
-    let dropped = all_prompt_ids.len() - kept;
-    let prompt_ids = all_prompt_ids[dropped..].to_vec();
-
-    let mut sampler = Sampler::new(request.sampling.clone());
-    let mut stream = StreamDecoder::new();
-    let mut stops = StopMatcher::new(&request.stop);
-    let mut output_ids: Vec<u32> = Vec::new();
-    let mut seen: Vec<u32> = prompt_ids.clone();
-
-    let started = Instant::now();
-    let mut prefill_ms = 0.0;
-    let mut decode_started = started;
-    let mut finish = FinishReason::MaxTokens;
+    let mut sequence = Sequence::new(tokenizer, info, request.clone())?;
     let mut cache: Option<KvCache> = None;
-    let mut pending: Vec<u32> = prompt_ids.clone();
-
-    while output_ids.len() < max_new {
-        let position = prompt_ids.len() + output_ids.len() - pending.len();
-        let (tokens, first_position, past) = if request.use_kv_cache {
-            let past = match cache.take() {
-                Some(cache) => cache,
-                None => decoder.empty_cache(1)?,
-            };
-            (pending.clone(), position, past)
-        } else {
-            let mut everything = prompt_ids.clone();
-            everything.extend(&output_ids);
-            (everything, 0, decoder.empty_cache(1)?)
+    while !sequence.is_finished() {
+        let (tokens, first_position, past) = match (request.use_kv_cache, cache.take()) {
+            (true, Some(past)) => {
+                let (token, position) = sequence.next_input();
+                (vec![token], position, past)
+            }
+            (true, None) => (sequence.prompt_ids.clone(), 0, decoder.empty_cache(1)?),
+            (false, _) => (sequence.tokens(), 0, decoder.empty_cache(1)?),
         };
         let input_ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let position_ids: Vec<i64> = (first_position..first_position + tokens.len())
@@ -140,66 +290,9 @@ pub fn run(
         let step = decoder.forward(&input_ids, &position_ids, &attention_mask, past)?;
         let mut logits = step.last_logits(0).to_vec();
         cache = Some(step.cache);
-        if output_ids.is_empty() {
-            prefill_ms = started.elapsed().as_secs_f64() * 1000.0;
-            decode_started = Instant::now();
-        }
-
-        let id = sampler.sample(&mut logits, &seen);
-        if info.end_token_ids.contains(&id) {
-            finish = FinishReason::EndToken;
-            break;
-        }
-        output_ids.push(id);
-        seen.push(id);
-        pending = vec![id];
-
-        let delta = stream.push(tokenizer, id)?;
-        let (emit, stopped) = stops.push(&delta);
-        if !sink.text(&emit) {
-            finish = FinishReason::Cancelled;
-            break;
-        }
-        if stopped {
-            finish = FinishReason::StopString;
-            break;
-        }
+        sequence.accept(&mut logits, tokenizer, info, sink)?;
     }
-    if finish == FinishReason::MaxTokens && max_new < request.max_new_tokens {
-        finish = FinishReason::ContextFull;
-    }
-    if matches!(
-        finish,
-        FinishReason::MaxTokens | FinishReason::EndToken | FinishReason::ContextFull
-    ) {
-        let tail = stream.finish(tokenizer)?;
-        let (emit, stopped) = stops.push(&tail);
-        let rest = stops.flush();
-        let emit = emit + &rest;
-        if stopped {
-            finish = FinishReason::StopString;
-        }
-        if !emit.is_empty() {
-            sink.text(&emit);
-        }
-    }
-
-    let decode_secs = decode_started.elapsed().as_secs_f64();
-    let decoded_after_first = output_ids.len().saturating_sub(1);
-    let tokens_per_s = if decoded_after_first > 0 && decode_secs > 0.0 {
-        decoded_after_first as f64 / decode_secs
-    } else {
-        0.0
-    };
-    Ok(Generated {
-        prompt_ids,
-        output_ids,
-        text: stops.text().to_string(),
-        finish,
-        dropped_prompt_tokens: dropped,
-        prefill_ms,
-        tokens_per_s,
-    })
+    sequence.finish(tokenizer, sink)
 }
 
 /// Finds stop strings in streamed text, holding back any tail that could be the start of

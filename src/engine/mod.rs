@@ -11,6 +11,7 @@ mod generate;
 mod model;
 pub mod runtime;
 mod sampler;
+mod scheduler;
 mod tokenizer;
 
 use std::path::Path;
@@ -25,6 +26,7 @@ pub use error::EngineError;
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
 pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
 pub use sampler::{argmax, filtered_distribution, Sampler, SamplingParams};
+pub use scheduler::SchedulerOptions;
 pub use tokenizer::{StreamDecoder, TextTokenizer};
 
 /// Context length assumed for GPT-2 when neither the manifest nor the ONNX metadata say.
@@ -77,6 +79,8 @@ enum Job {
         text: String,
         reply: oneshot::Sender<Result<Perplexity, EngineError>>,
     },
+    /// Drop cached prompt prefixes of one key, or all of them.
+    ForgetPrefixes { key: Option<String> },
 }
 
 /// Result of scoring a text.
@@ -93,6 +97,7 @@ struct Shared {
     tokenizer: TextTokenizer,
     waiting: AtomicUsize,
     cancelled: AtomicUsize,
+    batch_size: AtomicUsize,
 }
 
 /// A cheap, cloneable handle to the engine's worker thread.
@@ -110,8 +115,18 @@ impl std::fmt::Debug for EngineHandle {
 }
 
 impl EngineHandle {
-    /// Opens and validates the model directory, loads the session, and starts the worker.
+    /// Opens and validates the model directory, loads the session, and starts the worker
+    /// with the default batching options.
     pub fn load(model_dir: &Path, options: &SessionOptions) -> Result<Self, EngineError> {
+        Self::load_with(model_dir, options, SchedulerOptions::default())
+    }
+
+    /// [`EngineHandle::load`] with explicit batching and prefix-cache limits.
+    pub fn load_with(
+        model_dir: &Path,
+        options: &SessionOptions,
+        scheduling: SchedulerOptions,
+    ) -> Result<Self, EngineError> {
         let dir = ModelDir::open(model_dir)?;
         let tokenizer = TextTokenizer::from_file(&dir.tokenizer_file())?;
         let decoder = Decoder::load(&dir.model_file(), options)?;
@@ -123,11 +138,14 @@ impl EngineHandle {
             tokenizer: tokenizer.clone(),
             waiting: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
+            batch_size: AtomicUsize::new(0),
         });
         let worker_shared = Arc::downgrade(&shared);
         thread::Builder::new()
             .name("shopkeep-engine".into())
-            .spawn(move || worker(decoder, tokenizer, info, inbox, worker_shared))
+            .spawn(move || {
+                scheduler::run(decoder, tokenizer, info, scheduling, inbox, worker_shared)
+            })
             .map_err(|e| {
                 EngineError::Inference(format!("could not start the engine thread: {e}"))
             })?;
@@ -163,6 +181,19 @@ impl EngineHandle {
             let _ = events.send(StreamEvent::Done(Err(EngineError::Stopped)));
         }
         GenerationStream { events: receiver }
+    }
+
+    /// Sequences in the running batch after the last decode step.
+    pub fn batch_size(&self) -> usize {
+        self.shared.batch_size.load(Ordering::SeqCst)
+    }
+
+    /// Drops the cached prompt prefixes kept under `key` (a user forgot their conversation),
+    /// or all of them with `None` (prompts were reloaded).
+    pub fn forget_prefixes(&self, key: Option<&str>) {
+        let _ = self.shared.jobs.send(Job::ForgetPrefixes {
+            key: key.map(str::to_string),
+        });
     }
 
     /// Scores `text` under the model (in windows of the context length).
@@ -217,53 +248,10 @@ fn model_info(
     })
 }
 
-fn worker(
-    mut decoder: Decoder,
-    tokenizer: TextTokenizer,
-    info: ModelInfo,
-    inbox: std_mpsc::Receiver<Job>,
-    shared: std::sync::Weak<Shared>,
-) {
-    let release = |cancelled: bool| {
-        if let Some(shared) = shared.upgrade() {
-            if cancelled {
-                shared.cancelled.fetch_add(1, Ordering::SeqCst);
-            }
-            shared.waiting.fetch_sub(1, Ordering::SeqCst);
-        }
-    };
-    while let Ok(job) = inbox.recv() {
-        match job {
-            Job::Generate { request, events } => {
-                if events.is_closed() {
-                    release(true);
-                    continue;
-                }
-                let mut sink = |delta: &str| {
-                    if !delta.is_empty() {
-                        let _ = events.send(StreamEvent::Text(delta.to_string()));
-                    }
-                    !events.is_closed()
-                };
-                let result = generate::run(&mut decoder, &tokenizer, &info, &request, &mut sink);
-                if let Err(error) = &result {
-                    tracing::error!(%error, "generation failed");
-                }
-                let cancelled = matches!(&result, Ok(g) if g.finish == FinishReason::Cancelled);
-                let _ = events.send(StreamEvent::Done(result));
-                release(cancelled);
-            }
-            Job::Perplexity { text, reply } => {
-                let _ = reply.send(score(&mut decoder, &tokenizer, &info, &text));
-            }
-        }
-    }
-}
-
 /// Mean negative log-likelihood of each token given the ones before it, over windows of
 /// half the context that overlap by half, so every token after the first is scored once with
 /// at least some context.
-fn score(
+pub(crate) fn score(
     decoder: &mut Decoder,
     tokenizer: &TextTokenizer,
     info: &ModelInfo,
@@ -273,7 +261,7 @@ fn score(
     if ids.len() < 2 {
         return Err(EngineError::EmptyPrompt);
     }
-    let window = info.context_length.min(1024).max(2);
+    let window = info.context_length.clamp(2, 1024);
     let stride = (window / 2).max(1);
     let mut total_nll = 0.0f64;
     let mut scored = 0usize;

@@ -241,7 +241,7 @@ mod tests {
             repetition_penalty: 2.0,
             ..SamplingParams::greedy()
         });
-        assert_eq!(sampler.sample(&mut vec![2.0, 1.9, -1.0], &[0]), 1);
+        assert_eq!(sampler.sample(&mut [2.0, 1.9, -1.0], &[0]), 1);
     }
 
     #[test]

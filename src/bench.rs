@@ -1,0 +1,396 @@
+//! `shopkeep bench`: decode speed of the engine against a plain onnxruntime Python greedy
+//! loop (tools/reference_greedy.py) on the same model file, measured in the same run with
+//! the two interleaved, so the ratio is fair on a noisy machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use std::time::Instant;
+
+use crate::engine::{
+    EngineHandle, GenerateRequest, SamplingParams, SchedulerOptions, SessionOptions, StreamEvent,
+};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub model_dir: PathBuf,
+    pub threads: usize,
+    pub runs: usize,
+    pub prompt: String,
+    pub new_tokens: usize,
+    /// Python with onnxruntime, numpy and tokenizers (the tools venv).
+    pub python: PathBuf,
+    /// The repository's tools/ folder.
+    pub tools_dir: PathBuf,
+    /// Concurrent conversations for the batching row (c).
+    pub concurrent: usize,
+    /// History length for the prefix-reuse row (d), in tokens.
+    pub history_tokens: usize,
+    /// A quantized variant of the same model for row (e), if prepared.
+    pub quantized_model_dir: Option<PathBuf>,
+}
+
+/// One row of the result table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub name: String,
+    /// Decode tokens/s (rows a, b, e), aggregate tokens/s (c), or 0 where not measured.
+    pub tokens_per_s: f64,
+    /// Prefill (a, b, e) or time to first token (c, d), milliseconds.
+    pub prefill_ms: f64,
+    pub samples: Vec<f64>,
+}
+
+/// The whole report; `ratios` are the machine-readable comparisons.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub model_dir: PathBuf,
+    pub threads: usize,
+    pub runs: usize,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub rows: Vec<BenchRow>,
+    pub ratios: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Median of non-empty samples.
+pub fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// Runs the baseline and the engine `runs` times each, interleaved, and reports medians.
+pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchReport> {
+    let prompt_tokens = engine.tokenizer().count(&options.prompt);
+    let request = GenerateRequest {
+        prompt: options.prompt.clone(),
+        max_new_tokens: options.new_tokens,
+        sampling: SamplingParams::greedy(),
+        stop: Vec::new(),
+        use_kv_cache: true,
+        prefix_cache_key: None,
+    };
+    // Warm-up: the first run pays for allocations in both.
+    engine.generate(request.clone()).finish().await?;
+    python_greedy(options)?;
+
+    let (mut ours, mut ours_prefill, mut python, mut python_prefill) =
+        (vec![], vec![], vec![], vec![]);
+    for _ in 0..options.runs {
+        let (rate, prefill) = python_greedy(options)?;
+        python.push(rate);
+        python_prefill.push(prefill);
+        let generated = engine.generate(request.clone()).finish().await?;
+        if generated.output_ids.len() != options.new_tokens {
+            bail!(
+                "the engine stopped after {} of {} tokens (an end token?); use a model or prompt that runs to the limit",
+                generated.output_ids.len(),
+                options.new_tokens
+            );
+        }
+        ours.push(generated.tokens_per_s);
+        ours_prefill.push(generated.prefill_ms);
+    }
+    let baseline = BenchRow {
+        name: "(a) onnxruntime Python greedy loop, KV cache, batch 1".into(),
+        tokens_per_s: median(&python),
+        prefill_ms: median(&python_prefill),
+        samples: python,
+    };
+    let engine_row = BenchRow {
+        name: "(b) shopkeep engine, batch 1".into(),
+        tokens_per_s: median(&ours),
+        prefill_ms: median(&ours_prefill),
+        samples: ours,
+    };
+    let mut ratios = serde_json::Map::new();
+    let b = engine_row.tokens_per_s;
+    ratios.insert(
+        "b_over_a".into(),
+        serde_json::json!(b / baseline.tokens_per_s),
+    );
+    let mut rows = vec![baseline, engine_row];
+
+    let concurrent = concurrent_row(options, engine, &request).await?;
+    ratios.insert(
+        "c_over_b".into(),
+        serde_json::json!(concurrent.tokens_per_s / b),
+    );
+    rows.push(concurrent);
+
+    let (with_reuse, without_reuse) = prefix_rows(options, engine).await?;
+    ratios.insert(
+        "d_speedup".into(),
+        serde_json::json!(without_reuse.prefill_ms / with_reuse.prefill_ms),
+    );
+    rows.push(with_reuse);
+    rows.push(without_reuse);
+
+    if let Some(dir) = &options.quantized_model_dir {
+        let quantized = EngineHandle::load(
+            dir,
+            &SessionOptions {
+                threads: options.threads,
+            },
+        )?;
+        let row = batch_one_row(
+            &quantized,
+            &request,
+            options.runs,
+            format!(
+                "(e) shopkeep, {}, batch 1",
+                dir.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        )
+        .await?;
+        ratios.insert("e_over_b".into(), serde_json::json!(row.tokens_per_s / b));
+        rows.push(row);
+    }
+    Ok(BenchReport {
+        model_dir: options.model_dir.clone(),
+        threads: options.threads,
+        runs: options.runs,
+        prompt_tokens,
+        new_tokens: options.new_tokens,
+        rows,
+        ratios,
+    })
+}
+
+/// Batch-1 decode rate of `engine`, median of `runs`.
+async fn batch_one_row(
+    engine: &EngineHandle,
+    request: &GenerateRequest,
+    runs: usize,
+    name: String,
+) -> Result<BenchRow> {
+    engine.generate(request.clone()).finish().await?;
+    let (mut rates, mut prefills) = (vec![], vec![]);
+    for _ in 0..runs {
+        let generated = engine.generate(request.clone()).finish().await?;
+        rates.push(generated.tokens_per_s);
+        prefills.push(generated.prefill_ms);
+    }
+    Ok(BenchRow {
+        name,
+        tokens_per_s: median(&rates),
+        prefill_ms: median(&prefills),
+        samples: rates,
+    })
+}
+
+/// Row (c): `concurrent` conversations submitted at once; aggregate output tokens per second
+/// of wall time (prefills included) and the median time to first token.
+async fn concurrent_row(
+    options: &BenchOptions,
+    engine: &EngineHandle,
+    request: &GenerateRequest,
+) -> Result<BenchRow> {
+    let (mut aggregate, mut first_token_ms) = (vec![], vec![]);
+    for _ in 0..options.runs {
+        let started = Instant::now();
+        let streams: Vec<_> = (0..options.concurrent)
+            .map(|i| {
+                let mut request = request.clone();
+                request.prompt = format!("{} (conversation {i})", request.prompt);
+                engine.generate(request)
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for mut stream in streams {
+            tasks.push(tokio::spawn(async move {
+                let mut first = None;
+                while let Some(event) = stream.next().await {
+                    match event {
+                        StreamEvent::Text(_) => {
+                            first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        StreamEvent::Done(result) => {
+                            let generated = result?;
+                            let first = first.unwrap_or(started.elapsed().as_secs_f64() * 1000.0);
+                            return Ok::<_, anyhow::Error>((generated.output_ids.len(), first));
+                        }
+                    }
+                }
+                bail!("the engine stopped")
+            }));
+        }
+        let mut tokens = 0;
+        for task in tasks {
+            let (count, first) = task.await??;
+            tokens += count;
+            first_token_ms.push(first);
+        }
+        aggregate.push(tokens as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok(BenchRow {
+        name: format!(
+            "(c) shopkeep, {} concurrent conversations (aggregate; TTFT median)",
+            options.concurrent
+        ),
+        tokens_per_s: median(&aggregate),
+        prefill_ms: median(&first_token_ms),
+        samples: aggregate,
+    })
+}
+
+/// Row (d): time to first token for a returning user whose prompt starts with
+/// `history_tokens` tokens already seen, with the prefix cache and without it.
+async fn prefix_rows(
+    options: &BenchOptions,
+    engine: &EngineHandle,
+) -> Result<(BenchRow, BenchRow)> {
+    let without_cache = EngineHandle::load_with(
+        &options.model_dir,
+        &SessionOptions {
+            threads: options.threads,
+        },
+        SchedulerOptions {
+            prefix_cache_bytes: 0,
+            ..SchedulerOptions::default()
+        },
+    )?;
+    let tokenizer = engine.tokenizer();
+    let sentence = "Customer: I ordered a blue teapot last week and it has not arrived yet.\nAssistant: I am sorry to hear that; let me look into your order.\n";
+    let mut history = String::new();
+    while tokenizer.count(&history) < options.history_tokens {
+        history.push_str(sentence);
+    }
+    let first_turn = GenerateRequest {
+        prompt: format!("{history}Customer: where is it now?\nAssistant:"),
+        max_new_tokens: 8,
+        sampling: SamplingParams::greedy(),
+        stop: Vec::new(),
+        use_kv_cache: true,
+        prefix_cache_key: Some("returning-user".into()),
+    };
+    let (mut reused_ms, mut full_ms) = (vec![], vec![]);
+    for run in 0..options.runs {
+        let first = engine.generate(first_turn.clone()).finish().await?;
+        let next_turn = GenerateRequest {
+            prompt: format!(
+                "{}{}\nCustomer: thanks! (turn {run})\nAssistant:",
+                first_turn.prompt, first.text
+            ),
+            max_new_tokens: 1,
+            ..first_turn.clone()
+        };
+        let started = Instant::now();
+        let reused = engine.generate(next_turn.clone()).finish().await?;
+        reused_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        if reused.reused_prefix_tokens == 0 {
+            bail!("the prefix cache was not used");
+        }
+        let started = Instant::now();
+        without_cache.generate(next_turn).finish().await?;
+        full_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let row = |name: String, samples: Vec<f64>| BenchRow {
+        name,
+        tokens_per_s: 0.0,
+        prefill_ms: median(&samples),
+        samples,
+    };
+    Ok((
+        row(
+            format!(
+                "(d) returning user, {} history tokens, TTFT with prefix reuse",
+                options.history_tokens
+            ),
+            reused_ms,
+        ),
+        row("(d) the same without prefix reuse".into(), full_ms),
+    ))
+}
+
+/// One run of tools/reference_greedy.py; returns (decode tokens/s, prefill ms).
+fn python_greedy(options: &BenchOptions) -> Result<(f64, f64)> {
+    let script = options.tools_dir.join("reference_greedy.py");
+    let output = Command::new(&options.python)
+        .arg(&script)
+        .arg("--model-dir")
+        .arg(&options.model_dir)
+        .args(["--prompt", &options.prompt])
+        .args(["--max-new-tokens", &options.new_tokens.to_string()])
+        .args(["--threads", &options.threads.to_string()])
+        .args(["--eos", "-1", "--json"])
+        .output()
+        .with_context(|| {
+            format!(
+                "could not run {} {}",
+                options.python.display(),
+                script.display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "the Python baseline failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .context("the Python baseline did not print one JSON line")?;
+    let rate = line["tokens_per_s"].as_f64().context("no tokens_per_s")?;
+    let prefill = line["prefill_ms"].as_f64().unwrap_or(0.0);
+    Ok((rate, prefill))
+}
+
+/// The report as a plain-text table.
+pub fn table(report: &BenchReport) -> String {
+    let mut out = format!(
+        "model: {}\nthreads: {}, runs: {} (medians), prompt: {} tokens, new tokens: {}\n\n{:<70} {:>10} {:>14}\n",
+        report.model_dir.display(),
+        report.threads,
+        report.runs,
+        report.prompt_tokens,
+        report.new_tokens,
+        "configuration",
+        "tokens/s",
+        "prefill/TTFT ms"
+    );
+    for row in &report.rows {
+        out.push_str(&format!(
+            "{:<70} {:>10.1} {:>14.1}\n",
+            row.name, row.tokens_per_s, row.prefill_ms
+        ));
+    }
+    out.push('\n');
+    for (name, value) in &report.ratios {
+        out.push_str(&format!(
+            "{name}: {:.3}\n",
+            value.as_f64().unwrap_or(f64::NAN)
+        ));
+    }
+    out
+}
+
+/// The tools folder next to the binary's source tree, or `./tools`.
+pub fn default_tools_dir() -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    if source.is_dir() {
+        source
+    } else {
+        PathBuf::from("tools")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}

@@ -1,0 +1,261 @@
+//! Routing a gateway message to an [`Inbound`] question, or to nothing.
+//!
+//! The decision is a pure function of [`MessageFacts`] (what the message says about itself)
+//! and [`RoutingRules`] (who the bot is and what the shop configured), so it is unit-tested
+//! without a gateway.
+
+use serenity::model::channel::{Message, MessageType};
+use serenity::model::Permissions;
+
+use crate::assistant::{Inbound, InboundKind, Role};
+use crate::config::DiscordSettings;
+
+/// The parts of a Discord message that routing looks at.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFacts {
+    pub author_id: u64,
+    pub author_name: String,
+    /// The author is a bot account, or the message came from a webhook.
+    pub author_is_bot: bool,
+    /// An ordinary message or a reply (not a join notice, pin, thread event, …).
+    pub is_regular: bool,
+    pub guild_id: Option<u64>,
+    pub channel_id: u64,
+    pub content: String,
+    /// Users the message mentions (Discord adds a replied-to author here too).
+    pub mentions: Vec<u64>,
+    /// The message replies to one of the bot's own messages.
+    pub replies_to_bot: bool,
+    /// The author's roles in the guild (empty in DMs).
+    pub roles: Vec<u64>,
+    /// The author's permissions in the channel, when Discord sent them.
+    pub permissions: Option<Permissions>,
+}
+
+impl MessageFacts {
+    /// Extracts the facts from a serenity message. `own_message` tells whether a message id
+    /// is one the bot sent (for replies whose referenced message was not included).
+    pub fn from_message(msg: &Message, bot_id: u64, own_message: impl Fn(u64) -> bool) -> Self {
+        let replies_to_bot = match (&msg.referenced_message, &msg.message_reference) {
+            (Some(referenced), _) => referenced.author.id.get() == bot_id,
+            (None, Some(reference)) => reference.message_id.is_some_and(|id| own_message(id.get())),
+            (None, None) => false,
+        };
+        Self {
+            author_id: msg.author.id.get(),
+            author_name: msg
+                .author
+                .global_name
+                .clone()
+                .unwrap_or_else(|| msg.author.name.clone()),
+            author_is_bot: msg.author.bot || msg.webhook_id.is_some(),
+            is_regular: matches!(msg.kind, MessageType::Regular | MessageType::InlineReply),
+            guild_id: msg.guild_id.map(|g| g.get()),
+            channel_id: msg.channel_id.get(),
+            content: msg.content.clone(),
+            mentions: msg.mentions.iter().map(|u| u.id.get()).collect(),
+            replies_to_bot,
+            roles: msg
+                .member
+                .as_ref()
+                .map(|m| m.roles.iter().map(|r| r.get()).collect())
+                .unwrap_or_default(),
+            permissions: msg.member.as_ref().and_then(|m| m.permissions),
+        }
+    }
+}
+
+/// Who the bot is and what the shop configured; everything routing needs besides the message.
+#[derive(Debug, Clone)]
+pub struct RoutingRules {
+    pub bot_id: u64,
+    pub support_channels: Vec<u64>,
+    pub answer_dms: bool,
+    pub mod_roles: Vec<u64>,
+    pub admin_roles: Vec<u64>,
+}
+
+impl RoutingRules {
+    pub fn new(bot_id: u64, settings: &DiscordSettings) -> Self {
+        Self {
+            bot_id,
+            support_channels: settings.support_channels.clone(),
+            answer_dms: settings.answer_dms,
+            mod_roles: settings.mod_roles.clone(),
+            admin_roles: settings.admin_roles.clone(),
+        }
+    }
+
+    /// Admin: a role in `admin_roles` or the Administrator permission. Moderator: a role in
+    /// `mod_roles` or Manage Messages (admins are moderators too). Else Customer.
+    pub fn role(&self, roles: &[u64], permissions: Option<Permissions>) -> Role {
+        let perms = permissions.unwrap_or_else(Permissions::empty);
+        if perms.administrator() || roles.iter().any(|r| self.admin_roles.contains(r)) {
+            Role::Admin
+        } else if perms.manage_messages() || roles.iter().any(|r| self.mod_roles.contains(r)) {
+            Role::Moderator
+        } else {
+            Role::Customer
+        }
+    }
+
+    /// Decides whether the bot answers this message, and how it reached the bot.
+    ///
+    /// Answered: a reply to the bot's own message; a mention of the bot; a DM (unless DMs
+    /// are off); any message in a support channel. Ignored: the bot itself, other bots and
+    /// webhooks, system messages, everything else. The returned text has the bot's mention
+    /// (`<@id>` or `<@!id>`) removed.
+    pub fn route(&self, facts: &MessageFacts) -> Option<Inbound> {
+        if facts.author_id == self.bot_id || facts.author_is_bot || !facts.is_regular {
+            return None;
+        }
+        let mentioned = facts.mentions.contains(&self.bot_id)
+            || facts.content.contains(&format!("<@{}>", self.bot_id))
+            || facts.content.contains(&format!("<@!{}>", self.bot_id));
+        let kind = if facts.guild_id.is_none() {
+            if !self.answer_dms {
+                return None;
+            }
+            InboundKind::DirectMessage
+        } else if facts.replies_to_bot {
+            InboundKind::ReplyToBot
+        } else if mentioned {
+            InboundKind::Mention
+        } else if self.support_channels.contains(&facts.channel_id) {
+            InboundKind::SupportChannel
+        } else {
+            return None;
+        };
+        Some(Inbound {
+            user_id: facts.author_id.to_string(),
+            user_name: facts.author_name.clone(),
+            channel_id: Some(facts.channel_id.to_string()),
+            guild_id: facts.guild_id.map(|g| g.to_string()),
+            text: strip_mention(&facts.content, self.bot_id),
+            kind,
+            role: self.role(&facts.roles, facts.permissions),
+        })
+    }
+}
+
+/// Removes every `<@id>` and `<@!id>` of the bot and tidies the spaces left behind.
+pub fn strip_mention(content: &str, bot_id: u64) -> String {
+    let plain = format!("<@{bot_id}>");
+    let nick = format!("<@!{bot_id}>");
+    let text = content.replace(&nick, " ").replace(&plain, " ");
+    text.lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOT: u64 = 1000;
+    const SUPPORT: u64 = 42;
+
+    fn rules() -> RoutingRules {
+        RoutingRules {
+            bot_id: BOT,
+            support_channels: vec![SUPPORT],
+            answer_dms: true,
+            mod_roles: vec![7],
+            admin_roles: vec![9],
+        }
+    }
+
+    fn guild_msg(content: &str) -> MessageFacts {
+        MessageFacts {
+            author_id: 5,
+            author_name: "ann".into(),
+            is_regular: true,
+            guild_id: Some(1),
+            channel_id: 2,
+            content: content.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mention_is_answered_and_stripped() {
+        let mut facts = guild_msg("<@1000> where is my order?");
+        facts.mentions = vec![BOT];
+        let inbound = rules().route(&facts).unwrap();
+        assert_eq!(inbound.kind, InboundKind::Mention);
+        assert_eq!(inbound.text, "where is my order?");
+        assert_eq!(inbound.user_id, "5");
+        assert_eq!(inbound.channel_id.as_deref(), Some("2"));
+        assert_eq!(inbound.guild_id.as_deref(), Some("1"));
+
+        let facts = guild_msg("hey <@!1000>   can I   return this?");
+        assert_eq!(
+            rules().route(&facts).unwrap().text,
+            "hey can I return this?"
+        );
+    }
+
+    #[test]
+    fn unrelated_bots_and_self_are_ignored() {
+        assert!(rules().route(&guild_msg("hello everyone")).is_none());
+        let mut other_user = guild_msg("<@2000> hi");
+        other_user.mentions = vec![2000];
+        assert!(rules().route(&other_user).is_none());
+
+        let mut bot = guild_msg("<@1000> hi");
+        bot.author_is_bot = true;
+        assert!(rules().route(&bot).is_none());
+
+        let mut me = guild_msg("<@1000> hi");
+        me.author_id = BOT;
+        assert!(rules().route(&me).is_none());
+
+        let mut system = guild_msg("<@1000> joined");
+        system.is_regular = false;
+        assert!(rules().route(&system).is_none());
+    }
+
+    #[test]
+    fn support_channel_dm_and_reply() {
+        let mut support = guild_msg("do you ship to Norway?");
+        support.channel_id = SUPPORT;
+        assert_eq!(
+            rules().route(&support).unwrap().kind,
+            InboundKind::SupportChannel
+        );
+
+        let mut dm = guild_msg("hello");
+        dm.guild_id = None;
+        let inbound = rules().route(&dm).unwrap();
+        assert_eq!(inbound.kind, InboundKind::DirectMessage);
+        assert_eq!(inbound.guild_id, None);
+        let mut no_dms = rules();
+        no_dms.answer_dms = false;
+        assert!(no_dms.route(&dm).is_none());
+
+        let mut reply = guild_msg("and what about returns?");
+        reply.replies_to_bot = true;
+        reply.mentions = vec![BOT];
+        assert_eq!(rules().route(&reply).unwrap().kind, InboundKind::ReplyToBot);
+    }
+
+    #[test]
+    fn roles_and_permissions() {
+        let r = rules();
+        assert_eq!(r.role(&[], None), Role::Customer);
+        assert_eq!(r.role(&[7], None), Role::Moderator);
+        assert_eq!(r.role(&[7, 9], None), Role::Admin);
+        assert_eq!(
+            r.role(&[], Some(Permissions::MANAGE_MESSAGES)),
+            Role::Moderator
+        );
+        assert_eq!(r.role(&[], Some(Permissions::ADMINISTRATOR)), Role::Admin);
+        assert_eq!(
+            r.role(&[3], Some(Permissions::SEND_MESSAGES)),
+            Role::Customer
+        );
+    }
+}

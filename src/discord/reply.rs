@@ -1,0 +1,424 @@
+//! Posting answers: a reply to a channel message or to an interaction, streamed by editing,
+//! split into several messages past 2,000 characters.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use serenity::builder::{
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
+    CreateMessage, EditInteractionResponse, EditMessage,
+};
+use serenity::http::{LightMethod, Route};
+use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::rest::{message_id, no_mentions, Body, Rest, RestError};
+use super::split::{split_message, DISCORD_LIMIT};
+use crate::assistant::AnswerEvent;
+
+/// Shortest time between two rounds of edits of one streaming reply.
+pub const EDIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shown when the model finished without any text (Discord refuses empty messages).
+const EMPTY_ANSWER: &str = "Sorry, I have no answer to that.";
+/// Appended to a reply cut short by shutdown.
+const INTERRUPTED: &str = "*(interrupted: the bot is restarting; please ask again in a minute)*";
+
+/// Where a reply goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A Discord reply to the user's message; further parts follow in the channel.
+    Channel {
+        channel_id: ChannelId,
+        reply_to: MessageId,
+    },
+    /// The (already deferred) original response of an interaction; further parts are
+    /// follow-ups.
+    Interaction {
+        application_id: ApplicationId,
+        token: String,
+        ephemeral: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Posted {
+    /// The interaction's original response.
+    Original,
+    Message(MessageId),
+}
+
+/// The ids of the last messages the bot posted (bounded), to recognise replies to them
+/// when Discord does not include the referenced message. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct OwnMessages(Arc<Mutex<VecDeque<u64>>>);
+
+impl OwnMessages {
+    const CAPACITY: usize = 4096;
+
+    pub fn remember(&self, id: u64) {
+        if let Ok(mut ids) = self.0.lock() {
+            if ids.len() >= Self::CAPACITY {
+                ids.pop_front();
+            }
+            ids.push_back(id);
+        }
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.0.lock().map(|ids| ids.contains(&id)).unwrap_or(false)
+    }
+}
+
+/// A reply being written: the messages posted so far and what they show.
+pub struct Reply {
+    rest: Rest,
+    target: Target,
+    posted: Vec<(Posted, String)>,
+    own: OwnMessages,
+}
+
+impl Reply {
+    /// A reply to `target`; the ids of messages it posts are added to `own`.
+    pub fn new(rest: Rest, target: Target, own: OwnMessages) -> Self {
+        Self {
+            rest,
+            target,
+            posted: Vec::new(),
+            own,
+        }
+    }
+
+    /// Shows `text`, split into parts: edits the messages whose part changed, posts new
+    /// parts in order, deletes messages no longer needed. Empty text shows nothing new.
+    pub async fn show(&mut self, text: &str) -> Result<(), RestError> {
+        let parts: Vec<String> = split_message(text, DISCORD_LIMIT)
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        if parts.is_empty() {
+            return Ok(());
+        }
+        for (index, part) in parts.iter().enumerate() {
+            match self.posted.get(index) {
+                Some((_, shown)) if shown == part => {}
+                Some((posted, _)) => {
+                    let posted = *posted;
+                    self.edit(posted, part).await?;
+                    self.posted[index].1 = part.clone();
+                }
+                None => {
+                    let posted = self.create(index, part).await?;
+                    if let Posted::Message(id) = posted {
+                        self.own.remember(id.get());
+                    }
+                    self.posted.push((posted, part.clone()));
+                }
+            }
+        }
+        while self.posted.len() > parts.len() {
+            if let Some((posted, _)) = self.posted.pop() {
+                self.delete(posted).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether anything has been posted yet.
+    pub fn is_empty(&self) -> bool {
+        self.posted.is_empty()
+    }
+
+    /// Withdraws a deferred interaction response that never got content (its "thinking…"
+    /// would otherwise stay forever). Does nothing for channel replies.
+    pub async fn withdraw(&mut self) -> Result<(), RestError> {
+        if matches!(self.target, Target::Interaction { .. }) && self.posted.is_empty() {
+            self.delete(Posted::Original).await?;
+        }
+        Ok(())
+    }
+
+    async fn create(&self, index: usize, content: &str) -> Result<Posted, RestError> {
+        match &self.target {
+            Target::Channel {
+                channel_id,
+                reply_to,
+            } => {
+                let mut builder = CreateMessage::new()
+                    .content(content)
+                    .allowed_mentions(no_mentions());
+                if index == 0 {
+                    builder = builder.reference_message((*channel_id, *reply_to));
+                }
+                let mut body = to_value("post a message", &builder)?;
+                if let Some(reference) = body.get_mut("message_reference") {
+                    // A deleted question must not make the answer fail.
+                    reference["fail_if_not_exists"] = Value::Bool(false);
+                }
+                let answer = self
+                    .rest
+                    .send(
+                        "post a message",
+                        Route::ChannelMessages {
+                            channel_id: *channel_id,
+                        },
+                        LightMethod::Post,
+                        Some(body),
+                        Body::Message,
+                    )
+                    .await?;
+                posted_id("post a message", &answer)
+            }
+            Target::Interaction {
+                application_id,
+                token,
+                ephemeral,
+            } => {
+                if index == 0 {
+                    self.edit(Posted::Original, content).await?;
+                    return Ok(Posted::Original);
+                }
+                let builder = CreateInteractionResponseFollowup::new()
+                    .content(content)
+                    .ephemeral(*ephemeral)
+                    .allowed_mentions(no_mentions());
+                let answer = self
+                    .rest
+                    .send(
+                        "post a follow-up",
+                        Route::WebhookFollowupMessages {
+                            application_id: *application_id,
+                            token,
+                        },
+                        LightMethod::Post,
+                        Some(to_value("post a follow-up", &builder)?),
+                        Body::Message,
+                    )
+                    .await?;
+                posted_id("post a follow-up", &answer)
+            }
+        }
+    }
+
+    async fn edit(&self, posted: Posted, content: &str) -> Result<(), RestError> {
+        match (&self.target, posted) {
+            (Target::Channel { channel_id, .. }, Posted::Message(message_id)) => {
+                let builder = EditMessage::new()
+                    .content(content)
+                    .allowed_mentions(no_mentions());
+                self.rest
+                    .send(
+                        "edit a message",
+                        Route::ChannelMessage {
+                            channel_id: *channel_id,
+                            message_id,
+                        },
+                        LightMethod::Patch,
+                        Some(to_value("edit a message", &builder)?),
+                        Body::Message,
+                    )
+                    .await?;
+            }
+            (
+                Target::Interaction {
+                    application_id,
+                    token,
+                    ..
+                },
+                posted,
+            ) => {
+                let builder = EditInteractionResponse::new()
+                    .content(content)
+                    .allowed_mentions(no_mentions());
+                let body = Some(to_value("edit a response", &builder)?);
+                let route = match posted {
+                    Posted::Original => Route::WebhookOriginalInteractionResponse {
+                        application_id: *application_id,
+                        token,
+                    },
+                    Posted::Message(message_id) => Route::WebhookFollowupMessage {
+                        application_id: *application_id,
+                        token,
+                        message_id,
+                    },
+                };
+                self.rest
+                    .send(
+                        "edit a response",
+                        route,
+                        LightMethod::Patch,
+                        body,
+                        Body::Message,
+                    )
+                    .await?;
+            }
+            (Target::Channel { .. }, Posted::Original) => {}
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, posted: Posted) -> Result<(), RestError> {
+        let route = match (&self.target, posted) {
+            (Target::Channel { channel_id, .. }, Posted::Message(message_id)) => {
+                Route::ChannelMessage {
+                    channel_id: *channel_id,
+                    message_id,
+                }
+            }
+            (
+                Target::Interaction {
+                    application_id,
+                    token,
+                    ..
+                },
+                Posted::Original,
+            ) => Route::WebhookOriginalInteractionResponse {
+                application_id: *application_id,
+                token,
+            },
+            (
+                Target::Interaction {
+                    application_id,
+                    token,
+                    ..
+                },
+                Posted::Message(message_id),
+            ) => Route::WebhookFollowupMessage {
+                application_id: *application_id,
+                token,
+                message_id,
+            },
+            (Target::Channel { .. }, Posted::Original) => return Ok(()),
+        };
+        self.rest
+            .send(
+                "delete a message",
+                route,
+                LightMethod::Delete,
+                None,
+                Body::Other,
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
+fn to_value(what: &'static str, builder: &impl serde::Serialize) -> Result<Value, RestError> {
+    serde_json::to_value(builder).map_err(|e| RestError::Payload {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn posted_id(what: &'static str, answer: &Option<Value>) -> Result<Posted, RestError> {
+    message_id(answer)
+        .and_then(std::num::NonZeroU64::new)
+        .map(|id| Posted::Message(MessageId::from(id)))
+        .ok_or(RestError::Payload {
+            what,
+            detail: "the answer has no message id".into(),
+        })
+}
+
+/// Answers an interaction right away (within Discord's 3 s): with a message, or a deferral.
+pub async fn respond(
+    rest: &Rest,
+    interaction_id: InteractionId,
+    token: &str,
+    response: CreateInteractionResponse,
+) -> Result<(), RestError> {
+    let body = to_value("answer an interaction", &response)?;
+    rest.send(
+        "answer an interaction",
+        Route::InteractionResponse {
+            interaction_id,
+            token,
+        },
+        LightMethod::Post,
+        Some(body),
+        Body::Callback,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// An immediate ephemeral message (refusals, quick answers).
+pub fn ephemeral_message(content: &str) -> CreateInteractionResponse {
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(content)
+            .ephemeral(true)
+            .allowed_mentions(no_mentions()),
+    )
+}
+
+/// A deferral ("thinking…"), ephemeral or not; the answer comes by editing the original.
+pub fn defer(ephemeral: bool) -> CreateInteractionResponse {
+    CreateInteractionResponse::Defer(
+        CreateInteractionResponseMessage::new()
+            .ephemeral(ephemeral)
+            .allowed_mentions(no_mentions()),
+    )
+}
+
+/// How a streamed reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    Finished,
+    /// Shutdown cancelled it; what was shown is marked as interrupted.
+    Cancelled,
+}
+
+/// Streams an answer into `reply`: shows the text so far at most once per
+/// [`EDIT_INTERVAL`], then the final text (waiting out the interval, so edits never come
+/// faster). Stops early, marking the reply as interrupted, when `cancel` turns true.
+/// Discord errors are logged (after the retries in [`Rest`]) and the stream goes on.
+pub async fn stream_answer(
+    reply: &mut Reply,
+    mut events: mpsc::Receiver<AnswerEvent>,
+    mut cancel: watch::Receiver<bool>,
+) -> StreamEnd {
+    let mut latest = String::new();
+    let mut dirty = false;
+    let mut last_round: Option<Instant> = None;
+    let next_round = |last: Option<Instant>| last.map_or_else(Instant::now, |t| t + EDIT_INTERVAL);
+    let (final_text, end) = loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(AnswerEvent::Partial(text)) => {
+                    dirty = text != latest;
+                    latest = text;
+                }
+                Some(AnswerEvent::Final(answer)) => break (answer.text, StreamEnd::Finished),
+                None => break (latest.clone(), StreamEnd::Finished),
+            },
+            _ = tokio::time::sleep_until(next_round(last_round)), if dirty && !latest.trim().is_empty() => {
+                if let Err(error) = reply.show(&latest).await {
+                    tracing::warn!(%error, "could not show a partial answer");
+                }
+                last_round = Some(Instant::now());
+                dirty = false;
+            }
+            changed = cancel.changed() => {
+                if changed.is_err() || *cancel.borrow() {
+                    break (format!("{}\n\n{INTERRUPTED}", latest.trim_end()), StreamEnd::Cancelled);
+                }
+            }
+        }
+    };
+    let final_text = if final_text.trim().is_empty() {
+        EMPTY_ANSWER.to_string()
+    } else {
+        final_text
+    };
+    if end == StreamEnd::Finished {
+        tokio::time::sleep_until(next_round(last_round)).await;
+    }
+    if let Err(error) = reply.show(&final_text).await {
+        tracing::error!(%error, "could not post the answer");
+    }
+    end
+}

@@ -1,0 +1,342 @@
+//! Sending to Discord's REST API with retries, and with no mentions allowed.
+//!
+//! Every send the bot makes goes through [`Rest::send`]: it builds the request with
+//! serenity's routes (so `DISCORD_API_URL` and serenity's own rate limiter apply as
+//! configured), retries 5xx answers, timeouts and connection errors with backoff, honours
+//! a 429's `retry_after`, and forces `allowed_mentions` to the client's no-mentions default
+//! on every message body, so no code path can forget it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use serenity::builder::CreateAllowedMentions;
+use serenity::http::{Http, LightMethod, Request, Route};
+use serenity::model::id::ChannelId;
+
+/// Attempts per send (the first try plus retries).
+const MAX_ATTEMPTS: u32 = 4;
+/// Longest wait honoured for a 429's `retry_after`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Timeout of one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A send that failed for good (after retries, where retrying made sense).
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// Discord (or the proxy) answered with an error status.
+    #[error("Discord answered {status} to {what}: {message}")]
+    Status {
+        what: &'static str,
+        status: u16,
+        message: String,
+    },
+    /// The request did not get an answer (connection refused, timeout, …).
+    #[error("could not reach Discord for {what}: {detail}")]
+    Transport { what: &'static str, detail: String },
+    /// A payload could not be encoded or an answer decoded.
+    #[error("bad payload for {what}: {detail}")]
+    Payload { what: &'static str, detail: String },
+}
+
+/// The allowed-mentions policy of every message the bot sends: nothing may be pinged, not
+/// even the author of the message replied to. Serialises to
+/// `{"parse":[],"users":[],"roles":[],"replied_user":false}`.
+pub fn no_mentions() -> CreateAllowedMentions {
+    CreateAllowedMentions::new().replied_user(false)
+}
+
+/// Where a body's `allowed_mentions` sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// A message payload: `allowed_mentions` at the top level.
+    Message,
+    /// An interaction callback: inside `data`, when there is one.
+    Callback,
+    /// Not a message (no `allowed_mentions`).
+    Other,
+}
+
+/// The REST sender; cheap to clone.
+#[derive(Clone)]
+pub struct Rest {
+    http: Arc<Http>,
+    client: reqwest::Client,
+    no_mentions: Value,
+}
+
+impl Rest {
+    pub fn new(http: Arc<Http>) -> Self {
+        let policy = http
+            .default_allowed_mentions
+            .clone()
+            .unwrap_or_else(no_mentions);
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            client,
+            no_mentions: serde_json::to_value(policy).unwrap_or_else(|_| {
+                serde_json::json!({"parse": [], "users": [], "roles": [], "replied_user": false})
+            }),
+        }
+    }
+
+    pub fn http(&self) -> &Arc<Http> {
+        &self.http
+    }
+
+    /// Sends one request; returns the JSON answer (`None` for an empty answer such as 204).
+    ///
+    /// Retries up to [`MAX_ATTEMPTS`] times on 429 (after `retry_after`), 5xx and transport
+    /// errors (after 0.5 s, 1 s, 2 s); fails at once on other statuses.
+    pub async fn send(
+        &self,
+        what: &'static str,
+        route: Route<'_>,
+        method: LightMethod,
+        body: Option<Value>,
+        kind: Body,
+    ) -> Result<Option<Value>, RestError> {
+        self.send_with_params(what, route, method, None, body, kind)
+            .await
+    }
+
+    /// A channel's last `limit` messages (1–100), newest first, as Discord lists them.
+    /// Messages are read leniently (only id, author and content are needed).
+    pub async fn channel_messages(
+        &self,
+        channel_id: ChannelId,
+        limit: u8,
+    ) -> Result<Vec<ListedMessage>, RestError> {
+        const WHAT: &str = "read a channel's messages";
+        let answer = self
+            .send_with_params(
+                WHAT,
+                Route::ChannelMessages { channel_id },
+                LightMethod::Get,
+                Some(vec![("limit", limit.to_string())]),
+                None,
+                Body::Other,
+            )
+            .await?;
+        let Some(Value::Array(items)) = answer else {
+            return Err(RestError::Payload {
+                what: WHAT,
+                detail: "the answer is not a list of messages".into(),
+            });
+        };
+        Ok(items.iter().filter_map(ListedMessage::from_json).collect())
+    }
+
+    async fn send_with_params(
+        &self,
+        what: &'static str,
+        route: Route<'_>,
+        method: LightMethod,
+        params: Option<Vec<(&'static str, String)>>,
+        body: Option<Value>,
+        kind: Body,
+    ) -> Result<Option<Value>, RestError> {
+        let body = body.map(|mut b| {
+            self.enforce_no_mentions(&mut b, kind);
+            b
+        });
+        let bytes = body
+            .as_ref()
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| RestError::Payload {
+                what,
+                detail: e.to_string(),
+            })?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = Request::new(route, method)
+                .body(bytes.clone())
+                .params(params.clone());
+            let outcome = self.execute(request).await;
+            let wait = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_header = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok());
+                    let text = response.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        // 204, or any answer that is not JSON: success with nothing to read.
+                        return Ok(serde_json::from_str(&text).ok());
+                    }
+                    let json: Option<Value> = serde_json::from_str(&text).ok();
+                    let message = json
+                        .as_ref()
+                        .and_then(|j| j.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or(text.as_str())
+                        .chars()
+                        .take(300)
+                        .collect::<String>();
+                    let error = RestError::Status {
+                        what,
+                        status: status.as_u16(),
+                        message,
+                    };
+                    if status.as_u16() == 429 {
+                        let retry_after = json
+                            .as_ref()
+                            .and_then(|j| j.get("retry_after"))
+                            .and_then(Value::as_f64)
+                            .or(retry_header)
+                            .unwrap_or(1.0);
+                        let wait = Duration::try_from_secs_f64(retry_after.max(0.0))
+                            .unwrap_or(MAX_RETRY_AFTER)
+                            .min(MAX_RETRY_AFTER);
+                        (error, wait)
+                    } else if status.is_server_error() {
+                        (error, backoff(attempt))
+                    } else {
+                        tracing::warn!(%error, "Discord refused a request");
+                        return Err(error);
+                    }
+                }
+                Err(detail) => (RestError::Transport { what, detail }, backoff(attempt)),
+            };
+            let (error, wait) = wait;
+            if attempt >= MAX_ATTEMPTS {
+                tracing::error!(%error, attempts = attempt, "giving up on a Discord request");
+                return Err(error);
+            }
+            tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "retrying a Discord request");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn execute(&self, request: Request<'_>) -> Result<reqwest::Response, String> {
+        match &self.http.ratelimiter {
+            Some(ratelimiter) => ratelimiter
+                .perform(request)
+                .await
+                .map_err(|e| e.to_string()),
+            None => {
+                let builder = request
+                    .build(&self.client, self.http.token(), self.http.proxy.as_deref())
+                    .map_err(|e| e.to_string())?;
+                builder
+                    .send()
+                    .await
+                    .map_err(|e| e.without_url().to_string())
+            }
+        }
+    }
+
+    fn enforce_no_mentions(&self, body: &mut Value, kind: Body) {
+        let target = match kind {
+            Body::Message => Some(body),
+            Body::Callback => body.get_mut("data"),
+            Body::Other => None,
+        };
+        if let Some(Value::Object(map)) = target {
+            map.insert("allowed_mentions".into(), self.no_mentions.clone());
+        }
+    }
+}
+
+/// A message as `GET /channels/{id}/messages` lists it: the parts the bot uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub id: u64,
+    pub author_id: u64,
+    pub author_name: String,
+    pub content: String,
+}
+
+impl ListedMessage {
+    fn from_json(message: &Value) -> Option<Self> {
+        let id = |v: &Value| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64());
+        let author = message.get("author")?;
+        Some(Self {
+            id: id(message.get("id")?)?,
+            author_id: id(author.get("id")?)?,
+            author_name: author
+                .get("global_name")
+                .and_then(Value::as_str)
+                .or(author.get("username").and_then(Value::as_str))
+                .unwrap_or("someone")
+                .to_string(),
+            content: message
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        })
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500 * 2u64.pow(attempt.saturating_sub(1).min(3)))
+}
+
+/// The `id` of a message in a JSON answer.
+pub fn message_id(answer: &Option<Value>) -> Option<u64> {
+    answer
+        .as_ref()?
+        .get("id")?
+        .as_str()
+        .and_then(|s| s.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_messages_are_read_leniently() {
+        let listed = ListedMessage::from_json(&serde_json::json!({
+            "id": "12", "content": "hi", "author": {"id": "34", "username": "ann"}
+        }))
+        .unwrap();
+        assert_eq!(
+            listed,
+            ListedMessage {
+                id: 12,
+                author_id: 34,
+                author_name: "ann".into(),
+                content: "hi".into()
+            }
+        );
+        assert!(ListedMessage::from_json(&serde_json::json!({"id": "1"})).is_none());
+    }
+
+    #[test]
+    fn no_mentions_allows_nothing() {
+        let value = serde_json::to_value(no_mentions()).unwrap();
+        assert_eq!(value["parse"], serde_json::json!([]));
+        assert_eq!(value["users"], serde_json::json!([]));
+        assert_eq!(value["roles"], serde_json::json!([]));
+        assert_eq!(value["replied_user"], serde_json::json!(false));
+    }
+
+    #[test]
+    fn policy_is_forced_on_message_bodies() {
+        let http = Arc::new(
+            serenity::http::HttpBuilder::new("token")
+                .default_allowed_mentions(no_mentions())
+                .build(),
+        );
+        let rest = Rest::new(http);
+        let mut body = serde_json::json!({"content": "@everyone", "allowed_mentions": {"parse": ["everyone"]}});
+        rest.enforce_no_mentions(&mut body, Body::Message);
+        assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+        let mut callback = serde_json::json!({"type": 4, "data": {"content": "@here"}});
+        rest.enforce_no_mentions(&mut callback, Body::Callback);
+        assert_eq!(
+            callback["data"]["allowed_mentions"]["parse"],
+            serde_json::json!([])
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! The worker thread: continuous batching over one decoder session.
+//!
+//! Every loop turn the scheduler admits waiting requests in arrival order (prefilling each,
+//! reusing a cached prompt prefix when one matches, within a per-turn prefill budget), merges
+//! them into the running batch, runs ONE batched decode step for every active sequence, and
+//! drops finished or cancelled sequences. Sequences of different lengths share the batch by
+//! left padding: each row has its own attention mask and position ids.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc as std_mpsc, Weak};
+
+use tokio::sync::mpsc;
+
+use super::decoder::{Decoder, HostLayer, KvCache};
+use super::generate::{self, Sequence};
+use super::{score, EngineError, Job, ModelInfo, Shared, StreamEvent, TextTokenizer};
+
+/// Batching and caching limits.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Sequences decoded together at most.
+    pub max_batch: usize,
+    /// Prompt tokens prefilled per loop turn (at least one request is always admitted when
+    /// there is room), so new requests never stall running ones for long.
+    pub prefill_tokens_per_step: usize,
+    /// Memory for cached prompt prefixes (keys and values), in bytes; 0 disables reuse.
+    pub prefix_cache_bytes: usize,
+    /// Shortest prefix worth reusing, in tokens.
+    pub min_prefix_tokens: usize,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 16,
+            prefill_tokens_per_step: 512,
+            prefix_cache_bytes: 256 << 20,
+            min_prefix_tokens: 16,
+        }
+    }
+}
+
+/// One sequence's keys and values in host memory: per layer (key, value), each
+/// [kv_heads, len, head_dim] row-major.
+#[derive(Clone)]
+pub(crate) struct RowKv {
+    layers: Vec<HostLayer>,
+    len: usize,
+}
+
+impl RowKv {
+    fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) * 4)
+            .sum()
+    }
+
+    /// The first `len` positions.
+    fn truncated(&self, len: usize, heads: usize, head_dim: usize) -> RowKv {
+        let cut = |full: &[f32]| {
+            let mut out = Vec::with_capacity(heads * len * head_dim);
+            for h in 0..heads {
+                let start = h * self.len * head_dim;
+                out.extend_from_slice(&full[start..start + len * head_dim]);
+            }
+            out
+        };
+        RowKv {
+            layers: self.layers.iter().map(|(k, v)| (cut(k), cut(v))).collect(),
+            len,
+        }
+    }
+}
+
+struct PrefixEntry {
+    key: Option<String>,
+    tokens: Vec<u32>,
+    kv: RowKv,
+    last_used: u64,
+}
+
+/// Keys and values of finished conversations, reused when a new prompt starts with the same
+/// tokens (llama.cpp's cache_prompt). Bounded in bytes, least recently used out first.
+pub(crate) struct PrefixCache {
+    entries: Vec<PrefixEntry>,
+    capacity_bytes: usize,
+    clock: u64,
+}
+
+impl PrefixCache {
+    fn new(capacity_bytes: usize) -> Self {
+        Self {
+            entries: Vec::new(),
+            capacity_bytes,
+            clock: 0,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.entries.iter().map(|e| e.kv.bytes()).sum()
+    }
+
+    /// The longest cached prefix of `prompt` (leaving at least one token to prefill).
+    fn lookup(&mut self, prompt: &[u32], min_tokens: usize) -> Option<(usize, &RowKv)> {
+        let limit = prompt.len().saturating_sub(1);
+        let (index, shared) = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let common = entry
+                    .tokens
+                    .iter()
+                    .zip(prompt)
+                    .take(limit.min(entry.kv.len))
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (i, common)
+            })
+            .max_by_key(|&(_, common)| common)?;
+        if shared < min_tokens.max(1) {
+            return None;
+        }
+        self.clock += 1;
+        let entry = &mut self.entries[index];
+        entry.last_used = self.clock;
+        Some((shared, &entry.kv))
+    }
+
+    fn insert(&mut self, key: Option<String>, tokens: Vec<u32>, kv: RowKv) {
+        if kv.bytes() > self.capacity_bytes {
+            return;
+        }
+        // A newer conversation of the same key supersedes the older one.
+        if key.is_some() {
+            self.entries.retain(|e| e.key != key);
+        }
+        self.clock += 1;
+        self.entries.push(PrefixEntry {
+            key,
+            tokens,
+            kv,
+            last_used: self.clock,
+        });
+        while self.bytes() > self.capacity_bytes {
+            let oldest = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(i, _)| i)
+                .expect("non-empty while over capacity");
+            self.entries.remove(oldest);
+        }
+    }
+
+    fn forget(&mut self, key: Option<&str>) {
+        match key {
+            Some(key) => self.entries.retain(|e| e.key.as_deref() != Some(key)),
+            None => self.entries.clear(),
+        }
+    }
+}
+
+struct Active {
+    sequence: Sequence,
+    events: mpsc::UnboundedSender<StreamEvent>,
+    /// Positions of this sequence held in the batch cache.
+    len: usize,
+}
+
+struct Joining {
+    active: Active,
+    kv: RowKv,
+}
+
+/// Runs until every [`super::EngineHandle`] is dropped.
+pub(crate) fn run(
+    mut decoder: Decoder,
+    tokenizer: TextTokenizer,
+    info: ModelInfo,
+    options: SchedulerOptions,
+    inbox: std_mpsc::Receiver<Job>,
+    shared: Weak<Shared>,
+) {
+    let mut worker = Worker {
+        heads: decoder.layout.kv_heads,
+        head_dim: decoder.layout.head_dim,
+        decoder: &mut decoder,
+        tokenizer: &tokenizer,
+        info: &info,
+        options,
+        shared,
+        prefixes: PrefixCache::new(0),
+        rows: Vec::new(),
+        cache: None,
+        waiting: VecDeque::new(),
+    };
+    worker.prefixes.capacity_bytes = worker.options.prefix_cache_bytes;
+    loop {
+        let idle = worker.rows.is_empty() && worker.waiting.is_empty();
+        if idle {
+            match inbox.recv() {
+                Ok(job) => worker.take(job),
+                Err(_) => return,
+            }
+        }
+        while let Ok(job) = inbox.try_recv() {
+            worker.take(job);
+        }
+        if let Err(error) = worker.turn() {
+            worker.fail_all(error);
+        }
+    }
+}
+
+struct Worker<'a> {
+    decoder: &'a mut Decoder,
+    tokenizer: &'a TextTokenizer,
+    info: &'a ModelInfo,
+    options: SchedulerOptions,
+    shared: Weak<Shared>,
+    prefixes: PrefixCache,
+    rows: Vec<Active>,
+    /// Batch cache: [rows, heads, max len, head_dim], left-padded.
+    cache: Option<KvCache>,
+    waiting: VecDeque<(super::GenerateRequest, mpsc::UnboundedSender<StreamEvent>)>,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Worker<'_> {
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Generate { request, events } => self.waiting.push_back((request, events)),
+            Job::Perplexity { text, reply } => {
+                let _ = reply.send(score(self.decoder, self.tokenizer, self.info, &text));
+            }
+            Job::ForgetPrefixes { key } => self.prefixes.forget(key.as_deref()),
+        }
+    }
+
+    fn release(&self, cancelled: bool) {
+        if let Some(shared) = self.shared.upgrade() {
+            if cancelled {
+                shared.cancelled.fetch_add(1, Ordering::SeqCst);
+            }
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            shared.batch_size.store(self.rows.len(), Ordering::SeqCst);
+        }
+    }
+
+    /// One scheduling turn: admit, merge, decode one step, retire.
+    fn turn(&mut self) -> Result<(), EngineError> {
+        let joining = self.admit()?;
+        if !joining.is_empty() {
+            self.merge(joining)?;
+        }
+        if !self.rows.is_empty() {
+            self.decode_step()?;
+        }
+        self.retire()
+    }
+
+    /// Prefills waiting requests in arrival order while there is room and budget.
+    fn admit(&mut self) -> Result<Vec<Joining>, EngineError> {
+        let mut joining = Vec::new();
+        let mut budget = self.options.prefill_tokens_per_step;
+        while self.rows.len() + joining.len() < self.options.max_batch.max(1) {
+            let Some((request, events)) = self.waiting.pop_front() else {
+                break;
+            };
+            if events.is_closed() {
+                self.release(true);
+                continue;
+            }
+            if !request.use_kv_cache {
+                let result = generate::run(
+                    self.decoder,
+                    self.tokenizer,
+                    self.info,
+                    &request,
+                    &mut text_sink(&events),
+                );
+                let cancelled =
+                    matches!(&result, Ok(g) if g.finish == super::FinishReason::Cancelled);
+                let _ = events.send(StreamEvent::Done(result));
+                self.release(cancelled);
+                continue;
+            }
+            let sequence = match Sequence::new(self.tokenizer, self.info, request) {
+                Ok(sequence) => sequence,
+                Err(error) => {
+                    let _ = events.send(StreamEvent::Done(Err(error)));
+                    self.release(false);
+                    continue;
+                }
+            };
+            let prompt_len = sequence.prompt_ids.len();
+            if !joining.is_empty() && prompt_len > budget {
+                self.waiting.push_front((sequence.request.clone(), events));
+                break;
+            }
+            budget = budget.saturating_sub(prompt_len);
+            let (active, kv) = self.prefill(sequence, events)?;
+            if active.sequence.is_finished() {
+                self.finish(active, kv);
+            } else {
+                joining.push(Joining { active, kv });
+            }
+        }
+        Ok(joining)
+    }
+
+    /// Runs the prompt (after any reused prefix) alone and samples the first token.
+    fn prefill(
+        &mut self,
+        mut sequence: Sequence,
+        events: mpsc::UnboundedSender<StreamEvent>,
+    ) -> Result<(Active, RowKv), EngineError> {
+        let prompt = sequence.prompt_ids.clone();
+        let reused = self
+            .prefixes
+            .lookup(&prompt, self.options.min_prefix_tokens)
+            .map(|(shared, kv)| (shared, kv.truncated(shared, self.heads, self.head_dim)));
+        let (start, past) = match reused {
+            Some((shared, kv)) => {
+                tracing::debug!(
+                    reused = shared,
+                    prompt = prompt.len(),
+                    "prompt prefix reused"
+                );
+                sequence.reused_prefix_tokens = shared;
+                (shared, self.batch_cache(&[&kv])?)
+            }
+            None => (0, self.decoder.empty_cache(1)?),
+        };
+        let input_ids: Vec<i64> = prompt[start..].iter().map(|&t| t as i64).collect();
+        let positions: Vec<i64> = (start..prompt.len()).map(|p| p as i64).collect();
+        let mask = vec![1i64; prompt.len()];
+        let step = self.decoder.forward(&input_ids, &positions, &mask, past)?;
+        let mut logits = step.last_logits(0).to_vec();
+        sequence.accept(
+            &mut logits,
+            self.tokenizer,
+            self.info,
+            &mut text_sink(&events),
+        )?;
+        let kv = self
+            .split_rows(&step.cache, &[prompt.len()])?
+            .pop()
+            .expect("one row");
+        Ok((
+            Active {
+                sequence,
+                events,
+                len: prompt.len(),
+            },
+            kv,
+        ))
+    }
+
+    /// Adds prefilled sequences to the running batch (re-packing its cache).
+    fn merge(&mut self, joining: Vec<Joining>) -> Result<(), EngineError> {
+        let mut kvs = match self.cache.take() {
+            Some(cache) => self.split_rows(&cache, &self.row_lens())?,
+            None => Vec::new(),
+        };
+        for join in joining {
+            kvs.push(join.kv);
+            self.rows.push(join.active);
+        }
+        let refs: Vec<&RowKv> = kvs.iter().collect();
+        self.cache = Some(self.batch_cache(&refs)?);
+        Ok(())
+    }
+
+    /// One batched decode step: every active row feeds its last token.
+    fn decode_step(&mut self) -> Result<(), EngineError> {
+        let cache = self.cache.take().expect("rows imply a cache");
+        let width = cache.len;
+        let mut input_ids = Vec::with_capacity(self.rows.len());
+        let mut positions = Vec::with_capacity(self.rows.len());
+        let mut mask = Vec::with_capacity(self.rows.len() * (width + 1));
+        for row in &self.rows {
+            let (token, position) = row.sequence.next_input();
+            debug_assert_eq!(position, row.len);
+            input_ids.push(token as i64);
+            positions.push(position as i64);
+            mask.extend(std::iter::repeat_n(0i64, width - row.len));
+            mask.extend(std::iter::repeat_n(1i64, row.len + 1));
+        }
+        let step = self.decoder.forward(&input_ids, &positions, &mask, cache)?;
+        let batch = self.rows.len();
+        for (b, row) in self.rows.iter_mut().enumerate() {
+            row.len += 1;
+            row.sequence.max_batch = row.sequence.max_batch.max(batch);
+            let mut logits = step.last_logits(b).to_vec();
+            let events = row.events.clone();
+            row.sequence.accept(
+                &mut logits,
+                self.tokenizer,
+                self.info,
+                &mut text_sink(&events),
+            )?;
+        }
+        self.cache = Some(step.cache);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.batch_size.store(self.rows.len(), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Removes finished and cancelled rows, re-packing the cache when any left.
+    fn retire(&mut self) -> Result<(), EngineError> {
+        for row in &mut self.rows {
+            if row.events.is_closed() {
+                row.sequence.cancel();
+            }
+        }
+        if !self.rows.iter().any(|row| row.sequence.is_finished()) {
+            return Ok(());
+        }
+        let cache = self.cache.take().expect("rows imply a cache");
+        let kvs = self.split_rows(&cache, &self.row_lens())?;
+        let mut kept_kvs = Vec::new();
+        let rows = std::mem::take(&mut self.rows);
+        for (row, kv) in rows.into_iter().zip(kvs) {
+            if row.sequence.is_finished() {
+                self.finish(row, kv);
+            } else {
+                kept_kvs.push(kv);
+                self.rows.push(row);
+            }
+        }
+        if !self.rows.is_empty() {
+            let refs: Vec<&RowKv> = kept_kvs.iter().collect();
+            self.cache = Some(self.batch_cache(&refs)?);
+        }
+        Ok(())
+    }
+
+    /// Sends the result and keeps the sequence's keys and values for prefix reuse.
+    fn finish(&mut self, row: Active, kv: RowKv) {
+        let key = row.sequence.request.prefix_cache_key.clone();
+        let tokens = row.sequence.tokens();
+        let result = row
+            .sequence
+            .finish(self.tokenizer, &mut text_sink(&row.events));
+        let cancelled = matches!(&result, Ok(g) if g.finish == super::FinishReason::Cancelled);
+        if !cancelled && key.is_some() && self.options.prefix_cache_bytes > 0 {
+            let len = kv.len.min(tokens.len());
+            self.prefixes.insert(key, tokens[..len].to_vec(), kv);
+        }
+        let _ = row.events.send(StreamEvent::Done(result));
+        self.release(cancelled);
+    }
+
+    /// Ends every running sequence with `error` (the session failed); the worker goes on.
+    fn fail_all(&mut self, error: EngineError) {
+        tracing::error!(%error, rows = self.rows.len(), "batched step failed");
+        self.cache = None;
+        for row in std::mem::take(&mut self.rows) {
+            let _ = row
+                .events
+                .send(StreamEvent::Done(Err(EngineError::Inference(
+                    error.to_string(),
+                ))));
+            self.release(false);
+        }
+    }
+
+    fn row_lens(&self) -> Vec<usize> {
+        self.rows.iter().map(|row| row.len).collect()
+    }
+
+    /// Copies each row of a batch cache out, without its left padding; `lens[b]` is the
+    /// number of real positions of row b.
+    fn split_rows(&self, cache: &KvCache, lens: &[usize]) -> Result<Vec<RowKv>, EngineError> {
+        debug_assert_eq!(lens.len(), cache.batch);
+        let host = cache.to_host()?;
+        let (heads, head_dim, width) = (self.heads, self.head_dim, cache.len);
+        Ok(lens
+            .iter()
+            .enumerate()
+            .map(|(b, &len)| {
+                let pad = width - len;
+                let take = |full: &[f32]| {
+                    let mut out = Vec::with_capacity(heads * len * head_dim);
+                    for h in 0..heads {
+                        let start = ((b * heads + h) * width + pad) * head_dim;
+                        out.extend_from_slice(&full[start..start + len * head_dim]);
+                    }
+                    out
+                };
+                RowKv {
+                    layers: host.iter().map(|(k, v)| (take(k), take(v))).collect(),
+                    len,
+                }
+            })
+            .collect())
+    }
+
+    /// Builds a left-padded batch cache from rows.
+    fn batch_cache(&self, rows: &[&RowKv]) -> Result<KvCache, EngineError> {
+        let (heads, head_dim) = (self.heads, self.head_dim);
+        let width = rows.iter().map(|r| r.len).max().unwrap_or(0);
+        let batch = rows.len();
+        self.decoder.cache_from_host(batch, width, |layer| {
+            let mut keys = vec![0f32; batch * heads * width * head_dim];
+            let mut values = vec![0f32; batch * heads * width * head_dim];
+            for (b, row) in rows.iter().enumerate() {
+                let pad = width - row.len;
+                let (k, v) = &row.layers[layer];
+                for h in 0..heads {
+                    let src = h * row.len * head_dim;
+                    let dst = ((b * heads + h) * width + pad) * head_dim;
+                    let n = row.len * head_dim;
+                    keys[dst..dst + n].copy_from_slice(&k[src..src + n]);
+                    values[dst..dst + n].copy_from_slice(&v[src..src + n]);
+                }
+            }
+            (keys, values)
+        })
+    }
+}
+
+/// A sink that forwards non-empty deltas and reports whether anyone still listens.
+fn text_sink(events: &mpsc::UnboundedSender<StreamEvent>) -> impl FnMut(&str) -> bool + '_ {
+    move |delta: &str| {
+        if !delta.is_empty() {
+            let _ = events.send(StreamEvent::Text(delta.to_string()));
+        }
+        !events.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(len: usize, fill: f32) -> RowKv {
+        RowKv {
+            layers: vec![(vec![fill; 2 * len * 3], vec![fill; 2 * len * 3])],
+            len,
+        }
+    }
+
+    #[test]
+    fn prefix_cache_finds_longest_shared_prefix_and_respects_capacity() {
+        let mut cache = PrefixCache::new(row(10, 0.0).bytes() * 2);
+        cache.insert(Some("a".into()), (0..10).collect(), row(10, 1.0));
+        cache.insert(
+            Some("b".into()),
+            vec![0, 1, 2, 9, 9, 9, 9, 9, 9, 9],
+            row(10, 2.0),
+        );
+        let prompt: Vec<u32> = (0..20).collect();
+        let (shared, kv) = cache.lookup(&prompt, 2).unwrap();
+        assert_eq!(shared, 10);
+        assert_eq!(kv.layers[0].0[0], 1.0);
+        // Never the whole prompt: one token must be left to produce logits.
+        let (shared, _) = cache.lookup(&(0..10).collect::<Vec<_>>(), 2).unwrap();
+        assert_eq!(shared, 9);
+        // A third entry evicts the least recently used ("b").
+        cache.insert(Some("c".into()), (100..110).collect(), row(10, 3.0));
+        assert_eq!(cache.entries.len(), 2);
+        assert!(cache.entries.iter().all(|e| e.key.as_deref() != Some("b")));
+        cache.forget(Some("a"));
+        assert!(cache.lookup(&prompt, 2).is_none());
+    }
+
+    #[test]
+    fn truncation_keeps_the_first_positions_of_each_head() {
+        // heads = 2, len = 3, head_dim = 1: values h*10 + position.
+        let kv = RowKv {
+            layers: vec![(vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0], vec![0.0; 6])],
+            len: 3,
+        };
+        let cut = kv.truncated(2, 2, 1);
+        assert_eq!(cut.layers[0].0, vec![0.0, 1.0, 10.0, 11.0]);
+        assert_eq!(cut.len, 2);
+    }
+}
