@@ -275,9 +275,8 @@ impl Assistant {
         let facts = self.retrieve_facts(&question);
         let history = self.history(&turn);
         let prompt = self.build_prompt(&question, &facts, &history);
-        let stream = self
-            .engine
-            .generate(self.request(prompt, Some(&inbound.user_id)));
+        let request = self.request(prompt, Some(inbound.user_id.clone()));
+        let stream = self.engine.generate(request);
         let assistant = self.clone();
         Outcome::Answer(stream_answer(stream, move |answer| {
             assistant.finish_turn(&turn, &inbound, &question, &facts, answer);
@@ -354,9 +353,9 @@ impl Assistant {
         )
     }
 
-    /// A generation request with the configured sampling; `prefix_key` (the user) lets the
-    /// engine reuse this conversation's keys and values on the user's next turn.
-    fn request(&self, prompt: String, prefix_key: Option<&str>) -> GenerateRequest {
+    /// A generation request; `prefix_cache_key` (the user id for conversations) lets the
+    /// engine reuse the keys and values of the previous turn's prompt prefix.
+    fn request(&self, prompt: String, prefix_cache_key: Option<String>) -> GenerateRequest {
         let settings = &self.config.model;
         GenerateRequest {
             prompt,
@@ -370,7 +369,7 @@ impl Assistant {
             },
             stop: stop_strings(self.engine.info().prompt_format),
             use_kv_cache: true,
-            prefix_cache_key: prefix_key.map(str::to_string),
+            prefix_cache_key,
         }
     }
 
