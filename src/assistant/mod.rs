@@ -1,6 +1,11 @@
 //! The assistant core: plain Rust, no Discord, no ONNX Runtime. It turns an [`Inbound`]
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
+pub mod eval;
+pub mod guard;
+pub mod knowledge;
+pub mod prompts;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
