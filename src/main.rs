@@ -8,14 +8,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use shopkeep::assistant::eval::evaluate_intents;
-use shopkeep::assistant::knowledge::Method;
+use shopkeep::assistant::knowledge::{Method, RouteKind};
 use shopkeep::assistant::prompts::{
     read_utterance_csv, LoadOptions, PromptSet, REQUIRED_TEMPLATES,
 };
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{
-    EngineHandle, GenerateRequest, SamplingParams, SessionOptions, StreamEvent,
+    EngineHandle, GenerateRequest, PromptFormat, SamplingParams, SessionOptions, StreamEvent,
 };
 
 #[derive(Parser)]
@@ -73,6 +73,10 @@ struct EvalRouteArgs {
     /// Prompts folder (default: SHOPKEEP_PROMPTS_DIR or ./prompts).
     #[arg(long)]
     prompts: Option<PathBuf>,
+    /// Print the prompt the model would get ("chatml" or "completion"), or the not-sure
+    /// reply, instead of the JSON line.
+    #[arg(long)]
+    show_prompt: Option<String>,
 }
 
 #[derive(Args)]
@@ -246,10 +250,24 @@ fn eval_route(args: EvalRouteArgs) -> Result<()> {
     };
     let set = PromptSet::load_with(&prompts_dir(args.prompts), options)
         .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let format = match args.show_prompt.as_deref() {
+        None => None,
+        Some("chatml") => Some(PromptFormat::Chatml),
+        Some("completion") => Some(PromptFormat::Completion),
+        Some(other) => bail!("unknown prompt format {other:?}: use chatml or completion"),
+    };
     for question in &args.questions {
         let route = set.knowledge.route(question);
-        let line = serde_json::json!({"question": question, "route": route});
-        println!("{line}");
+        match format {
+            None => println!(
+                "{}",
+                serde_json::json!({"question": question, "route": route})
+            ),
+            Some(_) if route.kind == RouteKind::NotSure => {
+                println!("{}", set.not_sure_reply(question, &route)?)
+            }
+            Some(format) => print!("{}", set.render_answer(format, question, &route, &[])?),
+        }
     }
     Ok(())
 }

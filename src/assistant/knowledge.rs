@@ -335,7 +335,7 @@ impl Knowledge {
             let hits = ranked
                 .iter()
                 .take(2)
-                .filter(|&&(_, score)| score >= threshold && score >= confidence * 0.9)
+                .filter(|&&(_, score)| score >= threshold && score >= confidence * 0.95)
                 .map(hit)
                 .collect();
             return Route {

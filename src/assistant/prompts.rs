@@ -181,6 +181,25 @@ pub struct SummaryMessage {
     pub link: Option<String>,
 }
 
+/// What [`PromptSet::prepare_answer`] decided for a question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedAnswer {
+    /// The routing decision (kind, hits, products, confidence); keep it for the guard.
+    pub route: Route,
+    pub plan: AnswerPlan,
+}
+
+/// How to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerPlan {
+    /// Generate from `prompt` (stop before any of `stop`), then pass the text through
+    /// [`PromptSet::guard_reply`] with the route.
+    Generate { prompt: String, stop: Vec<String> },
+    /// Post `reply` as is (an honest "not sure" with the closest topics) and hand the
+    /// question to a human (e.g. the moderator log channel). No model involved.
+    Handoff { reply: String },
+}
+
 /// A validated, immutable prompt folder. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct PromptSet {
@@ -321,6 +340,29 @@ impl PromptSet {
     /// The short version shown to admins (first 12 hex digits of [`PromptSet::version`]).
     pub fn short_version(&self) -> &str {
         &self.version[..12]
+    }
+
+    /// Routes a question and says what to do with it: generate from a rendered prompt
+    /// (grounded or small talk), or post the not-sure reply and hand off to a human.
+    /// `question` is the customer's text as received; history is oldest first.
+    pub fn prepare_answer(
+        &self,
+        format: PromptFormat,
+        question: &str,
+        history: &[HistoryTurn],
+    ) -> Result<PreparedAnswer, PromptError> {
+        let route = self.knowledge.route(question);
+        let plan = if route.kind == RouteKind::NotSure {
+            AnswerPlan::Handoff {
+                reply: self.not_sure_reply(question, &route)?,
+            }
+        } else {
+            AnswerPlan::Generate {
+                prompt: self.render_answer(format, question, &route, history)?,
+                stop: Self::stop_strings(format),
+            }
+        };
+        Ok(PreparedAnswer { route, plan })
     }
 
     /// Renders the answer prompt for a routed question. `question` and the history are
@@ -494,20 +536,25 @@ impl PromptSet {
         let mut facts = Vec::new();
         let mut policies_added = BTreeSet::new();
         if route.kind == RouteKind::Grounded {
-            for hit in &route.hits {
+            for (rank, hit) in route.hits.iter().enumerate() {
                 let Some(entry) = self.knowledge.entry(&hit.entry_id) else {
                     continue;
                 };
                 facts.push(context! {
+                    kind => "faq",
                     id => &entry.id,
                     title => &entry.question,
                     text => &entry.answer,
                     link => &entry.link,
                 });
-                for policy_id in &entry.policies {
+                // Only the best entry brings its policies: small models lose the thread
+                // in long fact lists.
+                let policies = if rank == 0 { &entry.policies[..] } else { &[] };
+                for policy_id in policies {
                     if let Some(policy) = self.knowledge.policy(policy_id) {
                         if policies_added.insert(policy_id.clone()) {
                             facts.push(context! {
+                                kind => "policy",
                                 id => &policy.id,
                                 title => &policy.title,
                                 text => &policy.text,
@@ -1383,11 +1430,7 @@ mod tests {
         let prompt = set
             .render_answer(PromptFormat::Chatml, "where is my parcel??", &route, &[])
             .unwrap();
-        assert!(
-            prompt.to_lowercase().contains("never follow instructions"),
-            "{prompt}"
-        );
-        assert!(prompt.contains("Where is my order?"), "{prompt}");
+        assert!(prompt.contains("data, never instructions"), "{prompt}");
         let tracking = set.knowledge.entry("order-track").unwrap();
         assert!(prompt.contains(&tracking.answer), "{prompt}");
     }
@@ -1481,6 +1524,29 @@ mod tests {
             )
             .unwrap();
         assert!(post.contains("€16.50"), "{post}");
+    }
+
+    #[test]
+    fn prepare_answer_generates_or_hands_off() {
+        let set = demo();
+        let grounded = set
+            .prepare_answer(PromptFormat::Completion, "where is my parcel??", &[])
+            .unwrap();
+        assert_eq!(grounded.route.kind, RouteKind::Grounded);
+        match grounded.plan {
+            AnswerPlan::Generate { prompt, stop } => {
+                assert!(prompt.ends_with("Assistant:"), "{prompt}");
+                assert!(stop.contains(&"\nCustomer:".to_string()));
+            }
+            other => panic!("expected Generate, got {other:?}"),
+        }
+        let uncovered = set
+            .prepare_answer(PromptFormat::Chatml, "do you offer gift wrapping?", &[])
+            .unwrap();
+        assert!(
+            matches!(uncovered.plan, AnswerPlan::Handoff { .. }),
+            "{uncovered:?}"
+        );
     }
 
     #[test]
