@@ -105,6 +105,8 @@ pub struct RoutingSettings {
     pub closest_topics: usize,
     /// Words that make a question a shop question (lowercase).
     pub shop_words: Vec<String>,
+    /// Words matched as the same word: (canonical, variants), e.g. ("order", ["purchase"]).
+    pub synonyms: Vec<(String, Vec<String>)>,
 }
 
 impl Default for RoutingSettings {
@@ -113,6 +115,7 @@ impl Default for RoutingSettings {
             grounded_confidence: 0.33,
             closest_topics: 3,
             shop_words: Vec::new(),
+            synonyms: Vec::new(),
         }
     }
 }
@@ -244,7 +247,13 @@ impl Knowledge {
                 }
             }
         }
-        let index = Index::build(faq.len(), &documents);
+        let mut synonyms = HashMap::new();
+        for (canonical, variants) in &routing.synonyms {
+            for variant in variants {
+                synonyms.insert(normalise(variant), normalise(canonical));
+            }
+        }
+        let index = Index::build(faq.len(), &documents, synonyms);
         let mut product_names = Vec::new();
         for (product_index, product) in catalogue.iter().enumerate() {
             for name in std::iter::once(&product.name).chain(&product.aliases) {
@@ -422,6 +431,8 @@ type Sparse = Vec<(u32, f32)>;
 struct Index {
     vocabulary: HashMap<u64, u32>,
     idf: Vec<f32>,
+    /// variant -> canonical word (normalised)
+    synonyms: HashMap<String, String>,
     /// The IDF of a feature no document has (weighs unknown query features).
     max_idf: f32,
     /// feature -> (document, weight)
@@ -433,13 +444,17 @@ struct Index {
 }
 
 impl Index {
-    fn build(entries: usize, documents: &[(usize, String)]) -> Index {
+    fn build(
+        entries: usize,
+        documents: &[(usize, String)],
+        synonyms: HashMap<String, String>,
+    ) -> Index {
         let mut vocabulary: HashMap<u64, u32> = HashMap::new();
         let mut document_frequency: Vec<u32> = Vec::new();
         let mut raw: Vec<HashMap<u32, f32>> = Vec::with_capacity(documents.len());
         for (_, text) in documents {
             let mut counts: HashMap<u32, f32> = HashMap::new();
-            for_each_feature(text, |_, key| {
+            for_each_feature(text, &synonyms, |_, key| {
                 let next = vocabulary.len() as u32;
                 let id = *vocabulary.entry(key).or_insert(next);
                 if id as usize == document_frequency.len() {
@@ -480,6 +495,7 @@ impl Index {
         }
         Index {
             vocabulary,
+            synonyms,
             max_idf: (1.0 + total).ln() + 1.0,
             idf,
             postings,
@@ -495,12 +511,14 @@ impl Index {
     fn vectorise(&self, text: &str) -> Sparse {
         let mut counts: HashMap<u32, f32> = HashMap::new();
         let mut unknown: HashMap<u64, f32> = HashMap::new();
-        for_each_feature(text, |kind, key| match self.vocabulary.get(&key) {
-            Some(&id) => *counts.entry(id).or_insert(0.0) += 1.0,
-            // A misspelt word is an unknown word but mostly known letter groups, so only
-            // unknown letter groups count as unknown content.
-            None if kind == FeatureKind::Chars => *unknown.entry(key).or_insert(0.0) += 1.0,
-            None => {}
+        for_each_feature(text, &self.synonyms, |kind, key| {
+            match self.vocabulary.get(&key) {
+                Some(&id) => *counts.entry(id).or_insert(0.0) += 1.0,
+                // A misspelt word is an unknown word but mostly known letter groups, so only
+                // unknown letter groups count as unknown content.
+                None if kind == FeatureKind::Chars => *unknown.entry(key).or_insert(0.0) += 1.0,
+                None => {}
+            }
         });
         let mut vector: Sparse = counts
             .into_iter()
@@ -595,11 +613,19 @@ enum FeatureKind {
     Chars,
 }
 
-/// Calls `emit` with the kind and hashed key of every feature of the text: word unigrams, word
-/// bigrams and character 3-5-grams of each word padded with spaces.
-fn for_each_feature(text: &str, mut emit: impl FnMut(FeatureKind, u64)) {
+/// Calls `emit` with the kind and hashed key of every feature of the text (each word
+/// replaced by its canonical synonym first): word unigrams, word bigrams and character 3-5-grams of each word padded with spaces.
+fn for_each_feature(
+    text: &str,
+    synonyms: &HashMap<String, String>,
+    mut emit: impl FnMut(FeatureKind, u64),
+) {
     let normalised = normalise(text);
-    let words: Vec<&str> = normalised.split(' ').filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = normalised
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| synonyms.get(w).map(String::as_str).unwrap_or(w))
+        .collect();
     for (position, word) in words.iter().enumerate() {
         emit(FeatureKind::Word, hash_feature(b'w', &[word.as_bytes()]));
         if let Some(next) = words.get(position + 1) {

@@ -971,6 +971,9 @@ struct RawRouting {
     closest_topics: Option<usize>,
     #[serde(default)]
     shop_words: Vec<String>,
+    /// canonical word -> variants
+    #[serde(default)]
+    synonyms: BTreeMap<String, Vec<String>>,
 }
 
 fn parse_shop(
@@ -990,6 +993,7 @@ fn parse_shop(
             .closest_topics
             .unwrap_or(defaults.closest_topics),
         shop_words: raw.routing.shop_words,
+        synonyms: raw.routing.synonyms.into_iter().collect(),
     };
     if !(0.0..=1.0).contains(&routing.grounded_confidence) {
         problems.push(Problem {
