@@ -747,6 +747,30 @@ impl PromptSet {
 /// Functions and filters templates may use besides their context.
 const TEMPLATE_GLOBALS: [&str; 5] = ["turn", "reply_start", "range", "dict", "namespace"];
 
+/// Splits channel messages (oldest first) into consecutive chunks of at most
+/// `max_chars` characters of author + text each, for the map step of a summary; a single
+/// longer message gets a chunk of its own. Render each chunk with
+/// [`PromptSet::render_summary_map`], then merge the outputs with
+/// [`PromptSet::render_summary_reduce`] (skip the reduce step when there is one chunk).
+pub fn summary_chunks(messages: &[SummaryMessage], max_chars: usize) -> Vec<&[SummaryMessage]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (index, message) in messages.iter().enumerate() {
+        let length = message.author.chars().count() + message.text.chars().count() + 3;
+        if index > start && size + length > max_chars {
+            chunks.push(&messages[start..index]);
+            start = index;
+            size = 0;
+        }
+        size += length;
+    }
+    if start < messages.len() {
+        chunks.push(&messages[start..]);
+    }
+    chunks
+}
+
 /// Makes customer or channel text safe to put inside a delimited data block: angle
 /// brackets become look-alikes (so the text cannot close a `<question>` block or write a
 /// ChatML marker such as `<|im_start|>`), line breaks become spaces (so it cannot start a
@@ -1377,6 +1401,13 @@ mod tests {
     }
 
     #[test]
+    fn prompts_can_be_shared_across_tasks() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Prompts>();
+        assert_send_sync::<Arc<PromptSet>>();
+    }
+
+    #[test]
     fn demo_folder_loads() {
         let set = demo();
         assert_eq!(set.knowledge.faq.len(), 27);
@@ -1504,6 +1535,23 @@ mod tests {
             .render_summary_reduce(PromptFormat::Completion, &["- a".into(), "- b".into()])
             .unwrap();
         assert!(reduce.ends_with("Assistant:"));
+    }
+
+    #[test]
+    fn summary_chunks_cover_every_message_in_order() {
+        let messages: Vec<SummaryMessage> = (0..7)
+            .map(|i| SummaryMessage {
+                author: format!("u{i}"),
+                text: "x".repeat(if i == 3 { 50 } else { 5 }),
+                link: None,
+            })
+            .collect();
+        let chunks = summary_chunks(&messages, 20);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 1, 1, 2, 1]);
+        let flattened: Vec<&SummaryMessage> = chunks.iter().flat_map(|c| c.iter()).collect();
+        assert_eq!(flattened.len(), messages.len());
+        assert!(summary_chunks(&[], 20).is_empty());
     }
 
     #[test]
