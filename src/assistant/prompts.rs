@@ -1602,6 +1602,29 @@ mod tests {
     }
 
     #[test]
+    fn parcel_question_gets_the_tracking_answer_with_its_source() {
+        let set = demo();
+        let prepared = set
+            .prepare_answer(PromptFormat::Chatml, "where is my parcel??", &[])
+            .unwrap();
+        let AnswerPlan::Generate { prompt, .. } = &prepared.plan else {
+            panic!("expected a model answer: {prepared:?}");
+        };
+        let tracking = set.knowledge.entry("order-track").unwrap();
+        assert!(prompt.contains(&tracking.answer));
+        let model_text = "You get a tracking link by email when your order ships.";
+        let guarded = set.guard_reply(&prepared.route, model_text, true);
+        assert!(guarded.text.starts_with(model_text));
+        assert!(
+            guarded.text.contains(
+                "Source: Where is my order? (https://kettleandkiln.example/help/track-order)"
+            ),
+            "{}",
+            guarded.text
+        );
+    }
+
+    #[test]
     fn not_sure_reply_offers_topics_and_a_human() {
         let set = demo();
         let question = "do you sell refurbished tractors with a lifetime warranty?";
