@@ -5,6 +5,11 @@ pub mod conversation;
 pub mod limits;
 
 use std::sync::atomic::{AtomicI64, Ordering};
+pub mod eval;
+pub mod guard;
+pub mod knowledge;
+pub mod prompts;
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
