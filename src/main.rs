@@ -261,7 +261,11 @@ fn real_main() -> Result<()> {
             )?;
             let settings = config.discord.clone();
             let assistant = Assistant::open(engine, Arc::new(config))?;
-            runtime()?.block_on(shopkeep::discord::run(assistant, settings))?;
+            runtime()?.block_on(async {
+                reload_prompts_on_sighup(assistant.clone())?;
+                shopkeep::discord::run(assistant, settings).await?;
+                anyhow::Ok(())
+            })?;
             Ok(())
         }
         Command::Chat(args) => chat(config, args),
@@ -581,5 +585,21 @@ fn bench(args: BenchArgs) -> Result<()> {
     } else {
         print!("{}", shopkeep::bench::table(&report));
     }
+    Ok(())
+}
+
+/// SIGHUP reloads the prompts (as `/reload-prompts` does); a broken set is logged and the
+/// previous one stays in service.
+fn reload_prompts_on_sighup(assistant: Assistant) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match assistant.reload_prompts() {
+                Ok(report) => tracing::info!(report = %report.summary, "SIGHUP: prompts reloaded"),
+                Err(error) => tracing::error!(%error, "SIGHUP: prompts not reloaded"),
+            }
+        }
+    });
     Ok(())
 }

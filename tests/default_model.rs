@@ -25,17 +25,27 @@ fn shopkeep(args: &[&str]) -> String {
         .args(args)
         .env("SHOPKEEP_MODEL_DIR", default_model())
         .env("SHOPKEEP_DB", ":memory:")
-        .env("SHOPKEEP_PROMPTS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"))
+        .env(
+            "SHOPKEEP_PROMPTS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+        )
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
 #[ignore = "needs the default model: ./scripts/setup.sh default-model"]
 fn perplexity_on_english_prose_is_in_the_tens() {
-    let paragraph = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/data/english_paragraph.txt");
+    let paragraph = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tools/data/english_paragraph.txt"
+    );
     let stdout = shopkeep(&["perplexity", "--text-file", paragraph]);
     let last = stdout.lines().last().unwrap();
     let value: f64 = last.strip_prefix("perplexity: ").unwrap().parse().unwrap();

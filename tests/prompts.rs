@@ -106,3 +106,46 @@ fn eval_intents_fails_on_a_csv_without_labels() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("utterance"));
 }
+
+/// `chat --once` through the whole pipeline on the tiny random model: what the model says
+/// is noise, but the routing, the guard and the citation are real.
+fn chat_once(question: &str) -> String {
+    let model = shopkeep::config::cache_dir().join("models/tiny-gpt2");
+    assert!(
+        model.is_dir(),
+        "{} is missing: run ./scripts/test.sh",
+        model.display()
+    );
+    let output = shopkeep()
+        .args(["chat", "--once", question, "--model-dir"])
+        .arg(&model)
+        .env("SHOPKEEP_DB", ":memory:")
+        .env("SHOPKEEP_PROMPTS_DIR", demo_prompts())
+        .env("SHOPKEEP_MAX_NEW_TOKENS", "24")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_parcel_question_is_answered_with_the_tracking_entry_cited() {
+    let answer = chat_once("where is my parcel??");
+    assert!(
+        answer.trim_end().ends_with(
+            "Source: Where is my order? (https://kettleandkiln.example/help/track-order)"
+        ),
+        "{answer}"
+    );
+}
+
+#[test]
+fn an_uncovered_shop_question_gets_an_honest_not_sure_without_the_model() {
+    let answer = chat_once("do you sell refurbished tractors with a lifetime warranty?");
+    assert!(answer.contains("I'm not sure about that one"), "{answer}");
+    assert!(answer.contains("follow up"), "{answer}");
+}

@@ -15,6 +15,7 @@
 
 pub mod commands;
 pub mod events;
+pub mod modlog;
 pub mod reply;
 pub mod rest;
 pub mod split;
@@ -160,7 +161,7 @@ impl Shared {
         let outcome = self.assistant.handle(inbound).await;
         let reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
-            reply_to: msg.id,
+            reply_to: Some(msg.id),
         });
         self.post_outcome(reply, outcome).await;
         typing.stop();
@@ -294,6 +295,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     }
     let http = builder.build();
     let rest = Rest::new(Arc::new(http));
+    modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
 
     let (cancel, _) = watch::channel(false);
     let shared = Arc::new(Shared {
