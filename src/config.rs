@@ -77,6 +77,8 @@ pub struct DiscordSettings {
     pub mod_log_channel: Option<u64>,
     /// How long in-flight replies may run after SIGTERM before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Most channel messages `/summarise` reads, whatever count a moderator asks for.
+    pub summary_max_messages: usize,
 }
 
 /// The language model and how it samples.
@@ -151,6 +153,11 @@ impl Config {
                     20,
                     "a number of seconds",
                 )?),
+                summary_max_messages: parsed(
+                    "SHOPKEEP_SUMMARY_MAX_MESSAGES",
+                    500,
+                    "a message count",
+                )?,
             },
             model: ModelSettings {
                 model_dir: var("SHOPKEEP_MODEL_DIR")

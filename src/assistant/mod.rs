@@ -7,6 +7,7 @@ pub mod guard;
 pub mod knowledge;
 pub mod limits;
 pub mod prompts;
+pub mod summary;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use prompts::{HistoryTurn, Prompts, Speaker};
 /// state, in a background task.
 const MAINTENANCE_INTERVAL_MS: i64 = 5 * 60 * 1000;
 
-/// Tokens reserved for the summary templates' own text.
-const SUMMARY_TEMPLATE_TOKENS: usize = 200;
+/// Tokens reserved for the summary templates' own text and the message numbers.
+const SUMMARY_TEMPLATE_TOKENS: usize = 300;
 
 /// What a user sees when the model failed mid-answer.
 const GENERATION_FAILED: &str =
@@ -270,23 +271,31 @@ impl Assistant {
         }
     }
 
-    /// Summarises channel messages (oldest first) for a moderator. Takes a place in the
-    /// generation queue like any question.
+    /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
+    /// with the sections of [`summary::render`] (key topics, open questions, complaints and
+    /// mood, needs a moderator), each point linked to its source message, then the model's
+    /// overview. The model summarises numbered chunks (map), then merges the partial
+    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
+    /// unknown numbers are dropped. Channel text is data: it never changes the sections,
+    /// and no mention in it survives. Nothing is stored. Takes a place in the generation
+    /// queue like a question (queue full: the busy notice).
     pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
         if messages.is_empty() {
             return Outcome::Notice("There are no messages to summarise.".into());
         }
-        let Ok(permit) = self.limits.try_admit() else {
+        let Ok(_permit) = self.limits.try_admit() else {
             return Outcome::Notice(BUSY_NOTICE.into());
         };
         let set = self.prompts.current();
         let format = self.engine.info().prompt_format;
-        let messages: Vec<prompts::SummaryMessage> = messages
-            .into_iter()
-            .map(|m| prompts::SummaryMessage {
-                author: m.author,
-                text: m.text,
-                link: m.link,
+        let numbered: Vec<prompts::SummaryMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(index, m)| prompts::SummaryMessage {
+                number: index + 1,
+                author: m.author.clone(),
+                text: m.text.clone(),
+                link: m.link.clone(),
             })
             .collect();
         // Each map prompt must leave room for its template and the reply; about three
@@ -296,49 +305,66 @@ impl Assistant {
             .info()
             .context_length
             .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
-        let chunks = prompts::summary_chunks(&messages, (room_tokens * 3).max(500));
-        let prompt = if chunks.len() == 1 {
-            set.render_summary_map(format, chunks[0], 1, 1)
+        let chunks = prompts::summary_chunks(&numbered, (room_tokens * 3).max(500));
+        let parts = chunks.len();
+        let mut partials = Vec::with_capacity(parts);
+        for (index, chunk) in chunks.iter().enumerate() {
+            tracing::info!(
+                part = index + 1,
+                parts,
+                messages = chunk.len(),
+                "summary map step"
+            );
+            let prompt = set.render_summary_map(format, chunk, index + 1, parts);
+            match self.generate_text(prompt).await {
+                Ok(text) => partials.push(text),
+                Err(notice) => return Outcome::Notice(notice),
+            }
+        }
+        let overview = if parts == 1 {
+            partials.pop().unwrap_or_default()
         } else {
-            let mut partials = Vec::with_capacity(chunks.len());
-            for (index, chunk) in chunks.iter().enumerate() {
-                let prompt = match set.render_summary_map(format, chunk, index + 1, chunks.len()) {
-                    Ok(prompt) => prompt,
-                    Err(error) => {
-                        return Outcome::Notice(
-                            AssistantError::Prompts(error.to_string()).user_message(),
-                        )
-                    }
-                };
-                let stop = prompts::PromptSet::stop_strings(format);
-                match self
-                    .engine
-                    .generate(self.request(prompt, stop, None))
-                    .finish()
-                    .await
-                {
-                    Ok(generated) => partials.push(generated.text.trim().to_string()),
-                    Err(error) => {
-                        tracing::error!(%error, "summary map step failed");
-                        return Outcome::Notice(GENERATION_FAILED.into());
-                    }
-                }
+            tracing::info!(parts, "summary reduce step");
+            match self
+                .generate_text(set.render_summary_reduce(format, &partials))
+                .await
+            {
+                Ok(text) => text,
+                Err(notice) => return Outcome::Notice(notice),
             }
-            set.render_summary_reduce(format, &partials)
         };
-        let prompt = match prompt {
-            Ok(prompt) => prompt,
+        let topic_of = |text: &str| {
+            let route = set.knowledge.route(text);
+            (route.kind == RouteKind::Grounded)
+                .then(|| route.hits.first().map(|hit| hit.title.clone()))
+                .flatten()
+        };
+        let digest = summary::analyse(&messages, &topic_of);
+        Outcome::Notice(summary::render(&digest, &messages, &overview))
+    }
+
+    /// Generates the whole reply to a rendered prompt; the error is the text to show.
+    async fn generate_text(
+        &self,
+        prompt: Result<String, prompts::PromptError>,
+    ) -> Result<String, String> {
+        let prompt = prompt.map_err(|error| {
+            tracing::error!(%error, "could not render a prompt");
+            AssistantError::Prompts(error.to_string()).user_message()
+        })?;
+        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        match self
+            .engine
+            .generate(self.request(prompt, stop, None))
+            .finish()
+            .await
+        {
+            Ok(generated) => Ok(generated.text.trim().to_string()),
             Err(error) => {
-                return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message())
+                tracing::error!(%error, "generation failed");
+                Err(GENERATION_FAILED.to_string())
             }
-        };
-        let stop = prompts::PromptSet::stop_strings(format);
-        let stream = self.engine.generate(self.request(prompt, stop, None));
-        let neutralise = |text: &str, _finished: bool| Guarded {
-            text: guard::neutralise_mentions(text, &mut Vec::new()),
-            findings: Vec::new(),
-        };
-        Outcome::Answer(stream_answer(stream, neutralise, move |_| drop(permit)))
+        }
     }
 
     /// Answers one question.

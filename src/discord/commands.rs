@@ -10,13 +10,12 @@ use serenity::all::{
 };
 
 use super::reply::{self, defer, ephemeral_message, Target};
+use super::summarise::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::Shared;
-use crate::assistant::{ChannelMessage, Inbound, InboundKind, Role};
+use crate::assistant::{Inbound, InboundKind, Role};
 
-/// Messages `/summarise` reads when no count is given.
-pub const DEFAULT_SUMMARY_COUNT: i64 = 50;
-/// Most messages `/summarise` reads (Discord returns at most 100 per request).
-pub const MAX_SUMMARY_COUNT: i64 = 100;
+/// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
+pub const MAX_SUMMARY_COUNT: u64 = 2000;
 
 /// The commands registered at start.
 pub fn definitions() -> Vec<CreateCommand> {
@@ -36,11 +35,21 @@ pub fn definitions() -> Vec<CreateCommand> {
                 CreateCommandOption::new(
                     CommandOptionType::Integer,
                     "count",
-                    "How many recent messages to read (default 50, at most 100)",
+                    "How many recent messages to read (default 100; the server caps it, 500 unless set)",
                 )
                 .min_int_value(1)
-                .max_int_value(MAX_SUMMARY_COUNT as u64),
-            ),
+                .max_int_value(MAX_SUMMARY_COUNT),
+            )
+            .add_option(CreateCommandOption::new(
+                CommandOptionType::String,
+                "since",
+                "Only newer messages: 30m, 2h, 1d, 1w, or a message link or id",
+            ))
+            .add_option(CreateCommandOption::new(
+                CommandOptionType::Boolean,
+                "public",
+                "Post the summary for everyone in the channel (default: only you see it)",
+            )),
         CreateCommand::new("reload-prompts")
             .description("Admins: reload the prompts and shop knowledge from disk"),
     ]
@@ -165,49 +174,55 @@ async fn summarise(
     if role < Role::Moderator {
         return refuse(shared, command, "Sorry, /summarise is for moderators.").await;
     }
-    let count = command
-        .data
-        .options
-        .iter()
-        .find(|o| o.name == "count")
-        .and_then(|o| o.value.as_i64())
+    let max = shared.settings.summary_max_messages.max(1);
+    let count = option(command, "count")
+        .and_then(|v| v.as_i64())
+        .map(|n| n.max(1) as usize)
         .unwrap_or(DEFAULT_SUMMARY_COUNT)
-        .clamp(1, MAX_SUMMARY_COUNT);
-    reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
-    let mut reply = shared.reply(target(command, true));
-    let fetched = shared
-        .rest
-        .channel_messages(command.channel_id, count as u8)
-        .await;
-    let messages = match fetched {
-        Ok(messages) => messages,
-        Err(error) => {
-            tracing::error!(%error, "could not read the channel's messages");
-            return reply
-                .show("Sorry, I could not read this channel's messages.")
-                .await;
-        }
+        .min(max);
+    let public = option(command, "public")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let since = match option(command, "since").and_then(|v| v.as_str()) {
+        None => None,
+        Some(text) => match parse_since(text) {
+            Ok(since) => Some(since),
+            Err(error) => return refuse(shared, command, &error.to_string()).await,
+        },
     };
-    let bot_id = shared.bot_id();
-    // Discord lists newest first; the assistant wants oldest first, without the bot's own.
-    let channel = command.channel_id.get();
-    let messages: Vec<ChannelMessage> = messages
-        .into_iter()
-        .rev()
-        .filter(|m| m.author_id != bot_id && !m.content.trim().is_empty())
-        .map(|m| ChannelMessage {
-            id: m.id.to_string(),
-            author: m.author_name,
-            text: m.content,
-            link: command
-                .guild_id
-                .map(|g| format!("https://discord.com/channels/{g}/{channel}/{}", m.id)),
-        })
-        .collect();
-    tracing::info!(messages = messages.len(), "summarising");
+    reply::respond(&shared.rest, command.id, &command.token, defer(!public)).await?;
+    let mut reply = shared.reply(target(command, !public));
+    let min_id = lower_bound(since, std::time::SystemTime::now());
+    let listed =
+        match super::summarise::fetch(&shared.rest, command.channel_id, count, min_id).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::error!(%error, "could not read the channel's messages");
+                return reply
+                    .show("Sorry, I could not read this channel's messages.")
+                    .await;
+            }
+        };
+    let messages = to_channel_messages(
+        listed,
+        shared.bot_id(),
+        command.guild_id.map(|g| g.get()),
+        command.channel_id.get(),
+    );
+    tracing::info!(messages = messages.len(), count, public, "summarising");
     let outcome = shared.assistant.summarise(messages).await;
     shared.post_outcome(reply, outcome).await;
     Ok(())
+}
+
+/// The value of the command option `name`, if given.
+fn option<'a>(command: &'a CommandInteraction, name: &str) -> Option<&'a CommandDataOptionValue> {
+    command
+        .data
+        .options
+        .iter()
+        .find(|o| o.name == name)
+        .map(|o| &o.value)
 }
 
 async fn reload_prompts(

@@ -19,6 +19,7 @@ pub mod modlog;
 pub mod reply;
 pub mod rest;
 pub mod split;
+pub mod summarise;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -131,6 +131,38 @@ impl Rest {
         Ok(items.iter().filter_map(ListedMessage::from_json).collect())
     }
 
+    /// One page of a channel's history: up to `limit` (1–100) messages older than
+    /// `before` (a message id; None: the newest), newest first, read leniently.
+    pub async fn channel_messages_page(
+        &self,
+        channel_id: ChannelId,
+        limit: u8,
+        before: Option<u64>,
+    ) -> Result<Vec<ListedMessage>, RestError> {
+        const WHAT: &str = "read a channel's messages";
+        let mut params = vec![("limit", limit.to_string())];
+        if let Some(before) = before {
+            params.push(("before", before.to_string()));
+        }
+        let answer = self
+            .send_with_params(
+                WHAT,
+                Route::ChannelMessages { channel_id },
+                LightMethod::Get,
+                Some(params),
+                None,
+                Body::Other,
+            )
+            .await?;
+        let Some(Value::Array(items)) = answer else {
+            return Err(RestError::Payload {
+                what: WHAT,
+                detail: "the answer is not a list of messages".into(),
+            });
+        };
+        Ok(items.iter().filter_map(ListedMessage::from_json).collect())
+    }
+
     async fn send_with_params(
         &self,
         what: &'static str,
