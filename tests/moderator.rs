@@ -200,6 +200,8 @@ async fn summarise_pages_through_300_messages_with_links_and_ignores_injection()
     ] {
         assert!(text.contains(section), "{section} missing:\n{text}");
     }
+    // Topics come from the knowledge: parcels are "Where is my order?".
+    assert!(text.contains("Where is my order?"), "{text}");
     // The injection did not take over: it is reported, with its link, and pings nobody.
     let link = |id: u64| format!("https://discord.com/channels/{GUILD_ID}/{CHANNEL}/{id}");
     assert!(text.contains("attempt to instruct the bot"), "{text}");

@@ -32,6 +32,9 @@ const MAINTENANCE_INTERVAL_MS: i64 = 5 * 60 * 1000;
 /// Tokens reserved for the summary templates' own text and the message numbers.
 const SUMMARY_TEMPLATE_TOKENS: usize = 300;
 
+/// A summarised message counts toward a knowledge entry's topic from this match score.
+const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
+
 /// What a user sees when the model failed mid-answer.
 const GENERATION_FAILED: &str =
     "Sorry, something went wrong on my side. Please try again in a moment.";
@@ -333,11 +336,19 @@ impl Assistant {
                 Err(notice) => return Outcome::Notice(notice),
             }
         };
+        // A message's topic: the closest knowledge entry when it is close enough (a
+        // looser bar than answering needs), else the first catalogue product it names.
         let topic_of = |text: &str| {
             let route = set.knowledge.route(text);
-            (route.kind == RouteKind::Grounded)
-                .then(|| route.hits.first().map(|hit| hit.title.clone()))
-                .flatten()
+            if route.kind == RouteKind::SmallTalk {
+                return None;
+            }
+            route
+                .hits
+                .first()
+                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
+                .map(|hit| hit.title.clone())
+                .or_else(|| route.products.first().map(|p| p.name.clone()))
         };
         let digest = summary::analyse(&messages, &topic_of);
         Outcome::Notice(summary::render(&digest, &messages, &overview))
