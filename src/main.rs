@@ -51,6 +51,26 @@ enum Command {
     /// Measure the assistant (see `eval intents`).
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// What customers need, from the question log (SHOPKEEP_DB): top topics, questions not
+    /// answered confidently, feedback and refusals; the same as /insights on Discord.
+    Insights(InsightsArgs),
+}
+
+#[derive(Args)]
+struct InsightsArgs {
+    /// The window: the last N days.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = InsightsFormat::Text)]
+    format: InsightsFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InsightsFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Args)]
@@ -273,6 +293,7 @@ fn real_main() -> Result<()> {
         Command::Perplexity(args) => perplexity(config, args),
         Command::Bench(args) => bench(args),
         Command::User(command) => user(config, command),
+        Command::Insights(args) => insights(config, args),
         Command::CheckPrompts(_) | Command::Eval(_) => unreachable!("handled above"),
     }
 }
@@ -477,6 +498,21 @@ fn user(config: Config, command: UserCommand) -> Result<()> {
                 deleted.conversations, deleted.turns, deleted.questions, deleted.feedback
             );
         }
+    }
+    Ok(())
+}
+
+fn insights(config: Config, args: InsightsArgs) -> Result<()> {
+    let store = Store::open(&config.db_path)
+        .with_context(|| format!("could not open the database {}", config.db_path))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let insights = shopkeep::assistant::insights::from_store(&store, now, args.days)?;
+    match args.format {
+        InsightsFormat::Text => print!("{}", insights.to_text()),
+        InsightsFormat::Json => println!("{}", serde_json::to_string_pretty(&insights)?),
+        InsightsFormat::Csv => print!("{}", insights.to_csv()),
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod conversation;
 pub mod eval;
 pub mod guard;
+pub mod insights;
 pub mod knowledge;
 pub mod limits;
 pub mod prompts;
