@@ -187,10 +187,10 @@ async fn summarise_pages_through_300_messages_with_links_and_ignores_injection()
     let text = text_of(&parts);
     for part in &parts {
         assert!(part["content"].as_str().unwrap().chars().count() <= 2000);
-        assert_eq!(
-            part["flags"].as_u64().unwrap_or(EPHEMERAL) & EPHEMERAL,
-            EPHEMERAL
-        );
+    }
+    // Follow-ups past the first 2,000 characters stay ephemeral too.
+    for part in parts.iter().skip(1) {
+        assert_eq!(part["flags"].as_u64().unwrap_or(0) & EPHEMERAL, EPHEMERAL);
     }
     for section in [
         "**Key topics**",
@@ -292,4 +292,107 @@ async fn summarise_since_a_message_and_public_reads_one_page_and_posts_for_all()
         .unwrap()
         .contains("30m"));
     assert_eq!(fetches(&fake).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insights_are_refused_to_customers() {
+    let (fake, _bot) = started(&[]).await;
+    let (refusal, parts) = moderator_command(&fake, "insights", json!([]), CUSTOMER, &[]).await;
+    assert_eq!(body(&refusal)["type"], json!(4));
+    assert_eq!(
+        body(&refusal)["data"]["flags"].as_u64().unwrap() & EPHEMERAL,
+        EPHEMERAL
+    );
+    assert!(body(&refusal)["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("moderators"));
+    assert!(parts.is_empty());
+}
+
+fn reaction(message: u64, user_id: u64, author: u64, emoji: &str) -> Value {
+    json!({
+        "user_id": user_id.to_string(),
+        "channel_id": CHANNEL.to_string(),
+        "message_id": message.to_string(),
+        "guild_id": GUILD_ID.to_string(),
+        "message_author_id": author.to_string(),
+        "emoji": {"id": null, "name": emoji},
+        "burst": false,
+        "type": 0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbs_on_the_bots_replies_are_counted_in_insights() {
+    let (fake, bot) = started(&[]).await;
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "where is my parcel").mentioning_bot();
+    question.send(&fake);
+    let reply = fake
+        .wait_for("the reply", ANSWER_WAIT, |f| {
+            f.posts_to(CHANNEL).into_iter().next()
+        })
+        .await;
+    let reply_id: u64 = reply.response.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+    // Two thumbs up on the bot's reply, one taken back; a thumbs down on a customer's
+    // message and a heart on the reply do not count.
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(reply_id, CUSTOMER, BOT_ID, "👍"),
+    );
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(reply_id, CUSTOMER + 1, BOT_ID, "👍"),
+    );
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(reply_id, CUSTOMER + 2, BOT_ID, "❤️"),
+    );
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(question.id, CUSTOMER + 3, CUSTOMER, "👎"),
+    );
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(reply_id, CUSTOMER + 4, BOT_ID, "👎"),
+    );
+    let wait_records = |n: usize| {
+        let deadline = std::time::Instant::now() + ANSWER_WAIT;
+        let logs = || bot.logs();
+        async move {
+            while logs().matches("feedback recorded").count() < n {
+                assert!(std::time::Instant::now() < deadline, "{}", logs());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_records(3).await;
+    // Reaction-remove events name no message author.
+    let mut removed = reaction(reply_id, CUSTOMER + 4, BOT_ID, "👎");
+    removed.as_object_mut().unwrap().remove("message_author_id");
+    fake.dispatch("MESSAGE_REACTION_REMOVE", removed);
+    wait_records(4).await;
+    let (deferral, parts) = moderator_command(
+        &fake,
+        "insights",
+        json!([{"name": "days", "type": 4, "value": 1}]),
+        MODERATOR,
+        &[MOD_ROLE],
+    )
+    .await;
+    let text = text_of(&parts);
+    assert!(text.contains("👍 2 · 👎 0"), "{text}");
+    assert!(text.contains("track_order: 1"), "{text}");
+    assert!(text.contains("last 1 day"), "{text}");
+    assert_eq!(
+        body(&deferral)["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL,
+        EPHEMERAL
+    );
+    assert_no_mentions_allowed(&fake);
 }

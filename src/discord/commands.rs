@@ -12,10 +12,15 @@ use serenity::all::{
 use super::reply::{self, defer, ephemeral_message, Target};
 use super::summarise::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::Shared;
-use crate::assistant::{Inbound, InboundKind, Role};
+use crate::assistant::{insights, Inbound, InboundKind, Role};
 
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
 pub const MAX_SUMMARY_COUNT: u64 = 2000;
+
+/// `/insights` looks back this many days when no `days` option is given.
+pub const DEFAULT_INSIGHTS_DAYS: u32 = 7;
+/// The `days` option's upper bound.
+pub const MAX_INSIGHTS_DAYS: u64 = 365;
 
 /// The commands registered at start.
 pub fn definitions() -> Vec<CreateCommand> {
@@ -52,6 +57,17 @@ pub fn definitions() -> Vec<CreateCommand> {
             )),
         CreateCommand::new("reload-prompts")
             .description("Admins: reload the prompts and shop knowledge from disk"),
+        CreateCommand::new("insights")
+            .description("Moderators: what customers asked, what the bot could not answer, feedback")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::Integer,
+                    "days",
+                    "How many days back to look (default 7)",
+                )
+                .min_int_value(1)
+                .max_int_value(MAX_INSIGHTS_DAYS),
+            ),
     ]
 }
 
@@ -72,6 +88,7 @@ pub async fn handle(shared: &Shared, command: CommandInteraction) {
         "forget" => forget(shared, &command).await,
         "summarise" | "summarize" => summarise(shared, &command, role).await,
         "reload-prompts" => reload_prompts(shared, &command, role).await,
+        "insights" => insights(shared, &command, role).await,
         other => {
             tracing::warn!(command = other, "unknown slash command");
             reply::respond(
@@ -225,6 +242,36 @@ fn option<'a>(command: &'a CommandInteraction, name: &str) -> Option<&'a Command
         .map(|o| &o.value)
 }
 
+async fn insights(
+    shared: &Shared,
+    command: &CommandInteraction,
+    role: Role,
+) -> Result<(), super::rest::RestError> {
+    if role < Role::Moderator {
+        return refuse(shared, command, "Sorry, /insights is for moderators.").await;
+    }
+    let days = option(command, "days")
+        .and_then(|v| v.as_i64())
+        .map(|d| d.clamp(1, MAX_INSIGHTS_DAYS as i64) as u32)
+        .unwrap_or(DEFAULT_INSIGHTS_DAYS);
+    reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
+    let store = shared.assistant.store().clone();
+    let now = shared.assistant.conversations().now_ms();
+    let result = tokio::task::spawn_blocking(move || insights::from_store(&store, now, days)).await;
+    let text = match result {
+        Ok(Ok(insights)) => insights.to_text(),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "could not read insights");
+            "Sorry, I could not read the question log just now.".to_string()
+        }
+        Err(error) => {
+            tracing::error!(%error, "insights task failed");
+            "Sorry, I could not read the question log just now.".to_string()
+        }
+    };
+    shared.reply(target(command, true)).show(&text).await
+}
+
 async fn reload_prompts(
     shared: &Shared,
     command: &CommandInteraction,
@@ -264,7 +311,10 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["ask", "forget", "summarise", "reload-prompts"]);
+        assert_eq!(
+            names,
+            ["ask", "forget", "summarise", "reload-prompts", "insights"]
+        );
         assert_eq!(json[0]["options"][0]["name"], "question");
         assert_eq!(json[0]["options"][0]["required"], true);
         assert_eq!(json[2]["options"][0]["name"], "count");
