@@ -684,7 +684,14 @@ async fn command_registration_and_channel_reads_are_retried() {
         .collect();
     assert_eq!(
         names,
-        ["ask", "forget", "summarise", "reload-prompts", "insights"]
+        [
+            "ask",
+            "forget",
+            "summarise",
+            "reload-prompts",
+            "insights",
+            "draft"
+        ]
     );
 
     fake.set_history(

@@ -396,3 +396,68 @@ async fn thumbs_on_the_bots_replies_are_counted_in_insights() {
     );
     assert_no_mentions_allowed(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_are_for_moderators_and_name_close_products() {
+    let (fake, bot) = started(&[]).await;
+    let product = json!([{"name": "product", "type": 3, "value": "speckled mug"}]);
+    // A customer is refused, and nothing is generated.
+    let (refusal, parts) = moderator_command(&fake, "draft", product.clone(), CUSTOMER, &[]).await;
+    assert_eq!(body(&refusal)["type"], json!(4));
+    assert!(body(&refusal)["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("moderators"));
+    assert!(parts.is_empty());
+    // An unknown product: a clear error with the close names.
+    let (deferral, parts) = moderator_command(
+        &fake,
+        "draft",
+        json!([{"name": "product", "type": 3, "value": "Speckled Mugg"}]),
+        MODERATOR,
+        &[MOD_ROLE],
+    )
+    .await;
+    assert_eq!(
+        body(&deferral)["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL,
+        EPHEMERAL
+    );
+    let text = text_of(&parts);
+    assert!(
+        text.contains("no product called \"Speckled Mugg\"") && text.contains("Speckled Mug"),
+        "{text}"
+    );
+    // A draft for a real product, from its catalogue entry.
+    let (_, parts) = moderator_command(&fake, "draft", product, MODERATOR, &[MOD_ROLE]).await;
+    let text = text_of(&parts);
+    assert!(
+        text.starts_with("**Draft description: Speckled Mug**"),
+        "{text}"
+    );
+    assert!(text.lines().count() >= 3, "no draft body:\n{text}");
+    // A post on a topic.
+    let (_, parts) = moderator_command(
+        &fake,
+        "draft",
+        json!([{"name": "post", "type": 3, "value": "our new teapot @everyone"}]),
+        MODERATOR,
+        &[MOD_ROLE],
+    )
+    .await;
+    let text = text_of(&parts);
+    assert!(text.starts_with("**Draft post: our new teapot"), "{text}");
+    assert!(!text.contains("@everyone"), "{text}");
+    // Neither or both options: told how to use it.
+    let (refusal, _) = moderator_command(&fake, "draft", json!([]), MODERATOR, &[MOD_ROLE]).await;
+    assert!(body(&refusal)["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("product:<name> or post:<topic>"));
+    assert_eq!(
+        bot.logs().matches("generation failed").count(),
+        0,
+        "{}",
+        bot.logs()
+    );
+    assert_no_mentions_allowed(&fake);
+}

@@ -2,6 +2,7 @@
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
 pub mod conversation;
+pub mod drafts;
 pub mod eval;
 pub mod guard;
 pub mod insights;

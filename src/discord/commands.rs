@@ -12,6 +12,7 @@ use serenity::all::{
 use super::reply::{self, defer, ephemeral_message, Target};
 use super::summarise::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::Shared;
+use crate::assistant::drafts::DraftRequest;
 use crate::assistant::{insights, Inbound, InboundKind, Role};
 
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
@@ -68,6 +69,32 @@ pub fn definitions() -> Vec<CreateCommand> {
                 .min_int_value(1)
                 .max_int_value(MAX_INSIGHTS_DAYS),
             ),
+        CreateCommand::new("draft")
+            .description("Moderators: draft a product description or a community post (only you see it)")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "product",
+                    "Draft a description of this catalogue product (name or id)",
+                )
+                .max_length(100),
+            )
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "post",
+                    "Or: draft a community post on this topic",
+                )
+                .max_length(300),
+            )
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "notes",
+                    "Anything the draft should mention (optional)",
+                )
+                .max_length(500),
+            ),
     ]
 }
 
@@ -89,6 +116,7 @@ pub async fn handle(shared: &Shared, command: CommandInteraction) {
         "summarise" | "summarize" => summarise(shared, &command, role).await,
         "reload-prompts" => reload_prompts(shared, &command, role).await,
         "insights" => insights(shared, &command, role).await,
+        "draft" => draft(shared, &command, role).await,
         other => {
             tracing::warn!(command = other, "unknown slash command");
             reply::respond(
@@ -272,6 +300,42 @@ async fn insights(
     shared.reply(target(command, true)).show(&text).await
 }
 
+async fn draft(
+    shared: &Shared,
+    command: &CommandInteraction,
+    role: Role,
+) -> Result<(), super::rest::RestError> {
+    if role < Role::Moderator {
+        return refuse(shared, command, "Sorry, /draft is for moderators.").await;
+    }
+    let text = |name: &str| {
+        option(command, name)
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let notes = text("notes").unwrap_or_default();
+    let request = match (text("product"), text("post")) {
+        (Some(name), None) => DraftRequest::Product { name, notes },
+        (None, Some(topic)) => DraftRequest::Post { topic, notes },
+        _ => {
+            return refuse(
+                shared,
+                command,
+                "Give either product:<name> or post:<topic> (one of them).",
+            )
+            .await
+        }
+    };
+    reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
+    let outcome = shared.assistant.draft(request).await;
+    shared
+        .post_outcome(shared.reply(target(command, true)), outcome)
+        .await;
+    Ok(())
+}
+
 async fn reload_prompts(
     shared: &Shared,
     command: &CommandInteraction,
@@ -303,7 +367,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn four_commands_with_their_options() {
+    fn the_commands_with_their_options() {
         let json = serde_json::to_value(definitions()).unwrap();
         let names: Vec<&str> = json
             .as_array()
@@ -313,7 +377,14 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["ask", "forget", "summarise", "reload-prompts", "insights"]
+            [
+                "ask",
+                "forget",
+                "summarise",
+                "reload-prompts",
+                "insights",
+                "draft"
+            ]
         );
         assert_eq!(json[0]["options"][0]["name"], "question");
         assert_eq!(json[0]["options"][0]["required"], true);
