@@ -107,6 +107,10 @@ pub struct ChannelMessage {
     pub text: String,
     /// Where a moderator can jump to the message (a Discord jump URL), if known.
     pub link: Option<String>,
+    /// The id of the message this one replies to, if it is a reply.
+    pub reply_to: Option<String>,
+    /// Whether the bot replied to this message (the bot's own messages are not listed).
+    pub answered_by_bot: bool,
 }
 
 /// Summary of a prompt reload, shown to the admin who asked for it.

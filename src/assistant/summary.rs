@@ -20,8 +20,9 @@ pub const MAX_POINTS: usize = 5;
 const QUOTE_CHARS: usize = 90;
 /// Characters of the model's overview kept at most.
 const OVERVIEW_CHARS: usize = 700;
-/// A question counts as answered when a different author posts a non-question within
-/// this many following messages.
+/// A question counts as answered when the bot or someone else replied to it (Discord's
+/// reply), or when a different author posts a non-question, not a reply to something
+/// else, within this many following messages.
 const ANSWER_WINDOW: usize = 5;
 
 const COMPLAINT_WORDS: &[&str] = &[
@@ -159,12 +160,15 @@ pub fn analyse(messages: &[ChannelMessage], topic_of: &dyn Fn(&str) -> Option<St
             by_topic.entry(topic).or_default().push(index);
         }
         if is_question(text) {
-            let answered = messages
-                .iter()
-                .enumerate()
-                .skip(index + 1)
-                .take(ANSWER_WINDOW)
-                .any(|(later, m)| m.author != message.author && !is_question(&lower[later]));
+            let later = || messages.iter().enumerate().skip(index + 1);
+            let answered = message.answered_by_bot
+                || later().any(|(_, m)| {
+                    m.author != message.author && m.reply_to.as_deref() == Some(&message.id)
+                })
+                || later()
+                    .take(ANSWER_WINDOW)
+                    .filter(|(_, m)| m.reply_to.is_none())
+                    .any(|(i, m)| m.author != message.author && !is_question(&lower[i]));
             if !answered {
                 open_questions.push(index);
             }
@@ -330,6 +334,8 @@ mod tests {
             author: author.into(),
             text: text.into(),
             link: Some(format!("https://discord.com/channels/1/2/{}", 1000 + n)),
+            reply_to: None,
+            answered_by_bot: false,
         }
     }
 
@@ -347,6 +353,28 @@ mod tests {
         ];
         let digest = analyse(&messages, &no_topic);
         assert_eq!(digest.open_questions, [2, 3]);
+
+        // Replies count wherever they are; a reply to something else does not answer.
+        let mut messages = vec![
+            msg(0, "gus", "anyone here?"),
+            msg(1, "hal", "totally unrelated remark"),
+            msg(2, "ivy", "do you ship to Norway?"),
+            msg(3, "ivy", "hello?"),
+        ];
+        messages[1].reply_to = Some("555".into());
+        messages[3].answered_by_bot = true;
+        for filler in 4..10 {
+            messages.push(msg(filler, "jo", "hmm?"));
+        }
+        let mut late_reply = msg(10, "fi", "yes we do");
+        late_reply.reply_to = Some("1002".into());
+        messages.push(late_reply);
+        let open: Vec<usize> = analyse(&messages, &no_topic)
+            .open_questions
+            .into_iter()
+            .filter(|&i| i < 4)
+            .collect();
+        assert_eq!(open, [0]);
     }
 
     #[test]

@@ -131,14 +131,14 @@ impl Rest {
         Ok(items.iter().filter_map(ListedMessage::from_json).collect())
     }
 
-    /// One page of a channel's history: up to `limit` (1–100) messages older than
-    /// `before` (a message id; None: the newest), newest first, read leniently.
+    /// One page of a channel's history: up to `limit` (1–100) message objects older than
+    /// `before` (a message id; None: the newest), newest first, as Discord sends them.
     pub async fn channel_messages_page(
         &self,
         channel_id: ChannelId,
         limit: u8,
         before: Option<u64>,
-    ) -> Result<Vec<ListedMessage>, RestError> {
+    ) -> Result<Vec<Value>, RestError> {
         const WHAT: &str = "read a channel's messages";
         let mut params = vec![("limit", limit.to_string())];
         if let Some(before) = before {
@@ -154,13 +154,13 @@ impl Rest {
                 Body::Other,
             )
             .await?;
-        let Some(Value::Array(items)) = answer else {
-            return Err(RestError::Payload {
+        match answer {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(RestError::Payload {
                 what: WHAT,
                 detail: "the answer is not a list of messages".into(),
-            });
-        };
-        Ok(items.iter().filter_map(ListedMessage::from_json).collect())
+            }),
+        }
     }
 
     async fn send_with_params(

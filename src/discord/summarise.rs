@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
 use serenity::all::ChannelId;
 
-use super::rest::{ListedMessage, Rest, RestError};
+use super::rest::{Rest, RestError};
 use crate::assistant::ChannelMessage;
 
 /// Messages `/summarise` reads when no count is given.
@@ -14,6 +15,45 @@ pub const DEFAULT_SUMMARY_COUNT: usize = 100;
 const PAGE: usize = 100;
 /// Discord's epoch (2015-01-01) in Unix milliseconds; snowflake ids count from it.
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+
+/// A message as the channel's history lists it: the parts a summary uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryMessage {
+    pub id: u64,
+    pub author_id: u64,
+    pub author_name: String,
+    pub content: String,
+    /// The message this one replies to.
+    pub reply_to: Option<u64>,
+}
+
+impl HistoryMessage {
+    /// Reads a Discord message object leniently (ids as strings or numbers); None without
+    /// an id or author.
+    pub fn from_json(message: &Value) -> Option<Self> {
+        let id = |v: &Value| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64());
+        let author = message.get("author")?;
+        Some(Self {
+            id: id(message.get("id")?)?,
+            author_id: id(author.get("id")?)?,
+            author_name: author
+                .get("global_name")
+                .and_then(Value::as_str)
+                .or(author.get("username").and_then(Value::as_str))
+                .unwrap_or("someone")
+                .to_string(),
+            content: message
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            reply_to: message
+                .get("message_reference")
+                .and_then(|r| r.get("message_id"))
+                .and_then(id),
+        })
+    }
+}
 
 /// Where the summary starts, from the `since` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,12 +126,12 @@ pub async fn read_history<F, Fut>(
     want: usize,
     min_id: u64,
     mut fetch_page: F,
-) -> Result<Vec<ListedMessage>, RestError>
+) -> Result<Vec<HistoryMessage>, RestError>
 where
     F: FnMut(Option<u64>, u8) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<ListedMessage>, RestError>>,
+    Fut: std::future::Future<Output = Result<Vec<HistoryMessage>, RestError>>,
 {
-    let mut read: Vec<ListedMessage> = Vec::new();
+    let mut read: Vec<HistoryMessage> = Vec::new();
     let mut before = None;
     while read.len() < want {
         let limit = (want - read.len()).min(PAGE);
@@ -112,14 +152,20 @@ where
 }
 
 /// The channel history as the assistant wants it: oldest first, without the bot's own
-/// messages or empty ones, each with its jump URL when in a guild.
+/// messages or empty ones, each with its jump URL when in a guild; a message the bot
+/// replied to is marked as answered.
 pub fn to_channel_messages(
-    listed: Vec<ListedMessage>,
+    listed: Vec<HistoryMessage>,
     bot_id: u64,
     guild_id: Option<u64>,
     channel_id: u64,
 ) -> Vec<ChannelMessage> {
-    let mut messages: Vec<ListedMessage> = listed
+    let answered_by_bot: std::collections::HashSet<u64> = listed
+        .iter()
+        .filter(|m| m.author_id == bot_id)
+        .filter_map(|m| m.reply_to)
+        .collect();
+    let mut messages: Vec<HistoryMessage> = listed
         .into_iter()
         .filter(|m| m.author_id != bot_id && !m.content.trim().is_empty())
         .collect();
@@ -133,19 +179,25 @@ pub fn to_channel_messages(
             text: m.content,
             link: guild_id
                 .map(|g| format!("https://discord.com/channels/{g}/{channel_id}/{}", m.id)),
+            reply_to: m.reply_to.map(|id| id.to_string()),
+            answered_by_bot: answered_by_bot.contains(&m.id),
         })
         .collect()
 }
 
 /// Reads the channel's history for `/summarise` through `rest`; see [`read_history`].
+/// Entries that are not readable messages are skipped.
 pub async fn fetch(
     rest: &Rest,
     channel_id: ChannelId,
     want: usize,
     min_id: u64,
-) -> Result<Vec<ListedMessage>, RestError> {
-    read_history(want, min_id, |before, limit| {
-        rest.channel_messages_page(channel_id, limit, before)
+) -> Result<Vec<HistoryMessage>, RestError> {
+    read_history(want, min_id, |before, limit| async move {
+        let page = rest
+            .channel_messages_page(channel_id, limit, before)
+            .await?;
+        Ok(page.iter().filter_map(HistoryMessage::from_json).collect())
     })
     .await
 }
@@ -155,12 +207,13 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    fn listed(id: u64, author_id: u64) -> ListedMessage {
-        ListedMessage {
+    fn listed(id: u64, author_id: u64) -> HistoryMessage {
+        HistoryMessage {
             id,
             author_id,
             author_name: format!("u{author_id}"),
             content: format!("message {id}"),
+            reply_to: None,
         }
     }
 
@@ -205,7 +258,7 @@ mod tests {
         let calls = Mutex::new(Vec::new());
         let read = read_history(want, min_id, |before, limit| {
             calls.lock().unwrap().push((before, limit));
-            let page: Vec<ListedMessage> = (1..=n)
+            let page: Vec<HistoryMessage> = (1..=n)
                 .rev()
                 .filter(|id| before.is_none_or(|b| *id < b))
                 .take(limit as usize)
@@ -241,15 +294,27 @@ mod tests {
     }
 
     #[test]
+    fn messages_are_read_leniently_with_their_reply_reference() {
+        let message = serde_json::json!({
+            "id": "12", "content": "yes",
+            "author": {"id": 7, "username": "ann"},
+            "message_reference": {"message_id": "11"},
+        });
+        let read = HistoryMessage::from_json(&message).unwrap();
+        assert_eq!((read.id, read.author_id, read.reply_to), (12, 7, Some(11)));
+        assert_eq!(read.author_name, "ann");
+        assert!(HistoryMessage::from_json(&serde_json::json!({"id": "1"})).is_none());
+    }
+
+    #[test]
     fn the_bot_is_left_out_and_the_rest_get_jump_urls_oldest_first() {
-        let messages = to_channel_messages(
-            vec![listed(3, 1), listed(2, 99), listed(1, 2)],
-            99,
-            Some(5),
-            6,
-        );
+        let mut bot_reply = listed(2, 99);
+        bot_reply.reply_to = Some(1);
+        let messages =
+            to_channel_messages(vec![listed(3, 1), bot_reply, listed(1, 2)], 99, Some(5), 6);
         let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["1", "3"]);
+        assert!(messages[0].answered_by_bot && !messages[1].answered_by_bot);
         assert_eq!(
             messages[1].link.as_deref(),
             Some("https://discord.com/channels/5/6/3")
