@@ -537,24 +537,23 @@ fn chat(config: Config, args: ChatArgs) -> Result<()> {
                 Outcome::Silent => {}
                 Outcome::Notice(notice) => println!("{notice}"),
                 Outcome::Answer(mut events) => {
-                    let mut shown = 0usize;
+                    // Partial texts usually grow, but the guard may rewrite a sentence:
+                    // print only what extends the text already shown, and the final answer
+                    // again in full when it no longer starts with it.
+                    let mut shown = String::new();
                     while let Some(event) = events.recv().await {
                         match event {
                             AnswerEvent::Partial(text) => {
-                                if text.len() > shown && text.is_char_boundary(shown) {
-                                    print!("{}", &text[shown..]);
+                                if let Some(more) = text.strip_prefix(shown.as_str()) {
+                                    print!("{more}");
                                     stdout.flush()?;
-                                    shown = text.len();
+                                    shown = text;
                                 }
                             }
                             AnswerEvent::Final(answer) => {
-                                if answer.text.len() >= shown
-                                    && answer.text.is_char_boundary(shown)
-                                    && answer.text.starts_with(&answer.text[..shown])
-                                {
-                                    println!("{}", &answer.text[shown..]);
-                                } else {
-                                    println!("\n{}", answer.text);
+                                match answer.text.strip_prefix(shown.as_str()) {
+                                    Some(rest) => println!("{rest}"),
+                                    None => println!("\n--- corrected answer ---\n{}", answer.text),
                                 }
                             }
                         }

@@ -25,7 +25,7 @@ use conversation::{
 use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
 use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
-use prompts::{HistoryTurn, Prompts, Speaker};
+use prompts::{HistoryTurn, Prompts, QuotedAnswer, Speaker};
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
@@ -421,6 +421,23 @@ impl Assistant {
         if route.kind == RouteKind::NotSure {
             return self.hand_off(&turn, &inbound, &question, &route);
         }
+        match set.quoted_answer(&question, &route) {
+            Some(QuotedAnswer::Text(quoted)) => {
+                let guarded = set.guard_reply(&route, &quoted, true);
+                self.finish_turn(
+                    &turn,
+                    &inbound,
+                    &question,
+                    &route,
+                    Some((&quoted, &guarded)),
+                );
+                return Outcome::Notice(guarded.text);
+            }
+            Some(QuotedAnswer::HandOff) => {
+                return self.hand_off(&turn, &inbound, &question, &route);
+            }
+            None => {}
+        }
         let history = self.history(&turn);
         let prompt = match self.build_prompt(&question, &route, &history) {
             Ok(prompt) => prompt,
@@ -430,7 +447,11 @@ impl Assistant {
                 return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message());
             }
         };
-        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let mut stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        if route.kind == RouteKind::SmallTalk {
+            // Small talk stays brief: one paragraph.
+            stop.push("\n\n".into());
+        }
         let request = self.request(prompt, stop, Some(inbound.user_id.clone()));
         let stream = self.engine.generate(request);
         let assistant = self.clone();
