@@ -56,9 +56,14 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache").join("shopkeep")
 }
 
-/// Where `./scripts/run.sh` prepares the default model (SmolLM2-135M-Instruct).
+/// Where `./scripts/run.sh` prepares the default model (SmolLM2-135M-Instruct): the fp32
+/// conversion, or the 8-bit one when `SHOPKEEP_WEIGHTS=int8`.
 pub fn default_model_dir() -> PathBuf {
-    cache_dir().join("models").join("smollm2-135m-instruct")
+    let name = match std::env::var("SHOPKEEP_WEIGHTS").as_deref() {
+        Ok("int8") => "smollm2-135m-instruct-int8",
+        _ => "smollm2-135m-instruct",
+    };
+    cache_dir().join("models").join(name)
 }
 
 /// Discord connection and server-specific ids.
