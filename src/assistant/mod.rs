@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::{
     EngineHandle, GenerateRequest, GenerationStream, PromptFormat, SamplingParams, StreamEvent,
 };
+use crate::metrics::{Refusal, METRICS};
 use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
@@ -263,6 +264,7 @@ impl Assistant {
             return Outcome::Notice(notice);
         }
         let Ok(permit) = self.limits.try_admit() else {
+            METRICS.refusal(Refusal::Busy);
             self.log_question(
                 &inbound,
                 &question,
@@ -301,6 +303,7 @@ impl Assistant {
         else {
             return None;
         };
+        METRICS.refusal(Refusal::Limited);
         self.log_question(
             inbound,
             question,
@@ -318,6 +321,7 @@ impl Assistant {
         let max = self.config.limits.max_question_chars;
         let length = question.chars().count();
         (length > max).then(|| {
+            METRICS.refusal(Refusal::TooLong);
             format!("Your question is too long ({length} characters); please keep it under {max}.")
         })
     }
@@ -455,7 +459,7 @@ where
     F: FnOnce(Option<&str>) + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
+    let task = async move {
         let mut text = String::new();
         while let Some(event) = stream.next().await {
             match event {
@@ -472,15 +476,20 @@ where
                 StreamEvent::Done(result) => {
                     let text = match result {
                         Ok(generated) => {
+                            METRICS.generation(
+                                generated.output_ids.len(),
+                                generated.prefill_ms,
+                                generated.tokens_per_s,
+                            );
                             let answer = generated.text.trim().to_string();
                             on_finished(Some(&answer));
                             answer
                         }
                         Err(error) => {
+                            METRICS.refusal(Refusal::Error);
                             tracing::error!(%error, "generation failed");
                             on_finished(None);
-                            "Sorry, something went wrong on my side. Please try again in a moment."
-                                .to_string()
+                            GENERATION_FAILED.to_string()
                         }
                     };
                     let _ = tx.send(AnswerEvent::Final(FinalAnswer { text })).await;
@@ -488,9 +497,21 @@ where
                 }
             }
         }
-    });
+        // The engine went away without a result: a failure, answered with the apology.
+        METRICS.refusal(Refusal::Error);
+        tracing::error!("generation ended without a result");
+        on_finished(None);
+        let text = GENERATION_FAILED.to_string();
+        let _ = tx.send(AnswerEvent::Final(FinalAnswer { text })).await;
+    };
+    // The caller's span (the adapter's guild/channel/user ids) stays on the task's logs.
+    tokio::spawn(tracing::Instrument::in_current_span(task));
     rx
 }
+
+/// The apology a user gets when the generation fails.
+const GENERATION_FAILED: &str =
+    "Sorry, something went wrong on my side. Please try again in a moment.";
 
 fn rand_seed() -> u64 {
     std::time::SystemTime::now()

@@ -131,9 +131,10 @@ async fn ask(
         kind: InboundKind::SlashCommand,
         role,
     };
+    crate::metrics::METRICS.request(crate::metrics::Source::Command);
     let outcome = shared.assistant.handle(inbound).await;
     shared
-        .post_outcome(shared.reply(target(command, false)), outcome)
+        .post_outcome(&mut shared.reply(target(command, false)), outcome)
         .await;
     Ok(())
 }
@@ -206,7 +207,7 @@ async fn summarise(
         .collect();
     tracing::info!(messages = messages.len(), "summarising");
     let outcome = shared.assistant.summarise(messages).await;
-    shared.post_outcome(reply, outcome).await;
+    shared.post_outcome(&mut reply, outcome).await;
     Ok(())
 }
 
