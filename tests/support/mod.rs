@@ -299,6 +299,23 @@ impl FakeDiscord {
         .await;
     }
 
+    /// When the last request arrived (cheap: copies nothing else).
+    pub fn last_request_at(&self) -> Option<Instant> {
+        self.state.requests.lock().unwrap().last().map(|r| r.at)
+    }
+
+    /// Every successful (2xx) request whose path ends with `suffix`, as (time, method).
+    pub fn successes_ending_with(&self, suffix: &str) -> Vec<(Instant, String)> {
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status < 300 && r.path.ends_with(suffix))
+            .map(|r| (r.at, r.method.clone()))
+            .collect()
+    }
+
     /// Waits until no request has arrived for `quiet`.
     pub async fn wait_quiet(&self, quiet: Duration, timeout: Duration) {
         let deadline = Instant::now() + timeout;
