@@ -244,12 +244,12 @@ async fn soak() {
         fake.sessions()
     );
     println!(
-        "soak: latency event->first reply p50 {:.0?} p99 {:.0?}; event->final reply p50 {:.0?} p99 {:.0?} (max {:.0?})",
-        percentile(&first, 0.5),
-        percentile(&first, 0.99),
-        percentile(&last, 0.5),
-        percentile(&last, 0.99),
-        last.last().unwrap()
+        "soak: latency event->first reply p50 {} ms p99 {} ms; event->final reply p50 {} ms p99 {} ms (max {} ms)",
+        percentile(&first, 0.5).as_millis(),
+        percentile(&first, 0.99).as_millis(),
+        percentile(&last, 0.5).as_millis(),
+        percentile(&last, 0.99).as_millis(),
+        last.last().unwrap().as_millis()
     );
     println!(
         "soak: RSS MiB: first {:.1}, second-quarter median {:.1}, last-quarter median {:.1}, max {:.1} ({} samples)",

@@ -42,13 +42,26 @@ fuzz_target!(|data: &[u8]| {
     };
     let routed = rules.route(&facts);
     if author_id == BOT || facts.author_is_bot || !facts.is_regular {
-        assert!(routed.is_none(), "answered itself, a bot or a system message");
+        assert!(
+            routed.is_none(),
+            "answered itself, a bot or a system message"
+        );
     }
     if let Some(inbound) = routed {
         let text = inbound.text;
-        assert!(!text.contains(&format!("<@{BOT}>")), "mention left: {text:?}");
-        assert!(!text.contains(&format!("<@!{BOT}>")), "mention left: {text:?}");
+        assert!(
+            !text.contains(&format!("<@{BOT}>")),
+            "mention left: {text:?}"
+        );
+        assert!(
+            !text.contains(&format!("<@!{BOT}>")),
+            "mention left: {text:?}"
+        );
         assert_eq!(text.trim(), text, "untrimmed");
-        assert_eq!(strip_mention(&text, BOT), text, "stripping is not idempotent");
+        assert_eq!(
+            strip_mention(&text, BOT),
+            text,
+            "stripping is not idempotent"
+        );
     }
 });
