@@ -7,10 +7,15 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use shopkeep::assistant::eval::evaluate_intents;
+use shopkeep::assistant::knowledge::{Method, RouteKind};
+use shopkeep::assistant::prompts::{
+    read_utterance_csv, LoadOptions, PromptSet, REQUIRED_TEMPLATES,
+};
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{
-    EngineHandle, GenerateRequest, SamplingParams, SessionOptions, StreamEvent,
+    EngineHandle, GenerateRequest, PromptFormat, SamplingParams, SessionOptions, StreamEvent,
 };
 use shopkeep::store::Store;
 
@@ -40,6 +45,60 @@ enum Command {
     /// What is stored about a user, for admins and privacy requests.
     #[command(subcommand)]
     User(UserCommand),
+    /// Validate a prompts folder (templates, knowledge, guard rules) without starting the bot;
+    /// exits non-zero on any problem.
+    CheckPrompts(CheckPromptsArgs),
+    /// Measure the assistant (see `eval intents`).
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Args)]
+struct CheckPromptsArgs {
+    /// The folder to check (default: SHOPKEEP_PROMPTS_DIR or ./prompts).
+    dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Route each utterance of a labelled CSV (utterance,intent columns) to the best knowledge
+    /// entry and compare the entry's intent; the last line is `accuracy: X`.
+    Intents(EvalIntentsArgs),
+    /// Print how each question would be routed (kind, confidence, hits, products) as JSON lines.
+    Route(EvalRouteArgs),
+}
+
+#[derive(Args)]
+struct EvalRouteArgs {
+    /// Questions to route.
+    #[arg(required = true)]
+    questions: Vec<String>,
+    /// Use the entries' own text only (ignore data-set phrasings under prompts/data/).
+    #[arg(long)]
+    zero_shot: bool,
+    /// Prompts folder (default: SHOPKEEP_PROMPTS_DIR or ./prompts).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Print the prompt the model would get ("chatml" or "completion"), or the not-sure
+    /// reply, instead of the JSON line.
+    #[arg(long)]
+    show_prompt: Option<String>,
+}
+
+#[derive(Args)]
+struct EvalIntentsArgs {
+    /// CSV with `utterance` and `intent` columns.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Use the entries' own text only (ignore data-set phrasings under prompts/data/).
+    #[arg(long)]
+    zero_shot: bool,
+    /// Prompts folder (default: SHOPKEEP_PROMPTS_DIR or ./prompts).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Retrieval method to measure: combined (the one in service), centroid or nearest.
+    #[arg(long, default_value = "combined")]
+    method: String,
 }
 
 #[derive(Subcommand)]
@@ -168,8 +227,15 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    // Prompt tools need no bot configuration, so they run before it is read.
+    let command = match cli.command.unwrap_or(Command::Run) {
+        Command::CheckPrompts(args) => return check_prompts(args),
+        Command::Eval(EvalCommand::Intents(args)) => return eval_intents(args),
+        Command::Eval(EvalCommand::Route(args)) => return eval_route(args),
+        other => other,
+    };
     let config = Config::from_env()?;
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Run => {
             if config.discord.token.is_none() {
                 eprintln!("DISCORD_TOKEN is not set, so starting the terminal chat instead of the Discord bot.");
@@ -195,7 +261,11 @@ fn real_main() -> Result<()> {
             )?;
             let settings = config.discord.clone();
             let assistant = Assistant::open(engine, Arc::new(config))?;
-            runtime()?.block_on(shopkeep::discord::run(assistant, settings))?;
+            runtime()?.block_on(async {
+                reload_prompts_on_sighup(assistant.clone())?;
+                shopkeep::discord::run(assistant, settings).await?;
+                anyhow::Ok(())
+            })?;
             Ok(())
         }
         Command::Chat(args) => chat(config, args),
@@ -203,7 +273,100 @@ fn real_main() -> Result<()> {
         Command::Perplexity(args) => perplexity(config, args),
         Command::Bench(args) => bench(args),
         Command::User(command) => user(config, command),
+        Command::CheckPrompts(_) | Command::Eval(_) => unreachable!("handled above"),
     }
+}
+
+fn prompts_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit
+        .or_else(|| std::env::var_os("SHOPKEEP_PROMPTS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("prompts"))
+}
+
+fn check_prompts(args: CheckPromptsArgs) -> Result<()> {
+    let dir = prompts_dir(args.dir);
+    match PromptSet::load(&dir) {
+        Ok(set) => {
+            let knowledge = &set.knowledge;
+            println!(
+                "{}: OK: {} FAQ entries, {} policies, {} products, {} data-set phrasings, {} templates; version {}",
+                dir.display(),
+                knowledge.faq.len(),
+                knowledge.policies.len(),
+                knowledge.catalogue.len(),
+                knowledge.dataset_phrasings_used,
+                REQUIRED_TEMPLATES.len(),
+                set.short_version()
+            );
+            Ok(())
+        }
+        Err(error) => {
+            for problem in error.problems() {
+                eprintln!("{problem}");
+            }
+            bail!(
+                "{} is not valid: {} problem(s)",
+                dir.display(),
+                error.problems().len().max(1)
+            )
+        }
+    }
+}
+
+fn eval_route(args: EvalRouteArgs) -> Result<()> {
+    let options = LoadOptions {
+        dataset_phrasings: !args.zero_shot,
+    };
+    let set = PromptSet::load_with(&prompts_dir(args.prompts), options)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let format = match args.show_prompt.as_deref() {
+        None => None,
+        Some("chatml") => Some(PromptFormat::Chatml),
+        Some("completion") => Some(PromptFormat::Completion),
+        Some(other) => bail!("unknown prompt format {other:?}: use chatml or completion"),
+    };
+    for question in &args.questions {
+        let route = set.knowledge.route(question);
+        match format {
+            None => println!(
+                "{}",
+                serde_json::json!({"question": question, "route": route})
+            ),
+            Some(_) if route.kind == RouteKind::NotSure => {
+                println!("{}", set.not_sure_reply(question, &route)?)
+            }
+            Some(format) => print!("{}", set.render_answer(format, question, &route, &[])?),
+        }
+    }
+    Ok(())
+}
+
+fn eval_intents(args: EvalIntentsArgs) -> Result<()> {
+    let dir = prompts_dir(args.prompts);
+    let method = Method::parse(&args.method).with_context(|| {
+        format!(
+            "unknown method {:?}: use combined, centroid or nearest",
+            args.method
+        )
+    })?;
+    let options = LoadOptions {
+        dataset_phrasings: !args.zero_shot,
+    };
+    let set = PromptSet::load_with(&dir, options).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let text = std::fs::read_to_string(&args.csv)
+        .with_context(|| format!("could not read {}", args.csv.display()))?;
+    let examples = read_utterance_csv(&text).map_err(|(line, message)| {
+        anyhow::anyhow!("{}:{}: {message}", args.csv.display(), line.unwrap_or(0))
+    })?;
+    let report = evaluate_intents(&set.knowledge, &examples, method);
+    println!(
+        "knowledge: {} entries, {} data-set phrasings{}",
+        set.knowledge.faq.len(),
+        set.knowledge.dataset_phrasings_used,
+        if args.zero_shot { " (zero-shot)" } else { "" }
+    );
+    println!("{report}");
+    Ok(())
 }
 
 fn load_engine(config: &Config, args: &ModelArgs) -> Result<EngineHandle> {
@@ -422,5 +585,21 @@ fn bench(args: BenchArgs) -> Result<()> {
     } else {
         print!("{}", shopkeep::bench::table(&report));
     }
+    Ok(())
+}
+
+/// SIGHUP reloads the prompts (as `/reload-prompts` does); a broken set is logged and the
+/// previous one stays in service.
+fn reload_prompts_on_sighup(assistant: Assistant) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match assistant.reload_prompts() {
+                Ok(report) => tracing::info!(report = %report.summary, "SIGHUP: prompts reloaded"),
+                Err(error) => tracing::error!(%error, "SIGHUP: prompts not reloaded"),
+            }
+        }
+    });
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shopkeep::assistant::prompts::Prompts;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
@@ -116,10 +117,12 @@ fn assistant(configure: impl FnOnce(&mut Config)) -> Assistant {
     let mut config = Config::from_env().unwrap();
     config.model.max_new_tokens = 8;
     configure(&mut config);
+    let prompts = Prompts::load(&config.prompts_dir).expect("the repository's prompts/ load");
     Assistant::new(
         engine,
         Arc::new(config),
         Arc::new(Store::open_in_memory().unwrap()),
+        Arc::new(prompts),
     )
 }
 

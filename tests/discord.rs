@@ -435,7 +435,12 @@ async fn ask_and_forget_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_reply_arrives_in_several_messages_in_order() {
-    let (fake, _bot) = started(&[("SHOPKEEP_MAX_NEW_TOKENS", "700")]).await;
+    let prompts = prompts_allowing_long_replies();
+    let (fake, _bot) = started(&[
+        ("SHOPKEEP_MAX_NEW_TOKENS", "700"),
+        ("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap()),
+    ])
+    .await;
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, "tell me everything").mentioning_bot();
     question.send(&fake);
     reply_to(&fake, CHANNEL, question.id).await;
@@ -719,7 +724,12 @@ async fn a_question_right_after_ready_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_ask_answer_continues_in_follow_ups() {
-    let (fake, _bot) = started(&[("SHOPKEEP_MAX_NEW_TOKENS", "700")]).await;
+    let prompts = prompts_allowing_long_replies();
+    let (fake, _bot) = started(&[
+        ("SHOPKEEP_MAX_NEW_TOKENS", "700"),
+        ("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap()),
+    ])
+    .await;
     let (id, token, payload) = command_interaction(
         &fake,
         "ask",
@@ -773,4 +783,126 @@ async fn a_rejected_token_ends_the_bot_with_an_error_that_does_not_show_it() {
     );
     let secret = TOKEN.split('.').nth(1).unwrap();
     assert!(!logs.contains(secret), "the token leaked:\n{logs}");
+}
+
+/// A private copy of the repository's prompts/ folder.
+fn copied_prompts() -> tempfile::TempDir {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        dir.path(),
+    );
+    dir
+}
+
+/// A copy of the prompts whose guard allows replies longer than one Discord message (the
+/// shipped guard caps replies at 1,900 characters).
+fn prompts_allowing_long_replies() -> tempfile::TempDir {
+    let dir = copied_prompts();
+    let guard = dir.path().join("guard.toml");
+    let rules = std::fs::read_to_string(&guard).unwrap();
+    assert!(rules.contains("max_chars = 1900"));
+    std::fs::write(
+        &guard,
+        rules.replace("max_chars = 1900", "max_chars = 8000"),
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_reload_is_refused_and_the_old_prompts_keep_serving() {
+    let prompts = copied_prompts();
+    let (fake, _bot) = started(&[("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap())]).await;
+    let template = prompts.path().join("templates/answer.j2");
+    let good = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(&template, format!("{good}\n{{% if %}}broken\n")).unwrap();
+
+    let (_, token, payload) = command_interaction(
+        &fake,
+        "reload-prompts",
+        json!([]),
+        CHANNEL,
+        CUSTOMER,
+        &[ADMIN_ROLE],
+        0,
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let answer = fake
+        .wait_for("the reload refusal", ANSWER_WAIT, |f| {
+            original_edits(f, &token).into_iter().next()
+        })
+        .await;
+    let content = body(&answer)["content"].as_str().unwrap().to_string();
+    assert!(content.contains("not reloaded"), "{content}");
+    assert!(
+        content.contains("answer.j2:"),
+        "names the file and line: {content}"
+    );
+
+    // The old prompts still answer questions.
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "where is my parcel??").mentioning_bot();
+    question.send(&fake);
+    reply_to(&fake, CHANNEL, question.id).await;
+
+    // Mended, the reload goes through and reports the version.
+    std::fs::write(&template, good).unwrap();
+    let (_, token, payload) = command_interaction(
+        &fake,
+        "reload-prompts",
+        json!([]),
+        CHANNEL,
+        CUSTOMER,
+        &[ADMIN_ROLE],
+        0,
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let answer = fake
+        .wait_for("the reload report", ANSWER_WAIT, |f| {
+            original_edits(f, &token).into_iter().next()
+        })
+        .await;
+    let content = body(&answer)["content"].as_str().unwrap().to_lowercase();
+    assert!(content.contains("version"), "{content}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncovered_shop_question_is_handed_to_the_moderator_log() {
+    const MOD_LOG: u64 = 500_000_000_000_000_099;
+    let (fake, _bot) = started(&[("SHOPKEEP_MOD_LOG_CHANNEL", &MOD_LOG.to_string())]).await;
+    let question = Msg::new(
+        &fake,
+        CHANNEL,
+        CUSTOMER,
+        "do you sell refurbished tractors with a lifetime warranty?",
+    )
+    .mentioning_bot();
+    question.send(&fake);
+    let answer = reply_to(&fake, CHANNEL, question.id).await;
+    let content = body(&answer)["content"].as_str().unwrap().to_string();
+    assert!(content.contains("not sure"), "{content}");
+    let logged = fake
+        .wait_for("the moderator log post", ANSWER_WAIT, |f| {
+            f.posts_to(MOD_LOG).into_iter().next()
+        })
+        .await;
+    let log = body(&logged)["content"].as_str().unwrap().to_string();
+    assert!(
+        log.contains("Hand-off") && log.contains("tractors"),
+        "{log}"
+    );
+    assert!(log.contains(&CUSTOMER.to_string()), "{log}");
+    assert_no_mentions_allowed(&fake);
 }

@@ -445,39 +445,21 @@ fn perplexity_prints_its_figure_last() {
         "The cat sat on the mat. The dog sat on the log. ".repeat(20),
     )
     .unwrap();
-    let output = shopkeep()
-        .args(["perplexity", "--model-dir"])
-        .arg(model("tiny-gpt2"))
-        .arg("--text-file")
-        .arg(&text_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let ours = last_perplexity(
+        shopkeep()
+            .args(["perplexity", "--model-dir"])
+            .arg(model("tiny-gpt2"))
+            .arg("--text-file")
+            .arg(&text_file),
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap();
-    let ours: f64 = last.strip_prefix("perplexity: ").unwrap().parse().unwrap();
-    let reference = Command::new(venv_python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/perplexity_reference.py"))
-        .arg("--model-dir")
-        .arg(model("tiny-gpt2"))
-        .arg("--text-file")
-        .arg(&text_file)
-        .output()
-        .unwrap();
-    assert!(
-        reference.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reference.stderr)
+    let reference = last_perplexity(
+        Command::new(venv_python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/perplexity_reference.py"))
+            .arg("--model-dir")
+            .arg(model("tiny-gpt2"))
+            .arg("--text-file")
+            .arg(&text_file),
     );
-    let reference = String::from_utf8_lossy(&reference.stdout);
-    let reference: f64 = reference.lines().last().unwrap()["perplexity: ".len()..]
-        .trim()
-        .parse()
-        .unwrap();
     assert!(
         (ours - reference).abs() / reference < 0.01,
         "ours {ours}, onnxruntime Python {reference}"
@@ -619,4 +601,21 @@ fn prefix_reuse_gives_the_same_tokens_as_a_full_prefill() {
         .unwrap();
     assert_eq!(after.reused_prefix_tokens, 0);
     assert_eq!(after.output_ids, full.output_ids);
+}
+
+/// Runs a perplexity command and parses its last line, `perplexity: X`.
+fn last_perplexity(command: &mut Command) -> f64 {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().expect("some output");
+    last.strip_prefix("perplexity: ")
+        .unwrap_or_else(|| panic!("last line is {last:?}"))
+        .trim()
+        .parse()
+        .unwrap()
 }

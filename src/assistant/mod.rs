@@ -2,27 +2,39 @@
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
 pub mod conversation;
+pub mod eval;
+pub mod guard;
+pub mod knowledge;
 pub mod limits;
+pub mod prompts;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{
-    EngineHandle, GenerateRequest, GenerationStream, PromptFormat, SamplingParams, StreamEvent,
-};
+use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
 use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
 };
+use guard::{Finding, Guarded};
+use knowledge::{Route, RouteKind};
 use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
+use prompts::{HistoryTurn, Prompts, Speaker};
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
 const MAINTENANCE_INTERVAL_MS: i64 = 5 * 60 * 1000;
+
+/// Tokens reserved for the summary templates' own text.
+const SUMMARY_TEMPLATE_TOKENS: usize = 200;
+
+/// What a user sees when the model failed mid-answer.
+const GENERATION_FAILED: &str =
+    "Sorry, something went wrong on my side. Please try again in a moment.";
 
 /// Who is asking, as the adapter resolved it from roles and permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -106,6 +118,8 @@ pub enum AssistantError {
     Reload(String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
+    #[error("the prompts folder could not be loaded:\n{0}")]
+    Prompts(String),
 }
 
 impl AssistantError {
@@ -121,24 +135,32 @@ impl AssistantError {
                 "Sorry, I could not update your conversation just now. Please try again later."
                     .to_string()
             }
+            AssistantError::Prompts(_) => {
+                "Sorry, I cannot answer right now; the team has been told.".to_string()
+            }
         }
     }
 }
 
-/// Shop knowledge retrieved for a question, rendered into the prompt.
-///
-/// Hook for the knowledge module: [`Assistant::retrieve_facts`] returns none yet. The
-/// facts' tokens count against the prompt budget before the history does.
-#[derive(Debug, Clone, Default)]
-pub struct RetrievedFacts {
-    /// Facts as rendered into the prompt; empty when there are none.
-    pub text: String,
-    /// The knowledge entry the question was routed to.
-    pub entry_id: Option<String>,
-    /// Its intent tag.
-    pub intent: Option<String>,
-    /// Retrieval confidence in [0, 1].
-    pub confidence: Option<f32>,
+/// Something moderators should see, posted by the adapter to the moderator log channel.
+#[derive(Debug, Clone)]
+pub enum ModeratorEvent {
+    /// A shop question the knowledge does not cover: a human should follow up.
+    Handoff {
+        user_id: String,
+        channel_id: Option<String>,
+        question: String,
+        /// Titles of the closest knowledge entries.
+        closest: Vec<String>,
+    },
+    /// The output guard changed a generated reply.
+    GuardFired {
+        user_id: String,
+        channel_id: Option<String>,
+        question: String,
+        raw_output: String,
+        findings: Vec<Finding>,
+    },
 }
 
 /// The assistant; cheap to clone.
@@ -146,6 +168,8 @@ pub struct RetrievedFacts {
 pub struct Assistant {
     engine: EngineHandle,
     config: Arc<Config>,
+    prompts: Arc<Prompts>,
+    moderator_events: broadcast::Sender<ModeratorEvent>,
     conversations: Arc<ConversationStore>,
     limits: Arc<Limits>,
     /// When (Unix ms) the next maintenance pass is due.
@@ -153,24 +177,46 @@ pub struct Assistant {
 }
 
 impl Assistant {
-    /// An assistant whose conversations live in `store`.
-    pub fn new(engine: EngineHandle, config: Arc<Config>, store: Arc<Store>) -> Self {
+    /// An assistant whose conversations live in `store` and whose prompts and knowledge
+    /// come from `prompts`.
+    pub fn new(
+        engine: EngineHandle,
+        config: Arc<Config>,
+        store: Arc<Store>,
+        prompts: Arc<Prompts>,
+    ) -> Self {
         let conversations =
             ConversationStore::new(store, config.conversation.clone(), Arc::new(SystemClock));
         let limits = Limits::new(&config.limits);
         Self {
             engine,
             config,
+            prompts,
+            moderator_events: broadcast::channel(256).0,
             conversations: Arc::new(conversations),
             limits: Arc::new(limits),
             next_maintenance_ms: Arc::new(AtomicI64::new(0)),
         }
     }
 
-    /// An assistant with the store opened from `config.db_path`.
+    /// An assistant with the store opened from `config.db_path` and the prompts loaded
+    /// from `config.prompts_dir` (a broken folder is an error naming file and line).
     pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
+        let prompts = Prompts::load(&config.prompts_dir)
+            .map_err(|error| AssistantError::Prompts(error.to_string()))?;
         let store = Arc::new(Store::open(&config.db_path)?);
-        Ok(Self::new(engine, config, store))
+        Ok(Self::new(engine, config, store, Arc::new(prompts)))
+    }
+
+    /// The prompts and knowledge in service.
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
+    }
+
+    /// Handoffs and guard findings, for the moderator log. Events sent while nobody
+    /// listens are dropped.
+    pub fn subscribe_moderator_events(&self) -> broadcast::Receiver<ModeratorEvent> {
+        self.moderator_events.subscribe()
     }
 
     pub fn engine(&self) -> &EngineHandle {
@@ -205,11 +251,24 @@ impl Assistant {
         Ok(())
     }
 
-    /// Reloads prompts and knowledge from disk, atomically; on error the old set stays.
+    /// Reloads prompts and knowledge from disk, atomically: the new set is validated fully,
+    /// then swapped in; answers already running finish on the old one. On error the old set
+    /// stays in service and the error lists each problem with its file and line.
     pub fn reload_prompts(&self) -> Result<ReloadReport, AssistantError> {
-        Err(AssistantError::Reload(
-            "prompt reloading is not available in this build".into(),
-        ))
+        match self.prompts.reload() {
+            Ok(report) => {
+                // Cached prompt prefixes were rendered from the old templates.
+                self.engine.forget_prefixes(None);
+                tracing::info!(version = %report.version, "prompts reloaded");
+                Ok(ReloadReport {
+                    summary: report.to_string(),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "prompt reload refused; the previous prompts stay");
+                Err(AssistantError::Reload(error.to_string()))
+            }
+        }
     }
 
     /// Summarises channel messages (oldest first) for a moderator. Takes a place in the
@@ -221,20 +280,66 @@ impl Assistant {
         let Ok(permit) = self.limits.try_admit() else {
             return Outcome::Notice(BUSY_NOTICE.into());
         };
-        let mut transcript = String::new();
-        for message in &messages {
-            transcript.push_str(&format!(
-                "{}: {}\n",
-                message.author,
-                message.text.replace('\n', " ")
-            ));
-        }
-        let question = format!(
-            "Summarise the key topics of this support channel conversation in a few bullet points.\n\n{transcript}"
-        );
-        let prompt = render_prompt(self.engine.info().prompt_format, "", &[], &question);
-        let stream = self.engine.generate(self.request(prompt, None));
-        Outcome::Answer(stream_answer(stream, move |_| drop(permit)))
+        let set = self.prompts.current();
+        let format = self.engine.info().prompt_format;
+        let messages: Vec<prompts::SummaryMessage> = messages
+            .into_iter()
+            .map(|m| prompts::SummaryMessage {
+                author: m.author,
+                text: m.text,
+                link: m.link,
+            })
+            .collect();
+        // Each map prompt must leave room for its template and the reply; about three
+        // characters per token is a safe estimate for English chat.
+        let room_tokens = self
+            .engine
+            .info()
+            .context_length
+            .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
+        let chunks = prompts::summary_chunks(&messages, (room_tokens * 3).max(500));
+        let prompt = if chunks.len() == 1 {
+            set.render_summary_map(format, chunks[0], 1, 1)
+        } else {
+            let mut partials = Vec::with_capacity(chunks.len());
+            for (index, chunk) in chunks.iter().enumerate() {
+                let prompt = match set.render_summary_map(format, chunk, index + 1, chunks.len()) {
+                    Ok(prompt) => prompt,
+                    Err(error) => {
+                        return Outcome::Notice(
+                            AssistantError::Prompts(error.to_string()).user_message(),
+                        )
+                    }
+                };
+                let stop = prompts::PromptSet::stop_strings(format);
+                match self
+                    .engine
+                    .generate(self.request(prompt, stop, None))
+                    .finish()
+                    .await
+                {
+                    Ok(generated) => partials.push(generated.text.trim().to_string()),
+                    Err(error) => {
+                        tracing::error!(%error, "summary map step failed");
+                        return Outcome::Notice(GENERATION_FAILED.into());
+                    }
+                }
+            }
+            set.render_summary_reduce(format, &partials)
+        };
+        let prompt = match prompt {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message())
+            }
+        };
+        let stop = prompts::PromptSet::stop_strings(format);
+        let stream = self.engine.generate(self.request(prompt, stop, None));
+        let neutralise = |text: &str, _finished: bool| Guarded {
+            text: guard::neutralise_mentions(text, &mut Vec::new()),
+            findings: Vec::new(),
+        };
+        Outcome::Answer(stream_answer(stream, neutralise, move |_| drop(permit)))
     }
 
     /// Answers one question.
@@ -265,26 +370,64 @@ impl Assistant {
         }
         let Ok(permit) = self.limits.try_admit() else {
             METRICS.refusal(Refusal::Busy);
-            self.log_question(
-                &inbound,
-                &question,
-                &RetrievedFacts::default(),
-                QuestionOutcome::Busy,
-            );
+            self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
             return Outcome::Notice(BUSY_NOTICE.into());
         };
         let turn = self.conversations.lock_user(&inbound.user_id).await;
-        let facts = self.retrieve_facts(&question);
+        // One prompt set for the whole request, even if a reload swaps it meanwhile.
+        let set = self.prompts.current();
+        let route = set.knowledge.route(&question);
+        if route.kind == RouteKind::NotSure {
+            return self.hand_off(&turn, &inbound, &question, &route);
+        }
         let history = self.history(&turn);
-        let prompt = self.build_prompt(&question, &facts, &history);
-        let request = self.request(prompt, Some(inbound.user_id.clone()));
+        let prompt = match self.build_prompt(&question, &route, &history) {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                tracing::error!(%error, "could not render the answer prompt");
+                self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
+                return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message());
+            }
+        };
+        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let request = self.request(prompt, stop, Some(inbound.user_id.clone()));
         let stream = self.engine.generate(request);
         let assistant = self.clone();
-        Outcome::Answer(stream_answer(stream, move |answer| {
-            assistant.finish_turn(&turn, &inbound, &question, &facts, answer);
+        let guard_route = route.clone();
+        let guard = move |text: &str, finished: bool| set.guard_reply(&guard_route, text, finished);
+        Outcome::Answer(stream_answer(stream, guard, move |answer| {
+            assistant.finish_turn(&turn, &inbound, &question, &route, answer);
             drop(turn);
             drop(permit);
         }))
+    }
+
+    /// An honest "not sure" with the closest topics, no model involved; moderators are told.
+    fn hand_off(
+        &self,
+        turn: &UserTurnGuard,
+        inbound: &Inbound,
+        question: &str,
+        route: &Route,
+    ) -> Outcome {
+        let reply = match self.prompts.current().not_sure_reply(question, route) {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::error!(%error, "could not render the not-sure reply");
+                "I'm not sure about that one, so I've passed your question to our team; they will follow up.".to_string()
+            }
+        };
+        if let Err(error) = self.conversations.record_turn(turn, question, &reply) {
+            tracing::error!(%error, user = turn.user(), "could not record the turn");
+        }
+        self.log_question(inbound, question, Some(route), QuestionOutcome::Handoff);
+        let _ = self.moderator_events.send(ModeratorEvent::Handoff {
+            user_id: inbound.user_id.clone(),
+            channel_id: inbound.channel_id.clone(),
+            question: question.to_string(),
+            closest: route.hits.iter().map(|hit| hit.title.clone()).collect(),
+        });
+        Outcome::Notice(reply)
     }
 
     /// `Some(outcome)` when a limit refuses the question: a notice the first time in the
@@ -304,12 +447,7 @@ impl Assistant {
             return None;
         };
         METRICS.refusal(Refusal::Limited);
-        self.log_question(
-            inbound,
-            question,
-            &RetrievedFacts::default(),
-            QuestionOutcome::Limited,
-        );
+        self.log_question(inbound, question, None, QuestionOutcome::Limited);
         Some(if notify {
             Outcome::Notice(limited_notice(scope, retry_after))
         } else {
@@ -326,11 +464,6 @@ impl Assistant {
         })
     }
 
-    /// Shop facts for the question. Hook for the knowledge module; none yet.
-    fn retrieve_facts(&self, _question: &str) -> RetrievedFacts {
-        RetrievedFacts::default()
-    }
-
     /// The user's recent turns; on a storage error, none (the question is still answered).
     fn history(&self, turn: &UserTurnGuard) -> Vec<Turn> {
         self.conversations.history(turn).unwrap_or_else(|error| {
@@ -339,27 +472,35 @@ impl Assistant {
         })
     }
 
-    /// The prompt with as many of the newest history turns as fit the model's context
-    /// minus the reply room (`max_new_tokens`); see [`prompt_within_budget`].
-    fn build_prompt(&self, question: &str, facts: &RetrievedFacts, history: &[Turn]) -> String {
+    /// The answer prompt (persona, the routed facts, history, question) with as many of the
+    /// newest history turns as fit the model's context minus the reply room
+    /// (`max_new_tokens`); see [`prompt_within_budget`].
+    fn build_prompt(
+        &self,
+        question: &str,
+        route: &Route,
+        history: &[Turn],
+    ) -> Result<String, prompts::PromptError> {
         let info = self.engine.info();
         let tokenizer = self.engine.tokenizer();
+        let set = self.prompts.current();
         let room = info
             .context_length
             .saturating_sub(self.config.model.max_new_tokens);
-        prompt_within_budget(
-            info.prompt_format,
-            &facts.text,
-            history,
-            question,
-            room,
-            &|text| tokenizer.count(text),
-        )
+        let format = info.prompt_format;
+        prompt_within_budget(history, room, &|text| tokenizer.count(text), &|turns| {
+            set.render_answer(format, question, route, &history_turns(turns))
+        })
     }
 
     /// A generation request; `prefix_cache_key` (the user id for conversations) lets the
     /// engine reuse the keys and values of the previous turn's prompt prefix.
-    fn request(&self, prompt: String, prefix_cache_key: Option<String>) -> GenerateRequest {
+    fn request(
+        &self,
+        prompt: String,
+        stop: Vec<String>,
+        prefix_cache_key: Option<String>,
+    ) -> GenerateRequest {
         let settings = &self.config.model;
         GenerateRequest {
             prompt,
@@ -371,48 +512,64 @@ impl Assistant {
                 repetition_penalty: settings.repetition_penalty,
                 seed: rand_seed(),
             },
-            stop: stop_strings(self.engine.info().prompt_format),
+            stop,
             use_kv_cache: true,
             prefix_cache_key,
         }
     }
 
-    /// Records the turn (when the generation succeeded) and logs the question.
+    /// Records the turn (when the generation succeeded), logs the question, and tells
+    /// moderators when the guard changed the reply.
     fn finish_turn(
         &self,
         turn: &UserTurnGuard,
         inbound: &Inbound,
         question: &str,
-        facts: &RetrievedFacts,
-        answer: Option<&str>,
+        route: &Route,
+        answer: Option<(&str, &Guarded)>,
     ) {
         let outcome = match answer {
-            Some(answer) => {
-                if let Err(error) = self.conversations.record_turn(turn, question, answer) {
+            Some((raw, guarded)) => {
+                if let Err(error) = self
+                    .conversations
+                    .record_turn(turn, question, &guarded.text)
+                {
                     tracing::error!(%error, user = turn.user(), "could not record the turn");
+                }
+                if !guarded.findings.is_empty() {
+                    tracing::warn!(findings = ?guarded.findings, user = turn.user(), "the output guard changed a reply");
+                    let _ = self.moderator_events.send(ModeratorEvent::GuardFired {
+                        user_id: inbound.user_id.clone(),
+                        channel_id: inbound.channel_id.clone(),
+                        question: question.to_string(),
+                        raw_output: raw.to_string(),
+                        findings: guarded.findings.clone(),
+                    });
                 }
                 QuestionOutcome::Answered
             }
             None => QuestionOutcome::Failed,
         };
-        self.log_question(inbound, question, facts, outcome);
+        self.log_question(inbound, question, Some(route), outcome);
     }
 
+    /// Adds the question to the log for insights, with the entry it was routed to.
     fn log_question(
         &self,
         inbound: &Inbound,
         question: &str,
-        facts: &RetrievedFacts,
+        route: Option<&Route>,
         outcome: QuestionOutcome,
     ) {
+        let best = route.and_then(|route| route.hits.first());
         let record = QuestionRecord {
             at: self.conversations.now_ms(),
             user: inbound.user_id.clone(),
             channel_id: inbound.channel_id.clone(),
             question: question.to_string(),
-            entry_id: facts.entry_id.clone(),
-            intent: facts.intent.clone(),
-            confidence: facts.confidence,
+            entry_id: best.map(|hit| hit.entry_id.clone()),
+            intent: best.and_then(|hit| hit.intent.clone()),
+            confidence: route.map(|route| route.confidence),
             outcome,
         };
         if let Err(error) = self.store().log_question(&record) {
@@ -450,13 +607,19 @@ impl Assistant {
     }
 }
 
-/// Streams the generation as [`AnswerEvent`]s. On the end, `on_finished` runs with the
+/// Streams the generation as [`AnswerEvent`]s, each passed through `guard` (the text so far,
+/// and whether it is the end). On the end, `on_finished` runs with the raw and the guarded
 /// answer (`None` when the generation failed) *before* [`AnswerEvent::Final`] is sent; if
 /// the receiver goes away first, the generation is cancelled and `on_finished` is dropped
 /// without running.
-fn stream_answer<F>(mut stream: GenerationStream, on_finished: F) -> mpsc::Receiver<AnswerEvent>
+fn stream_answer<G, F>(
+    mut stream: GenerationStream,
+    guard: G,
+    on_finished: F,
+) -> mpsc::Receiver<AnswerEvent>
 where
-    F: FnOnce(Option<&str>) + Send + 'static,
+    G: Fn(&str, bool) -> Guarded + Send + 'static,
+    F: FnOnce(Option<(&str, &Guarded)>) + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(64);
     let task = async move {
@@ -465,11 +628,8 @@ where
             match event {
                 StreamEvent::Text(delta) => {
                     text.push_str(&delta);
-                    if tx
-                        .send(AnswerEvent::Partial(text.trim().to_string()))
-                        .await
-                        .is_err()
-                    {
+                    let partial = guard(text.trim(), false).text;
+                    if tx.send(AnswerEvent::Partial(partial)).await.is_err() {
                         return;
                     }
                 }
@@ -481,9 +641,10 @@ where
                                 generated.prefill_ms,
                                 generated.tokens_per_s,
                             );
-                            let answer = generated.text.trim().to_string();
-                            on_finished(Some(&answer));
-                            answer
+                            let raw = generated.text.trim();
+                            let guarded = guard(raw, true);
+                            on_finished(Some((raw, &guarded)));
+                            guarded.text
                         }
                         Err(error) => {
                             METRICS.refusal(Refusal::Error);
@@ -509,10 +670,6 @@ where
     rx
 }
 
-/// The apology a user gets when the generation fails.
-const GENERATION_FAILED: &str =
-    "Sorry, something went wrong on my side. Please try again in a moment.";
-
 fn rand_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -520,77 +677,45 @@ fn rand_seed() -> u64 {
         .unwrap_or(0)
 }
 
-/// The prompt with the newest history turns that fit in `room` tokens, counted by
-/// `count_tokens`. The persona, facts and question always go in; history turns go oldest
-/// first out. The result never exceeds `room` unless the prompt without history already
-/// does.
-fn prompt_within_budget(
-    format: PromptFormat,
-    facts: &str,
+/// The prompt rendered with the newest history turns that fit in `room` tokens, counted by
+/// `count_tokens`; older turns go first. The result never exceeds `room` unless the prompt
+/// without any history already does.
+fn prompt_within_budget<E>(
     history: &[Turn],
-    question: &str,
     room: usize,
     count_tokens: &dyn Fn(&str) -> usize,
-) -> String {
-    let fixed = count_tokens(&render_prompt(format, facts, &[], question));
-    let turn_tokens = |turn: &Turn| count_tokens(&render_turn(format, turn));
+    render: &dyn Fn(&[Turn]) -> Result<String, E>,
+) -> Result<String, E> {
+    let fixed = count_tokens(&render(&[])?);
+    let turn_tokens = |turn: &Turn| count_tokens(&turn.question) + count_tokens(&turn.answer) + 8;
     let mut kept = newest_turns_within_budget(history, room.saturating_sub(fixed), &turn_tokens);
     // Token counts of parts need not add up to the count of the whole; check and trim.
     loop {
-        let prompt = render_prompt(format, facts, kept, question);
+        let prompt = render(kept)?;
         if kept.is_empty() || count_tokens(&prompt) <= room {
-            return prompt;
+            return Ok(prompt);
         }
         kept = &kept[1..];
     }
 }
 
-const PERSONA: &str =
-    "You are the friendly support assistant of an online shop. Answer briefly and honestly.";
-
-/// The prompt: persona (+ facts), the history turns oldest first, then the question.
-fn render_prompt(format: PromptFormat, facts: &str, history: &[Turn], question: &str) -> String {
-    let mut prompt = match format {
-        PromptFormat::Chatml => format!("<|im_start|>system\n{PERSONA}"),
-        PromptFormat::Completion => PERSONA.to_string(),
-    };
-    if !facts.is_empty() {
-        prompt.push_str(&format!("\n\nShop facts:\n{facts}"));
-    }
-    prompt.push_str(match format {
-        PromptFormat::Chatml => "<|im_end|>\n",
-        PromptFormat::Completion => "\n\n",
-    });
-    for turn in history {
-        prompt.push_str(&render_turn(format, turn));
-    }
-    prompt.push_str(&match format {
-        PromptFormat::Chatml => {
-            format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
-        }
-        PromptFormat::Completion => format!("Customer: {question}\nAssistant:"),
-    });
-    prompt
-}
-
-/// One earlier turn as it appears in the prompt.
-fn render_turn(format: PromptFormat, turn: &Turn) -> String {
-    match format {
-        PromptFormat::Chatml => format!(
-            "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n{}<|im_end|>\n",
-            turn.question, turn.answer
-        ),
-        PromptFormat::Completion => {
-            format!("Customer: {}\nAssistant: {}\n", turn.question, turn.answer)
-        }
-    }
-}
-
-fn stop_strings(format: PromptFormat) -> Vec<String> {
-    match format {
-        PromptFormat::Chatml => vec!["<|im_start|>".into()],
-        PromptFormat::Completion => vec!["\nCustomer:".into(), "\nAssistant:".into()],
-    }
+/// Stored turns as the templates see them, oldest first.
+fn history_turns(turns: &[Turn]) -> Vec<HistoryTurn> {
+    turns
+        .iter()
+        .flat_map(|turn| {
+            [
+                HistoryTurn {
+                    speaker: Speaker::Customer,
+                    text: turn.question.clone(),
+                },
+                HistoryTurn {
+                    speaker: Speaker::Assistant,
+                    text: turn.answer.clone(),
+                },
+            ]
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -605,29 +730,35 @@ mod tests {
         }
     }
 
+    /// A stand-in template: a header, each turn on its own lines, the question.
+    fn render(turns: &[Turn]) -> Result<String, std::convert::Infallible> {
+        let mut prompt = String::from("Persona and facts.\n");
+        for turn in turns {
+            prompt.push_str(&format!(
+                "Customer: {}\nAssistant: {}\n",
+                turn.question, turn.answer
+            ));
+        }
+        prompt.push_str("Customer: now?\nAssistant:");
+        Ok(prompt)
+    }
+
     #[test]
     fn the_prompt_keeps_the_newest_turns_within_the_room() {
         let history: Vec<Turn> = (0..10)
             .map(|i| turn(&format!("question {i}"), &format!("answer {i}")))
             .collect();
         let bytes = |text: &str| text.len();
-        for format in [PromptFormat::Chatml, PromptFormat::Completion] {
-            let bare = render_prompt(format, "Facts.", &[], "now?").len();
-            let one_turn = render_turn(format, &history[9]).len();
-            let room = bare + 3 * one_turn + one_turn / 2;
-            let prompt = prompt_within_budget(format, "Facts.", &history, "now?", room, &bytes);
-            assert!(prompt.len() <= room);
-            assert_eq!(
-                prompt,
-                render_prompt(format, "Facts.", &history[7..], "now?")
-            );
+        let room = render(&history[7..]).unwrap().len();
+        let prompt = prompt_within_budget(&history, room, &bytes, &render).unwrap();
+        assert!(prompt.len() <= room);
+        assert_eq!(prompt, render(&history[7..]).unwrap());
 
-            let everything = prompt_within_budget(format, "", &history, "now?", 100_000, &bytes);
-            assert_eq!(everything, render_prompt(format, "", &history, "now?"));
+        let everything = prompt_within_budget(&history, 100_000, &bytes, &render).unwrap();
+        assert_eq!(everything, render(&history).unwrap());
 
-            let too_small = prompt_within_budget(format, "", &history, "now?", 3, &bytes);
-            assert_eq!(too_small, render_prompt(format, "", &[], "now?"));
-        }
+        let too_small = prompt_within_budget(&history, 3, &bytes, &render).unwrap();
+        assert_eq!(too_small, render(&[]).unwrap());
     }
 
     #[test]
@@ -635,46 +766,25 @@ mod tests {
         // A counter where the whole costs more than the sum of its parts.
         let history: Vec<Turn> = (0..5).map(|i| turn(&format!("q{i}"), "a")).collect();
         let count = |text: &str| text.len() + text.matches("\nCustomer:").count() * 10;
-        let format = PromptFormat::Completion;
-        let room = count(&render_prompt(format, "", &history[2..], "now?"));
-        let prompt = prompt_within_budget(format, "", &history, "now?", room, &count);
+        let room = count(&render(&history[2..]).unwrap());
+        let prompt = prompt_within_budget(&history, room, &count, &render).unwrap();
         assert!(count(&prompt) <= room);
-        assert_eq!(prompt, render_prompt(format, "", &history[2..], "now?"));
+        assert_eq!(prompt, render(&history[2..]).unwrap());
     }
 
     #[test]
-    fn chatml_prompt_has_the_history_turns_in_order_before_the_question() {
-        let history = [turn("hi", "hello!"), turn("price?", "10 EUR")];
-        let prompt = render_prompt(PromptFormat::Chatml, "", &history, "and shipping?");
-        let expected = format!(
-            "<|im_start|>system\n{PERSONA}<|im_end|>\n\
-             <|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello!<|im_end|>\n\
-             <|im_start|>user\nprice?<|im_end|>\n<|im_start|>assistant\n10 EUR<|im_end|>\n\
-             <|im_start|>user\nand shipping?<|im_end|>\n<|im_start|>assistant\n"
-        );
-        assert_eq!(prompt, expected);
-    }
-
-    #[test]
-    fn completion_prompt_has_facts_history_and_question() {
-        let history = [turn("hi", "hello!")];
-        let prompt = render_prompt(
-            PromptFormat::Completion,
-            "Returns: 30 days.",
-            &history,
-            "ok?",
-        );
+    fn history_turns_alternate_customer_and_assistant_oldest_first() {
+        let turns = history_turns(&[turn("hi", "hello!"), turn("price?", "10 EUR")]);
+        let speakers: Vec<Speaker> = turns.iter().map(|t| t.speaker).collect();
         assert_eq!(
-            prompt,
-            format!(
-                "{PERSONA}\n\nShop facts:\nReturns: 30 days.\n\n\
-                 Customer: hi\nAssistant: hello!\nCustomer: ok?\nAssistant:"
-            )
+            speakers,
+            [
+                Speaker::Customer,
+                Speaker::Assistant,
+                Speaker::Customer,
+                Speaker::Assistant
+            ]
         );
-        // Without history or facts it is the plain one-question prompt.
-        assert_eq!(
-            render_prompt(PromptFormat::Completion, "", &[], "ok?"),
-            format!("{PERSONA}\n\nCustomer: ok?\nAssistant:")
-        );
+        assert_eq!(turns[2].text, "price?");
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod commands;
 pub mod events;
+pub mod modlog;
 pub mod reply;
 pub mod rest;
 pub mod split;
@@ -185,7 +186,7 @@ impl Shared {
         let outcome = self.assistant.handle(inbound).await;
         let mut reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
-            reply_to: msg.id,
+            reply_to: Some(msg.id),
         });
         let posted = self.post_outcome(&mut reply, outcome).await;
         typing.stop();
@@ -329,6 +330,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     }
     let http = builder.build();
     let rest = Rest::new(Arc::new(http));
+    modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
 
     if let Some(addr) = assistant.config().metrics_addr {
         let bound = crate::metrics::serve(addr, Some(assistant.engine().clone())).await?;

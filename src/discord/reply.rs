@@ -31,10 +31,11 @@ const INTERRUPTED: &str = "*(interrupted: the bot is restarting; please ask agai
 /// Where a reply goes.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A Discord reply to the user's message; further parts follow in the channel.
+    /// A message in a channel, as a Discord reply to `reply_to` when given; further parts
+    /// follow in the channel.
     Channel {
         channel_id: ChannelId,
-        reply_to: MessageId,
+        reply_to: Option<MessageId>,
     },
     /// The (already deferred) original response of an interaction; further parts are
     /// follow-ups.
@@ -185,7 +186,7 @@ impl Reply {
                 let mut builder = CreateMessage::new()
                     .content(content)
                     .allowed_mentions(no_mentions());
-                if index == 0 {
+                if let (0, Some(reply_to)) = (index, reply_to) {
                     builder = builder.reference_message((*channel_id, *reply_to));
                 }
                 let mut body = to_value("post a message", &builder)?;

@@ -1,0 +1,109 @@
+//! The moderator log: hand-offs and output-guard events from the assistant, posted to
+//! `SHOPKEEP_MOD_LOG_CHANNEL` (nothing is posted when it is not set).
+
+use std::fmt::Write;
+
+use serenity::model::id::ChannelId;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::reply::{OwnMessages, Reply, Target};
+use super::rest::Rest;
+use crate::assistant::{Assistant, ModeratorEvent};
+
+/// Posts every moderator event to `channel` until the assistant is dropped.
+pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) {
+    let Some(channel) = channel else {
+        return;
+    };
+    let mut events = assistant.subscribe_moderator_events();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "moderator log fell behind; events were skipped");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            let target = Target::Channel {
+                channel_id: ChannelId::new(channel),
+                reply_to: None,
+            };
+            let mut post = Reply::new(rest.clone(), target, OwnMessages::default());
+            if let Err(error) = post.show(&describe(&event)).await {
+                tracing::error!(%error, channel, "could not post to the moderator log");
+            }
+        }
+    });
+}
+
+/// The moderator-log text for an event. Customer text is quoted as code so that it cannot
+/// format or ping (mentions are also disallowed on every message).
+pub fn describe(event: &ModeratorEvent) -> String {
+    let place = |user: &str, channel: &Option<String>| match channel {
+        Some(channel) => format!("<@{user}> in <#{channel}>"),
+        None => format!("<@{user}> (direct message)"),
+    };
+    let mut text = String::new();
+    match event {
+        ModeratorEvent::Handoff {
+            user_id,
+            channel_id,
+            question,
+            closest,
+        } => {
+            let _ = writeln!(
+                text,
+                "**Hand-off**: {} asked something the knowledge does not cover; please follow up.",
+                place(user_id, channel_id)
+            );
+            let _ = writeln!(text, "Question: {}", quoted(question));
+            if !closest.is_empty() {
+                let _ = writeln!(text, "Closest topics: {}", closest.join("; "));
+            }
+        }
+        ModeratorEvent::GuardFired {
+            user_id,
+            channel_id,
+            question,
+            raw_output,
+            findings,
+        } => {
+            let _ = writeln!(
+                text,
+                "**Output guard** changed a reply to {}.",
+                place(user_id, channel_id)
+            );
+            let _ = writeln!(text, "Question: {}", quoted(question));
+            for finding in findings {
+                let _ = writeln!(text, "Rule `{:?}`: {}", finding.rule, finding.detail);
+            }
+            let _ = writeln!(text, "Raw output: {}", quoted(raw_output));
+        }
+    }
+    text
+}
+
+fn quoted(text: &str) -> String {
+    let cleaned: String = text.replace('`', "'").chars().take(700).collect();
+    format!("`{cleaned}`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handoff_names_user_channel_question_and_topics() {
+        let text = describe(&ModeratorEvent::Handoff {
+            user_id: "42".into(),
+            channel_id: Some("7".into()),
+            question: "do you sell `tractors`?".into(),
+            closest: vec!["Delivery options".into()],
+        });
+        assert!(text.contains("<@42> in <#7>"));
+        assert!(text.contains("`do you sell 'tractors'?`"));
+        assert!(text.contains("Delivery options"));
+    }
+}
