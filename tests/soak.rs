@@ -30,6 +30,13 @@ const CHANNELS: [u64; 4] = [
     520_000_000_000_000_004,
 ];
 const FIRST_USER: u64 = 420_000_000_000_000_000;
+/// Questions the model answers (shop facts, small talk) and ones handed off to a human.
+const QUESTIONS: [&str; 4] = [
+    "How do I change my shipping address?",
+    "what is the capital of France?",
+    "Where is my parcel?",
+    "Can I pay with a gift card and get an invoice?",
+];
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -115,13 +122,8 @@ async fn soak() {
         }
         let user = FIRST_USER + (i as u64 % users);
         let channel = CHANNELS[i % CHANNELS.len()];
-        let question = Msg::new(
-            &fake,
-            channel,
-            user,
-            &format!("question {i}: where is my order number {}?", 1000 + i),
-        )
-        .mentioning_bot();
+        let question =
+            Msg::new(&fake, channel, user, QUESTIONS[i % QUESTIONS.len()]).mentioning_bot();
         question.send(&fake);
         sent.push((question.id, channel, Instant::now()));
         let next = started + interval * (i as u32 + 1);
@@ -272,6 +274,11 @@ async fn soak() {
         "resident memory grew: second quarter {second_quarter} KiB, last quarter {last_quarter} KiB"
     );
     assert!(fake.sessions() >= 3, "the gateway did not drop twice");
+    // The model, not only hand-offs, was exercised.
+    assert!(
+        value("shopkeep_answers_total") >= (questions / 4) as f64,
+        "too few model answers"
+    );
 
     bot.signal("TERM");
     let status = bot.wait_exit(Duration::from_secs(60)).await;
