@@ -78,6 +78,8 @@ pub struct DiscordSettings {
     pub mod_log_channel: Option<u64>,
     /// How long in-flight replies may run after SIGTERM before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Most channel messages `/summarise` reads, whatever count a moderator asks for.
+    pub summary_max_messages: usize,
 }
 
 /// The language model and how it samples.
@@ -154,6 +156,11 @@ impl Config {
                     20,
                     "a number of seconds",
                 )?),
+                summary_max_messages: parsed(
+                    "SHOPKEEP_SUMMARY_MAX_MESSAGES",
+                    500,
+                    "a message count",
+                )?,
             },
             model: ModelSettings {
                 model_dir: var("SHOPKEEP_MODEL_DIR")
@@ -161,7 +168,7 @@ impl Config {
                     .unwrap_or_else(default_model_dir),
                 threads: parsed("SHOPKEEP_THREADS", 0, "a thread count (0 = automatic)")?,
                 max_new_tokens: parsed("SHOPKEEP_MAX_NEW_TOKENS", 200, "a token count")?,
-                temperature: parsed("SHOPKEEP_TEMPERATURE", 0.3, "a number >= 0")?,
+                temperature: parsed("SHOPKEEP_TEMPERATURE", 0.0, "a number >= 0 (0 = greedy)")?,
                 top_k: parsed("SHOPKEEP_TOP_K", 40, "a whole number (0 = off)")?,
                 top_p: parsed("SHOPKEEP_TOP_P", 0.9, "a number in (0, 1]")?,
                 repetition_penalty: parsed("SHOPKEEP_REPETITION_PENALTY", 1.1, "a number >= 1")?,

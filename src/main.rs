@@ -51,6 +51,26 @@ enum Command {
     /// Measure the assistant (see `eval intents`).
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// What customers need, from the question log (SHOPKEEP_DB): top topics, questions not
+    /// answered confidently, feedback and refusals; the same as /insights on Discord.
+    Insights(InsightsArgs),
+}
+
+#[derive(Args)]
+struct InsightsArgs {
+    /// The window: the last N days.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = InsightsFormat::Text)]
+    format: InsightsFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InsightsFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Args)]
@@ -273,6 +293,7 @@ fn real_main() -> Result<()> {
         Command::Perplexity(args) => perplexity(config, args),
         Command::Bench(args) => bench(args),
         Command::User(command) => user(config, command),
+        Command::Insights(args) => insights(config, args),
         Command::CheckPrompts(_) | Command::Eval(_) => unreachable!("handled above"),
     }
 }
@@ -481,6 +502,21 @@ fn user(config: Config, command: UserCommand) -> Result<()> {
     Ok(())
 }
 
+fn insights(config: Config, args: InsightsArgs) -> Result<()> {
+    let store = Store::open(&config.db_path)
+        .with_context(|| format!("could not open the database {}", config.db_path))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let insights = shopkeep::assistant::insights::from_store(&store, now, args.days)?;
+    match args.format {
+        InsightsFormat::Text => print!("{}", insights.to_text()),
+        InsightsFormat::Json => println!("{}", serde_json::to_string_pretty(&insights)?),
+        InsightsFormat::Csv => print!("{}", insights.to_csv()),
+    }
+    Ok(())
+}
+
 fn chat(config: Config, args: ChatArgs) -> Result<()> {
     let engine = load_engine(&config, &args.model)?;
     let assistant = Assistant::open(engine, Arc::new(config))?;
@@ -501,24 +537,23 @@ fn chat(config: Config, args: ChatArgs) -> Result<()> {
                 Outcome::Silent => {}
                 Outcome::Notice(notice) => println!("{notice}"),
                 Outcome::Answer(mut events) => {
-                    let mut shown = 0usize;
+                    // Partial texts usually grow, but the guard may rewrite a sentence:
+                    // print only what extends the text already shown, and the final answer
+                    // again in full when it no longer starts with it.
+                    let mut shown = String::new();
                     while let Some(event) = events.recv().await {
                         match event {
                             AnswerEvent::Partial(text) => {
-                                if text.len() > shown && text.is_char_boundary(shown) {
-                                    print!("{}", &text[shown..]);
+                                if let Some(more) = text.strip_prefix(shown.as_str()) {
+                                    print!("{more}");
                                     stdout.flush()?;
-                                    shown = text.len();
+                                    shown = text;
                                 }
                             }
                             AnswerEvent::Final(answer) => {
-                                if answer.text.len() >= shown
-                                    && answer.text.is_char_boundary(shown)
-                                    && answer.text.starts_with(&answer.text[..shown])
-                                {
-                                    println!("{}", &answer.text[shown..]);
-                                } else {
-                                    println!("\n{}", answer.text);
+                                match answer.text.strip_prefix(shown.as_str()) {
+                                    Some(rest) => println!("{rest}"),
+                                    None => println!("\n--- corrected answer ---\n{}", answer.text),
                                 }
                             }
                         }

@@ -535,6 +535,21 @@ impl Store {
         })
     }
 
+    /// Up and down votes on all of the bot's messages, cast at or after `since`.
+    pub fn feedback_tally_since(&self, since: UnixMillis) -> Result<FeedbackTally, StoreError> {
+        let (up, down): (i64, i64) = self
+            .lock()
+            .prepare_cached(
+                "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
+                 FROM feedback WHERE at >= ?1",
+            )?
+            .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(FeedbackTally {
+            up: up.max(0) as u64,
+            down: down.max(0) as u64,
+        })
+    }
+
     fn feedback_of(&self, user: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(

@@ -682,7 +682,17 @@ async fn command_registration_and_channel_reads_are_retried() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["ask", "forget", "summarise", "reload-prompts"]);
+    assert_eq!(
+        names,
+        [
+            "ask",
+            "forget",
+            "summarise",
+            "reload-prompts",
+            "insights",
+            "draft"
+        ]
+    );
 
     fake.set_history(
         CHANNEL,

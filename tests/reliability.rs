@@ -272,10 +272,11 @@ async fn a_model_failure_gets_an_apology_and_the_bot_answers_on() {
         ("SHOPKEEP_MAX_QUESTION_CHARS", "100000"),
     ])
     .await;
-    // The prompt keeps at most 2,000 characters of a question; characters that are several
-    // tokens each still take the prompt past the model's 1,024 positions.
+    // Small talk goes to the model (shop facts are quoted without it). The prompt keeps at
+    // most 2,000 characters of a question; characters that are several tokens each still
+    // take the prompt past the model's 1,024 positions.
     let question = format!(
-        "How do I change my shipping address? {}",
+        "what is the capital of France? {}",
         "\u{1F9EA}".repeat(1900)
     );
     let long = Msg::new(&fake, CHANNEL, CUSTOMER, &question).mentioning_bot();

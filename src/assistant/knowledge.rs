@@ -107,6 +107,8 @@ pub struct RoutingSettings {
     pub shop_words: Vec<String>,
     /// Words matched as the same word: (canonical, variants), e.g. ("order", ["purchase"]).
     pub synonyms: Vec<(String, Vec<String>)>,
+    /// How grounded answers are written.
+    pub grounded_answers: GroundedAnswers,
 }
 
 impl Default for RoutingSettings {
@@ -116,8 +118,20 @@ impl Default for RoutingSettings {
             closest_topics: 3,
             shop_words: Vec::new(),
             synonyms: Vec::new(),
+            grounded_answers: GroundedAnswers::Generate,
         }
     }
+}
+
+/// How a grounded answer is written (`grounded_answers` in shop.toml's `[routing]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroundedAnswers {
+    /// The language model answers from the matched facts (streamed, cited).
+    Generate,
+    /// The best entry's answer and the named products' catalogue facts, word for word and
+    /// cited; no model. For small models that paraphrase facts unreliably.
+    Quote,
 }
 
 /// What the bot does with a question.

@@ -2,11 +2,14 @@
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
 pub mod conversation;
+pub mod drafts;
 pub mod eval;
 pub mod guard;
+pub mod insights;
 pub mod knowledge;
 pub mod limits;
 pub mod prompts;
+pub mod summary;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -23,14 +26,17 @@ use conversation::{
 use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
 use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
-use prompts::{HistoryTurn, Prompts, Speaker};
+use prompts::{HistoryTurn, Prompts, QuotedAnswer, Speaker};
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
 const MAINTENANCE_INTERVAL_MS: i64 = 5 * 60 * 1000;
 
-/// Tokens reserved for the summary templates' own text.
-const SUMMARY_TEMPLATE_TOKENS: usize = 200;
+/// Tokens reserved for the summary templates' own text and the message numbers.
+const SUMMARY_TEMPLATE_TOKENS: usize = 300;
+
+/// A summarised message counts toward a knowledge entry's topic from this match score.
+const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
 
 /// What a user sees when the model failed mid-answer.
 const GENERATION_FAILED: &str =
@@ -102,6 +108,10 @@ pub struct ChannelMessage {
     pub text: String,
     /// Where a moderator can jump to the message (a Discord jump URL), if known.
     pub link: Option<String>,
+    /// The id of the message this one replies to, if it is a reply.
+    pub reply_to: Option<String>,
+    /// Whether the bot replied to this message (the bot's own messages are not listed).
+    pub answered_by_bot: bool,
 }
 
 /// Summary of a prompt reload, shown to the admin who asked for it.
@@ -271,23 +281,31 @@ impl Assistant {
         }
     }
 
-    /// Summarises channel messages (oldest first) for a moderator. Takes a place in the
-    /// generation queue like any question.
+    /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
+    /// with the sections of [`summary::render`] (key topics, open questions, complaints and
+    /// mood, needs a moderator), each point linked to its source message, then the model's
+    /// overview. The model summarises numbered chunks (map), then merges the partial
+    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
+    /// unknown numbers are dropped. Channel text is data: it never changes the sections,
+    /// and no mention in it survives. Nothing is stored. Takes a place in the generation
+    /// queue like a question (queue full: the busy notice).
     pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
         if messages.is_empty() {
             return Outcome::Notice("There are no messages to summarise.".into());
         }
-        let Ok(permit) = self.limits.try_admit() else {
+        let Ok(_permit) = self.limits.try_admit() else {
             return Outcome::Notice(BUSY_NOTICE.into());
         };
         let set = self.prompts.current();
         let format = self.engine.info().prompt_format;
-        let messages: Vec<prompts::SummaryMessage> = messages
-            .into_iter()
-            .map(|m| prompts::SummaryMessage {
-                author: m.author,
-                text: m.text,
-                link: m.link,
+        let numbered: Vec<prompts::SummaryMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(index, m)| prompts::SummaryMessage {
+                number: index + 1,
+                author: m.author.clone(),
+                text: m.text.clone(),
+                link: m.link.clone(),
             })
             .collect();
         // Each map prompt must leave room for its template and the reply; about three
@@ -297,49 +315,74 @@ impl Assistant {
             .info()
             .context_length
             .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
-        let chunks = prompts::summary_chunks(&messages, (room_tokens * 3).max(500));
-        let prompt = if chunks.len() == 1 {
-            set.render_summary_map(format, chunks[0], 1, 1)
+        let chunks = prompts::summary_chunks(&numbered, (room_tokens * 3).max(500));
+        let parts = chunks.len();
+        let mut partials = Vec::with_capacity(parts);
+        for (index, chunk) in chunks.iter().enumerate() {
+            tracing::info!(
+                part = index + 1,
+                parts,
+                messages = chunk.len(),
+                "summary map step"
+            );
+            let prompt = set.render_summary_map(format, chunk, index + 1, parts);
+            match self.generate_text(prompt).await {
+                Ok(text) => partials.push(text),
+                Err(notice) => return Outcome::Notice(notice),
+            }
+        }
+        let overview = if parts == 1 {
+            partials.pop().unwrap_or_default()
         } else {
-            let mut partials = Vec::with_capacity(chunks.len());
-            for (index, chunk) in chunks.iter().enumerate() {
-                let prompt = match set.render_summary_map(format, chunk, index + 1, chunks.len()) {
-                    Ok(prompt) => prompt,
-                    Err(error) => {
-                        return Outcome::Notice(
-                            AssistantError::Prompts(error.to_string()).user_message(),
-                        )
-                    }
-                };
-                let stop = prompts::PromptSet::stop_strings(format);
-                match self
-                    .engine
-                    .generate(self.request(prompt, stop, None))
-                    .finish()
-                    .await
-                {
-                    Ok(generated) => partials.push(generated.text.trim().to_string()),
-                    Err(error) => {
-                        tracing::error!(%error, "summary map step failed");
-                        return Outcome::Notice(GENERATION_FAILED.into());
-                    }
-                }
+            tracing::info!(parts, "summary reduce step");
+            match self
+                .generate_text(set.render_summary_reduce(format, &partials))
+                .await
+            {
+                Ok(text) => text,
+                Err(notice) => return Outcome::Notice(notice),
             }
-            set.render_summary_reduce(format, &partials)
         };
-        let prompt = match prompt {
-            Ok(prompt) => prompt,
+        // A message's topic: the closest knowledge entry when it is close enough (a
+        // looser bar than answering needs), else the first catalogue product it names.
+        let topic_of = |text: &str| {
+            let route = set.knowledge.route(text);
+            if route.kind == RouteKind::SmallTalk {
+                return None;
+            }
+            route
+                .hits
+                .first()
+                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
+                .map(|hit| hit.title.clone())
+                .or_else(|| route.products.first().map(|p| p.name.clone()))
+        };
+        let digest = summary::analyse(&messages, &topic_of);
+        Outcome::Notice(summary::render(&digest, &messages, &overview))
+    }
+
+    /// Generates the whole reply to a rendered prompt; the error is the text to show.
+    async fn generate_text(
+        &self,
+        prompt: Result<String, prompts::PromptError>,
+    ) -> Result<String, String> {
+        let prompt = prompt.map_err(|error| {
+            tracing::error!(%error, "could not render a prompt");
+            AssistantError::Prompts(error.to_string()).user_message()
+        })?;
+        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        match self
+            .engine
+            .generate(self.request(prompt, stop, None))
+            .finish()
+            .await
+        {
+            Ok(generated) => Ok(generated.text.trim().to_string()),
             Err(error) => {
-                return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message())
+                tracing::error!(%error, "generation failed");
+                Err(GENERATION_FAILED.to_string())
             }
-        };
-        let stop = prompts::PromptSet::stop_strings(format);
-        let stream = self.engine.generate(self.request(prompt, stop, None));
-        let neutralise = |text: &str, _finished: bool| Guarded {
-            text: guard::neutralise_mentions(text, &mut Vec::new()),
-            findings: Vec::new(),
-        };
-        Outcome::Answer(stream_answer(stream, neutralise, move |_| drop(permit)))
+        }
     }
 
     /// Answers one question.
@@ -380,6 +423,23 @@ impl Assistant {
         if route.kind == RouteKind::NotSure {
             return self.hand_off(&turn, &inbound, &question, &route);
         }
+        match set.quoted_answer(&question, &route) {
+            Some(QuotedAnswer::Text(quoted)) => {
+                let guarded = set.guard_reply(&route, &quoted, true);
+                self.finish_turn(
+                    &turn,
+                    &inbound,
+                    &question,
+                    &route,
+                    Some((&quoted, &guarded)),
+                );
+                return Outcome::Notice(guarded.text);
+            }
+            Some(QuotedAnswer::HandOff) => {
+                return self.hand_off(&turn, &inbound, &question, &route);
+            }
+            None => {}
+        }
         let history = self.history(&turn);
         let prompt = match self.build_prompt(&question, &route, &history) {
             Ok(prompt) => prompt,
@@ -389,7 +449,11 @@ impl Assistant {
                 return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message());
             }
         };
-        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let mut stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        if route.kind == RouteKind::SmallTalk {
+            // Small talk stays brief: one paragraph.
+            stop.push("\n\n".into());
+        }
         let request = self.request(prompt, stop, Some(inbound.user_id.clone()));
         let stream = self.engine.generate(request);
         let assistant = self.clone();

@@ -10,13 +10,18 @@ use serenity::all::{
 };
 
 use super::reply::{self, defer, ephemeral_message, Target};
+use super::summarise::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::Shared;
-use crate::assistant::{ChannelMessage, Inbound, InboundKind, Role};
+use crate::assistant::drafts::DraftRequest;
+use crate::assistant::{insights, Inbound, InboundKind, Role};
 
-/// Messages `/summarise` reads when no count is given.
-pub const DEFAULT_SUMMARY_COUNT: i64 = 50;
-/// Most messages `/summarise` reads (Discord returns at most 100 per request).
-pub const MAX_SUMMARY_COUNT: i64 = 100;
+/// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
+pub const MAX_SUMMARY_COUNT: u64 = 2000;
+
+/// `/insights` looks back this many days when no `days` option is given.
+pub const DEFAULT_INSIGHTS_DAYS: u32 = 7;
+/// The `days` option's upper bound.
+pub const MAX_INSIGHTS_DAYS: u64 = 365;
 
 /// The commands registered at start.
 pub fn definitions() -> Vec<CreateCommand> {
@@ -36,13 +41,60 @@ pub fn definitions() -> Vec<CreateCommand> {
                 CreateCommandOption::new(
                     CommandOptionType::Integer,
                     "count",
-                    "How many recent messages to read (default 50, at most 100)",
+                    "How many recent messages to read (default 100; the server caps it, 500 unless set)",
                 )
                 .min_int_value(1)
-                .max_int_value(MAX_SUMMARY_COUNT as u64),
-            ),
+                .max_int_value(MAX_SUMMARY_COUNT),
+            )
+            .add_option(CreateCommandOption::new(
+                CommandOptionType::String,
+                "since",
+                "Only newer messages: 30m, 2h, 1d, 1w, or a message link or id",
+            ))
+            .add_option(CreateCommandOption::new(
+                CommandOptionType::Boolean,
+                "public",
+                "Post the summary for everyone in the channel (default: only you see it)",
+            )),
         CreateCommand::new("reload-prompts")
             .description("Admins: reload the prompts and shop knowledge from disk"),
+        CreateCommand::new("insights")
+            .description("Moderators: what customers asked, what the bot could not answer, feedback")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::Integer,
+                    "days",
+                    "How many days back to look (default 7)",
+                )
+                .min_int_value(1)
+                .max_int_value(MAX_INSIGHTS_DAYS),
+            ),
+        CreateCommand::new("draft")
+            .description("Moderators: draft a product description or a community post (only you see it)")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "product",
+                    "Draft a description of this catalogue product (name or id)",
+                )
+                .max_length(100),
+            )
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "post",
+                    "Or: draft a community post on this topic",
+                )
+                .max_length(300),
+            )
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "notes",
+                    "Anything the draft should mention (optional)",
+                )
+                .max_length(500),
+            ),
     ]
 }
 
@@ -63,6 +115,8 @@ pub async fn handle(shared: &Shared, command: CommandInteraction) {
         "forget" => forget(shared, &command).await,
         "summarise" | "summarize" => summarise(shared, &command, role).await,
         "reload-prompts" => reload_prompts(shared, &command, role).await,
+        "insights" => insights(shared, &command, role).await,
+        "draft" => draft(shared, &command, role).await,
         other => {
             tracing::warn!(command = other, "unknown slash command");
             reply::respond(
@@ -166,48 +220,120 @@ async fn summarise(
     if role < Role::Moderator {
         return refuse(shared, command, "Sorry, /summarise is for moderators.").await;
     }
-    let count = command
+    let max = shared.settings.summary_max_messages.max(1);
+    let count = option(command, "count")
+        .and_then(|v| v.as_i64())
+        .map(|n| n.max(1) as usize)
+        .unwrap_or(DEFAULT_SUMMARY_COUNT)
+        .min(max);
+    let public = option(command, "public")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let since = match option(command, "since").and_then(|v| v.as_str()) {
+        None => None,
+        Some(text) => match parse_since(text) {
+            Ok(since) => Some(since),
+            Err(error) => return refuse(shared, command, &error.to_string()).await,
+        },
+    };
+    reply::respond(&shared.rest, command.id, &command.token, defer(!public)).await?;
+    let mut reply = shared.reply(target(command, !public));
+    let min_id = lower_bound(since, std::time::SystemTime::now());
+    let listed =
+        match super::summarise::fetch(&shared.rest, command.channel_id, count, min_id).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::error!(%error, "could not read the channel's messages");
+                return reply
+                    .show("Sorry, I could not read this channel's messages.")
+                    .await;
+            }
+        };
+    let messages = to_channel_messages(
+        listed,
+        shared.bot_id(),
+        command.guild_id.map(|g| g.get()),
+        command.channel_id.get(),
+    );
+    tracing::info!(messages = messages.len(), count, public, "summarising");
+    let outcome = shared.assistant.summarise(messages).await;
+    shared.post_outcome(&mut reply, outcome).await;
+    Ok(())
+}
+
+/// The value of the command option `name`, if given.
+fn option<'a>(command: &'a CommandInteraction, name: &str) -> Option<&'a CommandDataOptionValue> {
+    command
         .data
         .options
         .iter()
-        .find(|o| o.name == "count")
-        .and_then(|o| o.value.as_i64())
-        .unwrap_or(DEFAULT_SUMMARY_COUNT)
-        .clamp(1, MAX_SUMMARY_COUNT);
+        .find(|o| o.name == name)
+        .map(|o| &o.value)
+}
+
+async fn insights(
+    shared: &Shared,
+    command: &CommandInteraction,
+    role: Role,
+) -> Result<(), super::rest::RestError> {
+    if role < Role::Moderator {
+        return refuse(shared, command, "Sorry, /insights is for moderators.").await;
+    }
+    let days = option(command, "days")
+        .and_then(|v| v.as_i64())
+        .map(|d| d.clamp(1, MAX_INSIGHTS_DAYS as i64) as u32)
+        .unwrap_or(DEFAULT_INSIGHTS_DAYS);
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
-    let mut reply = shared.reply(target(command, true));
-    let fetched = shared
-        .rest
-        .channel_messages(command.channel_id, count as u8)
-        .await;
-    let messages = match fetched {
-        Ok(messages) => messages,
+    let store = shared.assistant.store().clone();
+    let now = shared.assistant.conversations().now_ms();
+    let result = tokio::task::spawn_blocking(move || insights::from_store(&store, now, days)).await;
+    let text = match result {
+        Ok(Ok(insights)) => insights.to_text(),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "could not read insights");
+            "Sorry, I could not read the question log just now.".to_string()
+        }
         Err(error) => {
-            tracing::error!(%error, "could not read the channel's messages");
-            return reply
-                .show("Sorry, I could not read this channel's messages.")
-                .await;
+            tracing::error!(%error, "insights task failed");
+            "Sorry, I could not read the question log just now.".to_string()
         }
     };
-    let bot_id = shared.bot_id();
-    // Discord lists newest first; the assistant wants oldest first, without the bot's own.
-    let channel = command.channel_id.get();
-    let messages: Vec<ChannelMessage> = messages
-        .into_iter()
-        .rev()
-        .filter(|m| m.author_id != bot_id && !m.content.trim().is_empty())
-        .map(|m| ChannelMessage {
-            id: m.id.to_string(),
-            author: m.author_name,
-            text: m.content,
-            link: command
-                .guild_id
-                .map(|g| format!("https://discord.com/channels/{g}/{channel}/{}", m.id)),
-        })
-        .collect();
-    tracing::info!(messages = messages.len(), "summarising");
-    let outcome = shared.assistant.summarise(messages).await;
-    shared.post_outcome(&mut reply, outcome).await;
+    shared.reply(target(command, true)).show(&text).await
+}
+
+async fn draft(
+    shared: &Shared,
+    command: &CommandInteraction,
+    role: Role,
+) -> Result<(), super::rest::RestError> {
+    if role < Role::Moderator {
+        return refuse(shared, command, "Sorry, /draft is for moderators.").await;
+    }
+    let text = |name: &str| {
+        option(command, name)
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let notes = text("notes").unwrap_or_default();
+    let request = match (text("product"), text("post")) {
+        (Some(name), None) => DraftRequest::Product { name, notes },
+        (None, Some(topic)) => DraftRequest::Post { topic, notes },
+        _ => {
+            return refuse(
+                shared,
+                command,
+                "Give either product:<name> or post:<topic> (one of them).",
+            )
+            .await
+        }
+    };
+    reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
+    let outcome = shared.assistant.draft(request).await;
+    shared
+        .post_outcome(&mut shared.reply(target(command, true)), outcome)
+        .await;
     Ok(())
 }
 
@@ -242,7 +368,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn four_commands_with_their_options() {
+    fn the_commands_with_their_options() {
         let json = serde_json::to_value(definitions()).unwrap();
         let names: Vec<&str> = json
             .as_array()
@@ -250,7 +376,17 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["ask", "forget", "summarise", "reload-prompts"]);
+        assert_eq!(
+            names,
+            [
+                "ask",
+                "forget",
+                "summarise",
+                "reload-prompts",
+                "insights",
+                "draft"
+            ]
+        );
         assert_eq!(json[0]["options"][0]["name"], "question");
         assert_eq!(json[0]["options"][0]["required"], true);
         assert_eq!(json[2]["options"][0]["name"], "count");

@@ -15,10 +15,12 @@
 
 pub mod commands;
 pub mod events;
+pub mod feedback;
 pub mod modlog;
 pub mod reply;
 pub mod rest;
 pub mod split;
+pub mod summarise;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serenity::all::{
-    Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Ready,
+    Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Reaction, Ready,
 };
 use serenity::client::ClientBuilder;
 use serenity::gateway::GatewayError;
@@ -263,6 +265,14 @@ impl EventHandler for Handler {
         if !shared.spawn_work(task) {
             span.in_scope(|| tracing::info!("shutting down: message not answered"));
         }
+    }
+
+    async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {
+        feedback::on_reaction(&self.shared, reaction, true).await;
+    }
+
+    async fn reaction_remove(&self, _ctx: Context, reaction: Reaction) {
+        feedback::on_reaction(&self.shared, reaction, false).await;
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {

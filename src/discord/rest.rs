@@ -139,6 +139,38 @@ impl Rest {
         Ok(items.iter().filter_map(ListedMessage::from_json).collect())
     }
 
+    /// One page of a channel's history: up to `limit` (1–100) message objects older than
+    /// `before` (a message id; None: the newest), newest first, as Discord sends them.
+    pub async fn channel_messages_page(
+        &self,
+        channel_id: ChannelId,
+        limit: u8,
+        before: Option<u64>,
+    ) -> Result<Vec<Value>, RestError> {
+        const WHAT: &str = "read a channel's messages";
+        let mut params = vec![("limit", limit.to_string())];
+        if let Some(before) = before {
+            params.push(("before", before.to_string()));
+        }
+        let answer = self
+            .send_with_params(
+                WHAT,
+                Route::ChannelMessages { channel_id },
+                LightMethod::Get,
+                Some(params),
+                None,
+                Body::Other,
+            )
+            .await?;
+        match answer {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(RestError::Payload {
+                what: WHAT,
+                detail: "the answer is not a list of messages".into(),
+            }),
+        }
+    }
+
     async fn send_with_params(
         &self,
         what: &'static str,

@@ -931,8 +931,19 @@ fn process(
                 .get(&channel)
                 .cloned()
                 .unwrap_or_default();
-            // Discord lists the newest first.
-            let newest_first: Vec<Value> = history.into_iter().rev().take(limit).collect();
+            let before: Option<u64> = query
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("before="))
+                .and_then(|v| v.parse().ok());
+            let id_of = |m: &Value| m["id"].as_str().and_then(|s| s.parse::<u64>().ok());
+            // Discord lists the newest first, at most 100, older than `before` if given.
+            let newest_first: Vec<Value> = history
+                .into_iter()
+                .rev()
+                .filter(|m| before.is_none_or(|b| id_of(m).is_some_and(|id| id < b)))
+                .take(limit.min(100))
+                .collect();
             ok(json!(newest_first))
         }
         ("POST", ["interactions", _, _, "callback"]) => (StatusCode::NO_CONTENT, Answer::Empty),
