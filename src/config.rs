@@ -2,6 +2,7 @@
 //! into a typed [`Config`]. Every variable read here is documented in `.env.example`.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -138,6 +139,8 @@ pub struct Config {
     pub prompts_dir: PathBuf,
     /// SQLite path, or `:memory:`.
     pub db_path: String,
+    /// Where `GET /metrics` (Prometheus text) is served; `None` (the default) = off.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -212,6 +215,15 @@ impl Config {
                     .to_string_lossy()
                     .into_owned()
             }),
+            metrics_addr: var("SHOPKEEP_METRICS_ADDR")
+                .map(|value| {
+                    value.trim().parse().map_err(|_| ConfigError {
+                        variable: "SHOPKEEP_METRICS_ADDR",
+                        value,
+                        expected: "an address with a port, e.g. 127.0.0.1:9464".to_string(),
+                    })
+                })
+                .transpose()?,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! - [`discord`]: the serenity adapter (the only code that knows Discord).
 //! - [`store`]: SQLite persistence.
 //! - [`config`]: settings from the environment.
+//! - [`metrics`]: Prometheus metrics (optional endpoint).
 //! - [`bench`]: the `shopkeep bench` measurements.
 
 pub mod assistant;
@@ -13,4 +14,5 @@ pub mod bench;
 pub mod config;
 pub mod discord;
 pub mod engine;
+pub mod metrics;
 pub mod store;

@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
 use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
+use crate::metrics::{Refusal, METRICS};
 use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
@@ -411,6 +412,7 @@ impl Assistant {
             return Outcome::Notice(notice);
         }
         let Ok(permit) = self.limits.try_admit() else {
+            METRICS.refusal(Refusal::Busy);
             self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
             return Outcome::Notice(BUSY_NOTICE.into());
         };
@@ -508,6 +510,7 @@ impl Assistant {
         else {
             return None;
         };
+        METRICS.refusal(Refusal::Limited);
         self.log_question(inbound, question, None, QuestionOutcome::Limited);
         Some(if notify {
             Outcome::Notice(limited_notice(scope, retry_after))
@@ -520,6 +523,7 @@ impl Assistant {
         let max = self.config.limits.max_question_chars;
         let length = question.chars().count();
         (length > max).then(|| {
+            METRICS.refusal(Refusal::TooLong);
             format!("Your question is too long ({length} characters); please keep it under {max}.")
         })
     }
@@ -682,7 +686,7 @@ where
     F: FnOnce(Option<(&str, &Guarded)>) + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
+    let task = async move {
         let mut text = String::new();
         while let Some(event) = stream.next().await {
             match event {
@@ -696,12 +700,18 @@ where
                 StreamEvent::Done(result) => {
                     let text = match result {
                         Ok(generated) => {
+                            METRICS.generation(
+                                generated.output_ids.len(),
+                                generated.prefill_ms,
+                                generated.tokens_per_s,
+                            );
                             let raw = generated.text.trim();
                             let guarded = guard(raw, true);
                             on_finished(Some((raw, &guarded)));
                             guarded.text
                         }
                         Err(error) => {
+                            METRICS.refusal(Refusal::Error);
                             tracing::error!(%error, "generation failed");
                             on_finished(None);
                             GENERATION_FAILED.to_string()
@@ -712,7 +722,15 @@ where
                 }
             }
         }
-    });
+        // The engine went away without a result: a failure, answered with the apology.
+        METRICS.refusal(Refusal::Error);
+        tracing::error!("generation ended without a result");
+        on_finished(None);
+        let text = GENERATION_FAILED.to_string();
+        let _ = tx.send(AnswerEvent::Final(FinalAnswer { text })).await;
+    };
+    // The caller's span (the adapter's guild/channel/user ids) stays on the task's logs.
+    tokio::spawn(tracing::Instrument::in_current_span(task));
     rx
 }
 

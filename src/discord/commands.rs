@@ -185,9 +185,10 @@ async fn ask(
         kind: InboundKind::SlashCommand,
         role,
     };
+    crate::metrics::METRICS.request(crate::metrics::Source::Command);
     let outcome = shared.assistant.handle(inbound).await;
     shared
-        .post_outcome(shared.reply(target(command, false)), outcome)
+        .post_outcome(&mut shared.reply(target(command, false)), outcome)
         .await;
     Ok(())
 }
@@ -256,7 +257,7 @@ async fn summarise(
     );
     tracing::info!(messages = messages.len(), count, public, "summarising");
     let outcome = shared.assistant.summarise(messages).await;
-    shared.post_outcome(reply, outcome).await;
+    shared.post_outcome(&mut reply, outcome).await;
     Ok(())
 }
 
@@ -331,7 +332,7 @@ async fn draft(
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
     let outcome = shared.assistant.draft(request).await;
     shared
-        .post_outcome(shared.reply(target(command, true)), outcome)
+        .post_outcome(&mut shared.reply(target(command, true)), outcome)
         .await;
     Ok(())
 }

@@ -242,6 +242,27 @@ mod tests {
         assert_eq!(rules().route(&reply).unwrap().kind, InboundKind::ReplyToBot);
     }
 
+    proptest::proptest! {
+        /// The fuzz target `routing` (fuzz/) checks the same on arbitrary bytes.
+        #[test]
+        fn stripping_leaves_no_mention_and_is_idempotent(
+            content in proptest::string::string_regex("(<@!?1000>|<@|!|1000|>| |\n|\t|[a-z]|é|\u{200B}){0,40}").unwrap(),
+            flags in 0u8..=255,
+        ) {
+            let mut facts = guild_msg(&content);
+            facts.mentions = if flags & 1 == 1 { vec![BOT] } else { Vec::new() };
+            facts.replies_to_bot = flags & 2 == 2;
+            facts.guild_id = (flags & 4 == 0).then_some(1);
+            facts.channel_id = if flags & 8 == 8 { SUPPORT } else { 2 };
+            if let Some(inbound) = rules().route(&facts) {
+                let text = inbound.text;
+                proptest::prop_assert!(!text.contains("<@1000>") && !text.contains("<@!1000>"), "{:?}", text);
+                proptest::prop_assert_eq!(text.trim(), text.as_str());
+                proptest::prop_assert_eq!(strip_mention(&text, BOT), text.clone());
+            }
+        }
+    }
+
     #[test]
     fn roles_and_permissions() {
         let r = rules();

@@ -35,10 +35,12 @@ use serenity::gateway::GatewayError;
 use serenity::http::HttpBuilder;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::assistant::{Assistant, Inbound, Outcome};
 use crate::config::DiscordSettings;
+use crate::metrics::{DiscordErrorKind, MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
 use reply::{OwnMessages, Reply, StreamEnd, Target};
 use rest::{no_mentions, Rest};
@@ -61,7 +63,12 @@ pub enum DiscordError {
     IntentsNotAllowed,
     #[error("the Discord connection failed: {0}")]
     Gateway(String),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
+
+/// Longest wait between two attempts to reach Discord at start.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Gateway intents the bot asks for. Message Content is privileged: it must be switched on
 /// in the Developer Portal.
@@ -130,29 +137,47 @@ impl Shared {
     }
 
     /// Posts what the assistant decided: streams an answer, posts a notice, or nothing.
-    async fn post_outcome(&self, mut reply: Reply, outcome: Outcome) {
+    /// Returns whether a final text was posted. Failures are logged (within the caller's
+    /// span, with its ids) and counted; none is silent.
+    async fn post_outcome(&self, reply: &mut Reply, outcome: Outcome) -> bool {
         match outcome {
             Outcome::Silent => {
                 tracing::debug!("nothing to post");
                 if let Err(error) = reply.withdraw().await {
                     tracing::warn!(%error, "could not withdraw a deferred response");
                 }
+                false
             }
-            Outcome::Notice(notice) => {
-                if let Err(error) = reply.show(&notice).await {
+            Outcome::Notice(notice) => match reply.show(&notice).await {
+                Ok(()) => true,
+                Err(error) => {
                     tracing::error!(%error, "could not post a notice");
+                    false
                 }
-            }
+            },
             Outcome::Answer(events) => {
-                let end = reply::stream_answer(&mut reply, events, self.cancel.subscribe()).await;
-                if end == StreamEnd::Cancelled {
-                    tracing::warn!("answer cancelled by shutdown");
+                match reply::stream_answer(reply, events, self.cancel.subscribe()).await {
+                    StreamEnd::Finished => {
+                        METRICS.answer();
+                        true
+                    }
+                    StreamEnd::Cancelled => {
+                        tracing::warn!("answer cancelled by shutdown");
+                        true
+                    }
+                    StreamEnd::NotPosted => false,
                 }
             }
         }
     }
 
-    async fn answer_message(self: Arc<Self>, ctx: Context, msg: Message, inbound: Inbound) {
+    async fn answer_message(
+        self: Arc<Self>,
+        ctx: Context,
+        msg: Message,
+        inbound: Inbound,
+        received: Instant,
+    ) {
         let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
         if *self.cancel.borrow() {
             tracing::info!("shutting down: question dropped before it was started");
@@ -161,12 +186,20 @@ impl Shared {
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let typing = msg.channel_id.start_typing(&ctx.http);
         let outcome = self.assistant.handle(inbound).await;
-        let reply = self.reply(Target::Channel {
+        let mut reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
             reply_to: Some(msg.id),
         });
-        self.post_outcome(reply, outcome).await;
+        let posted = self.post_outcome(&mut reply, outcome).await;
         typing.stop();
+        if let Some(first) = reply.first_posted() {
+            METRICS
+                .first_reply
+                .observe(first.saturating_duration_since(received));
+        }
+        if posted {
+            METRICS.final_reply.observe(received.elapsed());
+        }
     }
 }
 
@@ -211,6 +244,7 @@ impl EventHandler for Handler {
     }
 
     async fn message(&self, ctx: Context, msg: Message) {
+        let received = Instant::now();
         let shared = &self.shared;
         let bot_id = shared.known_bot_id().await;
         let facts = MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
@@ -224,8 +258,9 @@ impl EventHandler for Handler {
             user = facts.author_id,
             message_id = msg.id.get(),
         );
+        METRICS.request(Source::Message);
         let task = Arc::clone(shared)
-            .answer_message(ctx, msg, inbound)
+            .answer_message(ctx, msg, inbound, received)
             .instrument(span.clone());
         if !shared.spawn_work(task) {
             span.in_scope(|| tracing::info!("shutting down: message not answered"));
@@ -307,6 +342,28 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     let rest = Rest::new(Arc::new(http));
     modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
 
+    if let Some(addr) = assistant.config().metrics_addr {
+        let bound = crate::metrics::serve(addr, Some(assistant.engine().clone())).await?;
+        tracing::info!(addr = %bound, "serving metrics on /metrics");
+    }
+
+    // SIGTERM/SIGINT flips `stop`, at any point from here on.
+    let (stop_tx, mut stop) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+        // Keep the sender alive so receivers see `true`, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    let api = settings
+        .api_url
+        .clone()
+        .unwrap_or_else(|| "https://discord.com".to_string());
+    if !wait_for_discord(rest.http(), &api, &mut stop).await {
+        tracing::info!("shutdown requested before Discord was reached; stopped");
+        return Ok(());
+    }
+
     let (cancel, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         assistant,
@@ -348,7 +405,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     let stopped = Arc::new(AtomicBool::new(false));
     let stopped_flag = Arc::clone(&stopped);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        let _ = stop.wait_for(|stopped| *stopped).await;
         tracing::info!("shutdown requested: finishing in-flight replies");
         stopper.accepting.store(false, Ordering::SeqCst);
         let mut tasks = match stopper.tasks.lock() {
@@ -389,6 +446,44 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         }
         other => DiscordError::Gateway(other.to_string()),
     })
+}
+
+/// Waits until Discord's gateway discovery (`GET /api/v10/gateway`, the first thing the
+/// client needs) answers, retrying with a doubling backoff from 1 s up to
+/// [`MAX_CONNECT_BACKOFF`] and logging a clear error for each failure, so an outage at start
+/// is neither a crash nor a restart loop. Returns false when `stop` turns true first.
+async fn wait_for_discord(
+    http: &serenity::http::Http,
+    api: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut wait = Duration::from_secs(1);
+    let mut failures = 0u32;
+    loop {
+        match http.get_gateway().await {
+            Ok(_) => {
+                if failures > 0 {
+                    tracing::info!(failures, "Discord is reachable again");
+                }
+                return true;
+            }
+            Err(error) => {
+                failures += 1;
+                METRICS.discord_error(DiscordErrorKind::GatewayUnreachable);
+                tracing::error!(
+                    %error,
+                    attempt = failures,
+                    retry_in_s = wait.as_secs(),
+                    "cannot reach Discord at {api} (gateway discovery failed); retrying",
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return false,
+        }
+        wait = (wait * 2).min(MAX_CONNECT_BACKOFF);
+    }
 }
 
 async fn drain(tasks: &mut JoinSet<()>) {

@@ -2,6 +2,7 @@
 //! split into several messages past 2,000 characters.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,6 +81,27 @@ pub struct Reply {
     target: Target,
     posted: Vec<(Posted, String)>,
     own: OwnMessages,
+    /// When the first message of this reply was posted.
+    first_posted: Option<Instant>,
+    /// The nonce of each part's create, kept until the part is posted, so a create that
+    /// failed for good and is tried again by the next [`Reply::show`] reuses it too.
+    nonces: Vec<String>,
+}
+
+/// A fresh nonce for one message create: unique within the process and across restarts
+/// (it starts with the process's start time), at most 25 characters as Discord requires.
+/// Every retry of the same create sends the same nonce, so with `enforce_nonce` Discord
+/// returns the message already created instead of posting it twice.
+pub fn new_nonce() -> String {
+    static START_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let start = *START_MS.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    });
+    format!("{start:x}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Reply {
@@ -90,7 +112,14 @@ impl Reply {
             target,
             posted: Vec::new(),
             own,
+            first_posted: None,
+            nonces: Vec::new(),
         }
+    }
+
+    /// When the first message of this reply was posted, if any was.
+    pub fn first_posted(&self) -> Option<Instant> {
+        self.first_posted
     }
 
     /// Shows `text`, split into parts: edits the messages whose part changed, posts new
@@ -112,7 +141,11 @@ impl Reply {
                     self.posted[index].1 = part.clone();
                 }
                 None => {
-                    let posted = self.create(index, part).await?;
+                    while self.nonces.len() <= index {
+                        self.nonces.push(new_nonce());
+                    }
+                    let posted = self.create(index, part, &self.nonces[index]).await?;
+                    self.first_posted.get_or_insert_with(Instant::now);
                     if let Posted::Message(id) = posted {
                         self.own.remember(id.get());
                     }
@@ -122,6 +155,8 @@ impl Reply {
         }
         while self.posted.len() > parts.len() {
             if let Some((posted, _)) = self.posted.pop() {
+                // A part posted again later is a new message: it gets a new nonce.
+                self.nonces.truncate(self.posted.len());
                 self.delete(posted).await?;
             }
         }
@@ -142,7 +177,7 @@ impl Reply {
         Ok(())
     }
 
-    async fn create(&self, index: usize, content: &str) -> Result<Posted, RestError> {
+    async fn create(&self, index: usize, content: &str, nonce: &str) -> Result<Posted, RestError> {
         match &self.target {
             Target::Channel {
                 channel_id,
@@ -159,6 +194,10 @@ impl Reply {
                     // A deleted question must not make the answer fail.
                     reference["fail_if_not_exists"] = Value::Bool(false);
                 }
+                // One nonce for all attempts of this create: a retry after a lost answer
+                // gets the message already posted instead of a duplicate.
+                body["nonce"] = Value::String(nonce.to_string());
+                body["enforce_nonce"] = Value::Bool(true);
                 let answer = self
                     .rest
                     .send(
@@ -369,6 +408,8 @@ pub fn defer(ephemeral: bool) -> CreateInteractionResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEnd {
     Finished,
+    /// The final text could not be posted (after the retries); logged and counted.
+    NotPosted,
     /// Shutdown cancelled it; what was shown is marked as interrupted.
     Cancelled,
 }
@@ -420,6 +461,7 @@ pub async fn stream_answer(
     }
     if let Err(error) = reply.show(&final_text).await {
         tracing::error!(%error, "could not post the answer");
+        return StreamEnd::NotPosted;
     }
     end
 }

@@ -5,6 +5,12 @@
 //! configured), retries 5xx answers, timeouts and connection errors with backoff, honours
 //! a 429's `retry_after`, and forces `allowed_mentions` to the client's no-mentions default
 //! on every message body, so no code path can forget it.
+//!
+//! A request that fails for good (after the last attempt, or refused with a 4xx) is logged
+//! at error level within the caller's span and counted in
+//! `shopkeep_discord_send_failures_total`; every failed attempt is counted by kind in
+//! `shopkeep_discord_errors_total`. Message creates carry a `nonce` with `enforce_nonce`
+//! (see [`super::reply`]), so retrying a create whose answer was lost never posts twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +19,8 @@ use serde_json::Value;
 use serenity::builder::CreateAllowedMentions;
 use serenity::http::{Http, LightMethod, Request, Route};
 use serenity::model::id::ChannelId;
+
+use crate::metrics::{DiscordErrorKind, METRICS};
 
 /// Attempts per send (the first try plus retries).
 const MAX_ATTEMPTS: u32 = 4;
@@ -228,18 +236,28 @@ impl Rest {
                         let wait = Duration::try_from_secs_f64(retry_after.max(0.0))
                             .unwrap_or(MAX_RETRY_AFTER)
                             .min(MAX_RETRY_AFTER);
+                        METRICS.discord_error(DiscordErrorKind::RateLimited);
                         (error, wait)
                     } else if status.is_server_error() {
+                        METRICS.discord_error(DiscordErrorKind::ServerError);
                         (error, backoff(attempt))
                     } else {
-                        tracing::warn!(%error, "Discord refused a request");
+                        METRICS.discord_error(DiscordErrorKind::Refused);
+                        METRICS.discord_send_failure();
+                        tracing::error!(%error, "Discord refused a request; not retried");
                         return Err(error);
                     }
                 }
-                Err(detail) => (RestError::Transport { what, detail }, backoff(attempt)),
+                Err(detail) => {
+                    METRICS.discord_error(DiscordErrorKind::Transport);
+                    (RestError::Transport { what, detail }, backoff(attempt))
+                }
             };
             let (error, wait) = wait;
             if attempt >= MAX_ATTEMPTS {
+                // Logged inside the caller's span, which carries the guild, channel, user
+                // and message ids of the event being answered.
+                METRICS.discord_send_failure();
                 tracing::error!(%error, attempts = attempt, "giving up on a Discord request");
                 return Err(error);
             }

@@ -304,7 +304,17 @@ impl Worker<'_> {
                 break;
             }
             budget = budget.saturating_sub(prompt_len);
-            let (active, kv) = self.prefill(sequence, events)?;
+            // A prefill that fails ends this request alone (with the error), never the
+            // others being admitted with it, and never silently.
+            let (active, kv) = match self.prefill(sequence, events.clone()) {
+                Ok(prefilled) => prefilled,
+                Err(error) => {
+                    tracing::error!(%error, "prefill failed");
+                    let _ = events.send(StreamEvent::Done(Err(error)));
+                    self.release(false);
+                    continue;
+                }
+            };
             if active.sequence.is_finished() {
                 self.finish(active, kv);
             } else {

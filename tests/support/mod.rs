@@ -1,7 +1,10 @@
 //! A fake Discord for the tests: REST and gateway on 127.0.0.1 (a random port), started by
 //! each test itself. It records every REST request (method, path, query, JSON body, time)
 //! and every gateway frame it receives, injects any gateway event, and fails on demand
-//! (drop the gateway socket, answer 500, answer 429 with `retry_after`).
+//! (drop the gateway socket, answer 500, answer 429 with `retry_after`, process a request
+//! and then answer 500 as if the answer were lost, fail a share of requests at random).
+//! Like Discord, it honours `enforce_nonce` on message creates: a nonce seen in the same
+//! channel within [`NONCE_WINDOW`] returns the message already created.
 //!
 //! Payloads follow DESIGN.md §4: the minimal fields serenity 0.12.5 needs to deserialise.
 //! `Bot` runs the real `shopkeep run` binary against it.
@@ -47,6 +50,9 @@ pub struct Recorded {
     pub at: Instant,
 }
 
+/// How long a message create's nonce is remembered (Discord: a few minutes).
+pub const NONCE_WINDOW: Duration = Duration::from_secs(300);
+
 /// A planned failure: the next `times` requests matching method and path answer `status`.
 #[derive(Debug, Clone)]
 struct Failure {
@@ -55,6 +61,28 @@ struct Failure {
     status: u16,
     retry_after: Option<f64>,
     times: usize,
+    /// Do the work (e.g. create the message), then answer `status`: a lost answer.
+    after_processing: bool,
+}
+
+/// Random failures of message requests (`/channels/{id}/messages…`).
+#[derive(Debug, Default)]
+struct Chaos {
+    /// Share of requests that fail, 0–1.
+    rate: f64,
+    rng: u64,
+    /// Requests (method + path) whose last attempt failed: their next attempt succeeds.
+    failed: std::collections::HashSet<String>,
+    /// Failures so far: (before processing, after processing).
+    counts: (usize, usize),
+}
+
+/// A message the fake created (once per distinct create, whatever the retries).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub channel: u64,
+    pub message: Value,
+    pub at: Instant,
 }
 
 enum Outgoing {
@@ -77,6 +105,10 @@ pub struct State {
     history: Mutex<HashMap<u64, Vec<Value>>>,
     /// Close every IDENTIFY with 4004 (authentication failed), as Discord does for a bad token.
     reject_identify: std::sync::atomic::AtomicBool,
+    /// (channel, nonce) -> the message created with it, and when.
+    nonces: Mutex<HashMap<(u64, String), (Value, Instant)>>,
+    created: Mutex<Vec<Created>>,
+    chaos: Mutex<Chaos>,
 }
 
 /// The fake Discord; stops when dropped (with the test's runtime).
@@ -87,11 +119,16 @@ pub struct FakeDiscord {
 
 impl FakeDiscord {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts on `addr` (e.g. a port a bot is already trying to reach).
+    pub async fn start_on(addr: SocketAddr) -> Self {
         let state = Arc::new(State {
             next_id: AtomicU64::new(1_000_000_000_000_000_000),
             ..Default::default()
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         *state.base_url.lock().unwrap() = format!("http://{addr}");
         let app = Router::new()
@@ -163,7 +200,51 @@ impl FakeDiscord {
             status,
             retry_after,
             times,
+            after_processing: false,
         });
+    }
+
+    /// The next `times` matching requests are processed (a create creates its message)
+    /// but answered 500, as when Discord's answer is lost on the way back.
+    pub fn lose_next_answers(&self, method: &str, path_contains: &str, times: usize) {
+        self.state.failures.lock().unwrap().push(Failure {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            status: 500,
+            retry_after: None,
+            times,
+            after_processing: true,
+        });
+    }
+
+    /// From now on, a share `rate` (0–1) of message requests fail with 500, half of them
+    /// before and half after processing; a request's next attempt after a random failure
+    /// always succeeds. `seed` makes the choice reproducible.
+    pub fn chaos(&self, rate: f64, seed: u64) {
+        let mut chaos = self.state.chaos.lock().unwrap();
+        chaos.rate = rate;
+        chaos.rng = seed | 1;
+    }
+
+    /// Random failures so far: (before processing, after processing).
+    pub fn chaos_counts(&self) -> (usize, usize) {
+        self.state.chaos.lock().unwrap().counts
+    }
+
+    /// Messages created (each once, whatever the retries), in order.
+    pub fn created(&self) -> Vec<Created> {
+        self.state.created.lock().unwrap().clone()
+    }
+
+    /// Messages created in `channel` as Discord replies to `message`.
+    pub fn created_replies_to(&self, channel: u64, message: u64) -> Vec<Created> {
+        self.created()
+            .into_iter()
+            .filter(|c| {
+                c.channel == channel
+                    && c.message["message_reference"]["message_id"] == json!(message.to_string())
+            })
+            .collect()
     }
 
     /// From now on, answer IDENTIFY by closing the socket with 4004 (bad token).
@@ -216,6 +297,23 @@ impl FakeDiscord {
                 .then_some(())
         })
         .await;
+    }
+
+    /// When the last request arrived (cheap: copies nothing else).
+    pub fn last_request_at(&self) -> Option<Instant> {
+        self.state.requests.lock().unwrap().last().map(|r| r.at)
+    }
+
+    /// Every successful (2xx) request whose path ends with `suffix`, as (time, method).
+    pub fn successes_ending_with(&self, suffix: &str) -> Vec<(Instant, String)> {
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status < 300 && r.path.ends_with(suffix))
+            .map(|r| (r.at, r.method.clone()))
+            .collect()
     }
 
     /// Waits until no request has arrived for `quiet`.
@@ -630,13 +728,15 @@ fn answer(
     query: Option<&str>,
     body: Option<&Value>,
 ) -> (StatusCode, Answer) {
-    {
+    let lost = {
         let mut failures = state.failures.lock().unwrap();
-        if let Some(failure) = failures
+        let planned = failures
             .iter_mut()
-            .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains))
-        {
+            .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains));
+        let mut lost = false;
+        if let Some(failure) = planned {
             failure.times -= 1;
+            lost = failure.after_processing;
             let status = StatusCode::from_u16(failure.status).unwrap();
             if let Some(retry_after) = failure.retry_after {
                 return (
@@ -647,12 +747,79 @@ fn answer(
                     ),
                 );
             }
-            return (
-                status,
-                Answer::Json(json!({"message": "Internal Server Error", "code": 0})),
-            );
+            if !lost {
+                return (
+                    status,
+                    Answer::Json(json!({"message": "Internal Server Error", "code": 0})),
+                );
+            }
         }
+        lost
+    };
+    let chaos = if lost {
+        None
+    } else {
+        chaos_failure(state, method, path)
+    };
+    if chaos == Some(false) {
+        return server_error();
     }
+    let (status, processed) = process(state, method, path, query, body);
+    if lost || chaos == Some(true) {
+        // The work is done; the answer is lost.
+        return server_error();
+    }
+    (status, processed)
+}
+
+fn server_error() -> (StatusCode, Answer) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Answer::Json(json!({"message": "Internal Server Error", "code": 0})),
+    )
+}
+
+/// `Some(after_processing)` when chaos fails this request.
+fn chaos_failure(state: &State, method: &str, path: &str) -> Option<bool> {
+    if !path.contains("/messages") || !path.starts_with("/api/v10/channels/") {
+        return None;
+    }
+    let mut chaos = state.chaos.lock().unwrap();
+    if chaos.rate <= 0.0 {
+        return None;
+    }
+    let key = format!("{method} {path}");
+    if chaos.failed.remove(&key) {
+        return None;
+    }
+    // xorshift64
+    let mut x = chaos.rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    chaos.rng = x;
+    let draw = (x >> 11) as f64 / (1u64 << 53) as f64;
+    if draw >= chaos.rate {
+        return None;
+    }
+    chaos.failed.insert(key);
+    let after = x & 1 == 1;
+    if after {
+        chaos.counts.1 += 1;
+    } else {
+        chaos.counts.0 += 1;
+    }
+    Some(after)
+}
+
+/// What the fake does and answers for a request that does not fail.
+fn process(
+    state: &State,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Answer) {
     let base = state.base_url.lock().unwrap().replace("http://", "ws://");
     let Some(rest) = path.strip_prefix("/api/v10/") else {
         return not_found();
@@ -702,13 +869,40 @@ fn answer(
         }
         ("POST", ["channels", channel, "messages"]) => {
             let channel: u64 = channel.parse().unwrap_or(0);
-            ok(message_json(
-                new_id(),
+            let nonce = body.and_then(|b| b.get("nonce")).and_then(|n| {
+                n.as_str()
+                    .map(str::to_string)
+                    .or(n.as_u64().map(|n| n.to_string()))
+            });
+            let enforce = body
+                .and_then(|b| b.get("enforce_nonce"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let mut nonces = state.nonces.lock().unwrap();
+            if let (Some(nonce), true) = (&nonce, enforce) {
+                if let Some((existing, at)) = nonces.get(&(channel, nonce.clone())) {
+                    if at.elapsed() < NONCE_WINDOW {
+                        return ok(existing.clone());
+                    }
+                }
+            }
+            let mut message = message_json(new_id(), channel, Some(GUILD_ID), bot(), &content);
+            if let Some(reference) = body.and_then(|b| b.get("message_reference")) {
+                message["message_reference"] = reference.clone();
+                message["type"] = json!(19);
+            }
+            if let Some(nonce) = &nonce {
+                message["nonce"] = json!(nonce);
+                if enforce {
+                    nonces.insert((channel, nonce.clone()), (message.clone(), Instant::now()));
+                }
+            }
+            state.created.lock().unwrap().push(Created {
                 channel,
-                Some(GUILD_ID),
-                bot(),
-                &content,
-            ))
+                message: message.clone(),
+                at: Instant::now(),
+            });
+            ok(message)
         }
         ("PATCH", ["channels", channel, "messages", message]) => {
             let channel: u64 = channel.parse().unwrap_or(0);
@@ -794,6 +988,11 @@ impl Bot {
     /// Starts the bot with the test defaults (tiny model, 16 new tokens, no limits in the
     /// way), plus `env`, which overrides them.
     pub fn start(fake: &FakeDiscord, env: &[(&str, &str)]) -> Self {
+        Self::start_at(&fake.url(), env)
+    }
+
+    /// [`Bot::start`] against the Discord API at `url` (which may not answer yet).
+    pub fn start_at(url: &str, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_shopkeep"));
         command.arg("run");
         for (key, _) in std::env::vars() {
@@ -804,7 +1003,7 @@ impl Bot {
         let prompts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
         let mut settings: Vec<(String, String)> = vec![
             ("DISCORD_TOKEN".into(), TOKEN.into()),
-            ("DISCORD_API_URL".into(), fake.url()),
+            ("DISCORD_API_URL".into(), url.to_string()),
             ("SHOPKEEP_DB".into(), ":memory:".into()),
             (
                 "SHOPKEEP_MODEL_DIR".into(),
@@ -851,6 +1050,47 @@ impl Bot {
         Self { child, stderr }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// The address the metrics endpoint bound, from the log line that announces it.
+    pub async fn metrics_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = self.logs();
+            if let Some(line) = logs.lines().find(|l| l.contains("serving metrics")) {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("addr="))
+                    .expect("addr= in the metrics log line");
+                return addr.parse().expect("a socket address");
+            }
+            assert!(Instant::now() < deadline, "no metrics address in:\n{logs}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.metrics_addr().await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -893,4 +1133,13 @@ impl Drop for Bot {
             eprintln!("--- shopkeep stderr ---\n{}", self.logs());
         }
     }
+}
+
+/// The value of the series `name` (with its labels, as written) in a Prometheus text
+/// exposition, or `None` when it is not there.
+pub fn metric(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
 }
