@@ -112,33 +112,6 @@ impl Rest {
             .await
     }
 
-    /// A channel's last `limit` messages (1–100), newest first, as Discord lists them.
-    /// Messages are read leniently (only id, author and content are needed).
-    pub async fn channel_messages(
-        &self,
-        channel_id: ChannelId,
-        limit: u8,
-    ) -> Result<Vec<ListedMessage>, RestError> {
-        const WHAT: &str = "read a channel's messages";
-        let answer = self
-            .send_with_params(
-                WHAT,
-                Route::ChannelMessages { channel_id },
-                LightMethod::Get,
-                Some(vec![("limit", limit.to_string())]),
-                None,
-                Body::Other,
-            )
-            .await?;
-        let Some(Value::Array(items)) = answer else {
-            return Err(RestError::Payload {
-                what: WHAT,
-                detail: "the answer is not a list of messages".into(),
-            });
-        };
-        Ok(items.iter().filter_map(ListedMessage::from_json).collect())
-    }
-
     /// One page of a channel's history: up to `limit` (1–100) message objects older than
     /// `before` (a message id; None: the newest), newest first, as Discord sends them.
     pub async fn channel_messages_page(
@@ -296,37 +269,6 @@ impl Rest {
     }
 }
 
-/// A message as `GET /channels/{id}/messages` lists it: the parts the bot uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedMessage {
-    pub id: u64,
-    pub author_id: u64,
-    pub author_name: String,
-    pub content: String,
-}
-
-impl ListedMessage {
-    fn from_json(message: &Value) -> Option<Self> {
-        let id = |v: &Value| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64());
-        let author = message.get("author")?;
-        Some(Self {
-            id: id(message.get("id")?)?,
-            author_id: id(author.get("id")?)?,
-            author_name: author
-                .get("global_name")
-                .and_then(Value::as_str)
-                .or(author.get("username").and_then(Value::as_str))
-                .unwrap_or("someone")
-                .to_string(),
-            content: message
-                .get("content")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        })
-    }
-}
-
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500 * 2u64.pow(attempt.saturating_sub(1).min(3)))
 }
@@ -343,24 +285,6 @@ pub fn message_id(answer: &Option<Value>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn listed_messages_are_read_leniently() {
-        let listed = ListedMessage::from_json(&serde_json::json!({
-            "id": "12", "content": "hi", "author": {"id": "34", "username": "ann"}
-        }))
-        .unwrap();
-        assert_eq!(
-            listed,
-            ListedMessage {
-                id: 12,
-                author_id: 34,
-                author_name: "ann".into(),
-                content: "hi".into()
-            }
-        );
-        assert!(ListedMessage::from_json(&serde_json::json!({"id": "1"})).is_none());
-    }
 
     #[test]
     fn no_mentions_allows_nothing() {
