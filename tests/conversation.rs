@@ -2,28 +2,19 @@
 //! survives the process exiting) and through `Assistant::handle` on the tiny random GPT-2
 //! that `./scripts/test.sh` builds into the cache.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::test_model;
 use shopkeep::assistant::prompts::Prompts;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
 use shopkeep::store::Store;
-
-fn tiny_gpt2() -> PathBuf {
-    let dir = shopkeep::config::cache_dir()
-        .join("models")
-        .join("tiny-gpt2");
-    assert!(
-        dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file(),
-        "{} is missing: run ./scripts/test.sh (it builds the test models)",
-        dir.display()
-    );
-    dir
-}
 
 fn shopkeep(db: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))
@@ -41,7 +32,7 @@ fn shopkeep(db: &Path, args: &[&str]) -> Output {
 }
 
 fn chat_once(db: &Path, user: &str, question: &str) {
-    let model = tiny_gpt2();
+    let model = test_model("tiny-gpt2");
     let model = model.to_str().unwrap();
     shopkeep(
         db,
@@ -113,7 +104,8 @@ fn user_forget_deletes_the_users_data_only() {
 }
 
 fn assistant(configure: impl FnOnce(&mut Config)) -> Assistant {
-    let engine = EngineHandle::load(&tiny_gpt2(), &SessionOptions { threads: 1 }).unwrap();
+    let engine =
+        EngineHandle::load(&test_model("tiny-gpt2"), &SessionOptions { threads: 1 }).unwrap();
     let mut config = Config::from_env().unwrap();
     config.model.max_new_tokens = 8;
     configure(&mut config);

@@ -1,35 +1,18 @@
 //! Engine tests on the tiny random models that `./scripts/test.sh` builds into the cache.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
+use common::{test_model, venv_python};
 use shopkeep::engine::{
     EngineHandle, FinishReason, GenerateRequest, ModelFamily, PromptFormat, SamplingParams,
     SchedulerOptions, SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
 };
 
-fn model(name: &str) -> PathBuf {
-    let dir = shopkeep::config::cache_dir().join("models").join(name);
-    assert!(
-        dir.join("model.onnx").is_file() || dir.join("tokenizer.json").is_file(),
-        "{} is missing: run ./scripts/test.sh (it builds the test models)",
-        dir.display()
-    );
-    dir
-}
-
-fn venv_python() -> PathBuf {
-    let python = shopkeep::config::cache_dir().join("venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run ./scripts/test.sh",
-        python.display()
-    );
-    python
-}
-
 fn load(name: &str) -> EngineHandle {
-    EngineHandle::load(&model(name), &SessionOptions { threads: 1 }).expect("model loads")
+    EngineHandle::load(&test_model(name), &SessionOptions { threads: 1 }).expect("model loads")
 }
 
 fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRequest {
@@ -73,7 +56,7 @@ fn generate_json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn gpt2_tokenizer_gives_known_ids() {
     let tokenizer =
-        TextTokenizer::from_file(&model("gpt2-tokenizer").join("tokenizer.json")).unwrap();
+        TextTokenizer::from_file(&test_model("gpt2-tokenizer").join("tokenizer.json")).unwrap();
     assert_eq!(tokenizer.encode("Hello world").unwrap(), vec![15496, 995]);
     assert_eq!(tokenizer.encode(" Hello").unwrap(), vec![18435]);
     assert_eq!(tokenizer.token_id("<|endoftext|>"), Some(50256));
@@ -83,7 +66,7 @@ fn gpt2_tokenizer_gives_known_ids() {
 fn greedy_ids_match_the_checked_in_onnxruntime_reference() {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/tiny_gpt2_greedy.json")).unwrap();
-    let dir = model("tiny-gpt2");
+    let dir = test_model("tiny-gpt2");
     let cases = fixture["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 3);
     for case in cases {
@@ -114,7 +97,7 @@ fn greedy_ids_match_the_checked_in_onnxruntime_reference() {
 #[test]
 fn greedy_ids_match_a_live_onnxruntime_python_loop() {
     for name in ["tiny-gpt2", "tiny-llama"] {
-        let dir = model(name);
+        let dir = test_model(name);
         let prompt = "Customer: my order never arrived, what can I do?\nAssistant:";
         let reference = Command::new(venv_python())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/reference_greedy.py"))
@@ -175,7 +158,7 @@ fn kv_cache_equals_full_recompute() {
 }
 
 #[test]
-fn two_file_directory_loads_as_gpt2_completion_model() {
+fn two_file_directory_loads_as_gpt2_completion_test_model() {
     let engine = load("tiny-gpt2");
     let info = engine.info();
     assert_eq!(info.family, ModelFamily::Gpt2);
@@ -294,7 +277,7 @@ fn context_overflow_drops_oldest_tokens_and_stays_within_positions() {
 #[test]
 fn streamed_text_never_splits_a_character() {
     let tokenizer =
-        TextTokenizer::from_file(&model("gpt2-tokenizer").join("tokenizer.json")).unwrap();
+        TextTokenizer::from_file(&test_model("gpt2-tokenizer").join("tokenizer.json")).unwrap();
     let text = "Grüße aus Köln 👋🏽 — 日本語のテキスト, ok!";
     let ids = tokenizer.encode(text).unwrap();
     let mut decoder = StreamDecoder::new();
@@ -352,7 +335,7 @@ fn clear_errors_for_bad_model_directories() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
-        model("tiny-gpt2").join("model.onnx"),
+        test_model("tiny-gpt2").join("model.onnx"),
         dir.path().join("model.onnx"),
     )
     .unwrap();
@@ -370,7 +353,7 @@ fn clear_errors_for_bad_model_directories() {
     );
 
     std::fs::copy(
-        model("tiny-gpt2").join("tokenizer.json"),
+        test_model("tiny-gpt2").join("tokenizer.json"),
         dir.path().join("tokenizer.json"),
     )
     .unwrap();
@@ -406,7 +389,7 @@ onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opse
         .unwrap();
     assert!(status.success());
     std::fs::copy(
-        model("tiny-gpt2").join("tokenizer.json"),
+        test_model("tiny-gpt2").join("tokenizer.json"),
         dir.path().join("tokenizer.json"),
     )
     .unwrap();
@@ -422,7 +405,7 @@ onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opse
 fn missing_runtime_library_says_what_to_run() {
     let output = shopkeep()
         .args(["generate", "--model-dir"])
-        .arg(model("tiny-gpt2"))
+        .arg(test_model("tiny-gpt2"))
         .args(["--prompt", "hi"])
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
         .output()
@@ -448,7 +431,7 @@ fn perplexity_prints_its_figure_last() {
     let ours = last_perplexity(
         shopkeep()
             .args(["perplexity", "--model-dir"])
-            .arg(model("tiny-gpt2"))
+            .arg(test_model("tiny-gpt2"))
             .arg("--text-file")
             .arg(&text_file),
     );
@@ -456,7 +439,7 @@ fn perplexity_prints_its_figure_last() {
         Command::new(venv_python())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/perplexity_reference.py"))
             .arg("--model-dir")
-            .arg(model("tiny-gpt2"))
+            .arg(test_model("tiny-gpt2"))
             .arg("--text-file")
             .arg(&text_file),
     );
@@ -467,7 +450,12 @@ fn perplexity_prints_its_figure_last() {
 }
 
 fn load_with(name: &str, scheduling: SchedulerOptions) -> EngineHandle {
-    EngineHandle::load_with(&model(name), &SessionOptions { threads: 1 }, scheduling).unwrap()
+    EngineHandle::load_with(
+        &test_model(name),
+        &SessionOptions { threads: 1 },
+        scheduling,
+    )
+    .unwrap()
 }
 
 const PROMPTS: [&str; 5] = [

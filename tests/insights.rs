@@ -1,20 +1,12 @@
 //! `shopkeep insights` on a store filled by a scripted session of `shopkeep chat` runs
 //! (the tiny random GPT-2; routing and hand-offs do not depend on what it generates).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn tiny_gpt2() -> PathBuf {
-    let dir = shopkeep::config::cache_dir()
-        .join("models")
-        .join("tiny-gpt2");
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "{} is missing: run ./scripts/test.sh (it builds the test models)",
-        dir.display()
-    );
-    dir
-}
+use common::test_model;
 
 fn shopkeep(db: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))
@@ -39,7 +31,7 @@ fn shopkeep(db: &Path, args: &[&str]) -> Output {
 fn insights_show_the_topics_and_the_unanswered_questions_of_a_session() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shop.db");
-    let model = tiny_gpt2();
+    let model = test_model("tiny-gpt2");
     let session = [
         ("ann", "where is my parcel"),
         ("bo", "where is my parcel"),

@@ -1,7 +1,11 @@
 //! Drives the `shopkeep` binary's prompt tools: `check-prompts` and `eval intents`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::test_model;
 
 fn shopkeep() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopkeep"));
@@ -110,12 +114,7 @@ fn eval_intents_fails_on_a_csv_without_labels() {
 /// `chat --once` through the whole pipeline on the tiny random model: what the model says
 /// is noise, but the routing, the guard and the citation are real.
 fn chat_once(question: &str) -> String {
-    let model = shopkeep::config::cache_dir().join("models/tiny-gpt2");
-    assert!(
-        model.is_dir(),
-        "{} is missing: run ./scripts/test.sh",
-        model.display()
-    );
+    let model = test_model("tiny-gpt2");
     let output = shopkeep()
         .args(["chat", "--once", question, "--model-dir"])
         .arg(&model)
