@@ -158,7 +158,7 @@ fn kv_cache_equals_full_recompute() {
 }
 
 #[test]
-fn two_file_directory_loads_as_gpt2_completion_test_model() {
+fn two_file_directory_loads_as_gpt2_completion_model() {
     let engine = load("tiny-gpt2");
     let info = engine.info();
     assert_eq!(info.family, ModelFamily::Gpt2);
