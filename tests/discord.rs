@@ -5,34 +5,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::*;
 
 const CHANNEL: u64 = 500_000_000_000_000_001;
 const SUPPORT_CHANNEL: u64 = 500_000_000_000_000_002;
 const CUSTOMER: u64 = 400_000_000_000_000_001;
-const ANSWER_WAIT: Duration = Duration::from_secs(30);
-
-fn body(r: &Recorded) -> &Value {
-    r.body.as_ref().expect("a JSON body")
-}
-
-/// Waits for the bot's (first) reply to the message `question` in `channel`.
-async fn reply_to(fake: &FakeDiscord, channel: u64, question: u64) -> Recorded {
-    fake.wait_for("a reply", ANSWER_WAIT, |f| {
-        f.posts_to(channel)
-            .into_iter()
-            .find(|r| body(r)["message_reference"]["message_id"] == json!(question.to_string()))
-    })
-    .await
-}
-
-async fn started(env: &[(&str, &str)]) -> (FakeDiscord, Bot) {
-    let fake = FakeDiscord::start().await;
-    let bot = Bot::start(&fake, env);
-    fake.wait_ready().await;
-    (fake, bot)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mention_is_answered_as_a_reply_with_typing() {
@@ -832,16 +810,10 @@ fn prompts_allowing_long_replies() -> tempfile::TempDir {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_reload_is_refused_and_the_old_prompts_keep_serving() {
-    let prompts = copied_prompts();
-    let (fake, _bot) = started(&[("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap())]).await;
-    let template = prompts.path().join("templates/answer.j2");
-    let good = std::fs::read_to_string(&template).unwrap();
-    std::fs::write(&template, format!("{good}\n{{% if %}}broken\n")).unwrap();
-
+/// An admin runs /reload-prompts; returns what the bot answered.
+async fn admin_reloads_prompts(fake: &FakeDiscord) -> String {
     let (_, token, payload) = command_interaction(
-        &fake,
+        fake,
         "reload-prompts",
         json!([]),
         CHANNEL,
@@ -851,11 +823,22 @@ async fn a_broken_reload_is_refused_and_the_old_prompts_keep_serving() {
     );
     fake.dispatch("INTERACTION_CREATE", payload);
     let answer = fake
-        .wait_for("the reload refusal", ANSWER_WAIT, |f| {
+        .wait_for("the reload answer", ANSWER_WAIT, |f| {
             original_edits(f, &token).into_iter().next()
         })
         .await;
-    let content = body(&answer)["content"].as_str().unwrap().to_string();
+    body(&answer)["content"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_reload_is_refused_and_the_old_prompts_keep_serving() {
+    let prompts = copied_prompts();
+    let (fake, _bot) = started(&[("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap())]).await;
+    let template = prompts.path().join("templates/answer.j2");
+    let good = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(&template, format!("{good}\n{{% if %}}broken\n")).unwrap();
+
+    let content = admin_reloads_prompts(&fake).await;
     assert!(content.contains("not reloaded"), "{content}");
     assert!(
         content.contains("answer.j2:"),
@@ -869,22 +852,7 @@ async fn a_broken_reload_is_refused_and_the_old_prompts_keep_serving() {
 
     // Mended, the reload goes through and reports the version.
     std::fs::write(&template, good).unwrap();
-    let (_, token, payload) = command_interaction(
-        &fake,
-        "reload-prompts",
-        json!([]),
-        CHANNEL,
-        CUSTOMER,
-        &[ADMIN_ROLE],
-        0,
-    );
-    fake.dispatch("INTERACTION_CREATE", payload);
-    let answer = fake
-        .wait_for("the reload report", ANSWER_WAIT, |f| {
-            original_edits(f, &token).into_iter().next()
-        })
-        .await;
-    let content = body(&answer)["content"].as_str().unwrap().to_lowercase();
+    let content = admin_reloads_prompts(&fake).await.to_lowercase();
     assert!(content.contains("version"), "{content}");
 }
 

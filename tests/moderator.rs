@@ -11,19 +11,7 @@ use support::*;
 const CHANNEL: u64 = 500_000_000_000_000_001;
 const CUSTOMER: u64 = 400_000_000_000_000_001;
 const MODERATOR: u64 = 400_000_000_000_000_077;
-const ANSWER_WAIT: Duration = Duration::from_secs(30);
 const EPHEMERAL: u64 = 64;
-
-fn body(r: &Recorded) -> &Value {
-    r.body.as_ref().expect("a JSON body")
-}
-
-async fn started(env: &[(&str, &str)]) -> (FakeDiscord, Bot) {
-    let fake = FakeDiscord::start().await;
-    let bot = Bot::start(&fake, env);
-    fake.wait_ready().await;
-    (fake, bot)
-}
 
 fn callbacks(fake: &FakeDiscord, interaction: u64) -> Vec<Recorded> {
     let prefix = format!("/api/v10/interactions/{interaction}/");

@@ -10,28 +10,6 @@ use support::*;
 
 const CHANNEL: u64 = 510_000_000_000_000_001;
 const CUSTOMER: u64 = 410_000_000_000_000_001;
-const ANSWER_WAIT: Duration = Duration::from_secs(30);
-
-fn body(r: &Recorded) -> &Value {
-    r.body.as_ref().expect("a JSON body")
-}
-
-/// Waits for the first successful reply post to `question`.
-async fn reply_to(fake: &FakeDiscord, question: u64) -> Recorded {
-    fake.wait_for("a reply", ANSWER_WAIT, |f| {
-        f.posts_to(CHANNEL)
-            .into_iter()
-            .find(|r| body(r)["message_reference"]["message_id"] == json!(question.to_string()))
-    })
-    .await
-}
-
-async fn started(env: &[(&str, &str)]) -> (FakeDiscord, Bot) {
-    let fake = FakeDiscord::start().await;
-    let bot = Bot::start(&fake, env);
-    fake.wait_ready().await;
-    (fake, bot)
-}
 
 /// Message creates sent for `question` (every attempt, failed or not).
 fn create_attempts(fake: &FakeDiscord, question: u64) -> Vec<Recorded> {
@@ -54,7 +32,7 @@ async fn a_create_whose_answer_is_lost_is_retried_without_a_second_message() {
     fake.lose_next_answers("POST", &format!("/channels/{CHANNEL}/messages"), 1);
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, "where is my parcel?").mentioning_bot();
     question.send(&fake);
-    reply_to(&fake, question.id).await;
+    reply_to(&fake, CHANNEL, question.id).await;
     fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
         .await;
     let attempts = create_attempts(&fake, question.id);
@@ -125,7 +103,7 @@ async fn a_send_that_fails_for_good_is_logged_with_context_and_counted() {
     // The next question is answered as usual.
     let next = Msg::new(&fake, CHANNEL, CUSTOMER + 1, "where is my parcel?").mentioning_bot();
     next.send(&fake);
-    reply_to(&fake, next.id).await;
+    reply_to(&fake, CHANNEL, next.id).await;
     fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
         .await;
 
@@ -152,7 +130,7 @@ async fn refusals_are_counted_by_reason() {
     .await;
     let long = Msg::new(&fake, CHANNEL, CUSTOMER, &"why ".repeat(30)).mentioning_bot();
     long.send(&fake);
-    let notice = reply_to(&fake, long.id).await;
+    let notice = reply_to(&fake, CHANNEL, long.id).await;
     assert!(body(&notice)["content"]
         .as_str()
         .unwrap()
@@ -178,7 +156,7 @@ async fn refusals_are_counted_by_reason() {
     )
     .mentioning_bot();
     small_talk.send(&fake);
-    reply_to(&fake, small_talk.id).await;
+    reply_to(&fake, CHANNEL, small_talk.id).await;
     fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
         .await;
     let metrics = bot.scrape().await;
@@ -207,7 +185,7 @@ async fn gateway_lookups_failing_at_start_are_retried_with_a_clear_message() {
     assert!(logs.contains("Discord is reachable again"), "{logs}");
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, "are you there?").mentioning_bot();
     question.send(&fake);
-    reply_to(&fake, question.id).await;
+    reply_to(&fake, CHANNEL, question.id).await;
 }
 
 /// A local address nothing listens on (yet).
@@ -231,7 +209,7 @@ async fn a_bot_started_before_discord_connects_once_it_is_up() {
     fake.wait_ready().await;
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, "hello?").mentioning_bot();
     question.send(&fake);
-    reply_to(&fake, question.id).await;
+    reply_to(&fake, CHANNEL, question.id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +259,7 @@ async fn a_model_failure_gets_an_apology_and_the_bot_answers_on() {
     );
     let long = Msg::new(&fake, CHANNEL, CUSTOMER, &question).mentioning_bot();
     long.send(&fake);
-    let apology = reply_to(&fake, long.id).await;
+    let apology = reply_to(&fake, CHANNEL, long.id).await;
     fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
         .await;
     let shown = fake
@@ -304,7 +282,7 @@ async fn a_model_failure_gets_an_apology_and_the_bot_answers_on() {
 
     let next = Msg::new(&fake, CHANNEL, CUSTOMER + 1, "and now?").mentioning_bot();
     next.send(&fake);
-    reply_to(&fake, next.id).await;
+    reply_to(&fake, CHANNEL, next.id).await;
     fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
         .await;
     let last = fake.message_sends().into_iter().last().unwrap();
@@ -346,7 +324,7 @@ async fn sigterm_flushes_the_store_and_a_restart_loses_and_duplicates_nothing() 
         let (fake, mut bot) = started(&[("SHOPKEEP_DB", &db)]).await;
         let message = Msg::new(&fake, CHANNEL, CUSTOMER, question).mentioning_bot();
         message.send(&fake);
-        reply_to(&fake, message.id).await;
+        reply_to(&fake, CHANNEL, message.id).await;
         fake.wait_quiet(Duration::from_millis(1500), ANSWER_WAIT)
             .await;
         bot.signal("TERM");
@@ -396,7 +374,7 @@ async fn hostile_messages_get_a_sensible_reply_or_none_and_never_a_panic() {
     // A plain question afterwards is still answered.
     let sentinel = Msg::new(&fake, CHANNEL, CUSTOMER + 99, "is the shop open?").mentioning_bot();
     sentinel.send(&fake);
-    reply_to(&fake, sentinel.id).await;
+    reply_to(&fake, CHANNEL, sentinel.id).await;
     fake.wait_quiet(Duration::from_millis(2500), Duration::from_secs(120))
         .await;
     assert!(bot.is_running(), "the bot died:\n{}", bot.logs());

@@ -30,6 +30,32 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+/// How long the tests wait for an answer from the bot.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(30);
+
+/// The JSON body of a recorded request.
+pub fn body(r: &Recorded) -> &Value {
+    r.body.as_ref().expect("a JSON body")
+}
+
+/// Waits for the bot's (first) reply to the message `question` in `channel`.
+pub async fn reply_to(fake: &FakeDiscord, channel: u64, question: u64) -> Recorded {
+    fake.wait_for("a reply", ANSWER_WAIT, |f| {
+        f.posts_to(channel)
+            .into_iter()
+            .find(|r| body(r)["message_reference"]["message_id"] == json!(question.to_string()))
+    })
+    .await
+}
+
+/// A fake Discord and a bot connected to it (READY seen), with `env` over the defaults.
+pub async fn started(env: &[(&str, &str)]) -> (FakeDiscord, Bot) {
+    let fake = FakeDiscord::start().await;
+    let bot = Bot::start(&fake, env);
+    fake.wait_ready().await;
+    (fake, bot)
+}
+
 pub const BOT_ID: u64 = 900_000_000_000_000_001;
 pub const APP_ID: u64 = 900_000_000_000_000_002;
 pub const GUILD_ID: u64 = 800_000_000_000_000_001;
