@@ -1,10 +1,12 @@
 //! The Discord bot end to end: the real `shopkeep run` binary against a fake Discord
 //! (tests/support), one fake and one bot process per test.
 
+mod common;
 mod support;
 
 use std::time::{Duration, Instant};
 
+use common::copied_prompts;
 use serde_json::json;
 use support::*;
 
@@ -771,28 +773,6 @@ async fn a_rejected_token_ends_the_bot_with_an_error_that_does_not_show_it() {
     );
     let secret = TOKEN.split('.').nth(1).unwrap();
     assert!(!logs.contains(secret), "the token leaked:\n{logs}");
-}
-
-/// A private copy of the repository's prompts/ folder.
-fn copied_prompts() -> tempfile::TempDir {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
-        dir.path(),
-    );
-    dir
 }
 
 /// A copy of the prompts whose guard allows replies longer than one Discord message (the

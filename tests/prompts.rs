@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::test_model;
+use common::{copied_prompts, test_model};
 
 fn shopkeep() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopkeep"));
@@ -15,19 +15,6 @@ fn shopkeep() -> Command {
 
 fn demo_prompts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -44,9 +31,8 @@ fn check_prompts_accepts_the_demo_folder() {
 
 #[test]
 fn check_prompts_rejects_a_broken_template_naming_file_and_line() {
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path().join("prompts");
-    copy_dir(&demo_prompts(), &dir);
+    let temp = copied_prompts();
+    let dir = temp.path().to_path_buf();
     let template = dir.join("templates").join("summary_map.j2");
     let mut text = std::fs::read_to_string(&template).unwrap();
     let broken_line = text.lines().count() + 1;

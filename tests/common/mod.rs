@@ -1,6 +1,7 @@
-//! Helpers shared by the integration tests that drive the engine or the binary directly.
+//! Helpers shared by the integration tests; each test binary uses some of them.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A test model (or tokenizer) directory in the cache, which `./scripts/test.sh` builds.
 pub fn test_model(name: &str) -> PathBuf {
@@ -15,7 +16,6 @@ pub fn test_model(name: &str) -> PathBuf {
 
 /// The Python of the tools' environment (onnxruntime references), which `./scripts/test.sh`
 /// creates.
-#[allow(dead_code)] // not every test binary compares against Python
 pub fn venv_python() -> PathBuf {
     let python = shopkeep::config::cache_dir().join("venv/bin/python");
     assert!(
@@ -24,4 +24,26 @@ pub fn venv_python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// A private copy of the repository's prompts/ folder, deleted when dropped.
+pub fn copied_prompts() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        dir.path(),
+    );
+    dir
 }
