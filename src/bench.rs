@@ -11,7 +11,8 @@ use serde::Serialize;
 use std::time::Instant;
 
 use crate::engine::{
-    EngineHandle, GenerateRequest, SamplingParams, SchedulerOptions, SessionOptions, StreamEvent,
+    EngineHandle, GenerateRequest, Optimization, SamplingParams, SchedulerOptions, SessionOptions,
+    StreamEvent,
 };
 
 /// What to measure.
@@ -32,6 +33,9 @@ pub struct BenchOptions {
     pub history_tokens: usize,
     /// A quantized variant of the same model for row (e), if prepared.
     pub quantized_model_dir: Option<PathBuf>,
+    /// Also measure batch-1 decode under each session setting (threads, graph
+    /// optimisation level, spinning).
+    pub tuning: bool,
 }
 
 /// One row of the result table.
@@ -43,6 +47,9 @@ pub struct BenchRow {
     /// Prefill (a, b, e) or time to first token (c, d), milliseconds.
     pub prefill_ms: f64,
     pub samples: Vec<f64>,
+    /// The engine's own share of its time (everything outside `Session::run`: tensors,
+    /// copies, sampling, streaming), in percent; engine rows only.
+    pub overhead_pct: Option<f64>,
 }
 
 /// The whole report; `ratios` are the machine-readable comparisons.
@@ -55,6 +62,8 @@ pub struct BenchReport {
     pub new_tokens: usize,
     pub rows: Vec<BenchRow>,
     pub ratios: serde_json::Map<String, serde_json::Value>,
+    /// Batch-1 decode under each session setting (with `--tuning`).
+    pub tuning: Vec<BenchRow>,
 }
 
 /// Median of non-empty samples.
@@ -86,11 +95,16 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
 
     let (mut ours, mut ours_prefill, mut python, mut python_prefill) =
         (vec![], vec![], vec![], vec![]);
+    let mut engine_time = crate::engine::EngineTiming::default();
     for _ in 0..options.runs {
         let (rate, prefill) = python_greedy(options)?;
         python.push(rate);
         python_prefill.push(prefill);
+        let before = engine.timing();
         let generated = engine.generate(request.clone()).finish().await?;
+        let spent = engine.timing().since(before);
+        engine_time.turns += spent.turns;
+        engine_time.session_run += spent.session_run;
         if generated.output_ids.len() != options.new_tokens {
             bail!(
                 "the engine stopped after {} of {} tokens (an end token?); use a model or prompt that runs to the limit",
@@ -106,12 +120,14 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
         tokens_per_s: median(&python),
         prefill_ms: median(&python_prefill),
         samples: python,
+        overhead_pct: None,
     };
     let engine_row = BenchRow {
         name: "(b) shopkeep engine, batch 1".into(),
         tokens_per_s: median(&ours),
         prefill_ms: median(&ours_prefill),
         samples: ours,
+        overhead_pct: Some(overhead_pct(engine_time)),
     };
     let mut ratios = serde_json::Map::new();
     let b = engine_row.tokens_per_s;
@@ -121,11 +137,12 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
     );
     let mut rows = vec![baseline, engine_row];
 
-    let concurrent = concurrent_row(options, engine, &request).await?;
+    let (concurrent, decode_sum) = concurrent_row(options, engine, &request).await?;
     ratios.insert(
         "c_over_b".into(),
         serde_json::json!(concurrent.tokens_per_s / b),
     );
+    ratios.insert("c_decode_over_b".into(), serde_json::json!(decode_sum / b));
     rows.push(concurrent);
 
     let (with_reuse, without_reuse) = prefix_rows(options, engine).await?;
@@ -137,12 +154,7 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
     rows.push(without_reuse);
 
     if let Some(dir) = &options.quantized_model_dir {
-        let quantized = EngineHandle::load(
-            dir,
-            &SessionOptions {
-                threads: options.threads,
-            },
-        )?;
+        let quantized = EngineHandle::load(dir, &SessionOptions::with_threads(options.threads))?;
         let row = batch_one_row(
             &quantized,
             &request,
@@ -156,6 +168,11 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
         ratios.insert("e_over_b".into(), serde_json::json!(row.tokens_per_s / b));
         rows.push(row);
     }
+    let tuning = if options.tuning {
+        tuning_rows(options, &request).await?
+    } else {
+        Vec::new()
+    };
     Ok(BenchReport {
         model_dir: options.model_dir.clone(),
         threads: options.threads,
@@ -164,7 +181,51 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
         new_tokens: options.new_tokens,
         rows,
         ratios,
+        tuning,
     })
+}
+
+/// The engine's share of `timing` outside `Session::run`, in percent.
+fn overhead_pct(timing: crate::engine::EngineTiming) -> f64 {
+    let turns = timing.turns.as_secs_f64();
+    if turns == 0.0 {
+        return 0.0;
+    }
+    100.0 * (turns - timing.session_run.as_secs_f64()).max(0.0) / turns
+}
+
+/// Batch-1 decode of the same model under each session setting, one engine per setting.
+async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Result<Vec<BenchRow>> {
+    let mut settings: Vec<(String, SessionOptions)> = Vec::new();
+    for threads in [1, options.threads.max(2)] {
+        for optimization in Optimization::ALL_LEVELS {
+            settings.push((
+                format!("threads {threads}, optimisation {optimization:?}, spinning"),
+                SessionOptions {
+                    threads,
+                    optimization,
+                    spinning: true,
+                },
+            ));
+        }
+    }
+    settings.push((
+        format!(
+            "threads {}, optimisation All, no spinning",
+            options.threads.max(2)
+        ),
+        SessionOptions {
+            threads: options.threads.max(2),
+            optimization: Optimization::All,
+            spinning: false,
+        },
+    ));
+    let mut rows = Vec::new();
+    for (name, session) in settings {
+        let engine = EngineHandle::load(&options.model_dir, &session)?;
+        rows.push(batch_one_row(&engine, request, options.runs, name).await?);
+    }
+    Ok(rows)
 }
 
 /// Batch-1 decode rate of `engine`, median of `runs`.
@@ -176,6 +237,7 @@ async fn batch_one_row(
 ) -> Result<BenchRow> {
     engine.generate(request.clone()).finish().await?;
     let (mut rates, mut prefills) = (vec![], vec![]);
+    let before = engine.timing();
     for _ in 0..runs {
         let generated = engine.generate(request.clone()).finish().await?;
         rates.push(generated.tokens_per_s);
@@ -186,17 +248,21 @@ async fn batch_one_row(
         tokens_per_s: median(&rates),
         prefill_ms: median(&prefills),
         samples: rates,
+        overhead_pct: Some(overhead_pct(engine.timing().since(before))),
     })
 }
 
 /// Row (c): `concurrent` conversations submitted at once; aggregate output tokens per second
-/// of wall time (prefills included) and the median time to first token.
+/// of wall time (prefills included) and the median time to first token. Also returns the
+/// median sum of the conversations' decode rates (each measured as in row b), the like-for-
+/// like comparison with row (b).
 async fn concurrent_row(
     options: &BenchOptions,
     engine: &EngineHandle,
     request: &GenerateRequest,
-) -> Result<BenchRow> {
-    let (mut aggregate, mut first_token_ms) = (vec![], vec![]);
+) -> Result<(BenchRow, f64)> {
+    let (mut aggregate, mut first_token_ms, mut decode_sums) = (vec![], vec![], vec![]);
+    let before = engine.timing();
     for _ in 0..options.runs {
         let started = Instant::now();
         let streams: Vec<_> = (0..options.concurrent)
@@ -218,22 +284,28 @@ async fn concurrent_row(
                         StreamEvent::Done(result) => {
                             let generated = result?;
                             let first = first.unwrap_or(started.elapsed().as_secs_f64() * 1000.0);
-                            return Ok::<_, anyhow::Error>((generated.output_ids.len(), first));
+                            return Ok::<_, anyhow::Error>((
+                                generated.output_ids.len(),
+                                first,
+                                generated.tokens_per_s,
+                            ));
                         }
                     }
                 }
                 bail!("the engine stopped")
             }));
         }
-        let mut tokens = 0;
+        let (mut tokens, mut decode_sum) = (0, 0.0);
         for task in tasks {
-            let (count, first) = task.await??;
+            let (count, first, decode_rate) = task.await??;
             tokens += count;
+            decode_sum += decode_rate;
             first_token_ms.push(first);
         }
         aggregate.push(tokens as f64 / started.elapsed().as_secs_f64());
+        decode_sums.push(decode_sum);
     }
-    Ok(BenchRow {
+    let row = BenchRow {
         name: format!(
             "(c) shopkeep, {} concurrent conversations (aggregate; TTFT median)",
             options.concurrent
@@ -241,7 +313,9 @@ async fn concurrent_row(
         tokens_per_s: median(&aggregate),
         prefill_ms: median(&first_token_ms),
         samples: aggregate,
-    })
+        overhead_pct: Some(overhead_pct(engine.timing().since(before))),
+    };
+    Ok((row, median(&decode_sums)))
 }
 
 /// Row (d): time to first token for a returning user whose prompt starts with
@@ -252,9 +326,7 @@ async fn prefix_rows(
 ) -> Result<(BenchRow, BenchRow)> {
     let without_cache = EngineHandle::load_with(
         &options.model_dir,
-        &SessionOptions {
-            threads: options.threads,
-        },
+        &SessionOptions::with_threads(options.threads),
         SchedulerOptions {
             prefix_cache_bytes: 0,
             ..SchedulerOptions::default()
@@ -300,6 +372,7 @@ async fn prefix_rows(
         tokens_per_s: 0.0,
         prefill_ms: median(&samples),
         samples,
+        overhead_pct: None,
     };
     Ok((
         row(
@@ -348,27 +421,41 @@ fn python_greedy(options: &BenchOptions) -> Result<(f64, f64)> {
 /// The report as a plain-text table.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "model: {}\nthreads: {}, runs: {} (medians), prompt: {} tokens, new tokens: {}\n\n{:<70} {:>10} {:>14}\n",
+        "model: {}\nthreads: {}, runs: {} (medians), prompt: {} tokens, new tokens: {}\n\n",
         report.model_dir.display(),
         report.threads,
         report.runs,
         report.prompt_tokens,
         report.new_tokens,
-        "configuration",
-        "tokens/s",
-        "prefill/TTFT ms"
     );
-    for row in &report.rows {
-        out.push_str(&format!(
-            "{:<70} {:>10.1} {:>14.1}\n",
-            row.name, row.tokens_per_s, row.prefill_ms
-        ));
-    }
+    out.push_str(&rows_table(&report.rows));
     out.push('\n');
     for (name, value) in &report.ratios {
         out.push_str(&format!(
             "{name}: {:.3}\n",
             value.as_f64().unwrap_or(f64::NAN)
+        ));
+    }
+    if !report.tuning.is_empty() {
+        out.push_str("\nsession tuning (batch 1):\n");
+        out.push_str(&rows_table(&report.tuning));
+    }
+    out
+}
+
+fn rows_table(rows: &[BenchRow]) -> String {
+    let mut out = format!(
+        "{:<70} {:>10} {:>16} {:>10}\n",
+        "configuration", "tokens/s", "prefill/TTFT ms", "overhead"
+    );
+    for row in rows {
+        let overhead = row
+            .overhead_pct
+            .map(|pct| format!("{pct:.1} %"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<70} {:>10.1} {:>16.1} {:>10}\n",
+            row.name, row.tokens_per_s, row.prefill_ms, overhead
         ));
     }
     out

@@ -159,6 +159,10 @@ struct BenchArgs {
     /// Python with onnxruntime for the baseline (default: the tools venv in the cache).
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Also measure batch-1 decode under each session setting (threads, graph optimisation
+    /// level, spinning).
+    #[arg(long)]
+    tuning: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -395,9 +399,7 @@ fn load_engine(config: &Config, args: &ModelArgs) -> Result<EngineHandle> {
         .model_dir
         .clone()
         .unwrap_or_else(|| config.model.model_dir.clone());
-    let options = SessionOptions {
-        threads: args.threads.unwrap_or(config.model.threads),
-    };
+    let options = SessionOptions::with_threads(args.threads.unwrap_or(config.model.threads));
     EngineHandle::load(&dir, &options)
         .with_context(|| format!("could not load the model in {}", dir.display()))
 }
@@ -607,13 +609,9 @@ fn bench(args: BenchArgs) -> Result<()> {
             .quantized_model_dir
             .or_else(|| Some(cache.join("models/gpt2-small-int8")))
             .filter(|dir| dir.join("model.onnx").is_file()),
+        tuning: args.tuning,
     };
-    let engine = EngineHandle::load(
-        &model_dir,
-        &SessionOptions {
-            threads: args.threads,
-        },
-    )?;
+    let engine = EngineHandle::load(&model_dir, &SessionOptions::with_threads(args.threads))?;
     let report = runtime()?.block_on(shopkeep::bench::run(&options, &engine))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -105,7 +105,7 @@ fn user_forget_deletes_the_users_data_only() {
 
 fn assistant(configure: impl FnOnce(&mut Config)) -> Assistant {
     let engine =
-        EngineHandle::load(&test_model("tiny-gpt2"), &SessionOptions { threads: 1 }).unwrap();
+        EngineHandle::load(&test_model("tiny-gpt2"), &SessionOptions::with_threads(1)).unwrap();
     let mut config = Config::from_env().unwrap();
     config.model.max_new_tokens = 8;
     configure(&mut config);

@@ -12,7 +12,7 @@ use shopkeep::engine::{
 };
 
 fn load(name: &str) -> EngineHandle {
-    EngineHandle::load(&test_model(name), &SessionOptions { threads: 1 }).expect("model loads")
+    EngineHandle::load(&test_model(name), &SessionOptions::with_threads(1)).expect("model loads")
 }
 
 fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRequest {
@@ -339,14 +339,16 @@ fn clear_errors_for_bad_model_directories() {
         dir.path().join("model.onnx"),
     )
     .unwrap();
-    let no_tokenizer = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    let no_tokenizer =
+        EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
     assert!(
         no_tokenizer.to_string().contains("tokenizer.json"),
         "{no_tokenizer}"
     );
 
     std::fs::write(dir.path().join("tokenizer.json"), "{ not json").unwrap();
-    let bad_tokenizer = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    let bad_tokenizer =
+        EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
     assert!(
         bad_tokenizer.to_string().contains("tokenizer"),
         "{bad_tokenizer}"
@@ -358,7 +360,7 @@ fn clear_errors_for_bad_model_directories() {
     )
     .unwrap();
     std::fs::write(dir.path().join("model.onnx"), b"this is not an onnx file").unwrap();
-    let bad_model = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    let bad_model = EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
     assert!(bad_model.to_string().contains("model.onnx"), "{bad_model}");
 }
 
@@ -393,7 +395,7 @@ onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opse
         dir.path().join("tokenizer.json"),
     )
     .unwrap();
-    let error = EngineHandle::load(dir.path(), &SessionOptions { threads: 1 }).unwrap_err();
+    let error = EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
     let text = error.to_string();
     assert!(
         text.contains("past_key_values.0.key") && text.contains("text-generation-with-past"),
@@ -452,7 +454,7 @@ fn perplexity_prints_its_figure_last() {
 fn load_with(name: &str, scheduling: SchedulerOptions) -> EngineHandle {
     EngineHandle::load_with(
         &test_model(name),
-        &SessionOptions { threads: 1 },
+        &SessionOptions::with_threads(1),
         scheduling,
     )
     .unwrap()
@@ -508,6 +510,41 @@ fn batched_decoding_matches_each_sequence_alone() {
             results.iter().map(|r| r.max_batch).max().unwrap() >= 3,
             "{name}: sequences were batched"
         );
+    }
+}
+
+#[test]
+fn prompts_prefilled_together_match_each_prefilled_alone() {
+    let rt = runtime();
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let engine = load(name);
+        let alone: Vec<Vec<u32>> = PROMPTS
+            .iter()
+            .map(|p| {
+                rt.block_on(engine.generate(greedy(p, 24, true)).finish())
+                    .unwrap()
+                    .output_ids
+            })
+            .collect();
+        let streams = engine.generate_many(PROMPTS.iter().map(|p| greedy(p, 24, true)).collect());
+        let together: Vec<_> = rt.block_on(async {
+            let mut results = Vec::new();
+            for stream in streams {
+                results.push(stream.finish().await.unwrap());
+            }
+            results
+        });
+        let lengths: std::collections::BTreeSet<_> =
+            together.iter().map(|r| r.prompt_ids.len()).collect();
+        assert!(lengths.len() > 2, "{name}: prompts of mixed lengths");
+        for ((prompt, expected), result) in PROMPTS.iter().zip(&alone).zip(&together) {
+            assert_eq!(&result.output_ids, expected, "{name}: {prompt:?}");
+            assert_eq!(
+                result.prefill_batch,
+                PROMPTS.len(),
+                "{name}: one batched prefill"
+            );
+        }
     }
 }
 

@@ -159,13 +159,16 @@ async fn summarise_pages_through_300_messages_with_links_and_ignores_injection()
         queries[2].contains(&format!("before={}", ids[130])),
         "{queries:?}"
     );
-    // Several model calls: one per chunk, then the merge.
+    // Several model calls: one per chunk (queued together), then the merge.
     let logs = bot.logs();
-    let maps = logs
+    let map_parts: usize = logs
         .lines()
-        .filter(|l| l.contains("summary map step"))
-        .count();
-    assert!(maps >= 2, "only {maps} map steps:\n{logs}");
+        .find(|l| l.contains("summary map step"))
+        .and_then(|l| l.split("parts=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(map_parts >= 2, "only {map_parts} map parts:\n{logs}");
     assert!(logs.contains("summary reduce step"), "{logs}");
     assert!(
         logs.lines()

@@ -317,20 +317,18 @@ impl Assistant {
             .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
         let chunks = prompts::summary_chunks(&numbered, (room_tokens * 3).max(500));
         let parts = chunks.len();
-        let mut partials = Vec::with_capacity(parts);
-        for (index, chunk) in chunks.iter().enumerate() {
-            tracing::info!(
-                part = index + 1,
-                parts,
-                messages = chunk.len(),
-                "summary map step"
-            );
-            let prompt = set.render_summary_map(format, chunk, index + 1, parts);
-            match self.generate_text(prompt).await {
-                Ok(text) => partials.push(text),
-                Err(notice) => return Outcome::Notice(notice),
-            }
-        }
+        tracing::info!(parts, messages = messages.len(), "summary map step");
+        let map_prompts = chunks
+            .iter()
+            .enumerate()
+            .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
+            .collect();
+        // The parts are independent: queued together, they are prefilled and decoded in
+        // one batch.
+        let mut partials = match self.generate_texts(map_prompts).await {
+            Ok(texts) => texts,
+            Err(notice) => return Outcome::Notice(notice),
+        };
         let overview = if parts == 1 {
             partials.pop().unwrap_or_default()
         } else {
@@ -366,23 +364,39 @@ impl Assistant {
         &self,
         prompt: Result<String, prompts::PromptError>,
     ) -> Result<String, String> {
-        let prompt = prompt.map_err(|error| {
-            tracing::error!(%error, "could not render a prompt");
-            AssistantError::Prompts(error.to_string()).user_message()
-        })?;
+        let mut texts = self.generate_texts(vec![prompt]).await?;
+        Ok(texts.pop().unwrap_or_default())
+    }
+
+    /// Generates whole replies to several rendered prompts, queued together, in order; the
+    /// first failure is the text to show.
+    async fn generate_texts(
+        &self,
+        prompts: Vec<Result<String, prompts::PromptError>>,
+    ) -> Result<Vec<String>, String> {
+        let prompts = prompts
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| {
+                tracing::error!(%error, "could not render a prompt");
+                AssistantError::Prompts(error.to_string()).user_message()
+            })?;
         let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
-        match self
-            .engine
-            .generate(self.request(prompt, stop, None))
-            .finish()
-            .await
-        {
-            Ok(generated) => Ok(generated.text.trim().to_string()),
-            Err(error) => {
-                tracing::error!(%error, "generation failed");
-                Err(GENERATION_FAILED.to_string())
+        let requests = prompts
+            .into_iter()
+            .map(|prompt| self.request(prompt, stop.clone(), None))
+            .collect();
+        let mut texts = Vec::new();
+        for stream in self.engine.generate_many(requests) {
+            match stream.finish().await {
+                Ok(generated) => texts.push(generated.text.trim().to_string()),
+                Err(error) => {
+                    tracing::error!(%error, "generation failed");
+                    return Err(GENERATION_FAILED.to_string());
+                }
             }
         }
+        Ok(texts)
     }
 
     /// Answers one question.

@@ -22,11 +22,63 @@ pub struct KvLayout {
     pub has_position_ids: bool,
 }
 
-/// Session tuning, from the environment or the CLI.
+/// Session tuning, from the environment or the CLI. `shopkeep bench --tuning` measures the
+/// choices; the defaults are the fastest measured on a 2-core machine (docs/operations.md).
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     /// Intra-op threads; 0 lets ONNX Runtime decide.
     pub threads: usize,
+    /// ONNX Runtime graph optimisation level.
+    pub optimization: Optimization,
+    /// Whether idle intra-op threads spin between steps (lower latency, busy cores).
+    pub spinning: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            optimization: Optimization::All,
+            spinning: true,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// The defaults with `threads` intra-op threads.
+    pub fn with_threads(threads: usize) -> Self {
+        Self {
+            threads,
+            ..Self::default()
+        }
+    }
+}
+
+/// ONNX Runtime's graph optimisation levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimization {
+    Disabled,
+    Basic,
+    Extended,
+    All,
+}
+
+impl Optimization {
+    pub const ALL_LEVELS: [Optimization; 4] = [
+        Optimization::Disabled,
+        Optimization::Basic,
+        Optimization::Extended,
+        Optimization::All,
+    ];
+
+    fn level(self) -> GraphOptimizationLevel {
+        match self {
+            Optimization::Disabled => GraphOptimizationLevel::Disable,
+            Optimization::Basic => GraphOptimizationLevel::Level1,
+            Optimization::Extended => GraphOptimizationLevel::Level2,
+            Optimization::All => GraphOptimizationLevel::All,
+        }
+    }
 }
 
 /// One layer's keys and values copied to host memory, each [batch, kv_heads, len, head_dim].
@@ -51,20 +103,32 @@ impl KvCache {
     }
 }
 
-/// What one forward pass returns.
+/// What one forward pass returns. The logits stay in ONNX Runtime's output buffer (read in
+/// place, never copied whole).
 pub struct StepOutput {
-    /// Logits for every input position: [batch, seq, vocab] row-major.
-    pub logits: Vec<f32>,
+    logits: DynValue,
     pub seq: usize,
     pub vocab: usize,
     pub cache: KvCache,
 }
 
 impl StepOutput {
+    /// Logits for every input position: [batch, seq, vocab] row-major.
+    pub fn logits(&self) -> &[f32] {
+        extract_f32(&self.logits)
+            .expect("checked to be f32 when the step ran")
+            .1
+    }
+
+    /// The logits of position `position` of row `b`.
+    pub fn logits_at(&self, b: usize, position: usize) -> &[f32] {
+        let start = (b * self.seq + position) * self.vocab;
+        &self.logits()[start..start + self.vocab]
+    }
+
     /// The logits of the last position of row `b`.
     pub fn last_logits(&self, b: usize) -> &[f32] {
-        let start = (b * self.seq + self.seq - 1) * self.vocab;
-        &self.logits[start..start + self.vocab]
+        self.logits_at(b, self.seq - 1)
     }
 }
 
@@ -73,6 +137,8 @@ pub struct Decoder {
     session: Session,
     pub layout: KvLayout,
     metadata_context_length: Option<usize>,
+    /// Total time spent inside `Session::run`.
+    pub session_run_time: std::time::Duration,
 }
 
 impl Decoder {
@@ -85,9 +151,11 @@ impl Decoder {
         };
         let mut builder = Session::builder(&env)
             .map_err(|e| bad(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::All)
+            .with_optimization_level(options.optimization.level())
             .map_err(|e| bad(e.to_string()))?
             .with_inter_threads(1)
+            .map_err(|e| bad(e.to_string()))?
+            .with_intra_op_spinning(options.spinning)
             .map_err(|e| bad(e.to_string()))?;
         if options.threads > 0 {
             builder = builder
@@ -108,6 +176,7 @@ impl Decoder {
             session,
             layout,
             metadata_context_length,
+            session_run_time: std::time::Duration::ZERO,
         })
     }
 
@@ -181,13 +250,20 @@ impl Decoder {
             inputs.push((format!("past_key_values.{i}.key"), key));
             inputs.push((format!("past_key_values.{i}.value"), value));
         }
-        let mut outputs = self.session.run(inputs)?;
+        let started = std::time::Instant::now();
+        let outputs = self.session.run(inputs);
+        self.session_run_time += started.elapsed();
+        let mut outputs = outputs?;
         let logits_value = outputs
             .remove("logits")
             .ok_or_else(|| EngineError::Inference("the model has no `logits` output".into()))?;
-        let (shape, logits) = extract_f32(&logits_value)?;
+        let (shape, _) = extract_f32(&logits_value)?;
         let vocab = *shape.last().unwrap_or(&0) as usize;
-        let logits = logits.to_vec();
+        if shape != [batch as i64, seq as i64, vocab as i64] {
+            return Err(EngineError::Inference(format!(
+                "`logits` has shape {shape:?}; expected [{batch}, {seq}, vocab]"
+            )));
+        }
         let mut layers = Vec::with_capacity(self.layout.layers);
         for i in 0..self.layout.layers {
             let mut take = |name: String| {
@@ -201,7 +277,7 @@ impl Decoder {
             ));
         }
         Ok(StepOutput {
-            logits,
+            logits: logits_value,
             seq,
             vocab,
             cache: KvCache {

@@ -68,6 +68,8 @@ pub struct Generated {
     pub reused_prefix_tokens: usize,
     /// The largest batch this sequence was decoded in.
     pub max_batch: usize,
+    /// Prompts prefilled together with this one in one run (1 = alone).
+    pub prefill_batch: usize,
 }
 
 /// Receives the text as it is made, once per token (the delta may be empty while a
@@ -115,6 +117,8 @@ pub struct Sequence {
     pub reused_prefix_tokens: usize,
     /// The largest batch this sequence has been decoded in.
     pub max_batch: usize,
+    /// Prompts prefilled together with this one in one run (1 = alone).
+    pub prefill_batch: usize,
 }
 
 impl Sequence {
@@ -155,6 +159,7 @@ impl Sequence {
             },
             reused_prefix_tokens: 0,
             max_batch: 1,
+            prefill_batch: 1,
             request,
         })
     }
@@ -258,6 +263,7 @@ impl Sequence {
             tokens_per_s,
             reused_prefix_tokens: self.reused_prefix_tokens,
             max_batch: self.max_batch,
+            prefill_batch: self.prefill_batch,
         })
     }
 }

@@ -15,13 +15,14 @@ mod scheduler;
 mod tokenizer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use decoder::{Decoder, KvLayout, SessionOptions};
+pub use decoder::{Decoder, KvLayout, Optimization, SessionOptions};
 pub use error::EngineError;
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
 pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
@@ -71,10 +72,8 @@ impl GenerationStream {
 }
 
 enum Job {
-    Generate {
-        request: GenerateRequest,
-        events: mpsc::UnboundedSender<StreamEvent>,
-    },
+    /// Requests that arrived together (prefilled in one run when they fit the budget).
+    Generate(Vec<(GenerateRequest, mpsc::UnboundedSender<StreamEvent>)>),
     Perplexity {
         text: String,
         reply: oneshot::Sender<Result<Perplexity, EngineError>>,
@@ -98,6 +97,28 @@ struct Shared {
     waiting: AtomicUsize,
     cancelled: AtomicUsize,
     batch_size: AtomicUsize,
+    /// Nanoseconds the worker spent in scheduling turns, and inside `Session::run` in them.
+    turn_nanos: AtomicU64,
+    session_run_nanos: AtomicU64,
+}
+
+/// Where the worker's time went since the engine started (see [`EngineHandle::timing`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineTiming {
+    /// Whole scheduling turns: admission, prefill, one decode step, sampling, streaming.
+    pub turns: Duration,
+    /// Time inside ONNX Runtime's `Session::run` (for generations, a part of `turns`).
+    pub session_run: Duration,
+}
+
+impl EngineTiming {
+    /// The work done between two readings.
+    pub fn since(self, earlier: EngineTiming) -> EngineTiming {
+        EngineTiming {
+            turns: self.turns.saturating_sub(earlier.turns),
+            session_run: self.session_run.saturating_sub(earlier.session_run),
+        }
+    }
 }
 
 /// A cheap, cloneable handle to the engine's worker thread.
@@ -139,6 +160,8 @@ impl EngineHandle {
             waiting: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
             batch_size: AtomicUsize::new(0),
+            turn_nanos: AtomicU64::new(0),
+            session_run_nanos: AtomicU64::new(0),
         });
         let worker_shared = Arc::downgrade(&shared);
         thread::Builder::new()
@@ -172,15 +195,41 @@ impl EngineHandle {
 
     /// Queues a generation. Requests run in arrival order.
     pub fn generate(&self, request: GenerateRequest) -> GenerationStream {
-        let (events, receiver) = mpsc::unbounded_channel();
-        self.shared.waiting.fetch_add(1, Ordering::SeqCst);
-        if let Err(std_mpsc::SendError(Job::Generate { events, .. })) =
-            self.shared.jobs.send(Job::Generate { request, events })
+        self.generate_many(vec![request])
+            .pop()
+            .expect("one stream per request")
+    }
+
+    /// Queues several generations at once, in order; they arrive together, so the ones
+    /// without a cached prefix are prefilled in one batched run (within the prefill budget).
+    pub fn generate_many(&self, requests: Vec<GenerateRequest>) -> Vec<GenerationStream> {
+        let count = requests.len();
+        let (jobs, streams): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .map(|request| {
+                let (events, receiver) = mpsc::unbounded_channel();
+                ((request, events), GenerationStream { events: receiver })
+            })
+            .unzip();
+        self.shared.waiting.fetch_add(count, Ordering::SeqCst);
+        if let Err(std_mpsc::SendError(Job::Generate(jobs))) =
+            self.shared.jobs.send(Job::Generate(jobs))
         {
-            self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
-            let _ = events.send(StreamEvent::Done(Err(EngineError::Stopped)));
+            self.shared.waiting.fetch_sub(count, Ordering::SeqCst);
+            for (_, events) in jobs {
+                let _ = events.send(StreamEvent::Done(Err(EngineError::Stopped)));
+            }
         }
-        GenerationStream { events: receiver }
+        streams
+    }
+
+    /// Time spent by the worker so far, and the part of it inside ONNX Runtime; the rest is
+    /// the engine's own overhead (tensors, copies, sampling, streaming).
+    pub fn timing(&self) -> EngineTiming {
+        EngineTiming {
+            turns: Duration::from_nanos(self.shared.turn_nanos.load(Ordering::SeqCst)),
+            session_run: Duration::from_nanos(self.shared.session_run_nanos.load(Ordering::SeqCst)),
+        }
     }
 
     /// Sequences in the running batch after the last decode step.
@@ -275,7 +324,7 @@ pub(crate) fn score(
         let step = decoder.forward(&chunk, &positions, &mask, decoder.empty_cache(1)?)?;
         for target in next_to_score.max(start + 1)..end {
             let row = target - start - 1;
-            let logits = &step.logits[row * step.vocab..(row + 1) * step.vocab];
+            let logits = step.logits_at(0, row);
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
             let log_sum: f64 = logits
                 .iter()

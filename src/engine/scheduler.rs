@@ -12,7 +12,7 @@ use std::sync::{mpsc as std_mpsc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::decoder::{Decoder, HostLayer, KvCache};
+use super::decoder::{Decoder, HostLayer, KvCache, StepOutput};
 use super::generate::{self, Sequence};
 use super::{score, EngineError, Job, ModelInfo, Shared, StreamEvent, TextTokenizer};
 
@@ -210,9 +210,11 @@ pub(crate) fn run(
         while let Ok(job) = inbox.try_recv() {
             worker.take(job);
         }
+        let started = std::time::Instant::now();
         if let Err(error) = worker.turn() {
             worker.fail_all(error);
         }
+        worker.record_time(started.elapsed());
     }
 }
 
@@ -234,7 +236,7 @@ struct Worker<'a> {
 impl Worker<'_> {
     fn take(&mut self, job: Job) {
         match job {
-            Job::Generate { request, events } => self.waiting.push_back((request, events)),
+            Job::Generate(requests) => self.waiting.extend(requests),
             Job::Perplexity { text, reply } => {
                 let _ = reply.send(score(self.decoder, self.tokenizer, self.info, &text));
             }
@@ -252,6 +254,19 @@ impl Worker<'_> {
         }
     }
 
+    /// Adds a turn's duration and the session time so far to the shared counters.
+    fn record_time(&self, turn: std::time::Duration) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .turn_nanos
+                .fetch_add(turn.as_nanos() as u64, Ordering::SeqCst);
+            shared.session_run_nanos.store(
+                self.decoder.session_run_time.as_nanos() as u64,
+                Ordering::SeqCst,
+            );
+        }
+    }
+
     /// One scheduling turn: admit, merge, decode one step, retire.
     fn turn(&mut self) -> Result<(), EngineError> {
         let joining = self.admit()?;
@@ -264,11 +279,15 @@ impl Worker<'_> {
         self.retire()
     }
 
-    /// Prefills waiting requests in arrival order while there is room and budget.
+    /// Prefills waiting requests in arrival order while there is room and budget. Requests
+    /// with a cached prompt prefix are prefilled alone on top of it; the others are
+    /// prefilled together in one batched run (left-padded to the longest prompt).
     fn admit(&mut self) -> Result<Vec<Joining>, EngineError> {
         let mut joining = Vec::new();
-        let mut budget = self.options.prefill_tokens_per_step;
-        while self.rows.len() + joining.len() < self.options.max_batch.max(1) {
+        let mut fresh: Vec<(Sequence, mpsc::UnboundedSender<StreamEvent>)> = Vec::new();
+        let mut reused_tokens = 0;
+        let mut longest_fresh = 0;
+        while self.rows.len() + joining.len() + fresh.len() < self.options.max_batch.max(1) {
             let Some((request, events)) = self.waiting.pop_front() else {
                 break;
             };
@@ -299,21 +318,152 @@ impl Worker<'_> {
                 }
             };
             let prompt_len = sequence.prompt_ids.len();
-            if !joining.is_empty() && prompt_len > budget {
+            let reused = self.reusable_prefix(&sequence.prompt_ids);
+            // Prefill cost: new tokens on a reused prefix, padded tokens in the batch.
+            let spent = match &reused {
+                Some((shared, _)) => {
+                    reused_tokens + (prompt_len - shared) + fresh.len() * longest_fresh
+                }
+                None => reused_tokens + (fresh.len() + 1) * longest_fresh.max(prompt_len),
+            };
+            let admitted = joining.len() + fresh.len();
+            if admitted > 0 && spent > self.options.prefill_tokens_per_step {
                 self.waiting.push_front((sequence.request.clone(), events));
                 break;
             }
-            budget = budget.saturating_sub(prompt_len);
-            // A prefill that fails ends this request alone (with the error), never the
-            // others being admitted with it, and never silently.
-            let (active, kv) = match self.prefill(sequence, events.clone()) {
-                Ok(prefilled) => prefilled,
-                Err(error) => {
-                    tracing::error!(%error, "prefill failed");
-                    let _ = events.send(StreamEvent::Done(Err(error)));
-                    self.release(false);
-                    continue;
+            match reused {
+                Some((shared, kv)) => {
+                    reused_tokens += prompt_len - shared;
+                    self.prefill_on_prefix(sequence, events, shared, kv, &mut joining);
                 }
+                None => {
+                    longest_fresh = longest_fresh.max(prompt_len);
+                    fresh.push((sequence, events));
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            self.prefill_batch(fresh, &mut joining);
+        }
+        Ok(joining)
+    }
+
+    /// The longest cached prefix of `prompt`, cut to its shared length.
+    fn reusable_prefix(&mut self, prompt: &[u32]) -> Option<(usize, RowKv)> {
+        let (heads, head_dim) = (self.heads, self.head_dim);
+        self.prefixes
+            .lookup(prompt, self.options.min_prefix_tokens)
+            .map(|(shared, kv)| (shared, kv.truncated(shared, heads, head_dim)))
+    }
+
+    /// Prefills the rest of one prompt on top of its cached prefix `kv` (`shared` tokens).
+    fn prefill_on_prefix(
+        &mut self,
+        mut sequence: Sequence,
+        events: mpsc::UnboundedSender<StreamEvent>,
+        shared: usize,
+        kv: RowKv,
+        joining: &mut Vec<Joining>,
+    ) {
+        tracing::debug!(
+            reused = shared,
+            prompt = sequence.prompt_ids.len(),
+            "prompt prefix reused"
+        );
+        sequence.reused_prefix_tokens = shared;
+        let prompt = &sequence.prompt_ids;
+        let input_ids: Vec<i64> = prompt[shared..].iter().map(|&t| t as i64).collect();
+        let positions: Vec<i64> = (shared..prompt.len()).map(|p| p as i64).collect();
+        let mask = vec![1i64; prompt.len()];
+        let step = self
+            .batch_cache(&[&kv])
+            .and_then(|past| self.decoder.forward(&input_ids, &positions, &mask, past));
+        match step {
+            Ok(step) => self.start_rows(vec![(sequence, events)], &step, joining),
+            Err(error) => self.fail_prefill(error, &events),
+        }
+    }
+
+    /// Prefills fresh prompts in one run (left padding, per-row masks and positions) and
+    /// samples each one's first token. If the batched run fails, each prompt is retried
+    /// alone, so a failure ends only the request that causes it, never silently.
+    fn prefill_batch(
+        &mut self,
+        mut group: Vec<(Sequence, mpsc::UnboundedSender<StreamEvent>)>,
+        joining: &mut Vec<Joining>,
+    ) {
+        let width = group
+            .iter()
+            .map(|(s, _)| s.prompt_ids.len())
+            .max()
+            .unwrap_or(0);
+        let (mut input_ids, mut positions, mut mask) = (vec![], vec![], vec![]);
+        for (sequence, _) in &group {
+            let pad = width - sequence.prompt_ids.len();
+            input_ids.extend(std::iter::repeat_n(0i64, pad));
+            input_ids.extend(sequence.prompt_ids.iter().map(|&t| t as i64));
+            positions.extend(std::iter::repeat_n(0i64, pad));
+            positions.extend(0..sequence.prompt_ids.len() as i64);
+            mask.extend(std::iter::repeat_n(0i64, pad));
+            mask.extend(std::iter::repeat_n(1i64, sequence.prompt_ids.len()));
+        }
+        let step = self
+            .decoder
+            .empty_cache(group.len())
+            .and_then(|past| self.decoder.forward(&input_ids, &positions, &mask, past));
+        match step {
+            Ok(step) => {
+                let rows = group.len();
+                for (sequence, _) in &mut group {
+                    sequence.prefill_batch = rows;
+                }
+                self.start_rows(group, &step, joining)
+            }
+            Err(error) if group.len() == 1 => {
+                let (_, events) = group.into_iter().next().expect("one");
+                self.fail_prefill(error, &events);
+            }
+            Err(error) => {
+                tracing::warn!(%error, rows = group.len(), "batched prefill failed; retrying each prompt alone");
+                for member in group {
+                    self.prefill_batch(vec![member], joining);
+                }
+            }
+        }
+    }
+
+    /// Samples each prefilled row's first token and moves it to `joining` (or finishes it).
+    fn start_rows(
+        &mut self,
+        group: Vec<(Sequence, mpsc::UnboundedSender<StreamEvent>)>,
+        step: &StepOutput,
+        joining: &mut Vec<Joining>,
+    ) {
+        let lens: Vec<usize> = group.iter().map(|(s, _)| s.prompt_ids.len()).collect();
+        let kvs = match self.split_rows(&step.cache, &lens) {
+            Ok(kvs) => kvs,
+            Err(error) => {
+                for (_, events) in &group {
+                    self.fail_prefill(EngineError::Inference(error.to_string()), events);
+                }
+                return;
+            }
+        };
+        for (b, ((mut sequence, events), kv)) in group.into_iter().zip(kvs).enumerate() {
+            let mut logits = step.last_logits(b).to_vec();
+            if let Err(error) = sequence.accept(
+                &mut logits,
+                self.tokenizer,
+                self.info,
+                &mut text_sink(&events),
+            ) {
+                self.fail_prefill(error, &events);
+                continue;
+            }
+            let active = Active {
+                len: sequence.prompt_ids.len(),
+                sequence,
+                events,
             };
             if active.sequence.is_finished() {
                 self.finish(active, kv);
@@ -321,55 +471,13 @@ impl Worker<'_> {
                 joining.push(Joining { active, kv });
             }
         }
-        Ok(joining)
     }
 
-    /// Runs the prompt (after any reused prefix) alone and samples the first token.
-    fn prefill(
-        &mut self,
-        mut sequence: Sequence,
-        events: mpsc::UnboundedSender<StreamEvent>,
-    ) -> Result<(Active, RowKv), EngineError> {
-        let prompt = sequence.prompt_ids.clone();
-        let reused = self
-            .prefixes
-            .lookup(&prompt, self.options.min_prefix_tokens)
-            .map(|(shared, kv)| (shared, kv.truncated(shared, self.heads, self.head_dim)));
-        let (start, past) = match reused {
-            Some((shared, kv)) => {
-                tracing::debug!(
-                    reused = shared,
-                    prompt = prompt.len(),
-                    "prompt prefix reused"
-                );
-                sequence.reused_prefix_tokens = shared;
-                (shared, self.batch_cache(&[&kv])?)
-            }
-            None => (0, self.decoder.empty_cache(1)?),
-        };
-        let input_ids: Vec<i64> = prompt[start..].iter().map(|&t| t as i64).collect();
-        let positions: Vec<i64> = (start..prompt.len()).map(|p| p as i64).collect();
-        let mask = vec![1i64; prompt.len()];
-        let step = self.decoder.forward(&input_ids, &positions, &mask, past)?;
-        let mut logits = step.last_logits(0).to_vec();
-        sequence.accept(
-            &mut logits,
-            self.tokenizer,
-            self.info,
-            &mut text_sink(&events),
-        )?;
-        let kv = self
-            .split_rows(&step.cache, &[prompt.len()])?
-            .pop()
-            .expect("one row");
-        Ok((
-            Active {
-                sequence,
-                events,
-                len: prompt.len(),
-            },
-            kv,
-        ))
+    /// Ends one request whose prefill failed, with the error.
+    fn fail_prefill(&self, error: EngineError, events: &mpsc::UnboundedSender<StreamEvent>) {
+        tracing::error!(%error, "prefill failed");
+        let _ = events.send(StreamEvent::Done(Err(error)));
+        self.release(false);
     }
 
     /// Adds prefilled sequences to the running batch (re-packing its cache).
