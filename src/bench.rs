@@ -137,12 +137,16 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
     );
     let mut rows = vec![baseline, engine_row];
 
-    let (concurrent, decode_sum) = concurrent_row(options, engine, &request).await?;
+    let (concurrent, decode_sum, prefill_group) = concurrent_row(options, engine, &request).await?;
     ratios.insert(
         "c_over_b".into(),
         serde_json::json!(concurrent.tokens_per_s / b),
     );
     ratios.insert("c_decode_over_b".into(), serde_json::json!(decode_sum / b));
+    ratios.insert(
+        "c_mean_prefill_group".into(),
+        serde_json::json!(prefill_group),
+    );
     rows.push(concurrent);
 
     let (with_reuse, without_reuse) = prefix_rows(options, engine).await?;
@@ -255,13 +259,15 @@ async fn batch_one_row(
 /// Row (c): `concurrent` conversations submitted at once; aggregate output tokens per second
 /// of wall time (prefills included) and the median time to first token. Also returns the
 /// median sum of the conversations' decode rates (each measured as in row b), the like-for-
-/// like comparison with row (b).
+/// like comparison with row (b), and how many prompts were prefilled together on average
+/// (they are queued one by one, as the bot queues them).
 async fn concurrent_row(
     options: &BenchOptions,
     engine: &EngineHandle,
     request: &GenerateRequest,
-) -> Result<(BenchRow, f64)> {
+) -> Result<(BenchRow, f64, f64)> {
     let (mut aggregate, mut first_token_ms, mut decode_sums) = (vec![], vec![], vec![]);
+    let mut prefill_groups = Vec::new();
     let before = engine.timing();
     for _ in 0..options.runs {
         let started = Instant::now();
@@ -288,6 +294,7 @@ async fn concurrent_row(
                                 generated.output_ids.len(),
                                 first,
                                 generated.tokens_per_s,
+                                generated.prefill_batch,
                             ));
                         }
                     }
@@ -297,7 +304,8 @@ async fn concurrent_row(
         }
         let (mut tokens, mut decode_sum) = (0, 0.0);
         for task in tasks {
-            let (count, first, decode_rate) = task.await??;
+            let (count, first, decode_rate, prefill_group) = task.await??;
+            prefill_groups.push(prefill_group as f64);
             tokens += count;
             decode_sum += decode_rate;
             first_token_ms.push(first);
@@ -315,7 +323,8 @@ async fn concurrent_row(
         samples: aggregate,
         overhead_pct: Some(overhead_pct(engine.timing().since(before))),
     };
-    Ok((row, median(&decode_sums)))
+    let mean_group = prefill_groups.iter().sum::<f64>() / prefill_groups.len().max(1) as f64;
+    Ok((row, median(&decode_sums), mean_group))
 }
 
 /// Row (d): time to first token for a returning user whose prompt starts with
