@@ -154,6 +154,9 @@ pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarde
         &input.rules.blocked_replacement,
         &mut findings,
     );
+    // What the rules removed (with empty replacements, say) may have joined a mention
+    // back together: "@" + "free forever" + "everyone".
+    text = neutralise_mentions(&text, &mut findings);
     let citations = if finished && input.rules.cite_sources {
         citations(input.route)
     } else {
@@ -253,10 +256,14 @@ fn luhn_valid(digits: &[u32]) -> bool {
 static ISO_DATE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$").expect("valid regex"));
 
+/// Mention syntax. Mass mentions match wherever they appear ("@everyonet", "a@here"), not
+/// only as whole words: whether Discord pings is not decided by word boundaries.
 static MENTION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"<(@[!&]?|#)(\d+)>|@(everyone|here)\b").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"<(@[!&]?|#)(\d+)>|@(everyone|here)").expect("valid regex"));
 
-/// Breaks mass mentions and user, role and channel mention syntax with a zero-width space.
+/// Breaks mass mentions (`@everyone`, `@here`, anywhere in a word) and user, role and
+/// channel mention syntax with a zero-width space. The result has no mention left: a
+/// second pass finds nothing.
 pub fn neutralise_mentions(text: &str, findings: &mut Vec<Finding>) -> String {
     MENTION
         .replace_all(text, |caps: &regex::Captures<'_>| {
@@ -940,6 +947,51 @@ mod tests {
         }
         assert!(text.contains("me@example.com"));
         assert_eq!(findings.len(), 6);
+    }
+
+    #[test]
+    fn mass_mentions_inside_words_are_broken_too() {
+        // Found by the `guard` fuzz target: "@everyonet" kept its ping.
+        let mut findings = Vec::new();
+        let text = neutralise_mentions("@everyonet, x@here and @heres", &mut findings);
+        assert!(
+            !text.contains("@everyone") && !text.contains("@here"),
+            "{text}"
+        );
+        assert_eq!(findings.len(), 3);
+    }
+
+    #[test]
+    fn removals_cannot_join_a_mention_back_together() {
+        let set = demo();
+        let mut rules = set.guard.clone();
+        rules.blocked_replacement.clear();
+        rules.personal_data_replacement.clear();
+        let route = set.knowledge.route("hi");
+        let input = GuardInput {
+            rules: &rules,
+            knowledge: &set.knowledge,
+            shop: &set.shop,
+            route: &route,
+        };
+        for reply in [
+            "Hi @free forevereveryone",
+            "ping <@free forever123>",
+            "call @+44 20 7946 0958here",
+        ] {
+            let guarded = guard_reply(reply, &input, true);
+            assert!(
+                !guarded.text.contains("@everyone")
+                    && !guarded.text.contains("@here")
+                    && !guarded.text.contains("<@123>"),
+                "{reply:?} -> {:?}",
+                guarded.text
+            );
+            assert!(
+                guarded.findings.iter().any(|f| f.rule == Rule::Mention),
+                "{reply:?}"
+            );
+        }
     }
 
     #[test]
