@@ -864,3 +864,50 @@ async fn an_uncovered_shop_question_is_handed_to_the_moderator_log() {
     assert!(log.contains(&CUSTOMER.to_string()), "{log}");
     assert_no_mentions_allowed(&fake);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_claim_contradicting_the_catalogue_is_removed_and_logged() {
+    const MOD_LOG: u64 = 500_000_000_000_000_099;
+    // A stale FAQ answer, written when the chai was in stock; the catalogue now has none.
+    let prompts = copied_prompts();
+    std::fs::write(
+        prompts.path().join("knowledge/stale.toml"),
+        r#"
+[[faq]]
+id = "chai-restock"
+question = "Is the Fireside Chai back in stock?"
+answer = "Good news: the Fireside Chai is back in stock and ships today."
+examples = ["is the chai back", "has the fireside chai come back", "chai restock"]
+tags = ["chai", "restock"]
+"#,
+    )
+    .unwrap();
+    let (fake, _bot) = started(&[
+        ("SHOPKEEP_MOD_LOG_CHANNEL", &MOD_LOG.to_string()),
+        ("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap()),
+    ])
+    .await;
+    let asked = "is the fireside chai back in stock?";
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, asked).mentioning_bot();
+    question.send(&fake);
+    let answer = reply_to(&fake, CHANNEL, question.id).await;
+    let content = body(&answer)["content"].as_str().unwrap().to_string();
+    assert!(content.contains("out of stock right now"), "{content}");
+    assert!(!content.contains("ships today"), "{content}");
+    assert!(content.contains("stock statement"), "{content}");
+    let logged = fake
+        .wait_for("the moderator log post", ANSWER_WAIT, |f| {
+            f.posts_to(MOD_LOG).into_iter().next()
+        })
+        .await;
+    let log = body(&logged)["content"].as_str().unwrap().to_string();
+    assert!(log.contains("Output guard"), "{log}");
+    assert!(log.contains("Rule `Stock`"), "{log}");
+    assert!(log.contains("Fireside Chai"), "{log}");
+    assert!(log.contains(asked), "{log}");
+    assert!(
+        log.contains("Raw output:") && log.contains("ships today"),
+        "{log}"
+    );
+    assert_no_mentions_allowed(&fake);
+}

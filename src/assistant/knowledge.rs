@@ -312,14 +312,49 @@ impl Knowledge {
     /// Catalogue products whose name or alias appears in the text (whole words, any case),
     /// in catalogue order.
     pub fn products_mentioned(&self, text: &str) -> Vec<&Product> {
-        let padded = format!(" {} ", normalise(text));
-        let mut seen = Vec::new();
+        let mut seen: Vec<usize> = self
+            .product_mentions(text)
+            .iter()
+            .map(|m| m.product)
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.into_iter().map(|i| &self.catalogue[i]).collect()
+    }
+
+    /// Every place the text names a catalogue product, matched like
+    /// [`Knowledge::products_mentioned`] (name or alias, whole words, any case, punctuation
+    /// ignored), ordered by position. Each mention is the byte range of the original text
+    /// from the first to the last character of the name as written ("Clay-KYUSU" in
+    /// "the Clay-KYUSU!"). Names may overlap ("Smoky Lapsang" and its alias "lapsang").
+    pub fn product_mentions(&self, text: &str) -> Vec<ProductMention> {
+        let (normalised, spans) = normalise_mapped(text);
+        let padded = format!(" {normalised} ");
+        let mut mentions = Vec::new();
         for (product_index, name) in &self.product_names {
-            if padded.contains(name.as_str()) && !seen.contains(product_index) {
-                seen.push(*product_index);
+            let mut from = 0;
+            while let Some(found) = padded[from..].find(name.as_str()) {
+                // `name` is " words " and `padded` has one more leading space than
+                // `normalised`: the words are bytes `at..=last` of `normalised`.
+                let at = from + found;
+                let last = at + name.len() - 3;
+                mentions.push(ProductMention {
+                    start: spans[at].0,
+                    end: spans[last].1,
+                    product: *product_index,
+                });
+                // Past the leading space only: "mug mug" names the mug twice.
+                from = at + 1;
             }
         }
-        seen.into_iter().map(|i| &self.catalogue[i]).collect()
+        mentions.sort_by_key(|m| (m.start, m.end, m.product));
+        mentions.dedup();
+        mentions
+    }
+
+    /// The catalogue product of a mention.
+    pub fn product(&self, mention: &ProductMention) -> &Product {
+        &self.catalogue[mention.product]
     }
 
     /// True when the question uses a shop word or names a product.
@@ -407,25 +442,59 @@ impl Knowledge {
     }
 }
 
+/// Where a text names a catalogue product (see [`Knowledge::product_mentions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductMention {
+    /// Byte offset of the name's first character in the text.
+    pub start: usize,
+    /// Byte offset just after the name's last character.
+    pub end: usize,
+    /// Index into [`Knowledge::catalogue`].
+    pub product: usize,
+}
+
 /// Lowercases, drops apostrophes, turns other punctuation into spaces, drops long digit
 /// runs (order numbers carry no meaning for matching) and collapses whitespace.
 pub fn normalise(text: &str) -> String {
-    let mut cleaned = String::with_capacity(text.len());
-    for c in text.chars() {
+    normalise_mapped(text).0
+}
+
+/// [`normalise`], plus for every byte of the result the byte range in `text` of the
+/// character it came from (a separating space gets the range of the character after it).
+fn normalise_mapped(text: &str) -> (String, Vec<(usize, usize)>) {
+    // Words of the result, each with the source range of every byte.
+    let mut words: Vec<(String, Vec<(usize, usize)>)> = Vec::new();
+    let mut word = String::new();
+    let mut spans = Vec::new();
+    for (at, c) in text.char_indices() {
         if c == '\'' || c == '’' {
             continue;
         }
         if c.is_alphanumeric() {
-            cleaned.extend(c.to_lowercase());
-        } else {
-            cleaned.push(' ');
+            let span = (at, at + c.len_utf8());
+            for lower in c.to_lowercase() {
+                word.push(lower);
+                spans.extend(std::iter::repeat_n(span, lower.len_utf8()));
+            }
+        } else if !word.is_empty() {
+            words.push((std::mem::take(&mut word), std::mem::take(&mut spans)));
         }
     }
-    cleaned
-        .split_whitespace()
-        .filter(|word| !(word.len() >= 3 && word.bytes().all(|b| b.is_ascii_digit())))
-        .collect::<Vec<_>>()
-        .join(" ")
+    if !word.is_empty() {
+        words.push((word, spans));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len());
+    let long_number = |w: &str| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_digit());
+    for (word, spans) in words.into_iter().filter(|(w, _)| !long_number(w)) {
+        if !out.is_empty() {
+            out.push(' ');
+            map.push(spans[0]);
+        }
+        out.push_str(&word);
+        map.extend(spans);
+    }
+    (out, map)
 }
 
 /// A light English stem: strips a plural "s" ("orders" -> "order").
@@ -754,6 +823,68 @@ mod tests {
         let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["chai-blend", "kyusu-clay"]);
         assert!(knowledge.products_mentioned("a nice cup of tea").is_empty());
+    }
+
+    #[test]
+    fn mentions_locate_names_and_aliases_in_the_original_text() {
+        let knowledge = demo();
+        let text = "Is the CLAY-Kyusu (or a mug, mug?) back — and Smoky Lapsang, naïve café?";
+        let found: Vec<(&str, &str)> = knowledge
+            .product_mentions(text)
+            .iter()
+            .map(|m| (&text[m.start..m.end], knowledge.product(m).id.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("CLAY-Kyusu", "kyusu-clay"),
+                ("Kyusu", "kyusu-clay"),
+                ("mug", "mug-speckled"),
+                ("mug", "mug-speckled"),
+                ("Smoky Lapsang", "smoky-lapsang"),
+                ("Lapsang", "smoky-lapsang"),
+            ]
+        );
+        assert!(knowledge.product_mentions("mugs and kyusus").is_empty());
+    }
+
+    #[test]
+    fn normalise_keeps_its_behaviour_with_the_offset_map() {
+        // The implementation before the offset map, as the reference.
+        fn reference(text: &str) -> String {
+            let mut cleaned = String::new();
+            for c in text.chars() {
+                if c == '\'' || c == '’' {
+                    continue;
+                }
+                if c.is_alphanumeric() {
+                    cleaned.extend(c.to_lowercase());
+                } else {
+                    cleaned.push(' ');
+                }
+            }
+            cleaned
+                .split_whitespace()
+                .filter(|word| !(word.len() >= 3 && word.bytes().all(|b| b.is_ascii_digit())))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        for text in [
+            "",
+            "  ",
+            "Where's order #113542617735902?!",
+            "İstanbul ǅemal ΣΑΣ straße 12 345 6789x",
+            "a ' b’c  --  d\t\ne",
+            "12 123 1234 ab12345",
+        ] {
+            let (normalised, spans) = normalise_mapped(text);
+            assert_eq!(normalised, reference(text), "{text:?}");
+            assert_eq!(spans.len(), normalised.len(), "{text:?}");
+            for &(start, end) in &spans {
+                assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
+                assert!(start < end);
+            }
+        }
     }
 
     #[test]

@@ -558,7 +558,8 @@ impl PromptSet {
     }
 
     /// Cleans generated text with this set's guard rules (see [`guard::guard_reply`]):
-    /// mentions neutralised, unverified prices removed, links and blocked phrases checked,
+    /// mentions neutralised, unverified prices and contradicting stock claims removed,
+    /// personal data redacted, links and blocked phrases checked,
     /// length capped, and, when `finished` and the route is grounded, sources cited.
     pub fn guard_reply(&self, route: &Route, text: &str, finished: bool) -> Guarded {
         guard::guard_reply(

@@ -106,4 +106,26 @@ mod tests {
         assert!(text.contains("`do you sell 'tractors'?`"));
         assert!(text.contains("Delivery options"));
     }
+
+    #[test]
+    fn guard_event_names_each_rule_the_question_and_the_raw_output() {
+        use crate::assistant::guard::{Finding, Rule};
+        let text = describe(&ModeratorEvent::GuardFired {
+            user_id: "42".into(),
+            channel_id: None,
+            question: "is the chai in stock?".into(),
+            raw_output: "Yes, the Fireside Chai is in stock.".into(),
+            findings: vec![Finding {
+                rule: Rule::Stock,
+                detail: "stock claim \"in stock\" about Fireside Chai contradicts the catalogue (0 in stock)".into(),
+            }],
+        });
+        assert!(text.contains("<@42> (direct message)"), "{text}");
+        assert!(text.contains("Question: `is the chai in stock?`"), "{text}");
+        assert!(text.contains("Rule `Stock`: stock claim"), "{text}");
+        assert!(
+            text.contains("Raw output: `Yes, the Fireside Chai is in stock.`"),
+            "{text}"
+        );
+    }
 }
