@@ -102,9 +102,7 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
         python_prefill.push(prefill);
         let before = engine.timing();
         let generated = engine.generate(request.clone()).finish().await?;
-        let spent = engine.timing().since(before);
-        engine_time.turns += spent.turns;
-        engine_time.session_run += spent.session_run;
+        engine_time += engine.timing().since(before);
         if generated.output_ids.len() != options.new_tokens {
             bail!(
                 "the engine stopped after {} of {} tokens (an end token?); use a model or prompt that runs to the limit",
@@ -198,7 +196,8 @@ fn overhead_pct(timing: crate::engine::EngineTiming) -> f64 {
     100.0 * (turns - timing.session_run.as_secs_f64()).max(0.0) / turns
 }
 
-/// Batch-1 decode of the same model under each session setting, one engine per setting.
+/// Batch-1 decode of the same model under each session setting, one engine per setting,
+/// with the runs of all settings interleaved.
 async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Result<Vec<BenchRow>> {
     let mut settings: Vec<(String, SessionOptions)> = Vec::new();
     for threads in [1, options.threads.max(2)] {
@@ -224,12 +223,37 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
             spinning: false,
         },
     ));
-    let mut rows = Vec::new();
-    for (name, session) in settings {
-        let engine = EngineHandle::load(&options.model_dir, &session)?;
-        rows.push(batch_one_row(&engine, request, options.runs, name).await?);
+    // All engines are loaded first and their runs interleaved, so that a change in the
+    // machine's speed during the measurement hits every setting alike.
+    let engines = settings
+        .into_iter()
+        .map(|(name, session)| Ok((name, EngineHandle::load(&options.model_dir, &session)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut measured: Vec<(Vec<f64>, Vec<f64>, crate::engine::EngineTiming)> = Vec::new();
+    for (_, engine) in &engines {
+        engine.generate(request.clone()).finish().await?;
+        measured.push((vec![], vec![], Default::default()));
     }
-    Ok(rows)
+    for _ in 0..options.runs {
+        for ((_, engine), (rates, prefills, time)) in engines.iter().zip(&mut measured) {
+            let before = engine.timing();
+            let generated = engine.generate(request.clone()).finish().await?;
+            *time += engine.timing().since(before);
+            rates.push(generated.tokens_per_s);
+            prefills.push(generated.prefill_ms);
+        }
+    }
+    Ok(engines
+        .into_iter()
+        .zip(measured)
+        .map(|((name, _), (rates, prefills, time))| BenchRow {
+            name,
+            tokens_per_s: median(&rates),
+            prefill_ms: median(&prefills),
+            samples: rates,
+            overhead_pct: Some(overhead_pct(time)),
+        })
+        .collect())
 }
 
 /// Batch-1 decode rate of `engine`, median of `runs`.

@@ -111,6 +111,13 @@ pub struct EngineTiming {
     pub session_run: Duration,
 }
 
+impl std::ops::AddAssign for EngineTiming {
+    fn add_assign(&mut self, other: EngineTiming) {
+        self.turns += other.turns;
+        self.session_run += other.session_run;
+    }
+}
+
 impl EngineTiming {
     /// The work done between two readings.
     pub fn since(self, earlier: EngineTiming) -> EngineTiming {
