@@ -27,6 +27,9 @@ use super::prompts::Shop;
 /// Zero-width space, inserted to break mention syntax.
 const ZERO_WIDTH_SPACE: char = '\u{200B}';
 
+/// The smallest `max_chars` guard.toml may set.
+pub const MIN_MAX_CHARS: usize = 100;
+
 /// Guard settings from prompts/guard.toml; every field is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -157,8 +160,10 @@ pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarde
     // What the rules removed (with empty replacements, say) may have joined a mention
     // back together: "@" + "free forever" + "everyone".
     text = neutralise_mentions(&text, &mut findings);
+    // Citations take at most half of the length cap (whole source lines, in order), so
+    // the reply, citations included, never exceeds `max_chars`.
     let citations = if finished && input.rules.cite_sources {
-        citations(input.route)
+        fit_lines(&citations(input.route), input.rules.max_chars / 2)
     } else {
         String::new()
     };
@@ -909,6 +914,25 @@ pub fn cap_length(text: &str, max_chars: usize, findings: &mut Vec<Finding>) -> 
     format!("{}…", cut.trim_end())
 }
 
+/// The longest run of whole leading lines of `text` within `max_chars` characters; empty
+/// when not even the first non-empty line fits.
+fn fit_lines(text: &str, max_chars: usize) -> String {
+    let mut kept = String::new();
+    let mut has_content = false;
+    for line in text.split_inclusive('\n') {
+        if kept.chars().count() + line.trim_end_matches('\n').chars().count() > max_chars {
+            break;
+        }
+        kept.push_str(line);
+        has_content |= !line.trim().is_empty();
+    }
+    if has_content {
+        kept.trim_end_matches('\n').to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// "\n\nSource: title (link)" lines for a grounded route's entries; empty otherwise.
 pub fn citations(route: &Route) -> String {
     if route.kind != RouteKind::Grounded || route.hits.is_empty() {
@@ -1073,6 +1097,43 @@ mod tests {
         assert!(guarded.text.chars().count() <= set.guard.max_chars);
         assert!(guarded.text.contains("Source:"));
         assert!(guarded.findings.iter().any(|f| f.rule == Rule::Length));
+    }
+
+    #[test]
+    fn citations_longer_than_half_the_cap_keep_only_whole_lines_that_fit() {
+        let mut set = demo();
+        let mut route = set.knowledge.route("where is my parcel??");
+        let hit = route.hits[0].clone();
+        route.hits.extend([hit.clone(), hit]);
+        let all = citations(&route);
+        assert!(all.matches("Source:").count() >= 2, "{all}");
+        let first_line = all.trim_start().lines().next().unwrap().chars().count();
+        for max_chars in [
+            MIN_MAX_CHARS,
+            2 * (first_line + 2),
+            2 * (first_line + 2) + 1,
+        ] {
+            set.guard.max_chars = max_chars;
+            let guarded = set.guard_reply(&route, &"word ".repeat(100), true);
+            assert!(
+                guarded.text.chars().count() <= max_chars,
+                "{max_chars}: {}",
+                guarded.text
+            );
+            let sources = guarded.text.matches("Source:").count();
+            let expected = usize::from(max_chars / 2 >= first_line + 2);
+            assert!(sources >= expected && sources < all.matches("Source:").count());
+            assert!(
+                guarded.text.starts_with("word"),
+                "the answer keeps its room"
+            );
+        }
+        assert_eq!(fit_lines("\n\nSource: a\nSource: b", 5), "");
+        assert_eq!(fit_lines("\n\nSource: a\nSource: b", 11), "\n\nSource: a");
+        assert_eq!(
+            fit_lines("\n\nSource: a\nSource: b", 21),
+            "\n\nSource: a\nSource: b"
+        );
     }
 
     #[test]

@@ -328,7 +328,22 @@ impl PromptSet {
             read(&guard_path, &mut problems)
                 .and_then(|text| {
                     hash_file("guard.toml", &text);
-                    parse_toml::<GuardRules>(&guard_path, &text, &mut problems)
+                    let rules = parse_toml::<GuardRules>(&guard_path, &text, &mut problems)?;
+                    if rules.max_chars < guard::MIN_MAX_CHARS {
+                        problems.push(Problem {
+                            file: guard_path.clone(),
+                            line: text
+                                .lines()
+                                .position(|l| l.trim_start().starts_with("max_chars"))
+                                .map(|index| index + 1),
+                            kind: ProblemKind::Invalid(format!(
+                                "max_chars = {} leaves no room for an answer; use at least {} (Discord allows 2,000 per message)",
+                                rules.max_chars,
+                                guard::MIN_MAX_CHARS
+                            )),
+                        });
+                    }
+                    Some(rules)
                 })
                 .unwrap_or_default()
         } else {
@@ -1746,6 +1761,27 @@ mod tests {
         let problem = &error.problems()[0];
         assert!(problem.file.ends_with("templates/answer.j2"), "{error}");
         assert_eq!(problem.line, Some(2), "{error}");
+    }
+
+    #[test]
+    fn a_length_cap_too_small_for_an_answer_is_refused_at_its_line() {
+        let (_temp, dir) = broken_copy(|dir| {
+            let path = dir.join("guard.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("max_chars = 1900", "max_chars = 20");
+            assert!(text.contains("max_chars = 20"));
+            std::fs::write(&path, text).unwrap();
+        });
+        let error = PromptSet::load(&dir).unwrap_err();
+        let problem = &error.problems()[0];
+        assert!(problem.file.ends_with("guard.toml"), "{error}");
+        let guard = std::fs::read_to_string(dir.join("guard.toml")).unwrap();
+        let line = guard
+            .lines()
+            .position(|l| l.starts_with("max_chars"))
+            .unwrap();
+        assert_eq!(problem.line, Some(line + 1), "{error}");
+        assert!(error.to_string().contains("at least 100"), "{error}");
     }
 
     #[test]
