@@ -122,6 +122,39 @@ async fn a_send_that_fails_for_good_is_logged_with_context_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_typing_indicator_is_counted_and_the_answer_still_comes() {
+    let (fake, bot) = started(&[("SHOPKEEP_METRICS_ADDR", "127.0.0.1:0")]).await;
+    let typing = format!("/api/v10/channels/{CHANNEL}/typing");
+    fake.fail_next("POST", &typing, 502, None, 1);
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "where is my parcel?").mentioning_bot();
+    question.send(&fake);
+    reply_to(&fake, CHANNEL, question.id).await;
+    fake.wait_quiet(Duration::from_millis(500), ANSWER_WAIT)
+        .await;
+    // One attempt, not retried (the indicator is renewed anyway), and not a lost send.
+    let attempts = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == typing)
+        .count();
+    assert_eq!(attempts, 1, "{}", fake.describe_requests());
+    let metrics = bot.scrape().await;
+    let value = |series: &str| {
+        metric(&metrics, series).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert_eq!(
+        value("shopkeep_discord_errors_total{kind=\"server_error\"}"),
+        1.0
+    );
+    assert_eq!(value("shopkeep_discord_send_failures_total"), 0.0);
+    assert!(
+        bot.logs().contains("show the typing indicator"),
+        "the failure is logged:\n{}",
+        bot.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_counted_by_reason() {
     let (fake, bot) = started(&[
         ("SHOPKEEP_METRICS_ADDR", "127.0.0.1:0"),

@@ -42,7 +42,7 @@ use crate::assistant::{Assistant, Inbound, Outcome};
 use crate::config::DiscordSettings;
 use crate::metrics::{DiscordErrorKind, MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
-use reply::{OwnMessages, Reply, StreamEnd, Target};
+use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
 use rest::{no_mentions, Rest};
 use turns::Turns;
 
@@ -171,27 +171,21 @@ impl Shared {
         }
     }
 
-    async fn answer_message(
-        self: Arc<Self>,
-        ctx: Context,
-        msg: Message,
-        inbound: Inbound,
-        received: Instant,
-    ) {
+    async fn answer_message(self: Arc<Self>, msg: Message, inbound: Inbound, received: Instant) {
         let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
         if *self.cancel.borrow() {
             tracing::info!("shutting down: question dropped before it was started");
             return;
         }
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-        let typing = msg.channel_id.start_typing(&ctx.http);
+        let typing = Typing::start(self.rest.clone(), msg.channel_id);
         let outcome = self.assistant.handle(inbound).await;
         let mut reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
             reply_to: Some(msg.id),
         });
         let posted = self.post_outcome(&mut reply, outcome).await;
-        typing.stop();
+        drop(typing);
         if let Some(first) = reply.first_posted() {
             METRICS
                 .first_reply
@@ -243,7 +237,7 @@ impl EventHandler for Handler {
         tracing::info!("gateway session resumed");
     }
 
-    async fn message(&self, ctx: Context, msg: Message) {
+    async fn message(&self, _ctx: Context, msg: Message) {
         let received = Instant::now();
         let shared = &self.shared;
         let bot_id = shared.known_bot_id().await;
@@ -260,7 +254,7 @@ impl EventHandler for Handler {
         );
         METRICS.request(Source::Message);
         let task = Arc::clone(shared)
-            .answer_message(ctx, msg, inbound, received)
+            .answer_message(msg, inbound, received)
             .instrument(span.clone());
         if !shared.spawn_work(task) {
             span.in_scope(|| tracing::info!("shutting down: message not answered"));

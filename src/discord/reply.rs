@@ -28,6 +28,34 @@ const EMPTY_ANSWER: &str = "Sorry, I have no answer to that.";
 /// Appended to a reply cut short by shutdown.
 const INTERRUPTED: &str = "*(interrupted: the bot is restarting; please ask again in a minute)*";
 
+/// How often the typing indicator is renewed (Discord shows it for about 10 s).
+pub const TYPING_RENEWAL: Duration = Duration::from_secs(8);
+
+/// "typing…" in a channel while an answer is being prepared. Dropping it stops the
+/// renewals; an attempt already on its way completes (so its failure is still counted).
+pub struct Typing {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Typing {
+    /// Starts showing the indicator in `channel_id` now and renews it every
+    /// [`TYPING_RENEWAL`]. A failed attempt is counted and logged by [`Rest::typing`] and
+    /// tried again at the next renewal; it never delays or stops the answer.
+    pub fn start(rest: Rest, channel_id: ChannelId) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let _ = rest.typing(channel_id).await;
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(TYPING_RENEWAL) => {}
+                }
+            }
+        });
+        Self { _stop: stop }
+    }
+}
+
 /// Where a reply goes.
 #[derive(Debug, Clone)]
 pub enum Target {

@@ -65,6 +65,16 @@ pub enum Body {
     Other,
 }
 
+/// How hard a request is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Retried on 429, 5xx and transport errors; a final failure is a lost send
+    /// (`discord_send_failures_total`, logged as an error).
+    Retried,
+    /// One attempt (the typing indicator); a failure is counted by kind and logged only.
+    BestEffort,
+}
+
 /// The REST sender; cheap to clone.
 #[derive(Clone)]
 pub struct Rest {
@@ -96,6 +106,22 @@ impl Rest {
         &self.http
     }
 
+    /// Shows "typing…" in `channel_id` (Discord shows it for about 10 s). One attempt, no
+    /// retry: the caller renews it anyway. A failure is counted in
+    /// `discord_errors_total` by kind and logged, but is not a lost message.
+    pub async fn typing(&self, channel_id: ChannelId) -> Result<(), RestError> {
+        self.send_with_params(
+            "show the typing indicator",
+            Route::ChannelTyping { channel_id },
+            LightMethod::Post,
+            None,
+            None,
+            Delivery::BestEffort,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Sends one request; returns the JSON answer (`None` for an empty answer such as 204).
     ///
     /// Retries up to [`MAX_ATTEMPTS`] times on 429 (after `retry_after`), 5xx and transport
@@ -108,7 +134,8 @@ impl Rest {
         body: Option<Value>,
         kind: Body,
     ) -> Result<Option<Value>, RestError> {
-        self.send_with_params(what, route, method, None, body, kind)
+        let payload = body.map(|body| (body, kind));
+        self.send_with_params(what, route, method, None, payload, Delivery::Retried)
             .await
     }
 
@@ -132,7 +159,7 @@ impl Rest {
                 LightMethod::Get,
                 Some(params),
                 None,
-                Body::Other,
+                Delivery::Retried,
             )
             .await?;
         match answer {
@@ -150,10 +177,10 @@ impl Rest {
         route: Route<'_>,
         method: LightMethod,
         params: Option<Vec<(&'static str, String)>>,
-        body: Option<Value>,
-        kind: Body,
+        payload: Option<(Value, Body)>,
+        delivery: Delivery,
     ) -> Result<Option<Value>, RestError> {
-        let body = body.map(|mut b| {
+        let body = payload.map(|(mut b, kind)| {
             self.enforce_no_mentions(&mut b, kind);
             b
         });
@@ -216,6 +243,10 @@ impl Rest {
                         (error, backoff(attempt))
                     } else {
                         METRICS.discord_error(DiscordErrorKind::Refused);
+                        if delivery == Delivery::BestEffort {
+                            tracing::warn!(%error, "Discord refused a best-effort request");
+                            return Err(error);
+                        }
                         METRICS.discord_send_failure();
                         tracing::error!(%error, "Discord refused a request; not retried");
                         return Err(error);
@@ -227,6 +258,10 @@ impl Rest {
                 }
             };
             let (error, wait) = wait;
+            if delivery == Delivery::BestEffort {
+                tracing::warn!(%error, "a best-effort Discord request failed; not retried");
+                return Err(error);
+            }
             if attempt >= MAX_ATTEMPTS {
                 // Logged inside the caller's span, which carries the guild, channel, user
                 // and message ids of the event being answered.
