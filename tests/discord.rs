@@ -613,24 +613,35 @@ async fn one_users_questions_are_answered_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_cancels_replies_still_running_after_the_grace_period() {
-    let (fake, mut bot) = started(&[
-        ("SHOPKEEP_MAX_NEW_TOKENS", "700"),
-        ("SHOPKEEP_SHUTDOWN_GRACE_SECS", "0"),
-    ])
-    .await;
-    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "a long story please").mentioning_bot();
-    question.send(&fake);
-    reply_to(&fake, CHANNEL, question.id).await;
-    bot.signal("TERM");
-    let status = bot.wait_exit(Duration::from_secs(30)).await;
-    assert!(status.success(), "exit status {status:?}");
-    let last = fake.message_sends().into_iter().last().expect("the reply");
-    let shown = body(&last)["content"].as_str().unwrap().to_string();
-    assert!(
-        shown.contains("interrupted"),
-        "the cut reply is not marked: {shown:?}"
-    );
-    assert_no_mentions_allowed(&fake);
+    // The tiny model is fast: a reply may finish before the signal is handled. Such a run
+    // shows nothing, so it is repeated (a new bot each time) until a reply is caught
+    // running; if none is ever marked, the cut is broken.
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let (fake, mut bot) = started(&[
+            ("SHOPKEEP_MAX_NEW_TOKENS", "700"),
+            ("SHOPKEEP_SHUTDOWN_GRACE_SECS", "0"),
+        ])
+        .await;
+        let question = Msg::new(&fake, CHANNEL, CUSTOMER, "a long story please").mentioning_bot();
+        question.send(&fake);
+        reply_to(&fake, CHANNEL, question.id).await;
+        let signalled = Instant::now();
+        bot.signal("TERM");
+        let status = bot.wait_exit(Duration::from_secs(30)).await;
+        assert!(status.success(), "exit status {status:?}");
+        assert_no_mentions_allowed(&fake);
+        let last = fake.message_sends().into_iter().last().expect("the reply");
+        let shown = body(&last)["content"].as_str().unwrap().to_string();
+        if shown.contains("interrupted") {
+            return;
+        }
+        eprintln!(
+            "attempt {attempt}: the reply finished {:?} after the signal, uncut: {shown:?}",
+            last.at.checked_duration_since(signalled)
+        );
+    }
+    panic!("in {ATTEMPTS} attempts no reply was cut by SIGTERM and marked as interrupted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,8 +178,9 @@ impl Shared {
             return;
         }
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-        let typing = Typing::start(self.rest.clone(), msg.channel_id);
+        let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
         let outcome = self.assistant.handle(inbound).await;
+        typing.first_attempt_settled(reply::TYPING_FIRST_WAIT).await;
         let mut reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
             reply_to: Some(msg.id),

@@ -13,7 +13,7 @@ use serenity::builder::{
 };
 use serenity::http::{LightMethod, Route};
 use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::rest::{message_id, no_mentions, Body, Rest, RestError};
@@ -30,29 +30,46 @@ const INTERRUPTED: &str = "*(interrupted: the bot is restarting; please ask agai
 
 /// How often the typing indicator is renewed (Discord shows it for about 10 s).
 pub const TYPING_RENEWAL: Duration = Duration::from_secs(8);
+/// Longest wait for the first typing request before a reply is posted anyway.
+pub const TYPING_FIRST_WAIT: Duration = Duration::from_secs(1);
 
 /// "typing…" in a channel while an answer is being prepared. Dropping it stops the
 /// renewals; an attempt already on its way completes (so its failure is still counted).
 pub struct Typing {
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _stop: oneshot::Sender<()>,
+    first_attempt: Option<oneshot::Receiver<()>>,
 }
 
 impl Typing {
     /// Starts showing the indicator in `channel_id` now and renews it every
     /// [`TYPING_RENEWAL`]. A failed attempt is counted and logged by [`Rest::typing`] and
-    /// tried again at the next renewal; it never delays or stops the answer.
+    /// tried again at the next renewal; it never stops the answer.
     pub fn start(rest: Rest, channel_id: ChannelId) -> Self {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let (first_done, first_attempt) = oneshot::channel::<()>();
         tokio::spawn(async move {
+            let _ = rest.typing(channel_id).await;
+            let _ = first_done.send(());
             loop {
-                let _ = rest.typing(channel_id).await;
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = tokio::time::sleep(TYPING_RENEWAL) => {}
                 }
+                let _ = rest.typing(channel_id).await;
             }
         });
-        Self { _stop: stop }
+        Self {
+            _stop: stop,
+            first_attempt: Some(first_attempt),
+        }
+    }
+
+    /// Waits (at most `limit`) until the first attempt has been answered, so that a quick
+    /// reply is not followed by a "typing…" that Discord would show for 10 more seconds.
+    pub async fn first_attempt_settled(&mut self, limit: Duration) {
+        if let Some(first) = self.first_attempt.take() {
+            let _ = tokio::time::timeout(limit, first).await;
+        }
     }
 }
 
