@@ -157,16 +157,14 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
 
     if let Some(dir) = &options.quantized_model_dir {
         let quantized = EngineHandle::load(dir, &SessionOptions::with_threads(options.threads))?;
-        let row = batch_one_row(
-            &quantized,
-            &request,
-            options.runs,
-            format!(
-                "(e) shopkeep, {}, batch 1",
-                dir.file_name().unwrap_or_default().to_string_lossy()
-            ),
-        )
-        .await?;
+        let name = format!(
+            "(e) shopkeep, {}, batch 1",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let row = batch_one_rows(&[(name, &quantized)], &request, options.runs)
+            .await?
+            .pop()
+            .expect("one row per engine");
         ratios.insert("e_over_b".into(), serde_json::json!(row.tokens_per_s / b));
         rows.push(row);
     }
@@ -199,8 +197,9 @@ fn overhead_pct(timing: crate::engine::EngineTiming) -> f64 {
 /// Batch-1 decode of the same model under each session setting, one engine per setting,
 /// with the runs of all settings interleaved.
 async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Result<Vec<BenchRow>> {
+    let most_threads = options.threads.max(2);
     let mut settings: Vec<(String, SessionOptions)> = Vec::new();
-    for threads in [1, options.threads.max(2)] {
+    for threads in [1, most_threads] {
         for optimization in Optimization::ALL_LEVELS {
             settings.push((
                 format!("threads {threads}, optimisation {optimization:?}, spinning"),
@@ -213,28 +212,38 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
         }
     }
     settings.push((
-        format!(
-            "threads {}, optimisation All, no spinning",
-            options.threads.max(2)
-        ),
+        format!("threads {most_threads}, optimisation All, no spinning"),
         SessionOptions {
-            threads: options.threads.max(2),
+            threads: most_threads,
             optimization: Optimization::All,
             spinning: false,
         },
     ));
-    // All engines are loaded first and their runs interleaved, so that a change in the
-    // machine's speed during the measurement hits every setting alike.
     let engines = settings
         .into_iter()
         .map(|(name, session)| Ok((name, EngineHandle::load(&options.model_dir, &session)?)))
         .collect::<Result<Vec<_>>>()?;
+    let engines: Vec<(String, &EngineHandle)> = engines
+        .iter()
+        .map(|(name, engine)| (name.clone(), engine))
+        .collect();
+    batch_one_rows(&engines, request, options.runs).await
+}
+
+/// Batch-1 decode rate of each engine, median of `runs`, after one warm-up each. The runs
+/// of the engines are interleaved, so that a change in the machine's speed during the
+/// measurement hits every engine alike.
+async fn batch_one_rows(
+    engines: &[(String, &EngineHandle)],
+    request: &GenerateRequest,
+    runs: usize,
+) -> Result<Vec<BenchRow>> {
     let mut measured: Vec<(Vec<f64>, Vec<f64>, crate::engine::EngineTiming)> = Vec::new();
-    for (_, engine) in &engines {
+    for (_, engine) in engines {
         engine.generate(request.clone()).finish().await?;
         measured.push((vec![], vec![], Default::default()));
     }
-    for _ in 0..options.runs {
+    for _ in 0..runs {
         for ((_, engine), (rates, prefills, time)) in engines.iter().zip(&mut measured) {
             let before = engine.timing();
             let generated = engine.generate(request.clone()).finish().await?;
@@ -244,40 +253,16 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
         }
     }
     Ok(engines
-        .into_iter()
+        .iter()
         .zip(measured)
         .map(|((name, _), (rates, prefills, time))| BenchRow {
-            name,
+            name: name.clone(),
             tokens_per_s: median(&rates),
             prefill_ms: median(&prefills),
             samples: rates,
             overhead_pct: Some(overhead_pct(time)),
         })
         .collect())
-}
-
-/// Batch-1 decode rate of `engine`, median of `runs`.
-async fn batch_one_row(
-    engine: &EngineHandle,
-    request: &GenerateRequest,
-    runs: usize,
-    name: String,
-) -> Result<BenchRow> {
-    engine.generate(request.clone()).finish().await?;
-    let (mut rates, mut prefills) = (vec![], vec![]);
-    let before = engine.timing();
-    for _ in 0..runs {
-        let generated = engine.generate(request.clone()).finish().await?;
-        rates.push(generated.tokens_per_s);
-        prefills.push(generated.prefill_ms);
-    }
-    Ok(BenchRow {
-        name,
-        tokens_per_s: median(&rates),
-        prefill_ms: median(&prefills),
-        samples: rates,
-        overhead_pct: Some(overhead_pct(engine.timing().since(before))),
-    })
 }
 
 /// Row (c): `concurrent` conversations submitted at once; aggregate output tokens per second

@@ -862,18 +862,23 @@ async fn an_uncovered_shop_question_is_handed_to_the_moderator_log() {
     let answer = reply_to(&fake, CHANNEL, question.id).await;
     let content = body(&answer)["content"].as_str().unwrap().to_string();
     assert!(content.contains("not sure"), "{content}");
-    let logged = fake
-        .wait_for("the moderator log post", ANSWER_WAIT, |f| {
-            f.posts_to(MOD_LOG).into_iter().next()
-        })
-        .await;
-    let log = body(&logged)["content"].as_str().unwrap().to_string();
+    let log = first_post_text(&fake, MOD_LOG).await;
     assert!(
         log.contains("Hand-off") && log.contains("tractors"),
         "{log}"
     );
     assert!(log.contains(&CUSTOMER.to_string()), "{log}");
     assert_no_mentions_allowed(&fake);
+}
+
+/// The text of the first message posted to `channel` (waited for).
+async fn first_post_text(fake: &FakeDiscord, channel: u64) -> String {
+    let post = fake
+        .wait_for("a post", ANSWER_WAIT, |f| {
+            f.posts_to(channel).into_iter().next()
+        })
+        .await;
+    body(&post)["content"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -906,12 +911,7 @@ tags = ["chai", "restock"]
     assert!(content.contains("out of stock right now"), "{content}");
     assert!(!content.contains("ships today"), "{content}");
     assert!(content.contains("stock statement"), "{content}");
-    let logged = fake
-        .wait_for("the moderator log post", ANSWER_WAIT, |f| {
-            f.posts_to(MOD_LOG).into_iter().next()
-        })
-        .await;
-    let log = body(&logged)["content"].as_str().unwrap().to_string();
+    let log = first_post_text(&fake, MOD_LOG).await;
     assert!(log.contains("Output guard"), "{log}");
     assert!(log.contains("Rule `Stock`"), "{log}");
     assert!(log.contains("Fireside Chai"), "{log}");

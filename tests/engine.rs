@@ -468,19 +468,28 @@ const PROMPTS: [&str; 5] = [
     "Refunds",
 ];
 
+/// The greedy ids of each of [`PROMPTS`] generated on its own, one after another.
+fn each_alone(
+    rt: &tokio::runtime::Runtime,
+    engine: &EngineHandle,
+    max_new_tokens: usize,
+) -> Vec<Vec<u32>> {
+    PROMPTS
+        .iter()
+        .map(|p| {
+            rt.block_on(engine.generate(greedy(p, max_new_tokens, true)).finish())
+                .unwrap()
+                .output_ids
+        })
+        .collect()
+}
+
 #[test]
 fn batched_decoding_matches_each_sequence_alone() {
     let rt = runtime();
     for name in ["tiny-gpt2", "tiny-llama"] {
         let engine = load(name);
-        let alone: Vec<Vec<u32>> = PROMPTS
-            .iter()
-            .map(|p| {
-                rt.block_on(engine.generate(greedy(p, 40, true)).finish())
-                    .unwrap()
-                    .output_ids
-            })
-            .collect();
+        let alone = each_alone(&rt, &engine, 40);
         let results = rt.block_on(async {
             // Three start together; two more join while the first three are decoding.
             let mut first: Vec<_> = PROMPTS[..3]
@@ -518,14 +527,7 @@ fn prompts_prefilled_together_match_each_prefilled_alone() {
     let rt = runtime();
     for name in ["tiny-gpt2", "tiny-llama"] {
         let engine = load(name);
-        let alone: Vec<Vec<u32>> = PROMPTS
-            .iter()
-            .map(|p| {
-                rt.block_on(engine.generate(greedy(p, 24, true)).finish())
-                    .unwrap()
-                    .output_ids
-            })
-            .collect();
+        let alone = each_alone(&rt, &engine, 24);
         let streams = engine.generate_many(PROMPTS.iter().map(|p| greedy(p, 24, true)).collect());
         let together: Vec<_> = rt.block_on(async {
             let mut results = Vec::new();

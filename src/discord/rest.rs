@@ -199,7 +199,8 @@ impl Rest {
                 .body(bytes.clone())
                 .params(params.clone());
             let outcome = self.execute(request).await;
-            let wait = match outcome {
+            // The error, and how long to wait before a retry (None: not worth retrying).
+            let (error, retry_in) = match outcome {
                 Ok(response) => {
                     let status = response.status();
                     let retry_header = response
@@ -237,38 +238,39 @@ impl Rest {
                             .unwrap_or(MAX_RETRY_AFTER)
                             .min(MAX_RETRY_AFTER);
                         METRICS.discord_error(DiscordErrorKind::RateLimited);
-                        (error, wait)
+                        (error, Some(wait))
                     } else if status.is_server_error() {
                         METRICS.discord_error(DiscordErrorKind::ServerError);
-                        (error, backoff(attempt))
+                        (error, Some(backoff(attempt)))
                     } else {
                         METRICS.discord_error(DiscordErrorKind::Refused);
-                        if delivery == Delivery::BestEffort {
-                            tracing::warn!(%error, "Discord refused a best-effort request");
-                            return Err(error);
-                        }
-                        METRICS.discord_send_failure();
-                        tracing::error!(%error, "Discord refused a request; not retried");
-                        return Err(error);
+                        (error, None)
                     }
                 }
                 Err(detail) => {
                     METRICS.discord_error(DiscordErrorKind::Transport);
-                    (RestError::Transport { what, detail }, backoff(attempt))
+                    (
+                        RestError::Transport { what, detail },
+                        Some(backoff(attempt)),
+                    )
                 }
             };
-            let (error, wait) = wait;
-            if delivery == Delivery::BestEffort {
-                tracing::warn!(%error, "a best-effort Discord request failed; not retried");
+            let retry_in =
+                retry_in.filter(|_| delivery == Delivery::Retried && attempt < MAX_ATTEMPTS);
+            let Some(wait) = retry_in else {
+                match delivery {
+                    // Logged inside the caller's span, which carries the guild, channel,
+                    // user and message ids of the event being answered.
+                    Delivery::Retried => {
+                        METRICS.discord_send_failure();
+                        tracing::error!(%error, attempts = attempt, "giving up on a Discord request");
+                    }
+                    Delivery::BestEffort => {
+                        tracing::warn!(%error, "a best-effort Discord request failed; not retried");
+                    }
+                }
                 return Err(error);
-            }
-            if attempt >= MAX_ATTEMPTS {
-                // Logged inside the caller's span, which carries the guild, channel, user
-                // and message ids of the event being answered.
-                METRICS.discord_send_failure();
-                tracing::error!(%error, attempts = attempt, "giving up on a Discord request");
-                return Err(error);
-            }
+            };
             tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "retrying a Discord request");
             tokio::time::sleep(wait).await;
         }

@@ -102,8 +102,9 @@ impl PrefixCache {
         self.entries.iter().map(|e| e.kv.bytes()).sum()
     }
 
-    /// The longest cached prefix of `prompt` (leaving at least one token to prefill).
-    fn lookup(&mut self, prompt: &[u32], min_tokens: usize) -> Option<(usize, &RowKv)> {
+    /// The longest cached prefix of `prompt` (leaving at least one token to prefill): its
+    /// length and its entry (see [`PrefixCache::prefix`]).
+    fn lookup(&mut self, prompt: &[u32], min_tokens: usize) -> Option<(usize, usize)> {
         let limit = prompt.len().saturating_sub(1);
         let (index, shared) = self
             .entries
@@ -124,9 +125,13 @@ impl PrefixCache {
             return None;
         }
         self.clock += 1;
-        let entry = &mut self.entries[index];
-        entry.last_used = self.clock;
-        Some((shared, &entry.kv))
+        self.entries[index].last_used = self.clock;
+        Some((shared, index))
+    }
+
+    /// The keys and values of the first `len` positions of entry `index`.
+    fn prefix(&self, index: usize, len: usize, heads: usize, head_dim: usize) -> RowKv {
+        self.entries[index].kv.truncated(len, heads, head_dim)
     }
 
     fn insert(&mut self, key: Option<String>, tokens: Vec<u32>, kv: RowKv) {
@@ -318,7 +323,9 @@ impl Worker<'_> {
                 }
             };
             let prompt_len = sequence.prompt_ids.len();
-            let reused = self.reusable_prefix(&sequence.prompt_ids);
+            let reused = self
+                .prefixes
+                .lookup(&sequence.prompt_ids, self.options.min_prefix_tokens);
             // Prefill cost: new tokens on a reused prefix, padded tokens in the batch.
             let spent = match &reused {
                 Some((shared, _)) => {
@@ -332,8 +339,11 @@ impl Worker<'_> {
                 break;
             }
             match reused {
-                Some((shared, kv)) => {
+                Some((shared, entry)) => {
                     reused_tokens += prompt_len - shared;
+                    let kv = self
+                        .prefixes
+                        .prefix(entry, shared, self.heads, self.head_dim);
                     self.prefill_on_prefix(sequence, events, shared, kv, &mut joining);
                 }
                 None => {
@@ -346,14 +356,6 @@ impl Worker<'_> {
             self.prefill_batch(fresh, &mut joining);
         }
         Ok(joining)
-    }
-
-    /// The longest cached prefix of `prompt`, cut to its shared length.
-    fn reusable_prefix(&mut self, prompt: &[u32]) -> Option<(usize, RowKv)> {
-        let (heads, head_dim) = (self.heads, self.head_dim);
-        self.prefixes
-            .lookup(prompt, self.options.min_prefix_tokens)
-            .map(|(shared, kv)| (shared, kv.truncated(shared, heads, head_dim)))
     }
 
     /// Prefills the rest of one prompt on top of its cached prefix `kv` (`shared` tokens).
@@ -676,9 +678,9 @@ mod tests {
             row(10, 2.0),
         );
         let prompt: Vec<u32> = (0..20).collect();
-        let (shared, kv) = cache.lookup(&prompt, 2).unwrap();
+        let (shared, entry) = cache.lookup(&prompt, 2).unwrap();
         assert_eq!(shared, 10);
-        assert_eq!(kv.layers[0].0[0], 1.0);
+        assert_eq!(cache.entries[entry].kv.layers[0].0[0], 1.0);
         // Never the whole prompt: one token must be left to produce logits.
         let (shared, _) = cache.lookup(&(0..10).collect::<Vec<_>>(), 2).unwrap();
         assert_eq!(shared, 9);
