@@ -172,42 +172,60 @@ impl Config {
                     .map(PathBuf::from)
                     .unwrap_or_else(default_model_dir),
                 threads: parsed("SHOPKEEP_THREADS", 0, "a thread count (0 = automatic)")?,
-                max_new_tokens: parsed("SHOPKEEP_MAX_NEW_TOKENS", 200, "a token count")?,
-                temperature: parsed("SHOPKEEP_TEMPERATURE", 0.0, "a number >= 0 (0 = greedy)")?,
+                max_new_tokens: at_least_one("SHOPKEEP_MAX_NEW_TOKENS", 200, "a token count")?,
+                temperature: checked(
+                    "SHOPKEEP_TEMPERATURE",
+                    0.0,
+                    "a number >= 0 (0 = greedy)",
+                    |t: &f32| t.is_finite() && *t >= 0.0,
+                )?,
                 top_k: parsed("SHOPKEEP_TOP_K", 40, "a whole number (0 = off)")?,
-                top_p: parsed("SHOPKEEP_TOP_P", 0.9, "a number in (0, 1]")?,
-                repetition_penalty: parsed("SHOPKEEP_REPETITION_PENALTY", 1.1, "a number >= 1")?,
+                top_p: checked("SHOPKEEP_TOP_P", 0.9, "a number in (0, 1]", |p: &f32| {
+                    *p > 0.0 && *p <= 1.0
+                })?,
+                repetition_penalty: checked(
+                    "SHOPKEEP_REPETITION_PENALTY",
+                    1.1,
+                    "a number >= 1 (1 = off)",
+                    |p: &f32| p.is_finite() && *p >= 1.0,
+                )?,
             },
             conversation: ConversationSettings {
                 idle_timeout: Duration::from_secs(
-                    60 * parsed("SHOPKEEP_CONVERSATION_IDLE_MINUTES", 30u64, "minutes")?,
+                    60 * at_least_one("SHOPKEEP_CONVERSATION_IDLE_MINUTES", 30u64, "minutes")?,
                 ),
                 retention: Duration::from_secs(
-                    86_400 * parsed("SHOPKEEP_RETENTION_DAYS", 30u64, "days")?,
+                    86_400 * parsed("SHOPKEEP_RETENTION_DAYS", 30u64, "days (0 = at once)")?,
                 ),
-                max_users_in_memory: parsed(
+                max_users_in_memory: at_least_one(
                     "SHOPKEEP_MAX_USERS_IN_MEMORY",
                     10_000,
                     "a user count",
                 )?,
-                max_turns_in_memory: parsed("SHOPKEEP_MAX_TURNS_IN_MEMORY", 20, "a turn count")?,
+                max_turns_in_memory: at_least_one(
+                    "SHOPKEEP_MAX_TURNS_IN_MEMORY",
+                    20,
+                    "a turn count",
+                )?,
             },
             limits: LimitSettings {
-                user_burst: parsed("SHOPKEEP_USER_BURST", 3, "a whole number >= 1")?,
-                user_per_minute: parsed("SHOPKEEP_USER_PER_MINUTE", 6, "a whole number >= 1")?,
-                channel_burst: parsed("SHOPKEEP_CHANNEL_BURST", 10, "a whole number >= 1")?,
-                channel_per_minute: parsed(
+                user_burst: at_least_one("SHOPKEEP_USER_BURST", 3, "a whole number")?,
+                user_per_minute: at_least_one("SHOPKEEP_USER_PER_MINUTE", 6, "a whole number")?,
+                channel_burst: at_least_one("SHOPKEEP_CHANNEL_BURST", 10, "a whole number")?,
+                channel_per_minute: at_least_one(
                     "SHOPKEEP_CHANNEL_PER_MINUTE",
                     30,
-                    "a whole number >= 1",
+                    "a whole number",
                 )?,
-                max_queue: parsed("SHOPKEEP_MAX_QUEUE", 16, "a whole number >= 1")?,
+                max_queue: at_least_one("SHOPKEEP_MAX_QUEUE", 16, "a whole number")?,
                 exempt_staff: parsed("SHOPKEEP_EXEMPT_STAFF", true, "true or false")?,
-                max_question_chars: parsed("SHOPKEEP_MAX_QUESTION_CHARS", 2000, "a length")?,
+                max_question_chars: at_least_one(
+                    "SHOPKEEP_MAX_QUESTION_CHARS",
+                    2000,
+                    "a length in characters",
+                )?,
             },
-            prompts_dir: var("SHOPKEEP_PROMPTS_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("prompts")),
+            prompts_dir: prompts_dir(),
             db_path: var("SHOPKEEP_DB").unwrap_or_else(|| {
                 cache_dir()
                     .join("data")
@@ -228,8 +246,46 @@ impl Config {
     }
 }
 
+/// The prompts folder: `$SHOPKEEP_PROMPTS_DIR`, else `./prompts`. The one place that
+/// variable is read; the prompt tools call it without reading the rest of the settings.
+pub fn prompts_dir() -> PathBuf {
+    var("SHOPKEEP_PROMPTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("prompts"))
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A setting that must also pass `valid`; `expected` describes the values it accepts.
+/// Out-of-range values are refused, never clamped.
+fn checked<T: FromStr>(
+    name: &'static str,
+    default: T,
+    expected: &str,
+    valid: impl Fn(&T) -> bool,
+) -> Result<T, ConfigError> {
+    let value = parsed(name, default, expected)?;
+    if valid(&value) {
+        return Ok(value);
+    }
+    Err(ConfigError {
+        variable: name,
+        value: var(name).unwrap_or_default(),
+        expected: expected.to_string(),
+    })
+}
+
+/// A count that must be at least one; `what` says what it counts.
+fn at_least_one<T: FromStr + PartialOrd + From<u8>>(
+    name: &'static str,
+    default: T,
+    what: &str,
+) -> Result<T, ConfigError> {
+    checked(name, default, &format!("{what}, at least 1"), |n: &T| {
+        *n >= T::from(1)
+    })
 }
 
 fn parsed<T: FromStr>(name: &'static str, default: T, expected: &str) -> Result<T, ConfigError> {
@@ -264,6 +320,113 @@ fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serialises the tests that set process environment variables.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// `Config::from_env` with `variable=value` set (and removed again afterwards).
+    fn from_env_with(variable: &str, value: &str) -> Result<Config, ConfigError> {
+        let _env = ENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = std::env::var_os(variable);
+        std::env::set_var(variable, value);
+        let config = Config::from_env();
+        match before {
+            Some(before) => std::env::set_var(variable, before),
+            None => std::env::remove_var(variable),
+        }
+        config
+    }
+
+    fn refused(variable: &str, value: &str) -> ConfigError {
+        match from_env_with(variable, value) {
+            Ok(_) => panic!("{variable}={value} was accepted"),
+            Err(error) => {
+                assert_eq!(error.variable, variable, "{error}");
+                assert!(error.to_string().starts_with(variable), "{error}");
+                error
+            }
+        }
+    }
+
+    #[test]
+    fn counts_must_be_at_least_one() {
+        for variable in [
+            "SHOPKEEP_MAX_NEW_TOKENS",
+            "SHOPKEEP_CONVERSATION_IDLE_MINUTES",
+            "SHOPKEEP_MAX_USERS_IN_MEMORY",
+            "SHOPKEEP_MAX_TURNS_IN_MEMORY",
+            "SHOPKEEP_USER_BURST",
+            "SHOPKEEP_USER_PER_MINUTE",
+            "SHOPKEEP_CHANNEL_BURST",
+            "SHOPKEEP_CHANNEL_PER_MINUTE",
+            "SHOPKEEP_MAX_QUEUE",
+            "SHOPKEEP_MAX_QUESTION_CHARS",
+        ] {
+            let error = refused(variable, "0");
+            assert!(error.expected.contains("at least 1"), "{error}");
+            assert!(from_env_with(variable, "1").is_ok(), "{variable}=1");
+        }
+    }
+
+    #[test]
+    fn top_p_must_be_above_zero_and_at_most_one() {
+        for bad in ["0", "-0.5", "1.01", "NaN"] {
+            let error = refused("SHOPKEEP_TOP_P", bad);
+            assert_eq!(error.value, bad);
+            assert!(error.expected.contains("(0, 1]"), "{error}");
+        }
+        let config = from_env_with("SHOPKEEP_TOP_P", "1").unwrap();
+        assert_eq!(config.model.top_p, 1.0);
+        let config = from_env_with("SHOPKEEP_TOP_P", "0.05").unwrap();
+        assert_eq!(config.model.top_p, 0.05);
+    }
+
+    #[test]
+    fn temperature_and_repetition_penalty_are_range_checked() {
+        for bad in ["-0.1", "inf", "NaN"] {
+            refused("SHOPKEEP_TEMPERATURE", bad);
+        }
+        assert_eq!(
+            from_env_with("SHOPKEEP_TEMPERATURE", "0")
+                .unwrap()
+                .model
+                .temperature,
+            0.0
+        );
+        for bad in ["0.9", "0", "inf"] {
+            refused("SHOPKEEP_REPETITION_PENALTY", bad);
+        }
+        assert_eq!(
+            from_env_with("SHOPKEEP_REPETITION_PENALTY", "1")
+                .unwrap()
+                .model
+                .repetition_penalty,
+            1.0
+        );
+    }
+
+    #[test]
+    fn zero_is_still_a_choice_where_it_means_something() {
+        assert_eq!(
+            from_env_with("SHOPKEEP_THREADS", "0")
+                .unwrap()
+                .model
+                .threads,
+            0
+        );
+        assert_eq!(from_env_with("SHOPKEEP_TOP_K", "0").unwrap().model.top_k, 0);
+        let config = from_env_with("SHOPKEEP_RETENTION_DAYS", "0").unwrap();
+        assert_eq!(config.conversation.retention, Duration::ZERO);
+    }
+
+    #[test]
+    fn unparsable_values_name_the_variable() {
+        let error = refused("SHOPKEEP_MAX_QUEUE", "many");
+        assert_eq!(
+            error.to_string(),
+            "SHOPKEEP_MAX_QUEUE=\"many\" is not valid: a whole number, at least 1"
+        );
+    }
 
     #[test]
     fn token_never_shows_in_debug_or_display() {
