@@ -145,27 +145,28 @@ impl Decoder {
     /// Loads `model.onnx` and checks that it has the with-past inputs with the right dtypes.
     pub fn load(model_file: &Path, options: &SessionOptions) -> Result<Self, EngineError> {
         let env = super::runtime::environment()?;
-        let bad = |reason: String| EngineError::BadModel {
+        let not_loaded = |error: ort::Error| EngineError::SessionLoad {
             path: model_file.to_path_buf(),
-            reason,
+            source: std::sync::Arc::new(error),
         };
         let mut builder = Session::builder(&env)
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(not_loaded)?
             .with_optimization_level(options.optimization.level())
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| not_loaded(e.into()))?
             .with_inter_threads(1)
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| not_loaded(e.into()))?
             .with_intra_op_spinning(options.spinning)
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| not_loaded(e.into()))?;
         if options.threads > 0 {
             builder = builder
                 .with_intra_threads(options.threads)
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(|e| not_loaded(e.into()))?;
         }
-        let session = builder
-            .commit_from_file(model_file)
-            .map_err(|e| bad(e.to_string()))?;
-        let layout = read_layout(&session).map_err(bad)?;
+        let session = builder.commit_from_file(model_file).map_err(not_loaded)?;
+        let layout = read_layout(&session).map_err(|reason| EngineError::BadModel {
+            path: model_file.to_path_buf(),
+            reason,
+        })?;
         let metadata_context_length = session.metadata().ok().and_then(|m| {
             ["max_position_embeddings", "n_positions", "context_length"]
                 .iter()
@@ -256,11 +257,11 @@ impl Decoder {
         let mut outputs = outputs?;
         let logits_value = outputs
             .remove("logits")
-            .ok_or_else(|| EngineError::Inference("the model has no `logits` output".into()))?;
+            .ok_or_else(|| EngineError::BadOutput("the model has no `logits` output".into()))?;
         let (shape, _) = extract_f32(&logits_value)?;
         let vocab = *shape.last().unwrap_or(&0) as usize;
         if shape != [batch as i64, seq as i64, vocab as i64] {
-            return Err(EngineError::Inference(format!(
+            return Err(EngineError::BadOutput(format!(
                 "`logits` has shape {shape:?}; expected [{batch}, {seq}, vocab]"
             )));
         }
@@ -268,7 +269,7 @@ impl Decoder {
         for i in 0..self.layout.layers {
             let mut take = |name: String| {
                 outputs.remove(&name).ok_or_else(|| {
-                    EngineError::Inference(format!("the model has no `{name}` output"))
+                    EngineError::BadOutput(format!("the model has no `{name}` output"))
                 })
             };
             layers.push((

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use decoder::{Decoder, KvLayout, Optimization, SessionOptions};
-pub use error::EngineError;
+pub use error::{EngineError, OrtError};
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
 pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
 pub use sampler::{argmax, filtered_distribution, Sampler, SamplingParams};
@@ -176,9 +176,7 @@ impl EngineHandle {
             .spawn(move || {
                 scheduler::run(decoder, tokenizer, info, scheduling, inbox, worker_shared)
             })
-            .map_err(|e| {
-                EngineError::Inference(format!("could not start the engine thread: {e}"))
-            })?;
+            .map_err(|error| EngineError::Thread(Arc::new(error)))?;
         Ok(Self { shared })
     }
 

@@ -6,11 +6,11 @@
 //! `./scripts/test.sh` fill). The library is loaded once per process.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ort::environment::Environment;
 
-use super::EngineError;
+use super::{EngineError, OrtError};
 use crate::config::cache_dir;
 
 /// File name of the runtime library inside the project cache.
@@ -54,7 +54,7 @@ pub fn resolve_library() -> Result<PathBuf, EngineError> {
         })
 }
 
-static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<Result<Environment, OrtError>> = OnceLock::new();
 
 /// The process-wide ONNX Runtime environment, loading the library on first use.
 pub fn environment() -> Result<Environment, EngineError> {
@@ -62,13 +62,13 @@ pub fn environment() -> Result<Environment, EngineError> {
     let loaded = ENVIRONMENT.get_or_init(|| load(&path));
     loaded
         .clone()
-        .map_err(|reason| EngineError::RuntimeLoad { path, reason })
+        .map_err(|source| EngineError::RuntimeLoad { path, source })
 }
 
-fn load(path: &Path) -> Result<Environment, String> {
+fn load(path: &Path) -> Result<Environment, OrtError> {
     ort::init_from(path)
-        .map_err(|e| e.to_string())?
+        .map_err(|error| Arc::new(ort::Error::wrap(error)))?
         .with_name("shopkeep")
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(Arc::new)
 }

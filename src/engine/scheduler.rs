@@ -58,19 +58,67 @@ impl RowKv {
     }
 
     /// The first `len` positions.
-    fn truncated(&self, len: usize, heads: usize, head_dim: usize) -> RowKv {
+    fn truncated(&self, len: usize, shape: HeadShape) -> RowKv {
         let cut = |full: &[f32]| {
-            let mut out = Vec::with_capacity(heads * len * head_dim);
-            for h in 0..heads {
-                let start = h * self.len * head_dim;
-                out.extend_from_slice(&full[start..start + len * head_dim]);
-            }
-            out
+            shape.copied(
+                full,
+                Positions {
+                    width: self.len,
+                    start: 0,
+                },
+                len,
+            )
         };
         RowKv {
             layers: self.layers.iter().map(|(k, v)| (cut(k), cut(v))).collect(),
             len,
         }
+    }
+}
+
+/// The shape of one sequence's keys (or values) in a layer: `heads` blocks, each of
+/// `width` positions of `head_dim` numbers, row-major ([heads, width, head_dim]).
+#[derive(Debug, Clone, Copy)]
+struct HeadShape {
+    heads: usize,
+    head_dim: usize,
+}
+
+/// A run of positions in each head's block: the block holds `width` positions, the run
+/// begins at `start`.
+#[derive(Debug, Clone, Copy)]
+struct Positions {
+    width: usize,
+    start: usize,
+}
+
+impl HeadShape {
+    /// Numbers in one sequence's block of `width` positions.
+    fn len(self, width: usize) -> usize {
+        self.heads * width * self.head_dim
+    }
+
+    /// Copies `count` positions of every head from `src` (read at `from`) into `dst`
+    /// (written at `to`): the one strided copy behind splitting a batch cache into rows,
+    /// building a batch cache from rows, and truncating a row.
+    fn copy(self, src: &[f32], from: Positions, dst: &mut [f32], to: Positions, count: usize) {
+        let n = count * self.head_dim;
+        for h in 0..self.heads {
+            let src_at = (h * from.width + from.start) * self.head_dim;
+            let dst_at = (h * to.width + to.start) * self.head_dim;
+            dst[dst_at..dst_at + n].copy_from_slice(&src[src_at..src_at + n]);
+        }
+    }
+
+    /// `count` positions of every head of `src` (read at `from`), as a block of their own.
+    fn copied(self, src: &[f32], from: Positions, count: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.len(count)];
+        let to = Positions {
+            width: count,
+            start: 0,
+        };
+        self.copy(src, from, &mut out, to, count);
+        out
     }
 }
 
@@ -130,8 +178,8 @@ impl PrefixCache {
     }
 
     /// The keys and values of the first `len` positions of entry `index`.
-    fn prefix(&self, index: usize, len: usize, heads: usize, head_dim: usize) -> RowKv {
-        self.entries[index].kv.truncated(len, heads, head_dim)
+    fn prefix(&self, index: usize, len: usize, shape: HeadShape) -> RowKv {
+        self.entries[index].kv.truncated(len, shape)
     }
 
     fn insert(&mut self, key: Option<String>, tokens: Vec<u32>, kv: RowKv) {
@@ -191,8 +239,10 @@ pub(crate) fn run(
     shared: Weak<Shared>,
 ) {
     let mut worker = Worker {
-        heads: decoder.layout.kv_heads,
-        head_dim: decoder.layout.head_dim,
+        shape: HeadShape {
+            heads: decoder.layout.kv_heads,
+            head_dim: decoder.layout.head_dim,
+        },
         decoder: &mut decoder,
         tokenizer: &tokenizer,
         info: &info,
@@ -234,8 +284,8 @@ struct Worker<'a> {
     /// Batch cache: [rows, heads, max len, head_dim], left-padded.
     cache: Option<KvCache>,
     waiting: VecDeque<(super::GenerateRequest, mpsc::UnboundedSender<StreamEvent>)>,
-    heads: usize,
-    head_dim: usize,
+    /// The layout of one sequence's keys (or values) in a layer.
+    shape: HeadShape,
 }
 
 impl Worker<'_> {
@@ -341,9 +391,7 @@ impl Worker<'_> {
             match reused {
                 Some((shared, entry)) => {
                     reused_tokens += prompt_len - shared;
-                    let kv = self
-                        .prefixes
-                        .prefix(entry, shared, self.heads, self.head_dim);
+                    let kv = self.prefixes.prefix(entry, shared, self.shape);
                     self.prefill_on_prefix(sequence, events, shared, kv, &mut joining);
                 }
                 None => {
@@ -446,7 +494,7 @@ impl Worker<'_> {
             Ok(kvs) => kvs,
             Err(error) => {
                 for (_, events) in &group {
-                    self.fail_prefill(EngineError::Inference(error.to_string()), events);
+                    self.fail_prefill(error.clone(), events);
                 }
                 return;
             }
@@ -583,11 +631,7 @@ impl Worker<'_> {
         tracing::error!(%error, rows = self.rows.len(), "batched step failed");
         self.cache = None;
         for row in std::mem::take(&mut self.rows) {
-            let _ = row
-                .events
-                .send(StreamEvent::Done(Err(EngineError::Inference(
-                    error.to_string(),
-                ))));
+            let _ = row.events.send(StreamEvent::Done(Err(error.clone())));
             self.release(false);
         }
     }
@@ -601,20 +645,18 @@ impl Worker<'_> {
     fn split_rows(&self, cache: &KvCache, lens: &[usize]) -> Result<Vec<RowKv>, EngineError> {
         debug_assert_eq!(lens.len(), cache.batch);
         let host = cache.to_host()?;
-        let (heads, head_dim, width) = (self.heads, self.head_dim, cache.len);
+        let shape = self.shape;
+        let width = cache.len;
+        let block = shape.len(width);
         Ok(lens
             .iter()
             .enumerate()
             .map(|(b, &len)| {
-                let pad = width - len;
-                let take = |full: &[f32]| {
-                    let mut out = Vec::with_capacity(heads * len * head_dim);
-                    for h in 0..heads {
-                        let start = ((b * heads + h) * width + pad) * head_dim;
-                        out.extend_from_slice(&full[start..start + len * head_dim]);
-                    }
-                    out
+                let from = Positions {
+                    width,
+                    start: width - len,
                 };
+                let take = |full: &[f32]| shape.copied(&full[b * block..], from, len);
                 RowKv {
                     layers: host.iter().map(|(k, v)| (take(k), take(v))).collect(),
                     len,
@@ -625,22 +667,26 @@ impl Worker<'_> {
 
     /// Builds a left-padded batch cache from rows.
     fn batch_cache(&self, rows: &[&RowKv]) -> Result<KvCache, EngineError> {
-        let (heads, head_dim) = (self.heads, self.head_dim);
+        let shape = self.shape;
         let width = rows.iter().map(|r| r.len).max().unwrap_or(0);
         let batch = rows.len();
+        let block = shape.len(width);
         self.decoder.cache_from_host(batch, width, |layer| {
-            let mut keys = vec![0f32; batch * heads * width * head_dim];
-            let mut values = vec![0f32; batch * heads * width * head_dim];
+            let mut keys = vec![0f32; batch * block];
+            let mut values = vec![0f32; batch * block];
             for (b, row) in rows.iter().enumerate() {
-                let pad = width - row.len;
                 let (k, v) = &row.layers[layer];
-                for h in 0..heads {
-                    let src = h * row.len * head_dim;
-                    let dst = ((b * heads + h) * width + pad) * head_dim;
-                    let n = row.len * head_dim;
-                    keys[dst..dst + n].copy_from_slice(&k[src..src + n]);
-                    values[dst..dst + n].copy_from_slice(&v[src..src + n]);
-                }
+                let from = Positions {
+                    width: row.len,
+                    start: 0,
+                };
+                let to = Positions {
+                    width,
+                    start: width - row.len,
+                };
+                let slot = b * block..(b + 1) * block;
+                shape.copy(k, from, &mut keys[slot.clone()], to, row.len);
+                shape.copy(v, from, &mut values[slot], to, row.len);
             }
             (keys, values)
         })
@@ -699,7 +745,13 @@ mod tests {
             layers: vec![(vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0], vec![0.0; 6])],
             len: 3,
         };
-        let cut = kv.truncated(2, 2, 1);
+        let cut = kv.truncated(
+            2,
+            HeadShape {
+                heads: 2,
+                head_dim: 1,
+            },
+        );
         assert_eq!(cut.layers[0].0, vec![0.0, 1.0, 10.0, 11.0]);
         assert_eq!(cut.len, 2);
     }
