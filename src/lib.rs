@@ -1,18 +1,24 @@
 //! shopkeep: a Discord assistant for an online shop's community.
 //!
-//! - [`engine`]: the language model on ONNX Runtime (the only code that knows it).
+//! The library is everything but the command line (`src/main.rs` and `src/cli/`), which
+//! drives it; the integration tests and benches use the same API. The layers depend one
+//! way, each on those listed after it:
+//!
+//! - [`discord`]: the serenity adapter (the only code that knows Discord).
 //! - [`assistant`]: the platform-neutral core: routing, limits, context, knowledge,
 //!   prompts, guard. The terminal chat, the tests and the Discord adapter all drive it.
-//! - [`discord`]: the serenity adapter (the only code that knows Discord).
-//! - [`store`]: SQLite persistence.
-//! - [`config`]: settings from the environment.
+//! - [`engine`]: the language model on ONNX Runtime (the only code that knows it).
+//!
+//! Beside them, used by all three:
+//! - [`lifecycle`]: work in flight and graceful shutdown (the terminal chat and Discord);
+//! - [`store`]: SQLite persistence;
+//! - [`config`]: settings from the environment, range-checked once at start;
 //! - [`metrics`]: Prometheus metrics (optional endpoint).
-//! - [`bench`]: the `shopkeep bench` measurements.
 
 pub mod assistant;
-pub mod bench;
 pub mod config;
 pub mod discord;
 pub mod engine;
+pub mod lifecycle;
 pub mod metrics;
 pub mod store;

@@ -24,7 +24,7 @@ pub mod summarise;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::{
@@ -34,12 +34,12 @@ use serenity::client::ClientBuilder;
 use serenity::gateway::GatewayError;
 use serenity::http::HttpBuilder;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::assistant::{Assistant, Inbound, Outcome};
 use crate::config::DiscordSettings;
+use crate::lifecycle::{self, InFlight};
 use crate::metrics::{DiscordErrorKind, MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
 use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
@@ -51,8 +51,8 @@ use turns::Turns;
 pub enum DiscordError {
     #[error("DISCORD_TOKEN is not set")]
     NoToken,
-    #[error("could not set up the Discord client: {0}")]
-    Setup(String),
+    #[error("could not set up the Discord client")]
+    Setup(#[source] serenity::Error),
     #[error(
         "Discord refused the bot token: check DISCORD_TOKEN (Developer Portal, Bot page, Reset Token)"
     )]
@@ -61,8 +61,8 @@ pub enum DiscordError {
         "Discord refused the gateway intents: switch on Message Content Intent (Developer Portal, Bot page, Privileged Gateway Intents)"
     )]
     IntentsNotAllowed,
-    #[error("the Discord connection failed: {0}")]
-    Gateway(String),
+    #[error("the Discord connection failed")]
+    Gateway(#[source] serenity::Error),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
 }
@@ -90,9 +90,8 @@ pub struct Shared {
     /// The bot's user id; 0 until known (from `GET /users/@me` at start, or READY).
     bot_id: watch::Sender<u64>,
     commands_registered: AtomicBool,
-    accepting: AtomicBool,
-    tasks: Mutex<JoinSet<()>>,
-    cancel: watch::Sender<bool>,
+    /// Replies being written; shutdown waits for them.
+    in_flight: InFlight,
     /// One user's questions are answered one at a time, in order.
     turns: Turns,
     own_messages: OwnMessages,
@@ -112,24 +111,6 @@ impl Shared {
 
     fn rules(&self) -> RoutingRules {
         RoutingRules::new(self.bot_id(), &self.settings)
-    }
-
-    /// Runs `work` as in-flight work that shutdown waits for; refused (returns false)
-    /// once shutdown has begun.
-    fn spawn_work<F>(&self, work: F) -> bool
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let Ok(mut tasks) = self.tasks.lock() else {
-            return false;
-        };
-        if !self.accepting.load(Ordering::SeqCst) {
-            return false;
-        }
-        // Reap finished tasks so the set does not grow.
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(work);
-        true
     }
 
     fn reply(&self, target: Target) -> Reply {
@@ -156,7 +137,7 @@ impl Shared {
                 }
             },
             Outcome::Answer(events) => {
-                match reply::stream_answer(reply, events, self.cancel.subscribe()).await {
+                match reply::stream_answer(reply, events, self.in_flight.cancellation()).await {
                     StreamEnd::Finished => {
                         METRICS.answer();
                         true
@@ -173,7 +154,7 @@ impl Shared {
 
     async fn answer_message(self: Arc<Self>, msg: Message, inbound: Inbound, received: Instant) {
         let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
-        if *self.cancel.borrow() {
+        if self.in_flight.is_cancelled() {
             tracing::info!("shutting down: question dropped before it was started");
             return;
         }
@@ -257,7 +238,7 @@ impl EventHandler for Handler {
         let task = Arc::clone(shared)
             .answer_message(msg, inbound, received)
             .instrument(span.clone());
-        if !shared.spawn_work(task) {
+        if !shared.in_flight.spawn(task) {
             span.in_scope(|| tracing::info!("shutting down: message not answered"));
         }
     }
@@ -284,7 +265,7 @@ impl EventHandler for Handler {
         let shared = Arc::clone(&self.shared);
         let (id, token) = (command.id, command.token.clone());
         let task = async move { commands::handle(&shared, command).await }.instrument(span.clone());
-        if !self.shared.spawn_work(task) {
+        if !self.shared.in_flight.spawn(task) {
             span.in_scope(|| tracing::info!("shutting down: interaction not taken"));
             let busy = reply::ephemeral_message(SHUTTING_DOWN);
             if let Err(error) = reply::respond(&self.shared.rest, id, &token, busy).await {
@@ -343,13 +324,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     }
 
     // SIGTERM/SIGINT flips `stop`, at any point from here on.
-    let (stop_tx, mut stop) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop_tx.send(true);
-        // Keep the sender alive so receivers see `true`, not a closed channel.
-        std::future::pending::<()>().await;
-    });
+    let mut stop = lifecycle::stop_on_termination();
     let api = settings
         .api_url
         .clone()
@@ -359,15 +334,12 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         return Ok(());
     }
 
-    let (cancel, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         assistant,
         rest,
         bot_id: watch::Sender::new(0),
         commands_registered: AtomicBool::new(false),
-        accepting: AtomicBool::new(true),
-        tasks: Mutex::new(JoinSet::new()),
-        cancel,
+        in_flight: InFlight::new(),
         turns: Turns::default(),
         own_messages: OwnMessages::default(),
         settings,
@@ -383,7 +355,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
             shared: Arc::clone(&shared),
         })
         .await
-        .map_err(|e| DiscordError::Setup(e.to_string()))?;
+        .map_err(DiscordError::Setup)?;
 
     // Know who we are before the first message can arrive (READY confirms it).
     match client.http.get_current_user().await {
@@ -402,29 +374,10 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     tokio::spawn(async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
         tracing::info!("shutdown requested: finishing in-flight replies");
-        stopper.accepting.store(false, Ordering::SeqCst);
-        let mut tasks = match stopper.tasks.lock() {
-            Ok(mut tasks) => std::mem::take(&mut *tasks),
-            Err(_) => JoinSet::new(),
-        };
-        let grace = stopper.settings.shutdown_grace;
-        if tokio::time::timeout(grace, drain(&mut tasks))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                in_flight = tasks.len(),
-                "grace period over: cancelling in-flight replies"
-            );
-            let _ = stopper.cancel.send(true);
-            if tokio::time::timeout(Duration::from_secs(5), drain(&mut tasks))
-                .await
-                .is_err()
-            {
-                tasks.abort_all();
-                drain(&mut tasks).await;
-            }
-        }
+        stopper
+            .in_flight
+            .shut_down(stopper.settings.shutdown_grace)
+            .await;
         stopped_flag.store(true, Ordering::SeqCst);
         shard_manager.shutdown_all().await;
     });
@@ -439,7 +392,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => {
             DiscordError::IntentsNotAllowed
         }
-        other => DiscordError::Gateway(other.to_string()),
+        other => DiscordError::Gateway(other),
     })
 }
 
@@ -478,35 +431,6 @@ async fn wait_for_discord(
             _ = stop.wait_for(|stopped| *stopped) => return false,
         }
         wait = (wait * 2).min(MAX_CONNECT_BACKOFF);
-    }
-}
-
-async fn drain(tasks: &mut JoinSet<()>) {
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -4,70 +4,152 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use anyhow::{bail, Context, Result};
-use serde::Serialize;
-
 use std::time::Instant;
 
-use crate::engine::{
-    EngineHandle, GenerateRequest, Optimization, SamplingParams, SchedulerOptions, SessionOptions,
-    StreamEvent,
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use shopkeep::engine::{
+    EngineHandle, EngineTiming, GenerateRequest, Optimization, SamplingParams, SchedulerOptions,
+    SessionOptions, StreamEvent,
 };
+
+#[derive(Args)]
+pub(super) struct BenchArgs {
+    /// Model directory (default: the GPT-2-small-shaped random model from `scripts/setup.sh bench-models`).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+    runs: usize,
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Concurrent conversations for the batching measurement.
+    #[arg(long, default_value_t = 8)]
+    concurrent: usize,
+    /// History tokens for the prefix-reuse measurement.
+    #[arg(long, default_value_t = 500)]
+    history_tokens: usize,
+    /// Quantized model for the int8 row (default: gpt2-small-int8 in the cache, if prepared).
+    #[arg(long)]
+    quantized_model_dir: Option<PathBuf>,
+    /// Python with onnxruntime for the baseline (default: the tools venv in the cache).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Also measure batch-1 decode under each session setting (threads, graph optimisation
+    /// level, spinning).
+    #[arg(long)]
+    tuning: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A whole number of at least 1, for clap.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// About 32 GPT-2 tokens of ordinary text.
+const BENCH_PROMPT: &str = "Thank you for shopping with us. Your order has been packed and will leave our warehouse tomorrow morning, and you will receive a tracking link by email within a day";
+
+/// Measures and prints the report (a table, or one JSON line with `--json`).
+pub(super) fn bench(args: BenchArgs) -> Result<()> {
+    let cache = shopkeep::config::cache_dir();
+    let model_dir = args
+        .model_dir
+        .unwrap_or_else(|| cache.join("models/gpt2-small-random"));
+    if !model_dir.join("model.onnx").is_file() {
+        bail!(
+            "{} has no model.onnx; run ./scripts/setup.sh bench-models first",
+            model_dir.display()
+        );
+    }
+    let options = BenchOptions {
+        model_dir: model_dir.clone(),
+        threads: args.threads,
+        runs: args.runs,
+        prompt: BENCH_PROMPT.to_string(),
+        new_tokens: args.new_tokens,
+        python: args.python.unwrap_or_else(|| cache.join("venv/bin/python")),
+        tools_dir: default_tools_dir(),
+        concurrent: args.concurrent,
+        history_tokens: args.history_tokens,
+        quantized_model_dir: args
+            .quantized_model_dir
+            .or_else(|| Some(cache.join("models/gpt2-small-int8")))
+            .filter(|dir| dir.join("model.onnx").is_file()),
+        tuning: args.tuning,
+    };
+    let engine = EngineHandle::load(&model_dir, &SessionOptions::with_threads(args.threads))?;
+    let report = super::runtime()?.block_on(run(&options, &engine))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(())
+}
 
 /// What to measure.
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
-    pub model_dir: PathBuf,
-    pub threads: usize,
-    pub runs: usize,
-    pub prompt: String,
-    pub new_tokens: usize,
+struct BenchOptions {
+    model_dir: PathBuf,
+    threads: usize,
+    runs: usize,
+    prompt: String,
+    new_tokens: usize,
     /// Python with onnxruntime, numpy and tokenizers (the tools venv).
-    pub python: PathBuf,
+    python: PathBuf,
     /// The repository's tools/ folder.
-    pub tools_dir: PathBuf,
+    tools_dir: PathBuf,
     /// Concurrent conversations for the batching row (c).
-    pub concurrent: usize,
+    concurrent: usize,
     /// History length for the prefix-reuse row (d), in tokens.
-    pub history_tokens: usize,
+    history_tokens: usize,
     /// A quantized variant of the same model for row (e), if prepared.
-    pub quantized_model_dir: Option<PathBuf>,
+    quantized_model_dir: Option<PathBuf>,
     /// Also measure batch-1 decode under each session setting (threads, graph
     /// optimisation level, spinning).
-    pub tuning: bool,
+    tuning: bool,
 }
 
 /// One row of the result table.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchRow {
-    pub name: String,
+struct BenchRow {
+    name: String,
     /// Decode tokens/s (rows a, b, e), aggregate tokens/s (c), or 0 where not measured.
-    pub tokens_per_s: f64,
+    tokens_per_s: f64,
     /// Prefill (a, b, e) or time to first token (c, d), milliseconds.
-    pub prefill_ms: f64,
-    pub samples: Vec<f64>,
+    prefill_ms: f64,
+    samples: Vec<f64>,
     /// The engine's own share of its time (everything outside `Session::run`: tensors,
     /// copies, sampling, streaming), in percent; engine rows only.
-    pub overhead_pct: Option<f64>,
+    overhead_pct: Option<f64>,
 }
 
 /// The whole report; `ratios` are the machine-readable comparisons.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    pub model_dir: PathBuf,
-    pub threads: usize,
-    pub runs: usize,
-    pub prompt_tokens: usize,
-    pub new_tokens: usize,
-    pub rows: Vec<BenchRow>,
-    pub ratios: serde_json::Map<String, serde_json::Value>,
+struct BenchReport {
+    model_dir: PathBuf,
+    threads: usize,
+    runs: usize,
+    prompt_tokens: usize,
+    new_tokens: usize,
+    rows: Vec<BenchRow>,
+    ratios: serde_json::Map<String, serde_json::Value>,
     /// Batch-1 decode under each session setting (with `--tuning`).
-    pub tuning: Vec<BenchRow>,
+    tuning: Vec<BenchRow>,
 }
 
 /// Median of non-empty samples.
-pub fn median(samples: &[f64]) -> f64 {
+fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
@@ -79,7 +161,7 @@ pub fn median(samples: &[f64]) -> f64 {
 }
 
 /// Runs the baseline and the engine `runs` times each, interleaved, and reports medians.
-pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchReport> {
+async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchReport> {
     let prompt_tokens = engine.tokenizer().count(&options.prompt);
     let request = GenerateRequest {
         prompt: options.prompt.clone(),
@@ -95,7 +177,7 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
 
     let (mut ours, mut ours_prefill, mut python, mut python_prefill) =
         (vec![], vec![], vec![], vec![]);
-    let mut engine_time = crate::engine::EngineTiming::default();
+    let mut engine_time = EngineTiming::default();
     for _ in 0..options.runs {
         let (rate, prefill) = python_greedy(options)?;
         python.push(rate);
@@ -186,7 +268,7 @@ pub async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchR
 }
 
 /// The engine's share of `timing` outside `Session::run`, in percent.
-fn overhead_pct(timing: crate::engine::EngineTiming) -> f64 {
+fn overhead_pct(timing: EngineTiming) -> f64 {
     let turns = timing.turns.as_secs_f64();
     if turns == 0.0 {
         return 0.0;
@@ -238,7 +320,7 @@ async fn batch_one_rows(
     request: &GenerateRequest,
     runs: usize,
 ) -> Result<Vec<BenchRow>> {
-    let mut measured: Vec<(Vec<f64>, Vec<f64>, crate::engine::EngineTiming)> = Vec::new();
+    let mut measured: Vec<(Vec<f64>, Vec<f64>, EngineTiming)> = Vec::new();
     for (_, engine) in engines {
         engine.generate(request.clone()).finish().await?;
         measured.push((vec![], vec![], Default::default()));
@@ -437,7 +519,7 @@ fn python_greedy(options: &BenchOptions) -> Result<(f64, f64)> {
 }
 
 /// The report as a plain-text table.
-pub fn table(report: &BenchReport) -> String {
+fn table(report: &BenchReport) -> String {
     let mut out = format!(
         "model: {}\nthreads: {}, runs: {} (medians), prompt: {} tokens, new tokens: {}\n\n",
         report.model_dir.display(),
@@ -480,7 +562,7 @@ fn rows_table(rows: &[BenchRow]) -> String {
 }
 
 /// The tools folder next to the binary's source tree, or `./tools`.
-pub fn default_tools_dir() -> PathBuf {
+fn default_tools_dir() -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
     if source.is_dir() {
         source

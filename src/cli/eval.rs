@@ -1,0 +1,117 @@
+//! `shopkeep eval`: measure routing against labelled questions, or show how questions route.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use shopkeep::assistant::eval::evaluate_intents;
+use shopkeep::assistant::knowledge::{Method, RouteKind};
+use shopkeep::assistant::prompts::{read_utterance_csv, LoadOptions, PromptSet};
+use shopkeep::engine::PromptFormat;
+
+#[derive(Subcommand)]
+pub(super) enum EvalCommand {
+    /// Route each utterance of a labelled CSV (utterance,intent columns) to the best knowledge
+    /// entry and compare the entry's intent; the last line is `accuracy: X`.
+    Intents(EvalIntentsArgs),
+    /// Print how each question would be routed (kind, confidence, hits, products) as JSON lines.
+    Route(EvalRouteArgs),
+}
+
+#[derive(Args)]
+pub(super) struct EvalRouteArgs {
+    /// Questions to route.
+    #[arg(required = true)]
+    questions: Vec<String>,
+    /// Use the entries' own text only (ignore data-set phrasings under prompts/data/).
+    #[arg(long)]
+    zero_shot: bool,
+    /// Prompts folder (default: SHOPKEEP_PROMPTS_DIR or ./prompts).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Print the prompt the model would get ("chatml" or "completion"), or the not-sure
+    /// reply, instead of the JSON line.
+    #[arg(long)]
+    show_prompt: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct EvalIntentsArgs {
+    /// CSV with `utterance` and `intent` columns.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Use the entries' own text only (ignore data-set phrasings under prompts/data/).
+    #[arg(long)]
+    zero_shot: bool,
+    /// Prompts folder (default: SHOPKEEP_PROMPTS_DIR or ./prompts).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Retrieval method to measure: combined (the one in service), centroid or nearest.
+    #[arg(long, default_value = "combined")]
+    method: String,
+}
+
+/// Runs one `eval` subcommand.
+pub(super) fn eval(command: EvalCommand) -> Result<()> {
+    match command {
+        EvalCommand::Intents(args) => eval_intents(args),
+        EvalCommand::Route(args) => eval_route(args),
+    }
+}
+
+fn load_prompts(dir: Option<PathBuf>, zero_shot: bool) -> Result<PromptSet> {
+    let options = LoadOptions {
+        dataset_phrasings: !zero_shot,
+    };
+    PromptSet::load_with(&super::prompts_dir(dir), options)
+        .map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+fn eval_route(args: EvalRouteArgs) -> Result<()> {
+    let set = load_prompts(args.prompts, args.zero_shot)?;
+    let format = match args.show_prompt.as_deref() {
+        None => None,
+        Some("chatml") => Some(PromptFormat::Chatml),
+        Some("completion") => Some(PromptFormat::Completion),
+        Some(other) => bail!("unknown prompt format {other:?}: use chatml or completion"),
+    };
+    for question in &args.questions {
+        let route = set.knowledge.route(question);
+        match format {
+            None => println!(
+                "{}",
+                serde_json::json!({"question": question, "route": route})
+            ),
+            Some(_) if route.kind == RouteKind::NotSure => {
+                println!("{}", set.not_sure_reply(question, &route)?)
+            }
+            Some(format) => print!("{}", set.render_answer(format, question, &route, &[])?),
+        }
+    }
+    Ok(())
+}
+
+fn eval_intents(args: EvalIntentsArgs) -> Result<()> {
+    let method = Method::parse(&args.method).with_context(|| {
+        format!(
+            "unknown method {:?}: use combined, centroid or nearest",
+            args.method
+        )
+    })?;
+    let set = load_prompts(args.prompts, args.zero_shot)?;
+    let text = std::fs::read_to_string(&args.csv)
+        .with_context(|| format!("could not read {}", args.csv.display()))?;
+    let examples = read_utterance_csv(&text).map_err(|(line, message)| {
+        anyhow::anyhow!("{}:{}: {message}", args.csv.display(), line.unwrap_or(0))
+    })?;
+    let report = evaluate_intents(&set.knowledge, &examples, method);
+    println!(
+        "knowledge: {} entries, {} data-set phrasings{}",
+        set.knowledge.faq.len(),
+        set.knowledge.dataset_phrasings_used,
+        if args.zero_shot { " (zero-shot)" } else { "" }
+    );
+    println!("{report}");
+    Ok(())
+}

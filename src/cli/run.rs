@@ -1,0 +1,46 @@
+//! `shopkeep run`: the Discord bot, or the terminal chat when no token is set.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use shopkeep::assistant::Assistant;
+use shopkeep::config::Config;
+
+use super::chat::{self, ChatArgs};
+use super::ModelArgs;
+
+/// Serves Discord until SIGTERM/SIGINT; SIGHUP reloads the prompts.
+pub(super) fn run(config: Config) -> Result<()> {
+    if config.discord.token.is_none() {
+        eprintln!(
+            "DISCORD_TOKEN is not set, so starting the terminal chat instead of the Discord bot."
+        );
+        eprintln!("(See README.md to connect the bot to a Discord server.)");
+        return chat::chat(config, ChatArgs::default());
+    }
+    let engine = super::load_engine(&config, &ModelArgs::default())?;
+    let settings = config.discord.clone();
+    let assistant = Assistant::open(engine, Arc::new(config))?;
+    super::runtime()?.block_on(async {
+        reload_prompts_on_sighup(assistant.clone())?;
+        shopkeep::discord::run(assistant, settings).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// SIGHUP reloads the prompts (as `/reload-prompts` does); a broken set is logged and the
+/// previous one stays in service.
+fn reload_prompts_on_sighup(assistant: Assistant) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match assistant.reload_prompts() {
+                Ok(report) => tracing::info!(report = %report.summary, "SIGHUP: prompts reloaded"),
+                Err(error) => tracing::error!(%error, "SIGHUP: prompts not reloaded"),
+            }
+        }
+    });
+    Ok(())
+}
