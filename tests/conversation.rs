@@ -2,19 +2,19 @@
 //! survives the process exiting) and through `Assistant::handle` on the tiny random GPT-2
 //! that `./scripts/test.sh` builds into the cache.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::test_model;
 use shopkeep::assistant::prompts::Prompts;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
 use shopkeep::store::Store;
+use support::test_model;
 
 fn shopkeep(db: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))

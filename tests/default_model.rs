@@ -7,18 +7,11 @@
 //! cargo test --release --test default_model -- --ignored
 //! ```
 
-use std::path::PathBuf;
+mod support;
+
 use std::process::Command;
 
-fn default_model() -> PathBuf {
-    let dir = shopkeep::config::default_model_dir();
-    assert!(
-        dir.join("model.onnx").is_file(),
-        "{} is missing: run ./scripts/setup.sh default-model",
-        dir.display()
-    );
-    dir
-}
+use support::default_model;
 
 fn shopkeep(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))

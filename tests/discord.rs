@@ -1,12 +1,10 @@
 //! The Discord bot end to end: the real `shopkeep run` binary against a fake Discord
 //! (tests/support), one fake and one bot process per test.
 
-mod common;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use common::copied_prompts;
 use serde_json::json;
 use support::*;
 

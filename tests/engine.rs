@@ -1,15 +1,15 @@
 //! Engine tests on the tiny random models that `./scripts/test.sh` builds into the cache.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{test_model, venv_python};
 use shopkeep::engine::{
     EngineHandle, FinishReason, GenerateRequest, ModelFamily, PromptFormat, SamplingParams,
     SchedulerOptions, SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
 };
+use support::{test_model, venv_python};
 
 fn load(name: &str) -> EngineHandle {
     EngineHandle::load(&test_model(name), &SessionOptions::with_threads(1)).expect("model loads")

@@ -1,12 +1,12 @@
 //! `shopkeep insights` on a store filled by a scripted session of `shopkeep chat` runs
 //! (the tiny random GPT-2; routing and hand-offs do not depend on what it generates).
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::test_model;
+use support::test_model;
 
 fn shopkeep(db: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))

@@ -1,11 +1,11 @@
 //! Drives the `shopkeep` binary's prompt tools: `check-prompts` and `eval intents`.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{copied_prompts, test_model};
+use support::{copied_prompts, test_model};
 
 fn shopkeep() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopkeep"));

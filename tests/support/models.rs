@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests; each test binary uses some of them.
-#![allow(dead_code)]
+//! Models, Python and prompts the tests use, from the cache `./scripts/test.sh` fills.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +43,23 @@ pub fn copied_prompts() -> tempfile::TempDir {
     copy(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
         dir.path(),
+    );
+    dir
+}
+
+/// The tiny random GPT-2 the bot process runs in the tests.
+pub fn model_dir() -> PathBuf {
+    test_model("tiny-gpt2")
+}
+
+/// The real default model (SmolLM2-135M-Instruct), which `./scripts/setup.sh default-model`
+/// prepares; only the opt-in tests use it.
+pub fn default_model() -> PathBuf {
+    let dir = shopkeep::config::default_model_dir();
+    assert!(
+        dir.join("model.onnx").is_file(),
+        "{} is missing: run ./scripts/setup.sh default-model",
+        dir.display()
     );
     dir
 }

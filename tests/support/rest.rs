@@ -1,0 +1,310 @@
+//! The fake REST API: records every request and answers as Discord would (messages,
+//! interaction callbacks, history, commands), or fails as planned.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::fake_discord::{is_channel_message_path, Created, Recorded, State, NONCE_WINDOW};
+use super::{message_json, user, APP_ID, BOT_ID, GUILD_ID};
+
+pub(super) async fn rest(
+    AxumState(state): AxumState<Arc<State>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().map(str::to_string);
+    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let (status, answer) = answer(
+        &state,
+        method.as_str(),
+        &path,
+        query.as_deref(),
+        json_body.as_ref(),
+    );
+    let response = match &answer {
+        Answer::Json(value) | Answer::RateLimited(value, _) => Some(value.clone()),
+        Answer::Empty => None,
+    };
+    state.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path,
+        query,
+        body: json_body,
+        status: status.as_u16(),
+        response,
+        at: Instant::now(),
+    });
+    match answer {
+        Answer::Json(value) => (status, axum::Json(value)).into_response(),
+        Answer::Empty => status.into_response(),
+        Answer::RateLimited(value, retry_after) => (
+            status,
+            [("retry-after", format!("{retry_after}"))],
+            axum::Json(value),
+        )
+            .into_response(),
+    }
+}
+
+enum Answer {
+    Json(Value),
+    Empty,
+    RateLimited(Value, f64),
+}
+
+fn answer(
+    state: &State,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Answer) {
+    let lost = {
+        let mut failures = state.failures.lock().unwrap();
+        let planned = failures
+            .iter_mut()
+            .find(|f| f.times > 0 && f.method == method && path.contains(&f.path_contains));
+        let mut lost = false;
+        if let Some(failure) = planned {
+            failure.times -= 1;
+            lost = failure.after_processing;
+            let status = StatusCode::from_u16(failure.status).unwrap();
+            if let Some(retry_after) = failure.retry_after {
+                return (
+                    status,
+                    Answer::RateLimited(
+                        json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false}),
+                        retry_after,
+                    ),
+                );
+            }
+            if !lost {
+                return (
+                    status,
+                    Answer::Json(json!({"message": "Internal Server Error", "code": 0})),
+                );
+            }
+        }
+        lost
+    };
+    let chaos = if lost {
+        None
+    } else {
+        chaos_failure(state, method, path)
+    };
+    if chaos == Some(false) {
+        return server_error();
+    }
+    let (status, processed) = process(state, method, path, query, body);
+    if lost || chaos == Some(true) {
+        // The work is done; the answer is lost.
+        return server_error();
+    }
+    (status, processed)
+}
+
+fn server_error() -> (StatusCode, Answer) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Answer::Json(json!({"message": "Internal Server Error", "code": 0})),
+    )
+}
+
+/// `Some(after_processing)` when chaos fails this request.
+fn chaos_failure(state: &State, method: &str, path: &str) -> Option<bool> {
+    if !path.contains("/messages") || !path.starts_with("/api/v10/channels/") {
+        return None;
+    }
+    let mut chaos = state.chaos.lock().unwrap();
+    if chaos.rate <= 0.0 {
+        return None;
+    }
+    let key = format!("{method} {path}");
+    if chaos.failed.remove(&key) {
+        return None;
+    }
+    // xorshift64
+    let mut x = chaos.rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    chaos.rng = x;
+    let draw = (x >> 11) as f64 / (1u64 << 53) as f64;
+    if draw >= chaos.rate {
+        return None;
+    }
+    chaos.failed.insert(key);
+    let after = x & 1 == 1;
+    if after {
+        chaos.counts.1 += 1;
+    } else {
+        chaos.counts.0 += 1;
+    }
+    Some(after)
+}
+
+/// What the fake does and answers for a request that does not fail.
+fn process(
+    state: &State,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Answer) {
+    let base = state.base_url.lock().unwrap().replace("http://", "ws://");
+    let Some(rest) = path.strip_prefix("/api/v10/") else {
+        return not_found();
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let new_id = || state.next_id.fetch_add(1, Ordering::SeqCst);
+    let content = body
+        .and_then(|b| b.get("content"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let bot = || user(BOT_ID, "shopkeep", true);
+    match (method, parts.as_slice()) {
+        ("GET", ["gateway"]) => ok(json!({"url": format!("{base}/gateway-ws")})),
+        ("GET", ["gateway", "bot"]) => ok(json!({
+            "url": format!("{base}/gateway-ws"),
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+        })),
+        ("GET", ["users", "@me"]) => ok(bot()),
+        ("PUT", ["applications", _app, "commands"])
+        | ("PUT", ["applications", _app, "guilds", _, "commands"]) => {
+            let guild = if parts.len() == 5 {
+                Some(parts[3].to_string())
+            } else {
+                None
+            };
+            let commands: Vec<Value> = body
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut c| {
+                    c["id"] = json!(new_id().to_string());
+                    c["application_id"] = json!(APP_ID.to_string());
+                    c["version"] = json!("1");
+                    if c.get("type").is_none() {
+                        c["type"] = json!(1);
+                    }
+                    if let Some(g) = &guild {
+                        c["guild_id"] = json!(g);
+                    }
+                    c
+                })
+                .collect();
+            ok(json!(commands))
+        }
+        ("POST", ["channels", channel, "messages"]) => {
+            let channel: u64 = channel.parse().unwrap_or(0);
+            let nonce = body.and_then(|b| b.get("nonce")).and_then(|n| {
+                n.as_str()
+                    .map(str::to_string)
+                    .or(n.as_u64().map(|n| n.to_string()))
+            });
+            let enforce = body
+                .and_then(|b| b.get("enforce_nonce"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let mut nonces = state.nonces.lock().unwrap();
+            if let (Some(nonce), true) = (&nonce, enforce) {
+                if let Some((existing, at)) = nonces.get(&(channel, nonce.clone())) {
+                    if at.elapsed() < NONCE_WINDOW {
+                        return ok(existing.clone());
+                    }
+                }
+            }
+            let mut message = message_json(new_id(), channel, Some(GUILD_ID), bot(), &content);
+            if let Some(reference) = body.and_then(|b| b.get("message_reference")) {
+                message["message_reference"] = reference.clone();
+                message["type"] = json!(19);
+            }
+            if let Some(nonce) = &nonce {
+                message["nonce"] = json!(nonce);
+                if enforce {
+                    nonces.insert((channel, nonce.clone()), (message.clone(), Instant::now()));
+                }
+            }
+            state.created.lock().unwrap().push(Created {
+                channel,
+                message: message.clone(),
+                at: Instant::now(),
+            });
+            ok(message)
+        }
+        ("PATCH", ["channels", channel, "messages", message]) => {
+            let channel: u64 = channel.parse().unwrap_or(0);
+            ok(message_json(
+                message.parse().unwrap_or(0),
+                channel,
+                Some(GUILD_ID),
+                bot(),
+                &content,
+            ))
+        }
+        ("DELETE", ["channels", _, "messages", _]) => (StatusCode::NO_CONTENT, Answer::Empty),
+        ("POST", ["channels", _, "typing"]) => (StatusCode::NO_CONTENT, Answer::Empty),
+        ("GET", ["channels", channel, "messages"]) => {
+            let limit: usize = query
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("limit="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50);
+            let channel: u64 = channel.parse().unwrap_or(0);
+            let history = state
+                .history
+                .lock()
+                .unwrap()
+                .get(&channel)
+                .cloned()
+                .unwrap_or_default();
+            let before: Option<u64> = query
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("before="))
+                .and_then(|v| v.parse().ok());
+            let id_of = |m: &Value| m["id"].as_str().and_then(|s| s.parse::<u64>().ok());
+            // Discord lists the newest first, at most 100, older than `before` if given.
+            let newest_first: Vec<Value> = history
+                .into_iter()
+                .rev()
+                .filter(|m| before.is_none_or(|b| id_of(m).is_some_and(|id| id < b)))
+                .take(limit.min(100))
+                .collect();
+            ok(json!(newest_first))
+        }
+        ("POST", ["interactions", _, _, "callback"]) => (StatusCode::NO_CONTENT, Answer::Empty),
+        ("POST", ["webhooks", _, _]) => {
+            ok(message_json(new_id(), 0, Some(GUILD_ID), bot(), &content))
+        }
+        ("PATCH", ["webhooks", _, _, "messages", _]) => {
+            ok(message_json(new_id(), 0, Some(GUILD_ID), bot(), &content))
+        }
+        ("DELETE", ["webhooks", _, _, "messages", _]) => (StatusCode::NO_CONTENT, Answer::Empty),
+        _ => not_found(),
+    }
+}
+
+fn ok(value: Value) -> (StatusCode, Answer) {
+    (StatusCode::OK, Answer::Json(value))
+}
+
+fn not_found() -> (StatusCode, Answer) {
+    (
+        StatusCode::NOT_FOUND,
+        Answer::Json(json!({"message": "404: Not Found", "code": 0})),
+    )
+}
