@@ -15,6 +15,8 @@
 //! - [`config`]: settings from the environment, range-checked once at start;
 //! - [`metrics`]: Prometheus metrics (optional endpoint).
 
+#![warn(unreachable_pub)]
+
 pub mod assistant;
 pub mod config;
 pub mod discord;

@@ -82,7 +82,7 @@ impl Optimization {
 }
 
 /// One layer's keys and values copied to host memory, each [batch, kv_heads, len, head_dim].
-pub type HostLayer = (Vec<f32>, Vec<f32>);
+pub(crate) type HostLayer = (Vec<f32>, Vec<f32>);
 
 /// Keys and values of every layer for a batch of sequences of equal (padded) length.
 pub struct KvCache {

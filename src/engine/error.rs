@@ -1,6 +1,8 @@
 //! Every way the engine can fail, one variant per cause, each with a message that says
 //! what went wrong and what to do about it.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

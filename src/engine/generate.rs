@@ -74,7 +74,7 @@ pub struct Generated {
 
 /// Receives the text as it is made, once per token (the delta may be empty while a
 /// character or a possible stop string is incomplete); returning `false` cancels.
-pub trait TokenSink {
+pub(crate) trait TokenSink {
     fn text(&mut self, delta: &str) -> bool;
 }
 
@@ -99,7 +99,7 @@ pub fn fit_to_context(prompt_len: usize, max_new: usize, context_length: usize) 
 
 /// The state of one generation between model steps: which tokens are fed next, how the
 /// sampled ones become text, and when it ends. The batch scheduler and [`run`] both drive it.
-pub struct Sequence {
+pub(crate) struct Sequence {
     pub request: GenerateRequest,
     pub prompt_ids: Vec<u32>,
     dropped_prompt_tokens: usize,
@@ -123,7 +123,7 @@ pub struct Sequence {
 
 impl Sequence {
     /// Tokenises the prompt and fits it to the context (oldest tokens dropped first).
-    pub fn new(
+    pub(crate) fn new(
         tokenizer: &TextTokenizer,
         info: &ModelInfo,
         request: GenerateRequest,
@@ -165,14 +165,14 @@ impl Sequence {
     }
 
     /// All ids whose keys and values the model has seen or will see next: prompt + output.
-    pub fn tokens(&self) -> Vec<u32> {
+    pub(crate) fn tokens(&self) -> Vec<u32> {
         let mut all = self.prompt_ids.clone();
         all.extend(&self.output_ids);
         all
     }
 
     /// The last sampled token, fed at the next decode step, and its position.
-    pub fn next_input(&self) -> (u32, usize) {
+    pub(crate) fn next_input(&self) -> (u32, usize) {
         let position = self.prompt_ids.len() + self.output_ids.len() - 1;
         (
             *self
@@ -183,18 +183,18 @@ impl Sequence {
         )
     }
 
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.finish.is_some()
     }
 
     /// Marks the generation cancelled (its receiver is gone).
-    pub fn cancel(&mut self) {
+    pub(crate) fn cancel(&mut self) {
         self.finish.get_or_insert(FinishReason::Cancelled);
     }
 
     /// Samples the next token from `logits`, streams its text to `sink`, and decides whether
     /// the generation has ended.
-    pub fn accept(
+    pub(crate) fn accept(
         &mut self,
         logits: &mut [f32],
         tokenizer: &TextTokenizer,
@@ -229,7 +229,7 @@ impl Sequence {
     }
 
     /// Flushes held-back text to `sink` and returns the result.
-    pub fn finish(
+    pub(crate) fn finish(
         mut self,
         tokenizer: &TextTokenizer,
         sink: &mut dyn TokenSink,
@@ -270,7 +270,7 @@ impl Sequence {
 
 /// Runs one request alone to completion (batch 1). With `use_kv_cache == false` every step
 /// recomputes the whole sequence, which checks the cache path.
-pub fn run(
+pub(crate) fn run(
     decoder: &mut Decoder,
     tokenizer: &TextTokenizer,
     info: &ModelInfo,

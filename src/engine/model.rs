@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::EngineError;
 
-pub const MODEL_FILE: &str = "model.onnx";
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MODEL_FILE: &str = "model.onnx";
+pub(crate) const TOKENIZER_FILE: &str = "tokenizer.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 /// The architecture family; decides defaults where the manifest is silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -739,6 +739,55 @@ mod tests {
     }
 
     #[test]
+    fn rows_copied_into_a_left_padded_batch_and_back_are_unchanged() {
+        // heads = 2, head_dim = 2; row a has 1 position, row b 3: value = row*100 + h*10 + p.
+        let shape = HeadShape {
+            heads: 2,
+            head_dim: 2,
+        };
+        let row = |id: f32, len: usize| -> Vec<f32> {
+            (0..2)
+                .flat_map(|h| {
+                    (0..len).flat_map(move |p| [id * 100.0 + h as f32 * 10.0 + p as f32; 2])
+                })
+                .collect()
+        };
+        let (a, b) = (row(1.0, 1), row(2.0, 3));
+        let width = 3;
+        let block = shape.len(width);
+        let mut batch = vec![-1.0; 2 * block];
+        for (slot, (data, len)) in [(&a, 1), (&b, 3)].into_iter().enumerate() {
+            let from = Positions {
+                width: len,
+                start: 0,
+            };
+            let to = Positions {
+                width,
+                start: width - len,
+            };
+            shape.copy(
+                data,
+                from,
+                &mut batch[slot * block..(slot + 1) * block],
+                to,
+                len,
+            );
+        }
+        // Row a sits at the last position of each head, after two padding positions.
+        assert_eq!(
+            &batch[..block],
+            &[-1.0, -1.0, -1.0, -1.0, 100.0, 100.0, -1.0, -1.0, -1.0, -1.0, 110.0, 110.0]
+        );
+        for (slot, (data, len)) in [(&a, 1), (&b, 3)].into_iter().enumerate() {
+            let from = Positions {
+                width,
+                start: width - len,
+            };
+            assert_eq!(&shape.copied(&batch[slot * block..], from, len), data);
+        }
+    }
+
+    #[test]
     fn truncation_keeps_the_first_positions_of_each_head() {
         // heads = 2, len = 3, head_dim = 1: values h*10 + position.
         let kv = RowKv {
