@@ -7,11 +7,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use shopkeep::assistant::eval::evaluate_intents;
-use shopkeep::assistant::knowledge::{Method, RouteKind};
-use shopkeep::assistant::prompts::{
+use shopkeep::assistant::content::{
     read_utterance_csv, LoadOptions, PromptSet, REQUIRED_TEMPLATES,
 };
+use shopkeep::assistant::eval::evaluate_intents;
+use shopkeep::assistant::knowledge::{Method, RouteKind};
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{
@@ -259,9 +259,10 @@ fn real_main() -> Result<()> {
         other => other,
     };
     let config = Config::from_env()?;
+    let discord = shopkeep::discord::DiscordSettings::from_env()?;
     match command {
         Command::Run => {
-            if config.discord.token.is_none() {
+            if discord.token.is_none() {
                 eprintln!("DISCORD_TOKEN is not set, so starting the terminal chat instead of the Discord bot.");
                 eprintln!("(See README.md to connect the bot to a Discord server.)");
                 return chat(
@@ -283,7 +284,7 @@ fn real_main() -> Result<()> {
                     threads: None,
                 },
             )?;
-            let settings = config.discord.clone();
+            let settings = discord;
             let assistant = Assistant::open(engine, Arc::new(config))?;
             runtime()?.block_on(async {
                 reload_prompts_on_sighup(assistant.clone())?;
@@ -510,7 +511,7 @@ fn insights(config: Config, args: InsightsArgs) -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
-    let insights = shopkeep::assistant::insights::from_store(&store, now, args.days)?;
+    let insights = shopkeep::assistant::moderation::insights::from_store(&store, now, args.days)?;
     match args.format {
         InsightsFormat::Text => print!("{}", insights.to_text()),
         InsightsFormat::Json => println!("{}", serde_json::to_string_pretty(&insights)?),

@@ -1,15 +1,16 @@
 //! The assistant core: plain Rust, no Discord, no ONNX Runtime. It turns an [`Inbound`]
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
+pub mod content;
 pub mod conversation;
-pub mod drafts;
 pub mod eval;
 pub mod guard;
-pub mod insights;
 pub mod knowledge;
 pub mod limits;
-pub mod prompts;
-pub mod summary;
+pub mod moderation;
+pub mod shop;
+
+pub use moderation::summary::ChannelMessage;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -20,23 +21,17 @@ use crate::config::Config;
 use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
 use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
+use content::{HistoryTurn, Prompts, QuotedAnswer, Speaker};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
 };
 use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
 use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
-use prompts::{HistoryTurn, Prompts, QuotedAnswer, Speaker};
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
 const MAINTENANCE_INTERVAL_MS: i64 = 5 * 60 * 1000;
-
-/// Tokens reserved for the summary templates' own text and the message numbers.
-const SUMMARY_TEMPLATE_TOKENS: usize = 300;
-
-/// A summarised message counts toward a knowledge entry's topic from this match score.
-const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
 
 /// What a user sees when the model failed mid-answer.
 const GENERATION_FAILED: &str =
@@ -98,20 +93,6 @@ pub enum Outcome {
     Notice(String),
     /// Nothing to post.
     Silent,
-}
-
-/// A channel message handed to [`Assistant::summarise`], oldest first.
-#[derive(Debug, Clone)]
-pub struct ChannelMessage {
-    pub id: String,
-    pub author: String,
-    pub text: String,
-    /// Where a moderator can jump to the message (a Discord jump URL), if known.
-    pub link: Option<String>,
-    /// The id of the message this one replies to, if it is a reply.
-    pub reply_to: Option<String>,
-    /// Whether the bot replied to this message (the bot's own messages are not listed).
-    pub answered_by_bot: bool,
 }
 
 /// Summary of a prompt reload, shown to the admin who asked for it.
@@ -281,124 +262,6 @@ impl Assistant {
         }
     }
 
-    /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
-    /// with the sections of [`summary::render`] (key topics, open questions, complaints and
-    /// mood, needs a moderator), each point linked to its source message, then the model's
-    /// overview. The model summarises numbered chunks (map), then merges the partial
-    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
-    /// unknown numbers are dropped. Channel text is data: it never changes the sections,
-    /// and no mention in it survives. Nothing is stored. Takes a place in the generation
-    /// queue like a question (queue full: the busy notice).
-    pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
-        if messages.is_empty() {
-            return Outcome::Notice("There are no messages to summarise.".into());
-        }
-        let Ok(_permit) = self.limits.try_admit() else {
-            return Outcome::Notice(BUSY_NOTICE.into());
-        };
-        let set = self.prompts.current();
-        let format = self.engine.info().prompt_format;
-        let numbered: Vec<prompts::SummaryMessage> = messages
-            .iter()
-            .enumerate()
-            .map(|(index, m)| prompts::SummaryMessage {
-                number: index + 1,
-                author: m.author.clone(),
-                text: m.text.clone(),
-                link: m.link.clone(),
-            })
-            .collect();
-        // Each map prompt must leave room for its template and the reply; about three
-        // characters per token is a safe estimate for English chat.
-        let room_tokens = self
-            .engine
-            .info()
-            .context_length
-            .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
-        let chunks = prompts::summary_chunks(&numbered, (room_tokens * 3).max(500));
-        let parts = chunks.len();
-        tracing::info!(parts, messages = messages.len(), "summary map step");
-        let map_prompts = chunks
-            .iter()
-            .enumerate()
-            .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
-            .collect();
-        // The parts are independent: queued together, they are prefilled and decoded in
-        // one batch.
-        let mut partials = match self.generate_texts(map_prompts).await {
-            Ok(texts) => texts,
-            Err(notice) => return Outcome::Notice(notice),
-        };
-        let overview = if parts == 1 {
-            partials.pop().unwrap_or_default()
-        } else {
-            tracing::info!(parts, "summary reduce step");
-            match self
-                .generate_text(set.render_summary_reduce(format, &partials))
-                .await
-            {
-                Ok(text) => text,
-                Err(notice) => return Outcome::Notice(notice),
-            }
-        };
-        // A message's topic: the closest knowledge entry when it is close enough (a
-        // looser bar than answering needs), else the first catalogue product it names.
-        let topic_of = |text: &str| {
-            let route = set.knowledge.route(text);
-            if route.kind == RouteKind::SmallTalk {
-                return None;
-            }
-            route
-                .hits
-                .first()
-                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
-                .map(|hit| hit.title.clone())
-                .or_else(|| route.products.first().map(|p| p.name.clone()))
-        };
-        let digest = summary::analyse(&messages, &topic_of);
-        Outcome::Notice(summary::render(&digest, &messages, &overview))
-    }
-
-    /// Generates the whole reply to a rendered prompt; the error is the text to show.
-    async fn generate_text(
-        &self,
-        prompt: Result<String, prompts::PromptError>,
-    ) -> Result<String, String> {
-        let mut texts = self.generate_texts(vec![prompt]).await?;
-        Ok(texts.pop().unwrap_or_default())
-    }
-
-    /// Generates whole replies to several rendered prompts, queued together, in order; the
-    /// first failure is the text to show.
-    async fn generate_texts(
-        &self,
-        prompts: Vec<Result<String, prompts::PromptError>>,
-    ) -> Result<Vec<String>, String> {
-        let prompts = prompts
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| {
-                tracing::error!(%error, "could not render a prompt");
-                AssistantError::Prompts(error.to_string()).user_message()
-            })?;
-        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
-        let requests = prompts
-            .into_iter()
-            .map(|prompt| self.request(prompt, stop.clone(), None))
-            .collect();
-        let mut texts = Vec::new();
-        for stream in self.engine.generate_many(requests) {
-            match stream.finish().await {
-                Ok(generated) => texts.push(generated.text.trim().to_string()),
-                Err(error) => {
-                    tracing::error!(%error, "generation failed");
-                    return Err(GENERATION_FAILED.to_string());
-                }
-            }
-        }
-        Ok(texts)
-    }
-
     /// Answers one question.
     ///
     /// Flow: rate limits (first refusal in a window: a notice; later ones: silence) ->
@@ -463,7 +326,7 @@ impl Assistant {
                 return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message());
             }
         };
-        let mut stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let mut stop = content::PromptSet::stop_strings(self.engine.info().prompt_format);
         if route.kind == RouteKind::SmallTalk {
             // Small talk stays brief: one paragraph.
             stop.push("\n\n".into());
@@ -558,7 +421,7 @@ impl Assistant {
         question: &str,
         route: &Route,
         history: &[Turn],
-    ) -> Result<String, prompts::PromptError> {
+    ) -> Result<String, content::PromptError> {
         let info = self.engine.info();
         let tokenizer = self.engine.tokenizer();
         let set = self.prompts.current();

@@ -9,11 +9,12 @@ use serenity::all::{
     CreateCommandOption,
 };
 
+use super::history::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::reply::{self, defer, ephemeral_message, Target};
-use super::summarise::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::Shared;
-use crate::assistant::drafts::DraftRequest;
-use crate::assistant::{insights, Inbound, InboundKind, Role};
+use crate::assistant::moderation::drafts::DraftRequest;
+use crate::assistant::moderation::insights;
+use crate::assistant::{Inbound, InboundKind, Role};
 
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
 pub const MAX_SUMMARY_COUNT: u64 = 2000;
@@ -239,16 +240,16 @@ async fn summarise(
     reply::respond(&shared.rest, command.id, &command.token, defer(!public)).await?;
     let mut reply = shared.reply(target(command, !public));
     let min_id = lower_bound(since, std::time::SystemTime::now());
-    let listed =
-        match super::summarise::fetch(&shared.rest, command.channel_id, count, min_id).await {
-            Ok(listed) => listed,
-            Err(error) => {
-                tracing::error!(%error, "could not read the channel's messages");
-                return reply
-                    .show("Sorry, I could not read this channel's messages.")
-                    .await;
-            }
-        };
+    let listed = match super::history::fetch(&shared.rest, command.channel_id, count, min_id).await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::error!(%error, "could not read the channel's messages");
+            return reply
+                .show("Sorry, I could not read this channel's messages.")
+                .await;
+        }
+    };
     let messages = to_channel_messages(
         listed,
         shared.bot_id(),

@@ -16,11 +16,12 @@
 pub mod commands;
 pub mod events;
 pub mod feedback;
+pub mod history;
 pub mod modlog;
 pub mod reply;
 pub mod rest;
+pub mod settings;
 pub mod split;
-pub mod summarise;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,11 +40,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::assistant::{Assistant, Inbound, Outcome};
-use crate::config::DiscordSettings;
 use crate::metrics::{DiscordErrorKind, MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
 use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
 use rest::{no_mentions, Rest};
+pub use settings::{DiscordSettings, DiscordToken};
 use turns::Turns;
 
 /// Why the bot could not run.

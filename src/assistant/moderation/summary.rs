@@ -11,8 +11,30 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::guard::neutralise_mentions;
-use super::ChannelMessage;
+use crate::assistant::guard::neutralise_mentions;
+use crate::assistant::knowledge::RouteKind;
+use crate::assistant::limits::BUSY_NOTICE;
+use crate::assistant::{Assistant, Outcome};
+
+/// Tokens reserved for the summary templates' own text and the message numbers.
+const SUMMARY_TEMPLATE_TOKENS: usize = 300;
+
+/// A summarised message counts toward a knowledge entry's topic from this match score.
+const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
+
+/// A channel message handed to [`Assistant::summarise`], oldest first.
+#[derive(Debug, Clone)]
+pub struct ChannelMessage {
+    pub id: String,
+    pub author: String,
+    pub text: String,
+    /// Where a moderator can jump to the message (a Discord jump URL), if known.
+    pub link: Option<String>,
+    /// The id of the message this one replies to, if it is a reply.
+    pub reply_to: Option<String>,
+    /// Whether the bot replied to this message (the bot's own messages are not listed).
+    pub answered_by_bot: bool,
+}
 
 /// Points shown per section at most.
 pub const MAX_POINTS: usize = 5;
@@ -209,6 +231,87 @@ pub fn analyse(messages: &[ChannelMessage], topic_of: &dyn Fn(&str) -> Option<St
         complaints,
         mood,
         needs_moderator,
+    }
+}
+
+impl Assistant {
+    /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
+    /// with the sections of [`render`] (key topics, open questions, complaints and
+    /// mood, needs a moderator), each point linked to its source message, then the model's
+    /// overview. The model summarises numbered chunks (map), then merges the partial
+    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
+    /// unknown numbers are dropped. Channel text is data: it never changes the sections,
+    /// and no mention in it survives. Nothing is stored. Takes a place in the generation
+    /// queue like a question (queue full: the busy notice).
+    pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
+        if messages.is_empty() {
+            return Outcome::Notice("There are no messages to summarise.".into());
+        }
+        let Ok(_permit) = self.limits.try_admit() else {
+            return Outcome::Notice(BUSY_NOTICE.into());
+        };
+        let set = self.prompts.current();
+        let format = self.engine.info().prompt_format;
+        let numbered: Vec<crate::assistant::content::SummaryMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(index, m)| crate::assistant::content::SummaryMessage {
+                number: index + 1,
+                author: m.author.clone(),
+                text: m.text.clone(),
+                link: m.link.clone(),
+            })
+            .collect();
+        // Each map prompt must leave room for its template and the reply; about three
+        // characters per token is a safe estimate for English chat.
+        let room_tokens = self
+            .engine
+            .info()
+            .context_length
+            .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
+        let chunks =
+            crate::assistant::content::summary_chunks(&numbered, (room_tokens * 3).max(500));
+        let parts = chunks.len();
+        tracing::info!(parts, messages = messages.len(), "summary map step");
+        let map_prompts = chunks
+            .iter()
+            .enumerate()
+            .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
+            .collect();
+        // The parts are independent: queued together, they are prefilled and decoded in
+        // one batch.
+        let mut partials = match self.generate_texts(map_prompts).await {
+            Ok(texts) => texts,
+            Err(notice) => return Outcome::Notice(notice),
+        };
+        let overview = if parts == 1 {
+            partials.pop().unwrap_or_default()
+        } else {
+            tracing::info!(parts, "summary reduce step");
+            match self
+                .generate_text(set.render_summary_reduce(format, &partials))
+                .await
+            {
+                Ok(text) => text,
+                Err(notice) => return Outcome::Notice(notice),
+            }
+        };
+        // A message's topic: the closest knowledge entry when it is close enough (a
+        // looser bar than answering needs), else the first catalogue product it names.
+        let topic_of = |text: &str| {
+            let route = set.knowledge.route(text);
+            if route.kind == RouteKind::SmallTalk {
+                return None;
+            }
+            route
+                .hits
+                .first()
+                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
+                .map(|hit| hit.title.clone())
+                .or_else(|| route.products.first().map(|p| p.name.clone()))
+        };
+        let digest = analyse(&messages, &topic_of);
+        Outcome::Notice(render(&digest, &messages, &overview))
     }
 }
 

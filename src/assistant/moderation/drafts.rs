@@ -3,9 +3,9 @@
 //! Drafts pass through the output guard with the products they are about, so a price the
 //! catalogue does not have is removed; mentions are broken. Nothing is stored.
 
-use super::knowledge::{Product, Route, RouteKind};
-use super::limits::BUSY_NOTICE;
-use super::{Assistant, Outcome};
+use crate::assistant::knowledge::{Product, Route, RouteKind};
+use crate::assistant::limits::BUSY_NOTICE;
+use crate::assistant::{Assistant, Outcome};
 
 /// Close product names listed at most in an "unknown product" error.
 const MAX_SUGGESTIONS: usize = 3;
@@ -153,7 +153,7 @@ impl Assistant {
                 (
                     format!(
                         "**Draft post: {}**",
-                        super::guard::neutralise_mentions(topic.trim(), &mut Vec::new())
+                        crate::assistant::guard::neutralise_mentions(topic.trim(), &mut Vec::new())
                     ),
                     set.render_post_draft(format, topic, notes),
                     route_with(products),
@@ -185,7 +185,7 @@ impl Assistant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assistant::prompts::PromptSet;
+    use crate::assistant::content::PromptSet;
 
     fn catalogue() -> Vec<Product> {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
