@@ -538,7 +538,9 @@ fn chat(config: Config, args: ChatArgs) -> Result<()> {
             let mut stdout = std::io::stdout();
             match assistant.handle(inbound).await {
                 Outcome::Silent => {}
+                Outcome::Reply(text) | Outcome::Handoff(text) => println!("{text}"),
                 Outcome::Notice(notice) => println!("{notice}"),
+                Outcome::Summary(_) | Outcome::Draft(_) => {}
                 Outcome::Answer(mut events) => {
                     // Partial texts usually grow, but the guard may rewrite a sentence:
                     // print only what extends the text already shown, and the final answer

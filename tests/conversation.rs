@@ -141,7 +141,9 @@ async fn answer_text(outcome: Outcome) -> Result<String, Option<String>> {
             }
             panic!("the answer stream ended without a final answer")
         }
-        Outcome::Notice(notice) => Err(Some(notice)),
+        Outcome::Reply(text) | Outcome::Handoff(text) => Err(Some(text)),
+        Outcome::Notice(notice) => Err(Some(notice.to_string())),
+        Outcome::Summary(_) | Outcome::Draft(_) => Err(None),
         Outcome::Silent => Err(None),
     }
 }

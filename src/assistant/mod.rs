@@ -12,8 +12,10 @@ pub mod shop;
 
 pub use moderation::summary::ChannelMessage;
 
+use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -21,13 +23,15 @@ use crate::config::Config;
 use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
 use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
-use content::{HistoryTurn, Prompts, QuotedAnswer, Speaker};
+use content::{HistoryTurn, PromptError, Prompts, QuotedAnswer, Speaker};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
 };
 use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
-use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
+use limits::{limited_notice, Asker, LimitScope, Limits, Verdict, BUSY_NOTICE};
+use moderation::drafts::{Draft, DraftError};
+use moderation::summary::ChannelSummary;
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
@@ -85,14 +89,67 @@ pub struct FinalAnswer {
     pub text: String,
 }
 
-/// What the assistant does with an inbound question.
+/// What the assistant does with an inbound question or a moderator's request. Plain data:
+/// the adapter decides how each is shown (Discord markdown, plain terminal text).
 pub enum Outcome {
     /// A streamed model answer; the receiver ends after [`AnswerEvent::Final`].
     Answer(mpsc::Receiver<AnswerEvent>),
-    /// A short message to post instead of an answer (busy, limited, handoff, error).
-    Notice(String),
+    /// A finished answer written without the model (a quote of the knowledge, its sources
+    /// cited), already guarded.
+    Reply(String),
+    /// The question was handed to the team: the honest "not sure" reply to post.
+    Handoff(String),
+    /// A short notice instead of an answer.
+    Notice(Notice),
+    /// A channel summary for a moderator.
+    Summary(ChannelSummary),
+    /// A draft for a moderator to edit and post.
+    Draft(Draft),
     /// Nothing to post.
     Silent,
+}
+
+/// Why a short notice is posted instead of an answer; `Display` is the plain text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The generation queue is full.
+    Busy,
+    /// A rate limit refused the question (the first time in its window).
+    Limited {
+        scope: LimitScope,
+        retry_after: Duration,
+    },
+    /// The question is longer than allowed.
+    TooLong { length: usize, max: usize },
+    /// The model failed mid-answer.
+    GenerationFailed,
+    /// A prompt could not be rendered; the team has been told (in the log).
+    Unavailable,
+    /// A summary was asked for a channel with no messages.
+    NothingToSummarise,
+    /// A draft was asked for a product the catalogue does not have.
+    UnknownProduct(DraftError),
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::Busy => f.write_str(BUSY_NOTICE),
+            Notice::Limited { scope, retry_after } => {
+                f.write_str(&limited_notice(*scope, *retry_after))
+            }
+            Notice::TooLong { length, max } => write!(
+                f,
+                "Your question is too long ({length} characters); please keep it under {max}."
+            ),
+            Notice::GenerationFailed => f.write_str(GENERATION_FAILED),
+            Notice::Unavailable => {
+                f.write_str("Sorry, I cannot answer right now; the team has been told.")
+            }
+            Notice::NothingToSummarise => f.write_str("There are no messages to summarise."),
+            Notice::UnknownProduct(error) => write!(f, "{error}"),
+        }
+    }
 }
 
 /// Summary of a prompt reload, shown to the admin who asked for it.
@@ -106,11 +163,11 @@ pub struct ReloadReport {
 #[derive(Debug, thiserror::Error)]
 pub enum AssistantError {
     #[error("prompts could not be reloaded: {0}")]
-    Reload(String),
+    Reload(#[source] PromptError),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("the prompts folder could not be loaded:\n{0}")]
-    Prompts(String),
+    Prompts(#[source] PromptError),
 }
 
 impl AssistantError {
@@ -126,9 +183,7 @@ impl AssistantError {
                 "Sorry, I could not update your conversation just now. Please try again later."
                     .to_string()
             }
-            AssistantError::Prompts(_) => {
-                "Sorry, I cannot answer right now; the team has been told.".to_string()
-            }
+            AssistantError::Prompts(_) => Notice::Unavailable.to_string(),
         }
     }
 }
@@ -193,8 +248,7 @@ impl Assistant {
     /// An assistant with the store opened from `config.db_path` and the prompts loaded
     /// from `config.prompts_dir` (a broken folder is an error naming file and line).
     pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
-        let prompts = Prompts::load(&config.prompts_dir)
-            .map_err(|error| AssistantError::Prompts(error.to_string()))?;
+        let prompts = Prompts::load(&config.prompts_dir).map_err(AssistantError::Prompts)?;
         let store = Arc::new(Store::open(&config.db_path)?);
         Ok(Self::new(engine, config, store, Arc::new(prompts)))
     }
@@ -257,7 +311,7 @@ impl Assistant {
             }
             Err(error) => {
                 tracing::warn!(%error, "prompt reload refused; the previous prompts stay");
-                Err(AssistantError::Reload(error.to_string()))
+                Err(AssistantError::Reload(error))
             }
         }
     }
@@ -288,10 +342,9 @@ impl Assistant {
         if let Some(notice) = self.refuse_if_too_long(&question) {
             return Outcome::Notice(notice);
         }
-        let Ok(permit) = self.limits.try_admit() else {
-            METRICS.refusal(Refusal::Busy);
+        let Ok(permit) = self.admit() else {
             self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
-            return Outcome::Notice(BUSY_NOTICE.into());
+            return Outcome::Notice(Notice::Busy);
         };
         let turn = self.conversations.lock_user(&inbound.user_id).await;
         // One prompt set for the whole request, even if a reload swaps it meanwhile.
@@ -310,7 +363,7 @@ impl Assistant {
                     &route,
                     Some((&quoted, &guarded)),
                 );
-                return Outcome::Notice(guarded.text);
+                return Outcome::Reply(guarded.text);
             }
             Some(QuotedAnswer::HandOff) => {
                 return self.hand_off(&turn, &inbound, &question, &route);
@@ -323,7 +376,7 @@ impl Assistant {
             Err(error) => {
                 tracing::error!(%error, "could not render the answer prompt");
                 self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
-                return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message());
+                return Outcome::Notice(Notice::Unavailable);
             }
         };
         let mut stop = content::PromptSet::stop_strings(self.engine.info().prompt_format);
@@ -368,7 +421,7 @@ impl Assistant {
             question: question.to_string(),
             closest: route.hits.iter().map(|hit| hit.title.clone()).collect(),
         });
-        Outcome::Notice(reply)
+        Outcome::Handoff(reply)
     }
 
     /// `Some(outcome)` when a limit refuses the question: a notice the first time in the
@@ -390,18 +443,31 @@ impl Assistant {
         METRICS.refusal(Refusal::Limited);
         self.log_question(inbound, question, None, QuestionOutcome::Limited);
         Some(if notify {
-            Outcome::Notice(limited_notice(scope, retry_after))
+            Outcome::Notice(Notice::Limited { scope, retry_after })
         } else {
             Outcome::Silent
         })
     }
 
-    fn refuse_if_too_long(&self, question: &str) -> Option<String> {
+    fn refuse_if_too_long(&self, question: &str) -> Option<Notice> {
         let max = self.config.limits.max_question_chars;
         let length = question.chars().count();
         (length > max).then(|| {
             METRICS.refusal(Refusal::TooLong);
-            format!("Your question is too long ({length} characters); please keep it under {max}.")
+            Notice::TooLong { length, max }
+        })
+    }
+
+    /// A place in the generation queue, held until the permit drops; when the queue is
+    /// full, the refusal is counted and logged and the answer is [`Notice::Busy`].
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Notice> {
+        self.limits.try_admit().map_err(|_| {
+            METRICS.refusal(Refusal::Busy);
+            tracing::info!(
+                queue = self.limits.admitted(),
+                "refused: the generation queue is full"
+            );
+            Notice::Busy
         })
     }
 
@@ -421,7 +487,7 @@ impl Assistant {
         question: &str,
         route: &Route,
         history: &[Turn],
-    ) -> Result<String, content::PromptError> {
+    ) -> Result<String, PromptError> {
         let info = self.engine.info();
         let tokenizer = self.engine.tokenizer();
         let set = self.prompts.current();

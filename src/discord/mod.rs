@@ -22,6 +22,7 @@ pub mod reply;
 pub mod rest;
 pub mod settings;
 pub mod split;
+pub mod summary;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,13 +150,10 @@ impl Shared {
                 }
                 false
             }
-            Outcome::Notice(notice) => match reply.show(&notice).await {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::error!(%error, "could not post a notice");
-                    false
-                }
-            },
+            Outcome::Reply(text) | Outcome::Handoff(text) => self.show(reply, &text).await,
+            Outcome::Notice(notice) => self.show(reply, &notice.to_string()).await,
+            Outcome::Summary(summary) => self.show(reply, &summary::summary_text(&summary)).await,
+            Outcome::Draft(draft) => self.show(reply, &summary::draft_text(&draft)).await,
             Outcome::Answer(events) => {
                 match reply::stream_answer(reply, events, self.cancel.subscribe()).await {
                     StreamEnd::Finished => {
@@ -168,6 +166,17 @@ impl Shared {
                     }
                     StreamEnd::NotPosted => false,
                 }
+            }
+        }
+    }
+
+    /// Posts a finished text; whether it was posted (a failure is logged).
+    async fn show(&self, reply: &mut Reply, text: &str) -> bool {
+        match reply.show(text).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, "could not post a reply");
+                false
             }
         }
     }

@@ -6,33 +6,30 @@ pub mod drafts;
 pub mod insights;
 pub mod summary;
 
-use super::{Assistant, AssistantError, GENERATION_FAILED};
+use super::{Assistant, Notice};
+use crate::assistant::content::{PromptError, PromptSet};
 
 impl Assistant {
-    /// Generates the whole reply to a rendered prompt; the error is the text to show.
-    async fn generate_text(
-        &self,
-        prompt: Result<String, crate::assistant::content::PromptError>,
-    ) -> Result<String, String> {
+    /// Generates the whole reply to a rendered prompt; the error is the notice to show.
+    async fn generate_text(&self, prompt: Result<String, PromptError>) -> Result<String, Notice> {
         let mut texts = self.generate_texts(vec![prompt]).await?;
         Ok(texts.pop().unwrap_or_default())
     }
 
     /// Generates whole replies to several rendered prompts, queued together, in order; the
-    /// first failure is the text to show.
+    /// first failure is the notice to show.
     async fn generate_texts(
         &self,
-        prompts: Vec<Result<String, crate::assistant::content::PromptError>>,
-    ) -> Result<Vec<String>, String> {
+        prompts: Vec<Result<String, PromptError>>,
+    ) -> Result<Vec<String>, Notice> {
         let prompts = prompts
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| {
                 tracing::error!(%error, "could not render a prompt");
-                AssistantError::Prompts(error.to_string()).user_message()
+                Notice::Unavailable
             })?;
-        let stop =
-            crate::assistant::content::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let stop = PromptSet::stop_strings(self.engine.info().prompt_format);
         let requests = prompts
             .into_iter()
             .map(|prompt| self.request(prompt, stop.clone(), None))
@@ -43,7 +40,7 @@ impl Assistant {
                 Ok(generated) => texts.push(generated.text.trim().to_string()),
                 Err(error) => {
                     tracing::error!(%error, "generation failed");
-                    return Err(GENERATION_FAILED.to_string());
+                    return Err(Notice::GenerationFailed);
                 }
             }
         }
