@@ -8,6 +8,7 @@ pub mod guard;
 pub mod knowledge;
 pub mod limits;
 pub mod moderation;
+pub mod policy;
 pub mod shop;
 
 pub use moderation::summary::ChannelMessage;
@@ -22,7 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::config::Config;
 use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
-use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
+use crate::store::{FeedbackRecord, QuestionOutcome, QuestionRecord, Store, StoreError, Vote};
 use content::{HistoryTurn, PromptError, Prompts, QuotedAnswer, Speaker};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
@@ -31,6 +32,7 @@ use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
 use limits::{limited_notice, Asker, LimitScope, Limits, Verdict, BUSY_NOTICE};
 use moderation::drafts::{Draft, DraftError};
+use moderation::insights::Insights;
 use moderation::summary::ChannelSummary;
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
@@ -168,6 +170,9 @@ pub enum AssistantError {
     Store(#[from] StoreError),
     #[error("the prompts folder could not be loaded:\n{0}")]
     Prompts(#[source] PromptError),
+    /// A blocking task (storage) panicked or was cancelled.
+    #[error("a background task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl AssistantError {
@@ -184,6 +189,9 @@ impl AssistantError {
                     .to_string()
             }
             AssistantError::Prompts(_) => Notice::Unavailable.to_string(),
+            AssistantError::Task(_) => {
+                "Sorry, something went wrong on my side. Please try again in a moment.".to_string()
+            }
         }
     }
 }
@@ -285,6 +293,46 @@ impl Assistant {
     /// The SQLite store (question log, feedback).
     pub fn store(&self) -> &Arc<Store> {
         self.conversations.store()
+    }
+
+    /// Records (`added`) or withdraws `user`'s vote on the bot's message `message_id`, in a
+    /// blocking task. Withdrawing a vote that was never recorded is a no-op.
+    pub async fn record_feedback(
+        &self,
+        message_id: String,
+        user: String,
+        vote: Vote,
+        added: bool,
+    ) -> Result<(), AssistantError> {
+        let store = self.store().clone();
+        let at = self.conversations.now_ms();
+        tokio::task::spawn_blocking(move || {
+            if added {
+                store.record_feedback(&FeedbackRecord {
+                    at,
+                    message_id,
+                    user,
+                    vote,
+                })
+            } else {
+                store.remove_feedback(&message_id, &user)
+            }
+        })
+        .await
+        .map_err(AssistantError::Task)??;
+        Ok(())
+    }
+
+    /// The question-log figures of the last `days` days, read in a blocking task.
+    pub async fn insights(&self, days: u32) -> Result<Insights, AssistantError> {
+        let store = self.store().clone();
+        let now = self.conversations.now_ms();
+        let insights = tokio::task::spawn_blocking(move || {
+            moderation::insights::from_store(&store, now, days)
+        })
+        .await
+        .map_err(AssistantError::Task)??;
+        Ok(insights)
     }
 
     /// Deletes everything stored about the user, from memory and disk; waits for a turn of

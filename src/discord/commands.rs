@@ -13,7 +13,7 @@ use super::history::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMM
 use super::reply::{self, defer, ephemeral_message, Target};
 use super::Shared;
 use crate::assistant::moderation::drafts::DraftRequest;
-use crate::assistant::moderation::insights;
+use crate::assistant::policy::{may, Action};
 use crate::assistant::{Inbound, InboundKind, Role};
 
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
@@ -218,7 +218,7 @@ async fn summarise(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Moderator {
+    if !may(role, Action::Summarise) {
         return refuse(shared, command, "Sorry, /summarise is for moderators.").await;
     }
     let max = shared.settings.summary_max_messages.max(1);
@@ -277,7 +277,7 @@ async fn insights(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Moderator {
+    if !may(role, Action::Insights) {
         return refuse(shared, command, "Sorry, /insights is for moderators.").await;
     }
     let days = option(command, "days")
@@ -285,17 +285,10 @@ async fn insights(
         .map(|d| d.clamp(1, MAX_INSIGHTS_DAYS as i64) as u32)
         .unwrap_or(DEFAULT_INSIGHTS_DAYS);
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
-    let store = shared.assistant.store().clone();
-    let now = shared.assistant.conversations().now_ms();
-    let result = tokio::task::spawn_blocking(move || insights::from_store(&store, now, days)).await;
-    let text = match result {
-        Ok(Ok(insights)) => insights.to_text(),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "could not read insights");
-            "Sorry, I could not read the question log just now.".to_string()
-        }
+    let text = match shared.assistant.insights(days).await {
+        Ok(insights) => insights.to_text(),
         Err(error) => {
-            tracing::error!(%error, "insights task failed");
+            tracing::error!(%error, "could not read insights");
             "Sorry, I could not read the question log just now.".to_string()
         }
     };
@@ -307,7 +300,7 @@ async fn draft(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Moderator {
+    if !may(role, Action::Draft) {
         return refuse(shared, command, "Sorry, /draft is for moderators.").await;
     }
     let text = |name: &str| {
@@ -343,7 +336,7 @@ async fn reload_prompts(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Admin {
+    if !may(role, Action::ReloadPrompts) {
         return refuse(shared, command, "Sorry, /reload-prompts is for admins.").await;
     }
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
