@@ -5,13 +5,10 @@
 use std::path::{Path, PathBuf};
 
 /// Words that name Discord's libraries or the adapter's own Discord types.
-const DISCORD_WORDS: [&str; 5] = [
-    "serenity",
-    "poise",
-    "DiscordSettings",
-    "DiscordToken",
-    "DiscordErrorKind",
-];
+const DISCORD_LIBRARIES: [&str; 2] = ["serenity", "poise"];
+
+/// The adapter's own Discord types; the binary (main.rs, cli/) wires the adapter up.
+const DISCORD_TYPES: [&str; 3] = ["DiscordSettings", "DiscordToken", "DiscordErrorKind"];
 
 /// Ways code reaches ONNX Runtime.
 const ORT_WORDS: [&str; 3] = ["ort::", "use ort", "ort::{"];
@@ -77,7 +74,8 @@ fn is_word_in(line: &str, word: &str) -> bool {
 
 #[test]
 fn only_the_discord_adapter_knows_discord() {
-    let found = violations(&DISCORD_WORDS, &["discord/"]);
+    let mut found = violations(&DISCORD_LIBRARIES, &["discord/"]);
+    found.extend(violations(&DISCORD_TYPES, &["discord/", "main.rs", "cli/"]));
     assert!(
         found.is_empty(),
         "Discord outside src/discord/:\n{}",

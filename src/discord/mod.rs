@@ -41,9 +41,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::assistant::{Assistant, Inbound, Outcome};
-use crate::metrics::{DiscordErrorKind, MetricsError, Source, METRICS};
+use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
 use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
+use rest::DiscordErrorKind;
 use rest::{no_mentions, Rest};
 pub use settings::{DiscordSettings, DiscordToken};
 use turns::Turns;
@@ -337,6 +338,7 @@ pub fn invite_permissions() -> serenity::model::Permissions {
 
 /// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
 pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
+    METRICS.declare_platform_errors(&DiscordErrorKind::ALL.map(DiscordErrorKind::label));
     let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
     let mut builder = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
     if let Some(url) = &settings.api_url {
@@ -474,7 +476,7 @@ async fn wait_for_discord(
             }
             Err(error) => {
                 failures += 1;
-                METRICS.discord_error(DiscordErrorKind::GatewayUnreachable);
+                METRICS.platform_error(DiscordErrorKind::GatewayUnreachable.label());
                 tracing::error!(
                     %error,
                     attempt = failures,
