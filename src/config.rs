@@ -1,7 +1,6 @@
 //! Settings from the environment (and `.env`, loaded by `main`), validated once at start
 //! into a typed [`Config`]. Every variable read here is documented in `.env.example`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,34 +13,6 @@ pub struct ConfigError {
     pub variable: &'static str,
     pub value: String,
     pub expected: String,
-}
-
-/// The Discord bot token. Its `Debug` and `Display` never show the secret; only
-/// [`DiscordToken::expose`] does, and only the Discord client calls it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DiscordToken(String);
-
-impl DiscordToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into().trim().to_string())
-    }
-
-    /// The secret itself, for the Authorization header. Never log the result.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DiscordToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DiscordToken(<redacted>)")
-    }
-}
-
-impl fmt::Display for DiscordToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// The project cache: `$SHOPKEEP_CACHE_DIR`, else `$XDG_CACHE_HOME/shopkeep`, else
@@ -65,26 +36,6 @@ pub fn default_model_dir() -> PathBuf {
         _ => "smollm2-135m-instruct",
     };
     cache_dir().join("models").join(name)
-}
-
-/// Discord connection and server-specific ids.
-#[derive(Debug, Clone)]
-pub struct DiscordSettings {
-    pub token: Option<DiscordToken>,
-    /// Replaces `https://discord.com` for REST and gateway discovery.
-    pub api_url: Option<String>,
-    pub support_channels: Vec<u64>,
-    pub mod_roles: Vec<u64>,
-    pub admin_roles: Vec<u64>,
-    pub answer_dms: bool,
-    /// Register slash commands in these guilds (instant) instead of globally.
-    pub command_guilds: Vec<u64>,
-    /// Channel where handoffs and guard events are posted for moderators.
-    pub mod_log_channel: Option<u64>,
-    /// How long in-flight replies may run after SIGTERM before they are cancelled.
-    pub shutdown_grace: Duration,
-    /// Most channel messages `/summarise` reads, whatever count a moderator asks for.
-    pub summary_max_messages: usize,
 }
 
 /// The language model and how it samples.
@@ -132,7 +83,6 @@ pub struct LimitSettings {
 /// Everything the bot reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub discord: DiscordSettings,
     pub model: ModelSettings,
     pub conversation: ConversationSettings,
     pub limits: LimitSettings,
@@ -147,26 +97,6 @@ impl Config {
     /// Reads and validates every setting; the first bad one is the error.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            discord: DiscordSettings {
-                token: var("DISCORD_TOKEN").map(DiscordToken::new),
-                api_url: var("DISCORD_API_URL").map(|u| u.trim_end_matches('/').to_string()),
-                support_channels: id_list("SHOPKEEP_SUPPORT_CHANNELS")?,
-                mod_roles: id_list("SHOPKEEP_MOD_ROLES")?,
-                admin_roles: id_list("SHOPKEEP_ADMIN_ROLES")?,
-                answer_dms: parsed("SHOPKEEP_ANSWER_DMS", true, "true or false")?,
-                command_guilds: id_list("SHOPKEEP_COMMAND_GUILDS")?,
-                mod_log_channel: id_list("SHOPKEEP_MOD_LOG_CHANNEL")?.first().copied(),
-                shutdown_grace: Duration::from_secs(parsed(
-                    "SHOPKEEP_SHUTDOWN_GRACE_SECS",
-                    20,
-                    "a number of seconds",
-                )?),
-                summary_max_messages: parsed(
-                    "SHOPKEEP_SUMMARY_MAX_MESSAGES",
-                    500,
-                    "a message count",
-                )?,
-            },
             model: ModelSettings {
                 model_dir: var("SHOPKEEP_MODEL_DIR")
                     .map(PathBuf::from)
@@ -254,7 +184,7 @@ pub fn prompts_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("prompts"))
 }
 
-fn var(name: &str) -> Option<String> {
+pub(crate) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -288,7 +218,7 @@ fn at_least_one<T: FromStr + PartialOrd + From<u8>>(
     })
 }
 
-fn parsed<T: FromStr>(name: &'static str, default: T, expected: &str) -> Result<T, ConfigError> {
+pub(crate) fn parsed<T: FromStr>(name: &'static str, default: T, expected: &str) -> Result<T, ConfigError> {
     match var(name) {
         None => Ok(default),
         Some(value) => value.trim().parse().map_err(|_| ConfigError {
@@ -297,24 +227,6 @@ fn parsed<T: FromStr>(name: &'static str, default: T, expected: &str) -> Result<
             expected: expected.to_string(),
         }),
     }
-}
-
-/// A comma- or space-separated list of Discord ids (snowflakes).
-fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
-    let Some(value) = var(name) else {
-        return Ok(Vec::new());
-    };
-    value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            part.parse().map_err(|_| ConfigError {
-                variable: name,
-                value: value.clone(),
-                expected: "a comma-separated list of numeric Discord ids".to_string(),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -426,15 +338,5 @@ mod tests {
             error.to_string(),
             "SHOPKEEP_MAX_QUEUE=\"many\" is not valid: a whole number, at least 1"
         );
-    }
-
-    #[test]
-    fn token_never_shows_in_debug_or_display() {
-        let secret = "MTExMjIy.secret-part.abcdefghijklmnop";
-        let token = DiscordToken::new(secret);
-        let settings = format!("{:?} {} {:#?}", token, token, Some(token.clone()));
-        assert!(!settings.contains(secret) && !settings.contains("secret-part"));
-        assert!(settings.contains("redacted"));
-        assert_eq!(token.expose(), secret);
     }
 }

@@ -20,6 +20,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,41 +55,6 @@ impl Refusal {
             Refusal::Busy => "busy",
             Refusal::TooLong => "too_long",
             Refusal::Error => "error",
-        }
-    }
-}
-
-/// What went wrong with one Discord request attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiscordErrorKind {
-    /// A 5xx answer.
-    ServerError,
-    /// A 429 answer.
-    RateLimited,
-    /// Any other error status (not retried).
-    Refused,
-    /// No answer: connection refused, reset, timeout.
-    Transport,
-    /// Gateway discovery failed at start (the bot keeps retrying).
-    GatewayUnreachable,
-}
-
-impl DiscordErrorKind {
-    const ALL: [DiscordErrorKind; 5] = [
-        DiscordErrorKind::ServerError,
-        DiscordErrorKind::RateLimited,
-        DiscordErrorKind::Refused,
-        DiscordErrorKind::Transport,
-        DiscordErrorKind::GatewayUnreachable,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            DiscordErrorKind::ServerError => "server_error",
-            DiscordErrorKind::RateLimited => "rate_limited",
-            DiscordErrorKind::Refused => "refused",
-            DiscordErrorKind::Transport => "transport",
-            DiscordErrorKind::GatewayUnreachable => "gateway_unreachable",
         }
     }
 }
@@ -161,7 +127,8 @@ pub struct Metrics {
     generation_us: AtomicU64,
     /// `f64` bits of the last decode rate.
     last_tokens_per_second: AtomicU64,
-    discord_errors: [AtomicU64; DiscordErrorKind::ALL.len()],
+    /// Failed platform request attempts by kind label, in the order first declared.
+    platform_errors: Mutex<Vec<(&'static str, u64)>>,
     discord_send_failures: AtomicU64,
     /// From the gateway event to the first message of the reply.
     pub first_reply: Histogram,
@@ -181,7 +148,7 @@ impl Metrics {
             generated_tokens: AtomicU64::new(0),
             generation_us: AtomicU64::new(0),
             last_tokens_per_second: AtomicU64::new(0),
-            discord_errors: [const { AtomicU64::new(0) }; DiscordErrorKind::ALL.len()],
+            platform_errors: Mutex::new(Vec::new()),
             discord_send_failures: AtomicU64::new(0),
             first_reply: Histogram::new(),
             final_reply: Histogram::new(),
@@ -221,8 +188,30 @@ impl Metrics {
         }
     }
 
-    pub fn discord_error(&self, kind: DiscordErrorKind) {
-        self.discord_errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+    /// Declares the kinds of failed request the chat adapter counts (label values of
+    /// `discord_errors_total`), so each shows from the first scrape, at 0.
+    pub fn declare_platform_errors(&self, kinds: &[&'static str]) {
+        let mut counts = self
+            .platform_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for kind in kinds {
+            if !counts.iter().any(|(k, _)| k == kind) {
+                counts.push((kind, 0));
+            }
+        }
+    }
+
+    /// One failed request attempt to the chat platform, by the adapter's kind label.
+    pub fn platform_error(&self, kind: &'static str) {
+        let mut counts = self
+            .platform_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((kind, 1)),
+        }
     }
 
     pub fn discord_send_failure(&self) {
@@ -308,12 +297,15 @@ impl Metrics {
             out,
             "# HELP shopkeep_discord_errors_total Failed Discord request attempts, by kind.\n# TYPE shopkeep_discord_errors_total counter"
         );
-        for kind in DiscordErrorKind::ALL {
+        for (kind, count) in self
+            .platform_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
-                "shopkeep_discord_errors_total{{kind=\"{}\"}} {}",
-                kind.label(),
-                load(&self.discord_errors[kind as usize])
+                "shopkeep_discord_errors_total{{kind=\"{kind}\"}} {count}"
             );
         }
         counter(

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shopkeep::assistant::prompts::Prompts;
+use shopkeep::assistant::content::Prompts;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
@@ -141,7 +141,9 @@ async fn answer_text(outcome: Outcome) -> Result<String, Option<String>> {
             }
             panic!("the answer stream ended without a final answer")
         }
-        Outcome::Notice(notice) => Err(Some(notice)),
+        Outcome::Reply(text) | Outcome::Handoff(text) => Err(Some(text)),
+        Outcome::Notice(notice) => Err(Some(notice.to_string())),
+        Outcome::Summary(_) | Outcome::Draft(_) => Err(None),
         Outcome::Silent => Err(None),
     }
 }

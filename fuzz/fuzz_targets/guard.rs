@@ -24,7 +24,7 @@ use libfuzzer_sys::fuzz_target;
 use shopkeep::assistant::guard::{
     citations, guard_reply, neutralise_mentions, GuardInput, Guarded, Rule, MIN_MAX_CHARS,
 };
-use shopkeep::assistant::prompts::PromptSet;
+use shopkeep::assistant::content::PromptSet;
 
 static SET: LazyLock<PromptSet> = LazyLock::new(|| {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts");

@@ -4,7 +4,7 @@
 //! Input: one flags byte, then NUL-separated pieces (lossy UTF-8): the question, then up to
 //! seven history turns. Flags: bit 0 the prompt format (ChatML or completion), bits 1-3 how
 //! many history turns, bits 4-7 who said turns 1-4 (later turns alternate). Renders the
-//! answer (through `prepare_answer`, as the assistant does), the summary map and reduce
+//! answer (routed, then rendered or answered not-sure, as the assistant does), the summary map and reduce
 //! steps, and both drafts. Checks the contract of `neutralise_data`: customer text cannot
 //! add prompt structure. Each prompt must have exactly as many ChatML markers
 //! (`<|im_start|>`, `<|im_end|>`), data delimiters (`<question>`, `<messages>`, `<notes>`
@@ -20,9 +20,10 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use shopkeep::assistant::prompts::{
-    neutralise_data, AnswerPlan, HistoryTurn, PromptSet, Speaker, SummaryMessage, MAX_DATA_CHARS,
+use shopkeep::assistant::content::{
+    neutralise_data, HistoryTurn, PromptSet, Speaker, SummaryMessage, MAX_DATA_CHARS,
 };
+use shopkeep::assistant::knowledge::RouteKind;
 use shopkeep::engine::PromptFormat;
 
 static SET: LazyLock<PromptSet> = LazyLock::new(|| {
@@ -127,26 +128,20 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(clean.trim(), clean);
     }
 
-    // The answer prompt, as the assistant prepares it, against the same route with "x".
-    let prepared = set
-        .prepare_answer(format, question, &history(turn_texts, speakers))
-        .expect("the answer renders");
-    match &prepared.plan {
-        AnswerPlan::Generate { prompt, .. } => {
-            let placeholder = set
-                .render_answer(
-                    format,
-                    "x",
-                    &prepared.route,
-                    &history(&placeholders, speakers),
-                )
-                .expect("the answer renders");
-            same_structure("answer", format, prompt, &placeholder);
-        }
-        AnswerPlan::Handoff { reply } => {
-            let placeholder = set.not_sure_reply("x", &prepared.route).expect("renders");
-            same_structure("not sure", format, reply, &placeholder);
-        }
+    // The answer prompt, as the assistant renders it, against the same route with "x".
+    let route = set.knowledge.route(question);
+    if route.kind == RouteKind::NotSure {
+        let reply = set.not_sure_reply(question, &route).expect("renders");
+        let placeholder = set.not_sure_reply("x", &route).expect("renders");
+        same_structure("not sure", format, &reply, &placeholder);
+    } else {
+        let prompt = set
+            .render_answer(format, question, &route, &history(turn_texts, speakers))
+            .expect("the answer renders");
+        let placeholder = set
+            .render_answer(format, "x", &route, &history(&placeholders, speakers))
+            .expect("the answer renders");
+        same_structure("answer", format, &prompt, &placeholder);
     }
 
     // The summary steps: channel messages and model-written partial summaries.

@@ -772,7 +772,7 @@ mod tests {
 
     fn demo() -> Knowledge {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
-        crate::assistant::prompts::PromptSet::load(&dir)
+        crate::assistant::content::PromptSet::load(&dir)
             .unwrap_or_else(|e| panic!("{e}"))
             .knowledge
     }

@@ -1,42 +1,43 @@
 //! The assistant core: plain Rust, no Discord, no ONNX Runtime. It turns an [`Inbound`]
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
+pub mod content;
 pub mod conversation;
-pub mod drafts;
 pub mod eval;
 pub mod guard;
-pub mod insights;
 pub mod knowledge;
 pub mod limits;
-pub mod prompts;
-pub mod summary;
+pub mod moderation;
+pub mod policy;
+pub mod shop;
 
+pub use moderation::summary::ChannelMessage;
+
+use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
 use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
-use crate::store::{QuestionOutcome, QuestionRecord, Store, StoreError};
+use crate::store::{FeedbackRecord, QuestionOutcome, QuestionRecord, Store, StoreError, Vote};
+use content::{HistoryTurn, PromptError, Prompts, QuotedAnswer, Speaker};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
 };
 use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
-use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
-use prompts::{HistoryTurn, Prompts, QuotedAnswer, Speaker};
+use limits::{limited_notice, Asker, LimitScope, Limits, Verdict, BUSY_NOTICE};
+use moderation::drafts::{Draft, DraftError};
+use moderation::insights::Insights;
+use moderation::summary::ChannelSummary;
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
 const MAINTENANCE_INTERVAL_MS: i64 = 5 * 60 * 1000;
-
-/// Tokens reserved for the summary templates' own text and the message numbers.
-const SUMMARY_TEMPLATE_TOKENS: usize = 300;
-
-/// A summarised message counts toward a knowledge entry's topic from this match score.
-const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
 
 /// What a user sees when the model failed mid-answer.
 const GENERATION_FAILED: &str =
@@ -90,28 +91,67 @@ pub struct FinalAnswer {
     pub text: String,
 }
 
-/// What the assistant does with an inbound question.
+/// What the assistant does with an inbound question or a moderator's request. Plain data:
+/// the adapter decides how each is shown (Discord markdown, plain terminal text).
 pub enum Outcome {
     /// A streamed model answer; the receiver ends after [`AnswerEvent::Final`].
     Answer(mpsc::Receiver<AnswerEvent>),
-    /// A short message to post instead of an answer (busy, limited, handoff, error).
-    Notice(String),
+    /// A finished answer written without the model (a quote of the knowledge, its sources
+    /// cited), already guarded.
+    Reply(String),
+    /// The question was handed to the team: the honest "not sure" reply to post.
+    Handoff(String),
+    /// A short notice instead of an answer.
+    Notice(Notice),
+    /// A channel summary for a moderator.
+    Summary(ChannelSummary),
+    /// A draft for a moderator to edit and post.
+    Draft(Draft),
     /// Nothing to post.
     Silent,
 }
 
-/// A channel message handed to [`Assistant::summarise`], oldest first.
-#[derive(Debug, Clone)]
-pub struct ChannelMessage {
-    pub id: String,
-    pub author: String,
-    pub text: String,
-    /// Where a moderator can jump to the message (a Discord jump URL), if known.
-    pub link: Option<String>,
-    /// The id of the message this one replies to, if it is a reply.
-    pub reply_to: Option<String>,
-    /// Whether the bot replied to this message (the bot's own messages are not listed).
-    pub answered_by_bot: bool,
+/// Why a short notice is posted instead of an answer; `Display` is the plain text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The generation queue is full.
+    Busy,
+    /// A rate limit refused the question (the first time in its window).
+    Limited {
+        scope: LimitScope,
+        retry_after: Duration,
+    },
+    /// The question is longer than allowed.
+    TooLong { length: usize, max: usize },
+    /// The model failed mid-answer.
+    GenerationFailed,
+    /// A prompt could not be rendered; the team has been told (in the log).
+    Unavailable,
+    /// A summary was asked for a channel with no messages.
+    NothingToSummarise,
+    /// A draft was asked for a product the catalogue does not have.
+    UnknownProduct(DraftError),
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::Busy => f.write_str(BUSY_NOTICE),
+            Notice::Limited { scope, retry_after } => {
+                f.write_str(&limited_notice(*scope, *retry_after))
+            }
+            Notice::TooLong { length, max } => write!(
+                f,
+                "Your question is too long ({length} characters); please keep it under {max}."
+            ),
+            Notice::GenerationFailed => f.write_str(GENERATION_FAILED),
+            Notice::Unavailable => {
+                f.write_str("Sorry, I cannot answer right now; the team has been told.")
+            }
+            Notice::NothingToSummarise => f.write_str("There are no messages to summarise."),
+            Notice::UnknownProduct(error) => write!(f, "{error}"),
+        }
+    }
 }
 
 /// Summary of a prompt reload, shown to the admin who asked for it.
@@ -125,11 +165,14 @@ pub struct ReloadReport {
 #[derive(Debug, thiserror::Error)]
 pub enum AssistantError {
     #[error("prompts could not be reloaded: {0}")]
-    Reload(String),
+    Reload(#[source] PromptError),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("the prompts folder could not be loaded:\n{0}")]
-    Prompts(String),
+    Prompts(#[source] PromptError),
+    /// A blocking task (storage) panicked or was cancelled.
+    #[error("a background task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl AssistantError {
@@ -145,8 +188,9 @@ impl AssistantError {
                 "Sorry, I could not update your conversation just now. Please try again later."
                     .to_string()
             }
-            AssistantError::Prompts(_) => {
-                "Sorry, I cannot answer right now; the team has been told.".to_string()
+            AssistantError::Prompts(_) => Notice::Unavailable.to_string(),
+            AssistantError::Task(_) => {
+                "Sorry, something went wrong on my side. Please try again in a moment.".to_string()
             }
         }
     }
@@ -212,8 +256,7 @@ impl Assistant {
     /// An assistant with the store opened from `config.db_path` and the prompts loaded
     /// from `config.prompts_dir` (a broken folder is an error naming file and line).
     pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
-        let prompts = Prompts::load(&config.prompts_dir)
-            .map_err(|error| AssistantError::Prompts(error.to_string()))?;
+        let prompts = Prompts::load(&config.prompts_dir).map_err(AssistantError::Prompts)?;
         let store = Arc::new(Store::open(&config.db_path)?);
         Ok(Self::new(engine, config, store, Arc::new(prompts)))
     }
@@ -252,6 +295,46 @@ impl Assistant {
         self.conversations.store()
     }
 
+    /// Records (`added`) or withdraws `user`'s vote on the bot's message `message_id`, in a
+    /// blocking task. Withdrawing a vote that was never recorded is a no-op.
+    pub async fn record_feedback(
+        &self,
+        message_id: String,
+        user: String,
+        vote: Vote,
+        added: bool,
+    ) -> Result<(), AssistantError> {
+        let store = self.store().clone();
+        let at = self.conversations.now_ms();
+        tokio::task::spawn_blocking(move || {
+            if added {
+                store.record_feedback(&FeedbackRecord {
+                    at,
+                    message_id,
+                    user,
+                    vote,
+                })
+            } else {
+                store.remove_feedback(&message_id, &user)
+            }
+        })
+        .await
+        .map_err(AssistantError::Task)??;
+        Ok(())
+    }
+
+    /// The question-log figures of the last `days` days, read in a blocking task.
+    pub async fn insights(&self, days: u32) -> Result<Insights, AssistantError> {
+        let store = self.store().clone();
+        let now = self.conversations.now_ms();
+        let insights = tokio::task::spawn_blocking(move || {
+            moderation::insights::from_store(&store, now, days)
+        })
+        .await
+        .map_err(AssistantError::Task)??;
+        Ok(insights)
+    }
+
     /// Deletes everything stored about the user, from memory and disk; waits for a turn of
     /// theirs in flight to finish first.
     pub async fn forget(&self, user_id: &str) -> Result<(), AssistantError> {
@@ -276,127 +359,9 @@ impl Assistant {
             }
             Err(error) => {
                 tracing::warn!(%error, "prompt reload refused; the previous prompts stay");
-                Err(AssistantError::Reload(error.to_string()))
+                Err(AssistantError::Reload(error))
             }
         }
-    }
-
-    /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
-    /// with the sections of [`summary::render`] (key topics, open questions, complaints and
-    /// mood, needs a moderator), each point linked to its source message, then the model's
-    /// overview. The model summarises numbered chunks (map), then merges the partial
-    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
-    /// unknown numbers are dropped. Channel text is data: it never changes the sections,
-    /// and no mention in it survives. Nothing is stored. Takes a place in the generation
-    /// queue like a question (queue full: the busy notice).
-    pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
-        if messages.is_empty() {
-            return Outcome::Notice("There are no messages to summarise.".into());
-        }
-        let Ok(_permit) = self.limits.try_admit() else {
-            return Outcome::Notice(BUSY_NOTICE.into());
-        };
-        let set = self.prompts.current();
-        let format = self.engine.info().prompt_format;
-        let numbered: Vec<prompts::SummaryMessage> = messages
-            .iter()
-            .enumerate()
-            .map(|(index, m)| prompts::SummaryMessage {
-                number: index + 1,
-                author: m.author.clone(),
-                text: m.text.clone(),
-                link: m.link.clone(),
-            })
-            .collect();
-        // Each map prompt must leave room for its template and the reply; about three
-        // characters per token is a safe estimate for English chat.
-        let room_tokens = self
-            .engine
-            .info()
-            .context_length
-            .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
-        let chunks = prompts::summary_chunks(&numbered, (room_tokens * 3).max(500));
-        let parts = chunks.len();
-        tracing::info!(parts, messages = messages.len(), "summary map step");
-        let map_prompts = chunks
-            .iter()
-            .enumerate()
-            .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
-            .collect();
-        // The parts are independent: queued together, they are prefilled and decoded in
-        // one batch.
-        let mut partials = match self.generate_texts(map_prompts).await {
-            Ok(texts) => texts,
-            Err(notice) => return Outcome::Notice(notice),
-        };
-        let overview = if parts == 1 {
-            partials.pop().unwrap_or_default()
-        } else {
-            tracing::info!(parts, "summary reduce step");
-            match self
-                .generate_text(set.render_summary_reduce(format, &partials))
-                .await
-            {
-                Ok(text) => text,
-                Err(notice) => return Outcome::Notice(notice),
-            }
-        };
-        // A message's topic: the closest knowledge entry when it is close enough (a
-        // looser bar than answering needs), else the first catalogue product it names.
-        let topic_of = |text: &str| {
-            let route = set.knowledge.route(text);
-            if route.kind == RouteKind::SmallTalk {
-                return None;
-            }
-            route
-                .hits
-                .first()
-                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
-                .map(|hit| hit.title.clone())
-                .or_else(|| route.products.first().map(|p| p.name.clone()))
-        };
-        let digest = summary::analyse(&messages, &topic_of);
-        Outcome::Notice(summary::render(&digest, &messages, &overview))
-    }
-
-    /// Generates the whole reply to a rendered prompt; the error is the text to show.
-    async fn generate_text(
-        &self,
-        prompt: Result<String, prompts::PromptError>,
-    ) -> Result<String, String> {
-        let mut texts = self.generate_texts(vec![prompt]).await?;
-        Ok(texts.pop().unwrap_or_default())
-    }
-
-    /// Generates whole replies to several rendered prompts, queued together, in order; the
-    /// first failure is the text to show.
-    async fn generate_texts(
-        &self,
-        prompts: Vec<Result<String, prompts::PromptError>>,
-    ) -> Result<Vec<String>, String> {
-        let prompts = prompts
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| {
-                tracing::error!(%error, "could not render a prompt");
-                AssistantError::Prompts(error.to_string()).user_message()
-            })?;
-        let stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
-        let requests = prompts
-            .into_iter()
-            .map(|prompt| self.request(prompt, stop.clone(), None))
-            .collect();
-        let mut texts = Vec::new();
-        for stream in self.engine.generate_many(requests) {
-            match stream.finish().await {
-                Ok(generated) => texts.push(generated.text.trim().to_string()),
-                Err(error) => {
-                    tracing::error!(%error, "generation failed");
-                    return Err(GENERATION_FAILED.to_string());
-                }
-            }
-        }
-        Ok(texts)
     }
 
     /// Answers one question.
@@ -425,10 +390,9 @@ impl Assistant {
         if let Some(notice) = self.refuse_if_too_long(&question) {
             return Outcome::Notice(notice);
         }
-        let Ok(permit) = self.limits.try_admit() else {
-            METRICS.refusal(Refusal::Busy);
+        let Ok(permit) = self.admit() else {
             self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
-            return Outcome::Notice(BUSY_NOTICE.into());
+            return Outcome::Notice(Notice::Busy);
         };
         let turn = self.conversations.lock_user(&inbound.user_id).await;
         // One prompt set for the whole request, even if a reload swaps it meanwhile.
@@ -447,7 +411,7 @@ impl Assistant {
                     &route,
                     Some((&quoted, &guarded)),
                 );
-                return Outcome::Notice(guarded.text);
+                return Outcome::Reply(guarded.text);
             }
             Some(QuotedAnswer::HandOff) => {
                 return self.hand_off(&turn, &inbound, &question, &route);
@@ -460,10 +424,10 @@ impl Assistant {
             Err(error) => {
                 tracing::error!(%error, "could not render the answer prompt");
                 self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
-                return Outcome::Notice(AssistantError::Prompts(error.to_string()).user_message());
+                return Outcome::Notice(Notice::Unavailable);
             }
         };
-        let mut stop = prompts::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let mut stop = content::PromptSet::stop_strings(self.engine.info().prompt_format);
         if route.kind == RouteKind::SmallTalk {
             // Small talk stays brief: one paragraph.
             stop.push("\n\n".into());
@@ -505,7 +469,7 @@ impl Assistant {
             question: question.to_string(),
             closest: route.hits.iter().map(|hit| hit.title.clone()).collect(),
         });
-        Outcome::Notice(reply)
+        Outcome::Handoff(reply)
     }
 
     /// `Some(outcome)` when a limit refuses the question: a notice the first time in the
@@ -527,18 +491,31 @@ impl Assistant {
         METRICS.refusal(Refusal::Limited);
         self.log_question(inbound, question, None, QuestionOutcome::Limited);
         Some(if notify {
-            Outcome::Notice(limited_notice(scope, retry_after))
+            Outcome::Notice(Notice::Limited { scope, retry_after })
         } else {
             Outcome::Silent
         })
     }
 
-    fn refuse_if_too_long(&self, question: &str) -> Option<String> {
+    fn refuse_if_too_long(&self, question: &str) -> Option<Notice> {
         let max = self.config.limits.max_question_chars;
         let length = question.chars().count();
         (length > max).then(|| {
             METRICS.refusal(Refusal::TooLong);
-            format!("Your question is too long ({length} characters); please keep it under {max}.")
+            Notice::TooLong { length, max }
+        })
+    }
+
+    /// A place in the generation queue, held until the permit drops; when the queue is
+    /// full, the refusal is counted and logged and the answer is [`Notice::Busy`].
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Notice> {
+        self.limits.try_admit().map_err(|_| {
+            METRICS.refusal(Refusal::Busy);
+            tracing::info!(
+                queue = self.limits.admitted(),
+                "refused: the generation queue is full"
+            );
+            Notice::Busy
         })
     }
 
@@ -558,7 +535,7 @@ impl Assistant {
         question: &str,
         route: &Route,
         history: &[Turn],
-    ) -> Result<String, prompts::PromptError> {
+    ) -> Result<String, PromptError> {
         let info = self.engine.info();
         let tokenizer = self.engine.tokenizer();
         let set = self.prompts.current();

@@ -143,6 +143,11 @@ impl Terminal {
                     println!("{notice}");
                     Ok(())
                 }
+                Outcome::Reply(text) | Outcome::Handoff(text) => {
+                    println!("{text}");
+                    Ok(())
+                }
+                Outcome::Summary(_) | Outcome::Draft(_) => Ok(()),
                 Outcome::Answer(events) => print_answer(events, cancel).await,
             }
         }

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use shopkeep::assistant::eval::evaluate_intents;
 use shopkeep::assistant::knowledge::{Method, RouteKind};
-use shopkeep::assistant::prompts::{read_utterance_csv, LoadOptions, PromptSet};
+use shopkeep::assistant::content::{read_utterance_csv, LoadOptions, PromptSet};
 use shopkeep::engine::PromptFormat;
 
 #[derive(Subcommand)]

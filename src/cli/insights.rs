@@ -30,7 +30,7 @@ pub(super) fn insights(config: Config, args: InsightsArgs) -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
-    let insights = shopkeep::assistant::insights::from_store(&store, now, args.days)?;
+    let insights = shopkeep::assistant::moderation::insights::from_store(&store, now, args.days)?;
     match args.format {
         InsightsFormat::Text => print!("{}", insights.to_text()),
         InsightsFormat::Json => println!("{}", serde_json::to_string_pretty(&insights)?),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use shopkeep::assistant::prompts::{PromptSet, REQUIRED_TEMPLATES};
+use shopkeep::assistant::content::{PromptSet, REQUIRED_TEMPLATES};
 
 #[derive(Args)]
 pub(super) struct CheckPromptsArgs {

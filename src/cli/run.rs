@@ -12,7 +12,8 @@ use super::ModelArgs;
 
 /// Serves Discord until SIGTERM/SIGINT; SIGHUP reloads the prompts.
 pub(super) fn run(config: Config) -> Result<()> {
-    if config.discord.token.is_none() {
+    let settings = shopkeep::discord::DiscordSettings::from_env()?;
+    if settings.token.is_none() {
         eprintln!(
             "DISCORD_TOKEN is not set, so starting the terminal chat instead of the Discord bot."
         );
@@ -20,7 +21,6 @@ pub(super) fn run(config: Config) -> Result<()> {
         return chat::chat(config, ChatArgs::default());
     }
     let engine = super::load_engine(&config, &ModelArgs::default())?;
-    let settings = config.discord.clone();
     let assistant = Assistant::open(engine, Arc::new(config))?;
     super::runtime()?.block_on(async {
         reload_prompts_on_sighup(assistant.clone())?;

@@ -9,11 +9,12 @@ use serenity::all::{
     CreateCommandOption,
 };
 
+use super::history::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::reply::{self, defer, ephemeral_message, Target};
-use super::summarise::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::Shared;
-use crate::assistant::drafts::DraftRequest;
-use crate::assistant::{insights, Inbound, InboundKind, Role};
+use crate::assistant::moderation::drafts::DraftRequest;
+use crate::assistant::policy::{may, Action};
+use crate::assistant::{Inbound, InboundKind, Role};
 
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
 pub const MAX_SUMMARY_COUNT: u64 = 2000;
@@ -217,7 +218,7 @@ async fn summarise(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Moderator {
+    if !may(role, Action::Summarise) {
         return refuse(shared, command, "Sorry, /summarise is for moderators.").await;
     }
     let max = shared.settings.summary_max_messages.max(1);
@@ -239,16 +240,16 @@ async fn summarise(
     reply::respond(&shared.rest, command.id, &command.token, defer(!public)).await?;
     let mut reply = shared.reply(target(command, !public));
     let min_id = lower_bound(since, std::time::SystemTime::now());
-    let listed =
-        match super::summarise::fetch(&shared.rest, command.channel_id, count, min_id).await {
-            Ok(listed) => listed,
-            Err(error) => {
-                tracing::error!(%error, "could not read the channel's messages");
-                return reply
-                    .show("Sorry, I could not read this channel's messages.")
-                    .await;
-            }
-        };
+    let listed = match super::history::fetch(&shared.rest, command.channel_id, count, min_id).await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::error!(%error, "could not read the channel's messages");
+            return reply
+                .show("Sorry, I could not read this channel's messages.")
+                .await;
+        }
+    };
     let messages = to_channel_messages(
         listed,
         shared.bot_id(),
@@ -276,7 +277,7 @@ async fn insights(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Moderator {
+    if !may(role, Action::Insights) {
         return refuse(shared, command, "Sorry, /insights is for moderators.").await;
     }
     let days = option(command, "days")
@@ -284,17 +285,10 @@ async fn insights(
         .map(|d| d.clamp(1, MAX_INSIGHTS_DAYS as i64) as u32)
         .unwrap_or(DEFAULT_INSIGHTS_DAYS);
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
-    let store = shared.assistant.store().clone();
-    let now = shared.assistant.conversations().now_ms();
-    let result = tokio::task::spawn_blocking(move || insights::from_store(&store, now, days)).await;
-    let text = match result {
-        Ok(Ok(insights)) => insights.to_text(),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "could not read insights");
-            "Sorry, I could not read the question log just now.".to_string()
-        }
+    let text = match shared.assistant.insights(days).await {
+        Ok(insights) => insights.to_text(),
         Err(error) => {
-            tracing::error!(%error, "insights task failed");
+            tracing::error!(%error, "could not read insights");
             "Sorry, I could not read the question log just now.".to_string()
         }
     };
@@ -306,7 +300,7 @@ async fn draft(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Moderator {
+    if !may(role, Action::Draft) {
         return refuse(shared, command, "Sorry, /draft is for moderators.").await;
     }
     let text = |name: &str| {
@@ -342,7 +336,7 @@ async fn reload_prompts(
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
-    if role < Role::Admin {
+    if !may(role, Action::ReloadPrompts) {
         return refuse(shared, command, "Sorry, /reload-prompts is for admins.").await;
     }
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;

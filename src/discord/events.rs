@@ -7,8 +7,8 @@
 use serenity::model::channel::{Message, MessageType};
 use serenity::model::Permissions;
 
+use super::settings::DiscordSettings;
 use crate::assistant::{Inbound, InboundKind, Role};
-use crate::config::DiscordSettings;
 
 /// The parts of a Discord message that routing looks at.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 use serenity::all::{Reaction, ReactionType};
 
 use super::Shared;
-use crate::store::{FeedbackRecord, Vote};
+use crate::store::Vote;
 
 /// The vote an emoji stands for, if any (skin-tone variants count too).
 pub fn vote_of(emoji: &ReactionType) -> Option<Vote> {
@@ -44,26 +44,14 @@ pub async fn on_reaction(shared: &Shared, reaction: Reaction, added: bool) {
     if !on_bot_message {
         return;
     }
-    let store = shared.assistant.store().clone();
     let (message, user) = (message.to_string(), user.get().to_string());
-    let at = shared.assistant.conversations().now_ms();
-    let result = tokio::task::spawn_blocking(move || {
-        if added {
-            store.record_feedback(&FeedbackRecord {
-                at,
-                message_id: message,
-                user,
-                vote,
-            })
-        } else {
-            store.remove_feedback(&message, &user)
-        }
-    })
-    .await;
-    match result {
-        Ok(Ok(())) => tracing::info!(?vote, added, "feedback recorded"),
-        Ok(Err(error)) => tracing::warn!(%error, "could not record feedback"),
-        Err(error) => tracing::warn!(%error, "feedback task failed"),
+    match shared
+        .assistant
+        .record_feedback(message, user, vote, added)
+        .await
+    {
+        Ok(()) => tracing::info!(?vote, added, "feedback recorded"),
+        Err(error) => tracing::warn!(%error, "could not record feedback"),
     }
 }
 

@@ -16,11 +16,13 @@
 pub mod commands;
 pub mod events;
 pub mod feedback;
+pub mod history;
 pub mod modlog;
 pub mod reply;
 pub mod rest;
+pub mod settings;
 pub mod split;
-pub mod summarise;
+pub mod summary;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,12 +40,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::assistant::{Assistant, Inbound, Outcome};
-use crate::config::DiscordSettings;
 use crate::lifecycle::{self, InFlight};
-use crate::metrics::{DiscordErrorKind, MetricsError, Source, METRICS};
+use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
 use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
+use rest::DiscordErrorKind;
 use rest::{no_mentions, Rest};
+pub use settings::{DiscordSettings, DiscordToken};
 use turns::Turns;
 
 /// Why the bot could not run.
@@ -129,13 +132,10 @@ impl Shared {
                 }
                 false
             }
-            Outcome::Notice(notice) => match reply.show(&notice).await {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::error!(%error, "could not post a notice");
-                    false
-                }
-            },
+            Outcome::Reply(text) | Outcome::Handoff(text) => self.show(reply, &text).await,
+            Outcome::Notice(notice) => self.show(reply, &notice.to_string()).await,
+            Outcome::Summary(summary) => self.show(reply, &summary::summary_text(&summary)).await,
+            Outcome::Draft(draft) => self.show(reply, &summary::draft_text(&draft)).await,
             Outcome::Answer(events) => {
                 match reply::stream_answer(reply, events, self.in_flight.cancellation()).await {
                     StreamEnd::Finished => {
@@ -148,6 +148,17 @@ impl Shared {
                     }
                     StreamEnd::NotPosted => false,
                 }
+            }
+        }
+    }
+
+    /// Posts a finished text; whether it was posted (a failure is logged).
+    async fn show(&self, reply: &mut Reply, text: &str) -> bool {
+        match reply.show(text).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, "could not post a reply");
+                false
             }
         }
     }
@@ -308,6 +319,7 @@ pub fn invite_permissions() -> serenity::model::Permissions {
 
 /// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
 pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
+    METRICS.declare_platform_errors(&DiscordErrorKind::ALL.map(DiscordErrorKind::label));
     let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
     let mut builder = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
     if let Some(url) = &settings.api_url {
@@ -417,7 +429,7 @@ async fn wait_for_discord(
             }
             Err(error) => {
                 failures += 1;
-                METRICS.discord_error(DiscordErrorKind::GatewayUnreachable);
+                METRICS.platform_error(DiscordErrorKind::GatewayUnreachable.label());
                 tracing::error!(
                     %error,
                     attempt = failures,

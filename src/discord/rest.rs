@@ -20,7 +20,7 @@ use serenity::builder::CreateAllowedMentions;
 use serenity::http::{Http, LightMethod, Request, Route};
 use serenity::model::id::ChannelId;
 
-use crate::metrics::{DiscordErrorKind, METRICS};
+use crate::metrics::METRICS;
 
 /// Attempts per send (the first try plus retries).
 const MAX_ATTEMPTS: u32 = 4;
@@ -237,18 +237,18 @@ impl Rest {
                         let wait = Duration::try_from_secs_f64(retry_after.max(0.0))
                             .unwrap_or(MAX_RETRY_AFTER)
                             .min(MAX_RETRY_AFTER);
-                        METRICS.discord_error(DiscordErrorKind::RateLimited);
+                        METRICS.platform_error(DiscordErrorKind::RateLimited.label());
                         (error, Some(wait))
                     } else if status.is_server_error() {
-                        METRICS.discord_error(DiscordErrorKind::ServerError);
+                        METRICS.platform_error(DiscordErrorKind::ServerError.label());
                         (error, Some(backoff(attempt)))
                     } else {
-                        METRICS.discord_error(DiscordErrorKind::Refused);
+                        METRICS.platform_error(DiscordErrorKind::Refused.label());
                         (error, None)
                     }
                 }
                 Err(detail) => {
-                    METRICS.discord_error(DiscordErrorKind::Transport);
+                    METRICS.platform_error(DiscordErrorKind::Transport.label());
                     (
                         RestError::Transport { what, detail },
                         Some(backoff(attempt)),
@@ -317,6 +317,43 @@ pub fn message_id(answer: &Option<Value>) -> Option<u64> {
         .get("id")?
         .as_str()
         .and_then(|s| s.parse().ok())
+}
+
+/// What went wrong with one Discord request attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscordErrorKind {
+    /// A 5xx answer.
+    ServerError,
+    /// A 429 answer.
+    RateLimited,
+    /// Any other error status (not retried).
+    Refused,
+    /// No answer: connection refused, reset, timeout.
+    Transport,
+    /// Gateway discovery failed at start (the bot keeps retrying).
+    GatewayUnreachable,
+}
+
+impl DiscordErrorKind {
+    /// Every kind, for [`crate::metrics::Metrics::declare_platform_errors`].
+    pub const ALL: [DiscordErrorKind; 5] = [
+        DiscordErrorKind::ServerError,
+        DiscordErrorKind::RateLimited,
+        DiscordErrorKind::Refused,
+        DiscordErrorKind::Transport,
+        DiscordErrorKind::GatewayUnreachable,
+    ];
+
+    /// The `kind` label value of `discord_errors_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            DiscordErrorKind::ServerError => "server_error",
+            DiscordErrorKind::RateLimited => "rate_limited",
+            DiscordErrorKind::Refused => "refused",
+            DiscordErrorKind::Transport => "transport",
+            DiscordErrorKind::GatewayUnreachable => "gateway_unreachable",
+        }
+    }
 }
 
 #[cfg(test)]

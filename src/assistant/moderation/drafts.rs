@@ -3,9 +3,8 @@
 //! Drafts pass through the output guard with the products they are about, so a price the
 //! catalogue does not have is removed; mentions are broken. Nothing is stored.
 
-use super::knowledge::{Product, Route, RouteKind};
-use super::limits::BUSY_NOTICE;
-use super::{Assistant, Outcome};
+use crate::assistant::knowledge::{Product, Route, RouteKind};
+use crate::assistant::{Assistant, Notice, Outcome};
 
 /// Close product names listed at most in an "unknown product" error.
 const MAX_SUGGESTIONS: usize = 3;
@@ -17,6 +16,23 @@ pub enum DraftRequest {
     Product { name: String, notes: String },
     /// A community post on this topic.
     Post { topic: String, notes: String },
+}
+
+/// What a draft is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DraftSubject {
+    /// A description of the catalogue product with this name.
+    Product(String),
+    /// A community post on this topic (as the moderator wrote it).
+    Post(String),
+}
+
+/// A guarded draft for a moderator to check, edit and post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub subject: DraftSubject,
+    /// The guarded model text; empty when the model wrote nothing usable.
+    pub text: String,
 }
 
 /// Why a draft could not be made; the message is shown to the moderator.
@@ -125,20 +141,20 @@ fn route_with(products: Vec<Product>) -> Route {
 
 impl Assistant {
     /// Drafts a product description or community post for a moderator:
-    /// [`Outcome::Notice`] with a heading and the guarded draft (prices not in the
-    /// catalogue removed, mentions broken), or the reason there is none (an unknown product
-    /// with close names, busy, a failed generation). Takes a place in the generation queue.
+    /// [`Outcome::Draft`] with the guarded draft (prices not in the catalogue removed,
+    /// mentions broken), or a [`Notice`] saying why there is none (an unknown product with
+    /// close names, busy, a failed generation). Takes a place in the generation queue.
     pub async fn draft(&self, request: DraftRequest) -> Outcome {
         let set = self.prompts.current();
         let format = self.engine.info().prompt_format;
-        let (heading, prompt, route) = match &request {
+        let (subject, prompt, route) = match &request {
             DraftRequest::Product { name, notes } => {
                 let product = match find_product(&set.knowledge.catalogue, name) {
                     Ok(product) => product.clone(),
-                    Err(error) => return Outcome::Notice(error.to_string()),
+                    Err(error) => return Outcome::Notice(Notice::UnknownProduct(error)),
                 };
                 (
-                    format!("**Draft description: {}**", product.name),
+                    DraftSubject::Product(product.name.clone()),
                     set.render_product_draft(format, &product.id, notes),
                     route_with(vec![product]),
                 )
@@ -151,17 +167,15 @@ impl Assistant {
                     .cloned()
                     .collect();
                 (
-                    format!(
-                        "**Draft post: {}**",
-                        super::guard::neutralise_mentions(topic.trim(), &mut Vec::new())
-                    ),
+                    DraftSubject::Post(topic.trim().to_string()),
                     set.render_post_draft(format, topic, notes),
                     route_with(products),
                 )
             }
         };
-        let Ok(_permit) = self.limits.try_admit() else {
-            return Outcome::Notice(BUSY_NOTICE.into());
+        let _permit = match self.admit() {
+            Ok(permit) => permit,
+            Err(notice) => return Outcome::Notice(notice),
         };
         let text = match self.generate_text(prompt).await {
             Ok(text) => text,
@@ -171,21 +185,17 @@ impl Assistant {
         if !guarded.findings.is_empty() {
             tracing::info!(findings = ?guarded.findings, "the guard changed a draft");
         }
-        let body = if guarded.text.trim().is_empty() {
-            "(The model wrote nothing usable; try again.)".to_string()
-        } else {
-            guarded.text
-        };
-        Outcome::Notice(format!(
-            "{heading} (a draft: check and edit it before posting)\n\n{body}"
-        ))
+        Outcome::Draft(Draft {
+            subject,
+            text: guarded.text,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assistant::prompts::PromptSet;
+    use crate::assistant::content::PromptSet;
 
     fn catalogue() -> Vec<Product> {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");

@@ -1,0 +1,663 @@
+//! Reading a prompts folder: shop.toml, the knowledge files, the data-set phrasings,
+//! guard.toml and the templates, every problem located by file and line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::problems::{Problem, ProblemKind, PromptError};
+use super::templates::{build_environment, first_line_with_word, REQUIRED_TEMPLATES};
+use super::PromptSet;
+use crate::assistant::guard::{self, GuardRules};
+use crate::assistant::knowledge::{
+    DatasetPhrasing, FaqEntry, GroundedAnswers, Knowledge, Policy, Price, Product, RoutingSettings,
+};
+use crate::assistant::shop::Shop;
+
+/// Options for loading a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Attach data/*.csv phrasings to entries. Off = zero-shot: the entries' own text only.
+    pub dataset_phrasings: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dataset_phrasings: true,
+        }
+    }
+}
+
+impl PromptSet {
+    /// Loads and validates a folder with the default options.
+    pub fn load(dir: &Path) -> Result<PromptSet, PromptError> {
+        Self::load_with(dir, LoadOptions::default())
+    }
+
+    /// Loads and validates a folder; every problem found is returned, each with its file
+    /// and line. Templates are compiled and rendered once against sample contexts for both
+    /// prompt formats (strict undefined), and their variables are checked statically.
+    pub fn load_with(dir: &Path, options: LoadOptions) -> Result<PromptSet, PromptError> {
+        let mut folder = FolderReader::new(dir);
+        let shop_path = dir.join("shop.toml");
+        let shop = folder
+            .read(&shop_path)
+            .and_then(|text| parse_shop(&shop_path, &text, &mut folder.problems));
+        let (faq, policies, catalogue) = load_knowledge(&mut folder);
+        let phrasings = load_phrasings(&mut folder, options);
+        let guard = load_guard(&mut folder);
+        let template_dir = dir.join("templates");
+        let template_sources = load_template_sources(&mut folder, &template_dir);
+        let templates = build_environment(&template_dir, &template_sources, &mut folder.problems);
+        let FolderReader {
+            hasher,
+            mut problems,
+            ..
+        } = folder;
+
+        let Some((shop, routing)) = shop else {
+            return Err(PromptError::Invalid(problems));
+        };
+        let set = PromptSet {
+            dir: dir.to_path_buf(),
+            knowledge: Knowledge::build(faq, policies, catalogue, routing, &phrasings),
+            shop,
+            guard,
+            version: hex(&hasher.finalize()),
+            templates,
+            template_sources,
+        };
+        if problems.is_empty() {
+            set.check_templates(&template_dir, &mut problems);
+        }
+        if problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(PromptError::Invalid(problems))
+        }
+    }
+}
+
+/// Reads the files of one folder: hashes each file read (path and content) into the
+/// folder's version and collects every problem met.
+struct FolderReader<'a> {
+    dir: &'a Path,
+    hasher: Sha256,
+    problems: Vec<Problem>,
+}
+
+impl<'a> FolderReader<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            hasher: Sha256::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The file's text (hashed into the version); `None` and a problem when unreadable.
+    fn read(&mut self, path: &Path) -> Option<String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let relative = relative(self.dir, path);
+                self.hasher.update(relative.as_bytes());
+                self.hasher.update([0]);
+                self.hasher.update(text.as_bytes());
+                self.hasher.update([0]);
+                Some(text)
+            }
+            Err(error) => {
+                self.problems.push(Problem {
+                    file: path.to_path_buf(),
+                    line: None,
+                    kind: ProblemKind::Unreadable(error.to_string()),
+                });
+                None
+            }
+        }
+    }
+
+    /// Files in the subfolder `sub` ending in `.ext`, sorted by name; a missing folder is
+    /// reported, except data/ (the CSV phrasings are optional).
+    fn files(&mut self, sub: &str, ext: &str) -> Vec<PathBuf> {
+        let dir = self.dir.join(sub);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                if ext != "csv" {
+                    self.problems.push(Problem {
+                        file: dir,
+                        line: None,
+                        kind: ProblemKind::Unreadable(error.to_string()),
+                    });
+                }
+                return Vec::new();
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == ext))
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+/// The FAQ entries, policies and catalogue of knowledge/*.toml.
+fn load_knowledge(folder: &mut FolderReader<'_>) -> (Vec<FaqEntry>, Vec<Policy>, Vec<Product>) {
+    let mut builder = KnowledgeBuilder::default();
+    for path in folder.files("knowledge", "toml") {
+        if let Some(text) = folder.read(&path) {
+            builder.add_file(&path, &text, &mut folder.problems);
+        }
+    }
+    builder.finish(&mut folder.problems)
+}
+
+/// The data/*.csv phrasings (read and hashed either way; attached only when the options
+/// ask for them).
+fn load_phrasings(folder: &mut FolderReader<'_>, options: LoadOptions) -> Vec<DatasetPhrasing> {
+    let mut phrasings = Vec::new();
+    for path in folder.files("data", "csv") {
+        let Some(text) = folder.read(&path) else {
+            continue;
+        };
+        if options.dataset_phrasings {
+            phrasings.extend(parse_phrasings(&path, &text, &mut folder.problems));
+        }
+    }
+    phrasings
+}
+
+/// The rules of guard.toml; the defaults when the file does not exist.
+fn load_guard(folder: &mut FolderReader<'_>) -> GuardRules {
+    let path = folder.dir.join("guard.toml");
+    if !path.exists() {
+        return GuardRules::default();
+    }
+    let Some(text) = folder.read(&path) else {
+        return GuardRules::default();
+    };
+    let problems = &mut folder.problems;
+    let Some(rules) = parse_toml::<GuardRules>(&path, &text, problems) else {
+        return GuardRules::default();
+    };
+    if rules.max_chars < guard::MIN_MAX_CHARS {
+        problems.push(Problem {
+            file: path.clone(),
+            line: text
+                .lines()
+                .position(|l| l.trim_start().starts_with("max_chars"))
+                .map(|index| index + 1),
+            kind: ProblemKind::Invalid(format!(
+                "max_chars = {} leaves no room for an answer; use at least {} (Discord allows 2,000 per message)",
+                rules.max_chars,
+                guard::MIN_MAX_CHARS
+            )),
+        });
+    }
+    rules
+}
+
+/// templates/*.j2 by file name; each of [`REQUIRED_TEMPLATES`] missing is a problem.
+fn load_template_sources(
+    folder: &mut FolderReader<'_>,
+    template_dir: &Path,
+) -> BTreeMap<String, String> {
+    let mut sources = BTreeMap::new();
+    for path in folder.files("templates", "j2") {
+        if let Some(text) = folder.read(&path) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            sources.insert(name.to_string(), text);
+        }
+    }
+    for required in REQUIRED_TEMPLATES {
+        if !sources.contains_key(required) {
+            folder.problems.push(Problem {
+                file: template_dir.join(required),
+                line: None,
+                kind: ProblemKind::MissingTemplate(required.to_string()),
+            });
+        }
+    }
+    sources
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match toml::from_str::<T>(text) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                line: error.span().map(|span| line_of(text, span.start)),
+                kind: ProblemKind::Toml(error.message().trim().to_string()),
+            });
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShop {
+    name: String,
+    website: Option<String>,
+    currency: String,
+    currency_symbol: Option<String>,
+    human_contact: String,
+    #[serde(default)]
+    routing: RawRouting,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    grounded_confidence: Option<f32>,
+    closest_topics: Option<usize>,
+    #[serde(default)]
+    shop_words: Vec<String>,
+    /// canonical word -> variants
+    #[serde(default)]
+    synonyms: BTreeMap<String, Vec<String>>,
+    grounded_answers: Option<GroundedAnswers>,
+}
+
+fn parse_shop(
+    path: &Path,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<(Shop, RoutingSettings)> {
+    let raw: RawShop = parse_toml(path, text, problems)?;
+    let defaults = RoutingSettings::default();
+    let routing = RoutingSettings {
+        grounded_confidence: raw
+            .routing
+            .grounded_confidence
+            .unwrap_or(defaults.grounded_confidence),
+        closest_topics: raw
+            .routing
+            .closest_topics
+            .unwrap_or(defaults.closest_topics),
+        shop_words: raw.routing.shop_words,
+        synonyms: raw.routing.synonyms.into_iter().collect(),
+        grounded_answers: raw
+            .routing
+            .grounded_answers
+            .unwrap_or(defaults.grounded_answers),
+    };
+    if !(0.0..=1.0).contains(&routing.grounded_confidence) {
+        problems.push(Problem {
+            file: path.to_path_buf(),
+            line: first_line_with_word(text, "grounded_confidence"),
+            kind: ProblemKind::Invalid("grounded_confidence must be between 0 and 1".into()),
+        });
+    }
+    let currency_symbol = raw.currency_symbol.unwrap_or_else(|| raw.currency.clone());
+    Some((
+        Shop {
+            name: raw.name,
+            website: raw.website,
+            currency: raw.currency,
+            currency_symbol,
+            human_contact: raw.human_contact,
+        },
+        routing,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKnowledgeFile {
+    #[serde(default)]
+    faq: Vec<RawFaq>,
+    #[serde(default)]
+    policy: Vec<RawPolicy>,
+    #[serde(default)]
+    product: Vec<RawProduct>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFaq {
+    id: toml::Spanned<String>,
+    intent: Option<String>,
+    question: String,
+    answer: String,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    link: Option<String>,
+    #[serde(default)]
+    policies: Vec<toml::Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    id: toml::Spanned<String>,
+    title: String,
+    text: String,
+    link: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    id: toml::Spanned<String>,
+    name: String,
+    price: toml::Spanned<toml::Value>,
+    stock: u32,
+    description: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+/// Ids seen so far per kind, with where they were defined.
+#[derive(Default)]
+struct IdRegistry {
+    seen: HashMap<(&'static str, String), String>,
+}
+
+impl IdRegistry {
+    /// Records an id; reports a problem (and returns false) when it is a duplicate or empty.
+    fn register(
+        &mut self,
+        kind: &'static str,
+        id: &str,
+        path: &Path,
+        line: usize,
+        problems: &mut Vec<Problem>,
+    ) -> bool {
+        let location = format!("{}:{line}", path.display());
+        if id.trim().is_empty() {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                line: Some(line),
+                kind: ProblemKind::Invalid(format!("{kind} id is empty")),
+            });
+            return false;
+        }
+        if let Some(first) = self.seen.get(&(kind, id.to_string())) {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                line: Some(line),
+                kind: ProblemKind::DuplicateId {
+                    id: id.to_string(),
+                    first: first.clone(),
+                },
+            });
+            return false;
+        }
+        self.seen.insert((kind, id.to_string()), location);
+        true
+    }
+}
+
+/// Collects the entries of the knowledge files, one file at a time: ids are unique per kind
+/// across all files, and the policies FAQ entries name are checked once every file is in.
+#[derive(Default)]
+struct KnowledgeBuilder {
+    ids: IdRegistry,
+    faq: Vec<FaqEntry>,
+    policies: Vec<Policy>,
+    catalogue: Vec<Product>,
+    /// Where each FAQ entry names a policy: (file, line, policy id).
+    policy_references: Vec<(PathBuf, usize, String)>,
+}
+
+impl KnowledgeBuilder {
+    /// Adds the `[[faq]]`, `[[policy]]` and `[[product]]` blocks of one file; a block with
+    /// a duplicate or empty id, or a malformed price, is reported and left out.
+    fn add_file(&mut self, path: &Path, text: &str, problems: &mut Vec<Problem>) {
+        let Some(file) = parse_toml::<RawKnowledgeFile>(path, text, problems) else {
+            return;
+        };
+        for raw in file.faq {
+            self.add_faq(path, text, raw, problems);
+        }
+        for raw in file.policy {
+            let line = line_of(text, raw.id.span().start);
+            if self
+                .ids
+                .register("policy", raw.id.get_ref(), path, line, problems)
+            {
+                self.policies.push(Policy {
+                    id: raw.id.into_inner(),
+                    title: raw.title,
+                    text: raw.text,
+                    link: raw.link,
+                });
+            }
+        }
+        for raw in file.product {
+            self.add_product(path, text, raw, problems);
+        }
+    }
+
+    fn add_faq(&mut self, path: &Path, text: &str, raw: RawFaq, problems: &mut Vec<Problem>) {
+        let line = line_of(text, raw.id.span().start);
+        if !self
+            .ids
+            .register("faq", raw.id.get_ref(), path, line, problems)
+        {
+            return;
+        }
+        for reference in &raw.policies {
+            self.policy_references.push((
+                path.to_path_buf(),
+                line_of(text, reference.span().start),
+                reference.get_ref().clone(),
+            ));
+        }
+        self.faq.push(FaqEntry {
+            id: raw.id.into_inner(),
+            intent: raw.intent,
+            question: raw.question,
+            answer: raw.answer,
+            examples: raw.examples,
+            tags: raw.tags,
+            link: raw.link,
+            policies: raw.policies.into_iter().map(|p| p.into_inner()).collect(),
+        });
+    }
+
+    fn add_product(
+        &mut self,
+        path: &Path,
+        text: &str,
+        raw: RawProduct,
+        problems: &mut Vec<Problem>,
+    ) {
+        let line = line_of(text, raw.id.span().start);
+        if !self
+            .ids
+            .register("product", raw.id.get_ref(), path, line, problems)
+        {
+            return;
+        }
+        let price = match raw.price.get_ref() {
+            toml::Value::String(s) => Price::parse_decimal(s.trim()),
+            toml::Value::Integer(i) => u64::try_from(*i)
+                .ok()
+                .and_then(|i| i.checked_mul(100))
+                .map(|cents| Price { cents }),
+            _ => None,
+        };
+        let Some(price) = price else {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                line: Some(line_of(text, raw.price.span().start)),
+                kind: ProblemKind::BadPrice {
+                    value: raw.price.get_ref().to_string(),
+                },
+            });
+            return;
+        };
+        self.catalogue.push(Product {
+            id: raw.id.into_inner(),
+            name: raw.name,
+            price,
+            stock: raw.stock,
+            description: raw.description,
+            aliases: raw.aliases,
+        });
+    }
+
+    /// Reports every FAQ reference to a policy no file defines, and hands out the FAQ
+    /// entries, policies and catalogue.
+    fn finish(self, problems: &mut Vec<Problem>) -> (Vec<FaqEntry>, Vec<Policy>, Vec<Product>) {
+        for (path, line, policy) in self.policy_references {
+            if !self.policies.iter().any(|p| p.id == policy) {
+                problems.push(Problem {
+                    file: path,
+                    line: Some(line),
+                    kind: ProblemKind::UnknownPolicy(policy),
+                });
+            }
+        }
+        (self.faq, self.policies, self.catalogue)
+    }
+}
+
+/// Reads `utterance,intent` rows (other columns ignored).
+fn parse_phrasings(path: &Path, text: &str, problems: &mut Vec<Problem>) -> Vec<DatasetPhrasing> {
+    match read_utterance_csv(text) {
+        Ok(rows) => rows,
+        Err((line, message)) => {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                line,
+                kind: ProblemKind::Csv(message),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// Parses a CSV with a header that has `utterance` and `intent` columns. On error returns
+/// the 1-based line (when known) and a message.
+pub fn read_utterance_csv(text: &str) -> Result<Vec<DatasetPhrasing>, (Option<usize>, String)> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| (Some(1), e.to_string()))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| (Some(1), format!("the header has no `{name}` column")))
+    };
+    let utterance = column("utterance")?;
+    let intent = column("intent")?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line() as usize);
+            (line, e.to_string())
+        })?;
+        let line = record.position().map(|p| p.line() as usize);
+        match (record.get(utterance), record.get(intent)) {
+            (Some(u), Some(i)) if !i.trim().is_empty() => rows.push(DatasetPhrasing {
+                utterance: u.to_string(),
+                intent: i.trim().to_string(),
+            }),
+            _ => return Err((line, "row without an utterance and an intent".into())),
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::assistant::content::test_support::{append, broken_copy, demo};
+    use crate::assistant::content::PromptSet;
+
+    #[test]
+    fn demo_folder_loads() {
+        let set = demo();
+        assert_eq!(set.knowledge.faq.len(), 27);
+        assert_eq!(set.knowledge.catalogue.len(), 12);
+        assert!(set.knowledge.dataset_phrasings_used > 1000);
+        assert_eq!(set.version.len(), 64);
+    }
+
+    #[test]
+    fn a_length_cap_too_small_for_an_answer_is_refused_at_its_line() {
+        let (_temp, dir) = broken_copy(|dir| {
+            let path = dir.join("guard.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("max_chars = 1900", "max_chars = 20");
+            assert!(text.contains("max_chars = 20"));
+            std::fs::write(&path, text).unwrap();
+        });
+        let error = PromptSet::load(&dir).unwrap_err();
+        let problem = &error.problems()[0];
+        assert!(problem.file.ends_with("guard.toml"), "{error}");
+        let guard = std::fs::read_to_string(dir.join("guard.toml")).unwrap();
+        let line = guard
+            .lines()
+            .position(|l| l.starts_with("max_chars"))
+            .unwrap();
+        assert_eq!(problem.line, Some(line + 1), "{error}");
+        assert!(error.to_string().contains("at least 100"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_ids_bad_prices_missing_templates_and_policies_are_reported() {
+        let (_temp, dir) = broken_copy(|dir| {
+            append(
+                &dir.join("knowledge/catalogue.toml"),
+                "\n[[product]]\nid = \"mug-speckled\"\nname = \"Again\"\nprice = \"1.00\"\nstock = 1\ndescription = \"x\"\n\n[[product]]\nid = \"new-one\"\nname = \"New\"\nprice = \"12,99 EUR\"\nstock = 1\ndescription = \"x\"\n",
+            );
+            append(
+                &dir.join("knowledge/faq.toml"),
+                "\n[[faq]]\nid = \"extra\"\nquestion = \"q\"\nanswer = \"a\"\npolicies = [\"no-such-policy\"]\n",
+            );
+            std::fs::remove_file(dir.join("templates/summary_reduce.j2")).unwrap();
+        });
+        let error = PromptSet::load(&dir).unwrap_err();
+        let text = error.to_string();
+        let catalogue_lines =
+            std::fs::read_to_string(dir.join("knowledge/catalogue.toml")).unwrap();
+        let duplicate_line = catalogue_lines
+            .lines()
+            .position(|l| l.contains("\"Again\""))
+            .unwrap(); // 0-based line of name = id line + 1
+        assert!(
+            text.contains(&format!(
+                "catalogue.toml:{duplicate_line}: duplicate id `mug-speckled`"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("malformed price \"12,99 EUR\""), "{text}");
+        assert!(text.contains("unknown policy `no-such-policy`"), "{text}");
+        assert!(
+            text.contains("required template summary_reduce.j2 is missing"),
+            "{text}"
+        );
+    }
+}

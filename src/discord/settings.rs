@@ -1,0 +1,110 @@
+//! The Discord settings: the bot token and the server-specific ids, read from the
+//! environment (documented in `.env.example`).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{parsed, var, ConfigError};
+
+/// The Discord bot token. Its `Debug` and `Display` never show the secret; only
+/// [`DiscordToken::expose`] does, and only the Discord client calls it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DiscordToken(String);
+
+impl DiscordToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into().trim().to_string())
+    }
+
+    /// The secret itself, for the Authorization header. Never log the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DiscordToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DiscordToken(<redacted>)")
+    }
+}
+
+impl fmt::Display for DiscordToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Discord connection and server-specific ids.
+#[derive(Debug, Clone)]
+pub struct DiscordSettings {
+    pub token: Option<DiscordToken>,
+    /// Replaces `https://discord.com` for REST and gateway discovery.
+    pub api_url: Option<String>,
+    pub support_channels: Vec<u64>,
+    pub mod_roles: Vec<u64>,
+    pub admin_roles: Vec<u64>,
+    pub answer_dms: bool,
+    /// Register slash commands in these guilds (instant) instead of globally.
+    pub command_guilds: Vec<u64>,
+    /// Channel where handoffs and guard events are posted for moderators.
+    pub mod_log_channel: Option<u64>,
+    /// How long in-flight replies may run after SIGTERM before they are cancelled.
+    pub shutdown_grace: Duration,
+    /// Most channel messages `/summarise` reads, whatever count a moderator asks for.
+    pub summary_max_messages: usize,
+}
+
+impl DiscordSettings {
+    /// Reads and validates the Discord variables; the first bad one is the error.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            token: var("DISCORD_TOKEN").map(DiscordToken::new),
+            api_url: var("DISCORD_API_URL").map(|u| u.trim_end_matches('/').to_string()),
+            support_channels: id_list("SHOPKEEP_SUPPORT_CHANNELS")?,
+            mod_roles: id_list("SHOPKEEP_MOD_ROLES")?,
+            admin_roles: id_list("SHOPKEEP_ADMIN_ROLES")?,
+            answer_dms: parsed("SHOPKEEP_ANSWER_DMS", true, "true or false")?,
+            command_guilds: id_list("SHOPKEEP_COMMAND_GUILDS")?,
+            mod_log_channel: id_list("SHOPKEEP_MOD_LOG_CHANNEL")?.first().copied(),
+            shutdown_grace: Duration::from_secs(parsed(
+                "SHOPKEEP_SHUTDOWN_GRACE_SECS",
+                20,
+                "a number of seconds",
+            )?),
+            summary_max_messages: parsed("SHOPKEEP_SUMMARY_MAX_MESSAGES", 500, "a message count")?,
+        })
+    }
+}
+
+/// A comma- or space-separated list of Discord ids (snowflakes).
+fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
+    let Some(value) = var(name) else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse().map_err(|_| ConfigError {
+                variable: name,
+                value: value.clone(),
+                expected: "a comma-separated list of numeric Discord ids".to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_never_shows_in_debug_or_display() {
+        let secret = "MTExMjIy.secret-part.abcdefghijklmnop";
+        let token = DiscordToken::new(secret);
+        let settings = format!("{:?} {} {:#?}", token, token, Some(token.clone()));
+        assert!(!settings.contains(secret) && !settings.contains("secret-part"));
+        assert!(settings.contains("redacted"));
+        assert_eq!(token.expose(), secret);
+    }
+}
