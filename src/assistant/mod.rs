@@ -9,6 +9,8 @@ pub mod insights;
 pub mod knowledge;
 pub mod limits;
 pub mod prompts;
+pub mod question;
+pub mod reply_check;
 pub mod summary;
 
 use std::sync::atomic::{AtomicI64, Ordering};
