@@ -436,8 +436,12 @@ mod tests {
             .expect("fixture parses");
         let (mut fired_on_good, mut good, mut passed_bad, mut bad) = (0, 0, 0, 0);
         let mut disagreements = Vec::new();
+        let mut problems: HashMap<ReplyProblem, usize> = HashMap::new();
         for labelled in &fixture.reply {
             let verdict = check_reply(&labelled.question, complete_sentences(&labelled.reply));
+            if let Err(problem) = verdict {
+                *problems.entry(problem).or_default() += 1;
+            }
             if labelled.good {
                 good += 1;
                 if verdict.is_err() {
@@ -455,7 +459,7 @@ mod tests {
         let total = good + bad;
         let agreement = (total - fired_on_good - passed_bad) as f32 / total as f32;
         eprintln!(
-            "reply check on {total} labelled replies: agreement {agreement:.3}, fired on {fired_on_good}/{good} good, let through {passed_bad}/{bad} bad\n{}",
+            "reply check on {total} labelled replies: agreement {agreement:.3}, fired on {fired_on_good}/{good} good, let through {passed_bad}/{bad} bad; fired: {problems:?}\n{}",
             disagreements.join("\n")
         );
         assert!(good >= 10 && bad >= 10, "the fixture needs both kinds");
