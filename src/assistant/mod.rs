@@ -9,6 +9,8 @@ pub mod knowledge;
 pub mod limits;
 pub mod moderation;
 pub mod policy;
+pub mod question;
+pub mod reply_check;
 pub mod shop;
 
 pub use moderation::summary::ChannelMessage;
