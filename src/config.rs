@@ -218,7 +218,11 @@ fn at_least_one<T: FromStr + PartialOrd + From<u8>>(
     })
 }
 
-pub(crate) fn parsed<T: FromStr>(name: &'static str, default: T, expected: &str) -> Result<T, ConfigError> {
+pub(crate) fn parsed<T: FromStr>(
+    name: &'static str,
+    default: T,
+    expected: &str,
+) -> Result<T, ConfigError> {
     match var(name) {
         None => Ok(default),
         Some(value) => value.trim().parse().map_err(|_| ConfigError {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use shopkeep::assistant::content::{read_utterance_csv, LoadOptions, PromptSet};
 use shopkeep::assistant::eval::evaluate_intents;
 use shopkeep::assistant::knowledge::{Method, RouteKind};
-use shopkeep::assistant::content::{read_utterance_csv, LoadOptions, PromptSet};
 use shopkeep::engine::PromptFormat;
 
 #[derive(Subcommand)]

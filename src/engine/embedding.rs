@@ -157,11 +157,11 @@ impl SentenceEmbedder {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let outputs = session.run(inputs)?;
         let value = outputs.get("sentence_embedding").ok_or_else(|| {
-            EngineError::Inference("the embedding model has no `sentence_embedding` output".into())
+            EngineError::BadOutput("the embedding model has no `sentence_embedding` output".into())
         })?;
         let (shape, data) = value.try_extract_tensor::<f32>()?;
         if shape[..] != [padded.rows as i64, self.dimension as i64] {
-            return Err(EngineError::Inference(format!(
+            return Err(EngineError::BadOutput(format!(
                 "`sentence_embedding` has shape {:?}; expected [{}, {}]",
                 &shape[..],
                 padded.rows,

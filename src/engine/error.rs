@@ -49,7 +49,10 @@ pub enum EngineError {
 
     /// The sentence-embedding model directory (or one of its files) is missing.
     #[error("the sentence-embedding model is not prepared: {path} does not exist. Run ./scripts/setup.sh embedding-model to build it (in the cache's models/all-minilm-l6-v2)")]
-    EmbeddingModelMissing { path: PathBuf },
+    EmbeddingModelMissing {
+        /// The missing directory or file.
+        path: PathBuf,
+    },
 
     /// `manifest.json` could not be read or parsed.
     #[error("manifest {path} is malformed: {reason}")]
