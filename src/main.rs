@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use shopkeep::assistant::eval::evaluate_intents;
+use shopkeep::assistant::eval_answers::{self, read_cases};
 use shopkeep::assistant::knowledge::{Method, RouteKind};
 use shopkeep::assistant::prompts::{
     read_utterance_csv, LoadOptions, PromptSet, REQUIRED_TEMPLATES,
@@ -86,6 +87,21 @@ enum EvalCommand {
     Intents(EvalIntentsArgs),
     /// Print how each question would be routed (kind, confidence, hits, products) as JSON lines.
     Route(EvalRouteArgs),
+    /// Ask each question of a cases file (TOML, see tests/data/answers/) through the same
+    /// pipeline as Discord and check the replies; the last line is `answers: X (passed/total)`.
+    Answers(EvalAnswersArgs),
+}
+
+#[derive(Args)]
+struct EvalAnswersArgs {
+    /// The cases file.
+    #[arg(long)]
+    file: PathBuf,
+    /// Print every reply, not only the failures.
+    #[arg(long)]
+    verbose: bool,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args)]
@@ -256,6 +272,7 @@ fn real_main() -> Result<()> {
         Command::CheckPrompts(args) => return check_prompts(args),
         Command::Eval(EvalCommand::Intents(args)) => return eval_intents(args),
         Command::Eval(EvalCommand::Route(args)) => return eval_route(args),
+        Command::Eval(EvalCommand::Answers(args)) => return eval_answers(args),
         other => other,
     };
     let config = Config::from_env()?;
@@ -341,6 +358,7 @@ fn check_prompts(args: CheckPromptsArgs) -> Result<()> {
 fn eval_route(args: EvalRouteArgs) -> Result<()> {
     let options = LoadOptions {
         dataset_phrasings: !args.zero_shot,
+        ..LoadOptions::default()
     };
     let set = PromptSet::load_with(&prompts_dir(args.prompts), options)
         .map_err(|error| anyhow::anyhow!("{error}"))?;
@@ -376,6 +394,7 @@ fn eval_intents(args: EvalIntentsArgs) -> Result<()> {
     })?;
     let options = LoadOptions {
         dataset_phrasings: !args.zero_shot,
+        ..LoadOptions::default()
     };
     let set = PromptSet::load_with(&dir, options).map_err(|error| anyhow::anyhow!("{error}"))?;
     let text = std::fs::read_to_string(&args.csv)
@@ -390,6 +409,34 @@ fn eval_intents(args: EvalIntentsArgs) -> Result<()> {
         set.knowledge.dataset_phrasings_used,
         if args.zero_shot { " (zero-shot)" } else { "" }
     );
+    println!("{report}");
+    Ok(())
+}
+
+fn eval_answers(args: EvalAnswersArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("could not read {}", args.file.display()))?;
+    let cases = read_cases(&text).with_context(|| args.file.display().to_string())?;
+    let mut config = Config::from_env()?;
+    // A fresh conversation store, and no rate limit between the questions of one user.
+    config.db_path = ":memory:".into();
+    config.limits.user_burst = u32::MAX / 2;
+    config.limits.user_per_minute = u32::MAX / 2;
+    let engine = load_engine(&config, &args.model)?;
+    let assistant = Assistant::open(engine, Arc::new(config))?;
+    let report = runtime()?.block_on(eval_answers::run(&assistant, &cases));
+    if args.verbose {
+        for result in &report.results {
+            println!(
+                "{} {} [{}] {:?}\n     -> {}",
+                if result.passed() { "ok  " } else { "FAIL" },
+                result.case.id,
+                if result.handed_off { "hand-off" } else { "answer" },
+                result.case.question,
+                result.reply.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
     println!("{report}");
     Ok(())
 }

@@ -24,21 +24,34 @@ use sha2::{Digest, Sha256};
 
 use super::guard::{self, GuardRules, Guarded};
 use super::knowledge::{
-    DatasetPhrasing, FaqEntry, GroundedAnswers, Knowledge, Policy, Price, Product, Route,
-    RouteKind, RoutingSettings,
+    CatalogueAnswer, Composed, DatasetPhrasing, EmbedError, FaqEntry, GroundedAnswers, Knowledge, KnowledgeSources, Policy,
+    Price, Product, Route, RouteKind, RoutingSettings, ShopFact,
 };
-use crate::engine::PromptFormat;
+use super::question::language::Lang;
+use super::question::small_talk::SmallTalk;
+use crate::engine::{PromptFormat, TextEmbedder};
 
 /// Templates every prompt folder must have.
-pub const REQUIRED_TEMPLATES: [&str; 7] = [
+pub const REQUIRED_TEMPLATES: [&str; 11] = [
     "persona.j2",
     "answer.j2",
     "not_sure.j2",
+    "escalate.j2",
+    "small_talk.j2",
+    "product.j2",
+    "catalogue.j2",
     "summary_map.j2",
     "summary_reduce.j2",
     "draft_product.j2",
     "draft_post.j2",
 ];
+
+/// Languages whose templates may live in `templates/locale/<code>/` (not_sure.j2,
+/// small_talk.j2, product.j2); a language without them is answered with the English ones.
+pub const LOCALES: [&str; 5] = ["de", "fr", "es", "zh", "ja"];
+
+/// At most this many products are written out in one catalogue answer.
+const MAX_LISTED_PRODUCTS: usize = 4;
 
 /// Longest customer or channel text put into a prompt, in characters.
 pub const MAX_DATA_CHARS: usize = 2000;
@@ -97,6 +110,9 @@ pub enum PromptError {
     /// A draft asked for a product the catalogue does not have.
     #[error("no product with id `{0}` in the catalogue")]
     UnknownProduct(String),
+    /// The embedding model failed on the knowledge.
+    #[error(transparent)]
+    Embedding(#[from] Arc<EmbedError>),
 }
 
 struct ProblemList<'a>(&'a [Problem]);
@@ -137,16 +153,29 @@ pub struct Shop {
 }
 
 /// Options for loading a folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct LoadOptions {
     /// Attach data/*.csv phrasings to entries. Off = zero-shot: the entries' own text only.
     pub dataset_phrasings: bool,
+    /// The sentence-embedding model for hybrid retrieval; every passage is embedded at load
+    /// and reload. `None`: lexical retrieval only.
+    pub embedder: Option<Arc<dyn TextEmbedder>>,
+}
+
+impl fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("dataset_phrasings", &self.dataset_phrasings)
+            .field("embedder", &self.embedder.is_some())
+            .finish()
+    }
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             dataset_phrasings: true,
+            embedder: None,
         }
     }
 }
@@ -204,42 +233,6 @@ pub enum AnswerPlan {
     Handoff { reply: String },
 }
 
-/// What [`PromptSet::quoted_answer`] decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QuotedAnswer {
-    /// Post this (after the guard adds the citations).
-    Text(String),
-    /// The question names a product but asks something the knowledge does not cover.
-    HandOff,
-}
-
-/// Words that show a question is about a product itself (its price, stock or nature).
-const PRODUCT_QUESTION_WORDS: [&str; 16] = [
-    "price",
-    "cost",
-    "how much",
-    "stock",
-    "available",
-    "availab",
-    "sell",
-    "buy",
-    "size",
-    "capacity",
-    "made of",
-    "material",
-    "describe",
-    "tell me about",
-    "what is",
-    "details",
-];
-
-fn asks_about_a_product(question: &str) -> bool {
-    let question = question.to_lowercase();
-    PRODUCT_QUESTION_WORDS
-        .iter()
-        .any(|word| question.contains(word))
-}
-
 /// A validated, immutable prompt folder. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct PromptSet {
@@ -284,6 +277,7 @@ impl PromptSet {
         let mut faq = Vec::new();
         let mut policies = Vec::new();
         let mut catalogue = Vec::new();
+        let mut categories = HashMap::new();
         let mut ids = IdRegistry::default();
         let mut policy_references = Vec::new();
         for path in files_with_extension(&dir.join("knowledge"), "toml", &mut problems) {
@@ -298,6 +292,7 @@ impl PromptSet {
                 &mut faq,
                 &mut policies,
                 &mut catalogue,
+                &mut categories,
                 &mut policy_references,
                 &mut problems,
             );
@@ -359,6 +354,22 @@ impl PromptSet {
                 template_sources.insert(name.to_string(), text);
             }
         }
+        let locale_dir = template_dir.join("locale");
+        if locale_dir.is_dir() {
+            for lang in LOCALES {
+                let dir_of_lang = locale_dir.join(lang);
+                if !dir_of_lang.is_dir() {
+                    continue;
+                }
+                for path in files_with_extension(&dir_of_lang, "j2", &mut problems) {
+                    if let Some(text) = read(&path, &mut problems) {
+                        hash_file(&relative(dir, &path), &text);
+                        let file = path.file_name().unwrap_or_default().to_string_lossy();
+                        template_sources.insert(format!("locale/{lang}/{file}"), text);
+                    }
+                }
+            }
+        }
         for required in REQUIRED_TEMPLATES {
             if !template_sources.contains_key(required) {
                 problems.push(Problem {
@@ -375,7 +386,17 @@ impl PromptSet {
         };
         let set = PromptSet {
             dir: dir.to_path_buf(),
-            knowledge: Knowledge::build(faq, policies, catalogue, shop.1.clone(), &phrasings),
+            knowledge: Knowledge::build(KnowledgeSources {
+                faq,
+                policies,
+                catalogue,
+                categories,
+                shop_facts: shop_facts(&shop.0),
+                routing: shop.1.clone(),
+                phrasings,
+                embedder: options.embedder.clone(),
+            })
+            .map_err(|error| PromptError::Embedding(Arc::new(error)))?,
             shop: shop.0,
             guard,
             version: hex(&hasher.finalize()),
@@ -434,42 +455,101 @@ impl PromptSet {
         self.render("answer.j2", context)
     }
 
-    /// The reply for a grounded route when shop.toml says `grounded_answers = "quote"`: the
-    /// catalogue facts of each product named in the question, then the best entry's answer.
-    /// A question grounded only by a product name is quoted only when it asks about the
-    /// product itself (price, stock, what it is); otherwise ("a refund for my broken
-    /// teapot") it is handed off rather than answered with product facts. `None` for other
-    /// routes or when the shop lets the model write answers. Pass a quote through
+    /// The reply written from the knowledge alone, for a route that carries a composed
+    /// answer ([`Route::answer`]): a FAQ answer, quoted sentences, or catalogue facts rendered
+    /// with product.j2 and catalogue.j2 (the locale's product.j2 for other languages). `None`
+    /// when the model should write the answer instead: an English grounded route when
+    /// shop.toml says `grounded_answers = "generate"`. Pass it through
     /// [`PromptSet::guard_reply`] to add the citations.
-    pub fn quoted_answer(&self, question: &str, route: &Route) -> Option<QuotedAnswer> {
-        if route.kind != RouteKind::Grounded
-            || self.knowledge.routing.grounded_answers != GroundedAnswers::Quote
-        {
-            return None;
+    pub fn quoted_answer(&self, route: &Route) -> Result<Option<String>, PromptError> {
+        let Some(answer) = &route.answer else {
+            return Ok(None);
+        };
+        let generate = self.knowledge.routing.grounded_answers == GroundedAnswers::Generate;
+        if route.kind == RouteKind::Grounded && generate && route.lang == Lang::En {
+            return Ok(None);
         }
-        let best_entry = route
-            .hits
-            .first()
-            .and_then(|hit| self.knowledge.entry(&hit.entry_id));
-        if best_entry.is_none() && !asks_about_a_product(question) {
-            return Some(QuotedAnswer::HandOff);
+        let text = match answer {
+            Composed::Faq { entry_id } => self
+                .knowledge
+                .entry(entry_id)
+                .map(|entry| entry.answer.trim().to_string())
+                .unwrap_or_default(),
+            Composed::Passages { sentences } => sentences.join(" "),
+            Composed::Catalogue(answer) => self.render_catalogue(answer, route.lang)?,
+        };
+        Ok(Some(text))
+    }
+
+    /// The reply to a greeting, thanks or goodbye, from small_talk.j2 in the customer's
+    /// language when the shop has it.
+    pub fn small_talk_reply(&self, kind: SmallTalk, lang: Lang) -> Result<String, PromptError> {
+        let context = context! { shop => &self.shop, kind => small_talk_name(kind) };
+        Ok(self
+            .render(&self.localised("small_talk.j2", lang), context)?
+            .trim()
+            .to_string())
+    }
+
+    /// The reply when a person is needed: the matched answer, if any, then the hand-off
+    /// (escalate.j2).
+    pub fn escalate_reply(&self, answer: Option<&str>) -> Result<String, PromptError> {
+        let context = context! { shop => &self.shop, answer => answer.unwrap_or_default() };
+        Ok(self.render("escalate.j2", context)?.trim().to_string())
+    }
+
+    /// The template for `name` in the language, or the English one.
+    fn localised(&self, name: &str, lang: Lang) -> String {
+        let localised = format!("locale/{}/{name}", lang.code());
+        if lang != Lang::En && self.template_sources.contains_key(&localised) {
+            localised
+        } else {
+            name.to_string()
         }
-        let mut parts: Vec<String> = route
-            .products
-            .iter()
-            .map(|product| {
-                let stock = match product.stock {
-                    0 => "out of stock right now".to_string(),
-                    n => format!("in stock ({n} left)"),
-                };
-                format!(
-                    "{}: {}{}, {stock}. {}",
-                    product.name, self.shop.currency_symbol, product.price, product.description
-                )
-            })
-            .collect();
-        parts.extend(best_entry.map(|entry| entry.answer.trim().to_string()));
-        Some(QuotedAnswer::Text(parts.join("\n\n")))
+    }
+
+    /// Writes a catalogue answer: each product through product.j2, then catalogue.j2
+    /// around them (English), or the product lines alone in another language.
+    fn render_catalogue(&self, answer: &CatalogueAnswer, lang: Lang) -> Result<String, PromptError> {
+        let catalogue = &self.knowledge.catalogue;
+        let (kind, shown, total): (&str, &[usize], usize) = match answer {
+            CatalogueAnswer::Facts(products) => ("facts", products, products.len()),
+            CatalogueAnswer::Compare(products) => ("compare", products, products.len()),
+            CatalogueAnswer::Extreme { cheapest, products } => (
+                if *cheapest { "cheapest" } else { "most_expensive" },
+                &products[..products.len().min(3)],
+                products.len().min(3),
+            ),
+            CatalogueAnswer::List(products) => (
+                "list",
+                &products[..products.len().min(MAX_LISTED_PRODUCTS)],
+                products.len(),
+            ),
+        };
+        let product_template = self.localised("product.j2", lang);
+        let mut lines = Vec::new();
+        for &index in shown {
+            let product = &catalogue[index];
+            let line = self.render(&product_template, self.product_value_in(product, lang))?;
+            lines.push(context! {
+                name => product.name_in(lang.code()),
+                line => line.trim(),
+            });
+        }
+        if lang != Lang::En && !lines.is_empty() {
+            let lines: Vec<String> = lines
+                .iter()
+                .filter_map(|line| line.get_attr("line").ok().map(|l| l.to_string()))
+                .collect();
+            return Ok(lines.join("\n"));
+        }
+        let context = context! {
+            shop => &self.shop,
+            kind,
+            products => lines,
+            more => total.saturating_sub(shown.len()),
+        };
+        Ok(self.render("catalogue.j2", context)?.trim().to_string())
     }
 
     /// The reply for a [`RouteKind::NotSure`] route: an honest "not sure", the closest
@@ -480,7 +560,8 @@ impl PromptSet {
             question => neutralise_data(question),
             closest => closest_topics(route),
         };
-        Ok(self.render("not_sure.j2", context)?.trim().to_string())
+        let template = self.localised("not_sure.j2", route.lang);
+        Ok(self.render(&template, context)?.trim().to_string())
     }
 
     /// Renders the map step of a channel summary: one chunk of messages (oldest first);
@@ -611,9 +692,14 @@ impl PromptSet {
     }
 
     fn product_value(&self, product: &Product) -> Value {
+        self.product_value_in(product, Lang::En)
+    }
+
+    /// A product as templates see it, named for a customer writing in `lang`.
+    fn product_value_in(&self, product: &Product, lang: Lang) -> Value {
         context! {
             id => &product.id,
-            name => &product.name,
+            name => product.name_in(lang.code()),
             price => format!("{}{}", self.shop.currency_symbol, product.price),
             stock => product.stock,
             in_stock => product.stock > 0,
@@ -686,7 +772,12 @@ impl PromptSet {
     /// route kind, and checks that templates use only the variables they are given.
     fn check_templates(&self, template_dir: &Path, problems: &mut Vec<Problem>) {
         let common = ["shop", "persona", "format"];
-        let allowed: [(&str, Vec<&str>); 7] = [
+        let product_fields = vec!["name", "price", "stock", "in_stock", "description", "id"];
+        let allowed: [(&str, Vec<&str>); 11] = [
+            ("escalate.j2", vec!["shop", "answer"]),
+            ("small_talk.j2", vec!["shop", "kind"]),
+            ("product.j2", product_fields),
+            ("catalogue.j2", vec!["shop", "kind", "products", "more"]),
             ("persona.j2", vec!["shop"]),
             (
                 "answer.j2",
@@ -713,7 +804,14 @@ impl PromptSet {
                 [&common[..], &["topic", "notes", "products"]].concat(),
             ),
         ];
-        for (name, names) in &allowed {
+        let checked = self.template_sources.keys().filter_map(|name| {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            allowed
+                .iter()
+                .find(|(allowed_name, _)| *allowed_name == base)
+                .map(|(_, names)| (name.as_str(), names))
+        });
+        for (name, names) in checked {
             let Ok(template) = self.templates.get_template(name) else {
                 continue;
             };
@@ -726,7 +824,7 @@ impl PromptSet {
                 {
                     continue;
                 }
-                let source = &self.template_sources[*name];
+                let source = &self.template_sources[name];
                 problems.push(Problem {
                     file: template_dir.join(name),
                     line: first_line_with_word(source, &variable),
@@ -772,13 +870,46 @@ impl PromptSet {
         .collect();
         for (route, kind) in routes.iter_mut().zip([
             RouteKind::Grounded,
-            RouteKind::SmallTalk,
+            RouteKind::General,
             RouteKind::NotSure,
         ]) {
             route.kind = kind;
             route.products = self.knowledge.catalogue.iter().take(1).cloned().collect();
         }
         report(self.not_sure_reply(sample_question, &routes[2]));
+        for lang in [Lang::En, Lang::De, Lang::Fr, Lang::Es, Lang::Zh, Lang::Ja] {
+            let mut route = routes[2].clone();
+            route.lang = lang;
+            report(self.not_sure_reply(sample_question, &route));
+            for kind in [
+                SmallTalk::Greeting,
+                SmallTalk::Thanks,
+                SmallTalk::Goodbye,
+                SmallTalk::HowAreYou,
+                SmallTalk::WhoAreYou,
+            ] {
+                report(self.small_talk_reply(kind, lang));
+            }
+            let every: Vec<usize> = (0..self.knowledge.catalogue.len()).collect();
+            for answer in [
+                CatalogueAnswer::Facts(every.iter().take(1).copied().collect()),
+                CatalogueAnswer::Compare(every.iter().take(2).copied().collect()),
+                CatalogueAnswer::Extreme {
+                    cheapest: true,
+                    products: every.clone(),
+                },
+                CatalogueAnswer::Extreme {
+                    cheapest: false,
+                    products: every.clone(),
+                },
+                CatalogueAnswer::List(every.clone()),
+                CatalogueAnswer::List(Vec::new()),
+            ] {
+                report(self.render_catalogue(&answer, lang));
+            }
+        }
+        report(self.escalate_reply(Some("A sample answer.")));
+        report(self.escalate_reply(None));
         for format in [PromptFormat::Chatml, PromptFormat::Completion] {
             for route in &routes {
                 report(self.render_answer(format, sample_question, route, &sample_history));
@@ -884,6 +1015,18 @@ pub fn neutralise_data(text: &str) -> String {
         }
     }
     out.trim().to_string()
+}
+
+/// The `kind` small_talk.j2 sees.
+fn small_talk_name(kind: SmallTalk) -> &'static str {
+    match kind {
+        SmallTalk::Greeting => "greeting",
+        SmallTalk::Thanks => "thanks",
+        SmallTalk::Goodbye => "goodbye",
+        SmallTalk::HowAreYou => "how_are_you",
+        SmallTalk::WhoAreYou => "who_are_you",
+        SmallTalk::Fallback => "fallback",
+    }
 }
 
 fn closest_topics(route: &Route) -> Vec<Value> {
@@ -1095,6 +1238,9 @@ struct RawRouting {
     #[serde(default)]
     synonyms: BTreeMap<String, Vec<String>>,
     grounded_answers: Option<GroundedAnswers>,
+    passage_confidence: Option<f32>,
+    #[serde(default)]
+    escalate_words: Vec<String>,
 }
 
 fn parse_shop(
@@ -1119,12 +1265,24 @@ fn parse_shop(
             .routing
             .grounded_answers
             .unwrap_or(defaults.grounded_answers),
+        passage_confidence: raw
+            .routing
+            .passage_confidence
+            .unwrap_or(defaults.passage_confidence),
+        escalate_words: raw.routing.escalate_words,
     };
     if !(0.0..=1.0).contains(&routing.grounded_confidence) {
         problems.push(Problem {
             file: path.to_path_buf(),
             line: first_line_with_word(text, "grounded_confidence"),
             kind: ProblemKind::Invalid("grounded_confidence must be between 0 and 1".into()),
+        });
+    }
+    if !(0.0..=1.0).contains(&routing.passage_confidence) {
+        problems.push(Problem {
+            file: path.to_path_buf(),
+            line: first_line_with_word(text, "passage_confidence"),
+            kind: ProblemKind::Invalid("passage_confidence must be between 0 and 1".into()),
         });
     }
     let currency_symbol = raw.currency_symbol.unwrap_or_else(|| raw.currency.clone());
@@ -1149,6 +1307,9 @@ struct RawKnowledgeFile {
     policy: Vec<RawPolicy>,
     #[serde(default)]
     product: Vec<RawProduct>,
+    /// Category id -> the words customers use for it, in any language.
+    #[serde(default)]
+    category_names: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1165,6 +1326,8 @@ struct RawFaq {
     link: Option<String>,
     #[serde(default)]
     policies: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    handoff: bool,
 }
 
 #[derive(Deserialize)]
@@ -1186,6 +1349,11 @@ struct RawProduct {
     description: String,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    /// language code -> names customers use in that language
+    #[serde(default)]
+    translations: BTreeMap<String, Vec<String>>,
 }
 
 /// Ids seen so far per kind, with where they were defined.
@@ -1237,6 +1405,7 @@ fn parse_knowledge_file(
     faq: &mut Vec<FaqEntry>,
     policies: &mut Vec<Policy>,
     catalogue: &mut Vec<Product>,
+    categories: &mut HashMap<String, Vec<String>>,
     policy_references: &mut Vec<(PathBuf, usize, String)>,
     problems: &mut Vec<Problem>,
 ) {
@@ -1264,6 +1433,7 @@ fn parse_knowledge_file(
             tags: raw.tags,
             link: raw.link,
             policies: raw.policies.into_iter().map(|p| p.into_inner()).collect(),
+            handoff: raw.handoff,
         });
     }
     for raw in file.policy {
@@ -1308,8 +1478,29 @@ fn parse_knowledge_file(
             stock: raw.stock,
             description: raw.description,
             aliases: raw.aliases,
+            categories: raw.categories,
+            translations: raw.translations.into_iter().collect(),
         });
     }
+    categories.extend(file.category_names);
+}
+
+/// The shop's own details as retrievable facts (website, who to contact).
+fn shop_facts(shop: &Shop) -> Vec<ShopFact> {
+    let mut facts = vec![ShopFact {
+        text: format!(
+            "You can reach {} for anything the assistant cannot answer.",
+            shop.human_contact
+        ),
+        link: shop.website.clone(),
+    }];
+    if let Some(website) = &shop.website {
+        facts.push(ShopFact {
+            text: format!("The {} website is {website}.", shop.name),
+            link: Some(website.clone()),
+        });
+    }
+    facts
 }
 
 /// Reads `utterance,intent` rows (other columns ignored).
@@ -1424,7 +1615,7 @@ impl Prompts {
 
     /// [`Prompts::load`] with options (kept for reloads).
     pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Prompts, PromptError> {
-        let set = PromptSet::load_with(dir, options)?;
+        let set = PromptSet::load_with(dir, options.clone())?;
         Ok(Prompts {
             dir: dir.to_path_buf(),
             options,
@@ -1448,7 +1639,7 @@ impl Prompts {
     /// the problems. Concurrent reloads are serialised.
     pub fn reload(&self) -> Result<ReloadReport, PromptError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let new = PromptSet::load_with(&self.dir, self.options)?;
+        let new = PromptSet::load_with(&self.dir, self.options.clone())?;
         let old = self.current();
         let before = old.inventory();
         let after = new.inventory();

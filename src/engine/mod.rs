@@ -6,6 +6,7 @@
 //! deltas; dropping the stream cancels the generation at the next token.
 
 mod decoder;
+mod embedding;
 mod error;
 mod generate;
 mod model;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use decoder::{Decoder, KvLayout, Optimization, SessionOptions};
+pub use embedding::{SentenceEmbedder, TextEmbedder};
 pub use error::EngineError;
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
 pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
