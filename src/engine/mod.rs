@@ -4,6 +4,9 @@
 //! thread that owns it; the handle is cheap to clone and safe to share across tasks.
 //! [`EngineHandle::generate`] queues a request and returns a [`GenerationStream`] of text
 //! deltas; dropping the stream cancels the generation at the next token.
+//!
+//! [`SentenceEmbedder`] (a [`TextEmbedder`]) turns texts into unit-length sentence vectors
+//! with a BERT-style encoder; it is synchronous and shareable behind an `Arc`.
 
 mod decoder;
 mod embedding;
@@ -24,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use decoder::{Decoder, KvLayout, Optimization, SessionOptions};
-pub use embedding::{SentenceEmbedder, TextEmbedder};
+pub use embedding::{SentenceEmbedder, TextEmbedder, EMBEDDING_BATCH, EMBEDDING_MODEL_DIR_NAME};
 pub use error::EngineError;
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
 pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
