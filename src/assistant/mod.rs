@@ -33,8 +33,6 @@ use guard::{Finding, Guarded};
 use knowledge::{Route, RouteKind};
 use limits::{limited_notice, Asker, Limits, Verdict, BUSY_NOTICE};
 use prompts::{HistoryTurn, LoadOptions, Prompts, Speaker};
-use question::language::Lang;
-use question::small_talk::SmallTalk;
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
 /// state, in a background task.
@@ -765,7 +763,7 @@ fn checked_general_reply(set: &prompts::PromptSet, question: &str, guarded: Guar
     METRICS.refusal(Refusal::ReplyCheck);
     tracing::warn!(?problem, reply = %guarded.text, "a general answer failed the reply check");
     let text = set
-        .small_talk_reply(SmallTalk::Fallback, Lang::En)
+        .off_topic_reply()
         .unwrap_or_else(|_| "Sorry, I can't help with that one.".to_string());
     Guarded {
         text,

@@ -484,11 +484,18 @@ impl PromptSet {
     /// The reply to a greeting, thanks or goodbye, from small_talk.j2 in the customer's
     /// language when the shop has it.
     pub fn small_talk_reply(&self, kind: SmallTalk, lang: Lang) -> Result<String, PromptError> {
-        let context = context! { shop => &self.shop, kind => small_talk_name(kind) };
+        let context = context! { shop => &self.shop, kind => kind.kind() };
         Ok(self
             .render(&self.localised("small_talk.j2", lang), context)?
             .trim()
             .to_string())
+    }
+
+    /// The reply when a general question got no usable model answer: small_talk.j2 with
+    /// `kind` "off_topic" (what the bot can help with instead).
+    pub fn off_topic_reply(&self) -> Result<String, PromptError> {
+        let context = context! { shop => &self.shop, kind => "off_topic" };
+        Ok(self.render("small_talk.j2", context)?.trim().to_string())
     }
 
     /// The reply when a person is needed: the matched answer, if any, then the hand-off
@@ -908,6 +915,7 @@ impl PromptSet {
                 report(self.render_catalogue(&answer, lang));
             }
         }
+        report(self.off_topic_reply());
         report(self.escalate_reply(Some("A sample answer.")));
         report(self.escalate_reply(None));
         for format in [PromptFormat::Chatml, PromptFormat::Completion] {
@@ -1015,18 +1023,6 @@ pub fn neutralise_data(text: &str) -> String {
         }
     }
     out.trim().to_string()
-}
-
-/// The `kind` small_talk.j2 sees.
-fn small_talk_name(kind: SmallTalk) -> &'static str {
-    match kind {
-        SmallTalk::Greeting => "greeting",
-        SmallTalk::Thanks => "thanks",
-        SmallTalk::Goodbye => "goodbye",
-        SmallTalk::HowAreYou => "how_are_you",
-        SmallTalk::WhoAreYou => "who_are_you",
-        SmallTalk::Fallback => "fallback",
-    }
 }
 
 fn closest_topics(route: &Route) -> Vec<Value> {

@@ -305,7 +305,7 @@ pub fn answer(
     }
     if named.is_empty() && (cues.cheapest || cues.most_expensive) {
         let mut pool = pool.clone();
-        if cues.in_stock_only {
+        if cues.asks_stock {
             pool.retain(|&p| catalogue[p].stock > 0);
         }
         let mut sorted = by_price(pool);
@@ -325,16 +325,16 @@ pub fn answer(
                 let cents = catalogue[p].price.cents;
                 cues.max_price.is_none_or(|max| cents <= max)
                     && cues.min_price.is_none_or(|min| cents >= min)
-                    && (!cues.in_stock_only || catalogue[p].stock > 0)
+                    && (!cues.asks_stock || catalogue[p].stock > 0)
             })
             .collect();
         return Some(CatalogueAnswer::List(by_price(listed)));
     }
-    if named.is_empty() && (cues.in_stock_only || cues.asks_stock || cues.asks_price) {
+    if named.is_empty() && (cues.asks_stock || cues.asks_price) {
         let listed = pool
             .iter()
             .copied()
-            .filter(|&p| !(cues.in_stock_only || cues.asks_stock) || catalogue[p].stock > 0)
+            .filter(|&p| !cues.asks_stock || catalogue[p].stock > 0)
             .collect();
         return Some(CatalogueAnswer::List(by_price(listed)));
     }

@@ -368,5 +368,4 @@ fn asks_about_products(asked: &Cues) -> bool {
         || asked.most_expensive
         || asked.max_price.is_some()
         || asked.min_price.is_some()
-        || asked.in_stock_only
 }
