@@ -28,6 +28,11 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache").join("shopkeep")
 }
 
+/// Where `scripts/setup.sh embedding-model` prepares all-MiniLM-L6-v2.
+pub fn default_embedding_model_dir() -> PathBuf {
+    cache_dir().join("models").join("all-minilm-l6-v2")
+}
+
 /// Where `./scripts/run.sh` prepares the default model (SmolLM2-135M-Instruct): the fp32
 /// conversion, or the 8-bit one when `SHOPKEEP_WEIGHTS=int8`.
 pub fn default_model_dir() -> PathBuf {
@@ -87,6 +92,9 @@ pub struct Config {
     pub conversation: ConversationSettings,
     pub limits: LimitSettings,
     pub prompts_dir: PathBuf,
+    /// The sentence-embedding model for hybrid retrieval (`SHOPKEEP_EMBEDDING_MODEL_DIR`,
+    /// default: the prepared all-MiniLM-L6-v2); `None` ("off") = lexical retrieval only.
+    pub embedding_model_dir: Option<PathBuf>,
     /// SQLite path, or `:memory:`.
     pub db_path: String,
     /// Where `GET /metrics` (Prometheus text) is served; `None` (the default) = off.
@@ -156,6 +164,11 @@ impl Config {
                 )?,
             },
             prompts_dir: prompts_dir(),
+            embedding_model_dir: match var("SHOPKEEP_EMBEDDING_MODEL_DIR") {
+                Some(value) if value.trim() == "off" => None,
+                Some(value) => Some(PathBuf::from(value)),
+                None => Some(default_embedding_model_dir()),
+            },
             db_path: var("SHOPKEEP_DB").unwrap_or_else(|| {
                 cache_dir()
                     .join("data")

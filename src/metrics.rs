@@ -39,14 +39,17 @@ pub enum Refusal {
     TooLong,
     /// The generation failed (the user got an apology).
     Error,
+    /// A general model answer failed the reply check (the user got the off-topic reply).
+    ReplyCheck,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 4] = [
+    const ALL: [Refusal; 5] = [
         Refusal::Limited,
         Refusal::Busy,
         Refusal::TooLong,
         Refusal::Error,
+        Refusal::ReplyCheck,
     ];
 
     fn label(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Refusal {
             Refusal::Busy => "busy",
             Refusal::TooLong => "too_long",
             Refusal::Error => "error",
+            Refusal::ReplyCheck => "reply_check",
         }
     }
 }

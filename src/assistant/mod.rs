@@ -23,10 +23,14 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{EngineHandle, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
+use crate::engine::{
+    EngineHandle, GenerateRequest, GenerationStream, SamplingParams, SentenceEmbedder, StreamEvent,
+    TextEmbedder,
+};
 use crate::metrics::{Refusal, METRICS};
 use crate::store::{FeedbackRecord, QuestionOutcome, QuestionRecord, Store, StoreError, Vote};
-use content::{HistoryTurn, PromptError, Prompts, QuotedAnswer, Speaker};
+use content::LoadOptions;
+use content::{HistoryTurn, PromptError, Prompts, Speaker};
 use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
 };
@@ -172,6 +176,9 @@ pub enum AssistantError {
     Store(#[from] StoreError),
     #[error("the prompts folder could not be loaded:\n{0}")]
     Prompts(#[source] PromptError),
+    /// The sentence-embedding model could not be loaded.
+    #[error("the sentence-embedding model could not be loaded: {0}")]
+    Embedding(#[source] crate::engine::EngineError),
     /// A blocking task (storage) panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
@@ -190,7 +197,9 @@ impl AssistantError {
                 "Sorry, I could not update your conversation just now. Please try again later."
                     .to_string()
             }
-            AssistantError::Prompts(_) => Notice::Unavailable.to_string(),
+            AssistantError::Prompts(_) | AssistantError::Embedding(_) => {
+                Notice::Unavailable.to_string()
+            }
             AssistantError::Task(_) => {
                 "Sorry, something went wrong on my side. Please try again in a moment.".to_string()
             }
@@ -208,6 +217,11 @@ pub enum ModeratorEvent {
         question: String,
         /// Titles of the closest knowledge entries.
         closest: Vec<String>,
+        /// A case for a person (not a gap in the knowledge): a double charge, a missing
+        /// parcel, an upset customer.
+        needs_person: bool,
+        /// The user's earlier turns (question, answer), oldest first.
+        conversation: Vec<(String, String)>,
     },
     /// The output guard changed a generated reply.
     GuardFired {
@@ -258,7 +272,19 @@ impl Assistant {
     /// An assistant with the store opened from `config.db_path` and the prompts loaded
     /// from `config.prompts_dir` (a broken folder is an error naming file and line).
     pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
-        let prompts = Prompts::load(&config.prompts_dir).map_err(AssistantError::Prompts)?;
+        let embedder = match &config.embedding_model_dir {
+            Some(dir) => Some(Arc::new(
+                SentenceEmbedder::load(dir, config.model.threads)
+                    .map_err(AssistantError::Embedding)?,
+            ) as Arc<dyn TextEmbedder>),
+            None => None,
+        };
+        let options = LoadOptions {
+            embedder,
+            ..LoadOptions::default()
+        };
+        let prompts =
+            Prompts::load_with(&config.prompts_dir, options).map_err(AssistantError::Prompts)?;
         let store = Arc::new(Store::open(&config.db_path)?);
         Ok(Self::new(engine, config, store, Arc::new(prompts)))
     }
@@ -399,28 +425,25 @@ impl Assistant {
         let turn = self.conversations.lock_user(&inbound.user_id).await;
         // One prompt set for the whole request, even if a reload swaps it meanwhile.
         let set = self.prompts.current();
-        let route = set.knowledge.route(&question);
-        if route.kind == RouteKind::NotSure {
-            return self.hand_off(&turn, &inbound, &question, &route);
-        }
-        match set.quoted_answer(&question, &route) {
-            Some(QuotedAnswer::Text(quoted)) => {
-                let guarded = set.guard_reply(&route, &quoted, true);
-                self.finish_turn(
-                    &turn,
-                    &inbound,
-                    &question,
-                    &route,
-                    Some((&quoted, &guarded)),
-                );
-                return Outcome::Reply(guarded.text);
-            }
-            Some(QuotedAnswer::HandOff) => {
-                return self.hand_off(&turn, &inbound, &question, &route);
-            }
-            None => {}
-        }
         let history = self.history(&turn);
+        let previous = history.last().map(|turn| turn.question.as_str());
+        let route = set.knowledge.route_in(&question, previous);
+        if route.kind.hands_off() {
+            return self.hand_off(&turn, &inbound, &question, &route, &history);
+        }
+        if let (RouteKind::SmallTalk, Some(kind)) = (route.kind, route.small_talk) {
+            let reply = set.small_talk_reply(kind, route.lang);
+            return self.post_written(&turn, &inbound, &question, &route, reply);
+        }
+        match set.quoted_answer(&route) {
+            Ok(Some(quoted)) => {
+                return self.post_written(&turn, &inbound, &question, &route, Ok(quoted));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                return self.post_written(&turn, &inbound, &question, &route, Err(error));
+            }
+        }
         let prompt = match self.build_prompt(&question, &route, &history) {
             Ok(prompt) => prompt,
             Err(error) => {
@@ -430,31 +453,76 @@ impl Assistant {
             }
         };
         let mut stop = content::PromptSet::stop_strings(self.engine.info().prompt_format);
-        if route.kind == RouteKind::SmallTalk {
-            // Small talk stays brief: one paragraph.
+        let general = route.kind == RouteKind::General;
+        if general {
+            // General answers stay brief: one paragraph.
             stop.push("\n\n".into());
         }
         let request = self.request(prompt, stop, Some(inbound.user_id.clone()));
         let stream = self.engine.generate(request);
         let assistant = self.clone();
         let guard_route = route.clone();
-        let guard = move |text: &str, finished: bool| set.guard_reply(&guard_route, text, finished);
-        Outcome::Answer(stream_answer(stream, guard, move |answer| {
+        let checked_question = question.clone();
+        let guard = move |text: &str, finished: bool| {
+            let guarded = set.guard_reply(&guard_route, text, finished);
+            if !(general && finished) {
+                return guarded;
+            }
+            checked_general_reply(&set, &checked_question, guarded)
+        };
+        // A general answer is checked whole before anyone sees it: no partial edits.
+        let partials = !general;
+        Outcome::Answer(stream_answer(stream, partials, guard, move |answer| {
             assistant.finish_turn(&turn, &inbound, &question, &route, answer);
             drop(turn);
             drop(permit);
         }))
     }
 
-    /// An honest "not sure" with the closest topics, no model involved; moderators are told.
+    /// Posts a reply written without the model (a quoted answer, a small-talk template):
+    /// guarded, cited, recorded and logged like a generated one. A rendering error becomes
+    /// the error notice.
+    fn post_written(
+        &self,
+        turn: &UserTurnGuard,
+        inbound: &Inbound,
+        question: &str,
+        route: &Route,
+        reply: Result<String, PromptError>,
+    ) -> Outcome {
+        match reply {
+            Ok(text) => {
+                let guarded = self.prompts.current().guard_reply(route, &text, true);
+                self.finish_turn(turn, inbound, question, route, Some((&text, &guarded)));
+                Outcome::Reply(guarded.text)
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not render a written reply");
+                self.log_question(inbound, question, Some(route), QuestionOutcome::Failed);
+                Outcome::Notice(Notice::Unavailable)
+            }
+        }
+    }
+
+    /// Hands the question to a person, with no model involved: an honest "not sure" with the
+    /// closest topics ([`RouteKind::NotSure`]) or the matched answer and the hand-off
+    /// ([`RouteKind::Escalate`]); moderators get the question and the conversation so far.
     fn hand_off(
         &self,
         turn: &UserTurnGuard,
         inbound: &Inbound,
         question: &str,
         route: &Route,
+        history: &[Turn],
     ) -> Outcome {
-        let reply = match self.prompts.current().not_sure_reply(question, route) {
+        let set = self.prompts.current();
+        let written = if route.kind == RouteKind::Escalate {
+            set.quoted_answer(route)
+                .and_then(|answer| set.escalate_reply(answer.as_deref()))
+        } else {
+            set.not_sure_reply(question, route)
+        };
+        let reply = match written {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::error!(%error, "could not render the not-sure reply");
@@ -470,6 +538,11 @@ impl Assistant {
             channel_id: inbound.channel_id.clone(),
             question: question.to_string(),
             closest: route.hits.iter().map(|hit| hit.title.clone()).collect(),
+            needs_person: route.kind == RouteKind::Escalate,
+            conversation: history
+                .iter()
+                .map(|turn| (turn.question.clone(), turn.answer.clone()))
+                .collect(),
         });
         Outcome::Handoff(reply)
     }
@@ -664,13 +737,31 @@ impl Assistant {
     }
 }
 
-/// Streams the generation as [`AnswerEvent`]s, each passed through `guard` (the text so far,
+/// A general (not shop) model answer that passed the guard, or the shop's off-topic reply when
+/// [`reply_check::check_reply`] finds it off-persona, nonsense or claiming shop facts.
+fn checked_general_reply(set: &content::PromptSet, question: &str, guarded: Guarded) -> Guarded {
+    let Err(problem) = reply_check::check_reply(question, &guarded.text) else {
+        return guarded;
+    };
+    METRICS.refusal(Refusal::ReplyCheck);
+    tracing::warn!(?problem, reply = %guarded.text, "a general answer failed the reply check");
+    let text = set
+        .off_topic_reply()
+        .unwrap_or_else(|_| "Sorry, I can't help with that one.".to_string());
+    Guarded {
+        text,
+        findings: guarded.findings,
+    }
+}
+
+/// Streams the generation as [`AnswerEvent`]s (partial ones only with `partials`), each passed through `guard` (the text so far,
 /// and whether it is the end). On the end, `on_finished` runs with the raw and the guarded
 /// answer (`None` when the generation failed) *before* [`AnswerEvent::Final`] is sent; if
 /// the receiver goes away first, the generation is cancelled and `on_finished` is dropped
 /// without running.
 fn stream_answer<G, F>(
     mut stream: GenerationStream,
+    partials: bool,
     guard: G,
     on_finished: F,
 ) -> mpsc::Receiver<AnswerEvent>
@@ -685,6 +776,9 @@ where
             match event {
                 StreamEvent::Text(delta) => {
                     text.push_str(&delta);
+                    if !partials {
+                        continue;
+                    }
                     let partial = guard(text.trim(), false).text;
                     if tx.send(AnswerEvent::Partial(partial)).await.is_err() {
                         return;

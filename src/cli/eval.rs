@@ -1,12 +1,18 @@
 //! `shopkeep eval`: measure routing against labelled questions, or show how questions route.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use shopkeep::assistant::content::{read_utterance_csv, LoadOptions, PromptSet};
+use shopkeep::assistant::eval::answers::{self, read_cases};
 use shopkeep::assistant::eval::evaluate_intents;
+use shopkeep::assistant::Assistant;
+use shopkeep::config::Config;
+
+use super::ModelArgs;
 use shopkeep::assistant::knowledge::{Method, RouteKind};
 use shopkeep::engine::PromptFormat;
 
@@ -17,6 +23,21 @@ pub(super) enum EvalCommand {
     Intents(EvalIntentsArgs),
     /// Print how each question would be routed (kind, confidence, hits, products) as JSON lines.
     Route(EvalRouteArgs),
+    /// Ask each question of a cases file (TOML, see tests/data/answers/) through the same
+    /// pipeline as Discord and check the replies; the last line is `answers: X (passed/total)`.
+    Answers(EvalAnswersArgs),
+}
+
+#[derive(Args)]
+pub(super) struct EvalAnswersArgs {
+    /// The cases file.
+    #[arg(long)]
+    file: PathBuf,
+    /// Print every reply, not only the failures.
+    #[arg(long)]
+    verbose: bool,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args)]
@@ -57,12 +78,51 @@ pub(super) fn eval(command: EvalCommand) -> Result<()> {
     match command {
         EvalCommand::Intents(args) => eval_intents(args),
         EvalCommand::Route(args) => eval_route(args),
+        EvalCommand::Answers(args) => eval_answers(args),
     }
+}
+
+/// Runs the cases through a fresh assistant (an in-memory store, no rate limit between one
+/// user's questions) on the configured model and embedding model.
+fn eval_answers(args: EvalAnswersArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("could not read {}", args.file.display()))?;
+    let cases = read_cases(&text).with_context(|| args.file.display().to_string())?;
+    let mut config = Config::from_env()?;
+    config.db_path = ":memory:".into();
+    config.limits.user_burst = u32::MAX / 2;
+    config.limits.user_per_minute = u32::MAX / 2;
+    let engine = super::load_engine(&config, &args.model)?;
+    let assistant = Assistant::open(engine, Arc::new(config))?;
+    let report = super::runtime()?.block_on(answers::run(&assistant, &cases));
+    if args.verbose {
+        for result in &report.results {
+            println!(
+                "{} {} [{}] {:?}\n     -> {}",
+                if result.passed() { "ok  " } else { "FAIL" },
+                result.case.id,
+                if result.handed_off {
+                    "hand-off"
+                } else {
+                    "answer"
+                },
+                result.case.question,
+                result
+                    .reply
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    println!("{report}");
+    Ok(())
 }
 
 fn load_prompts(dir: Option<PathBuf>, zero_shot: bool) -> Result<PromptSet> {
     let options = LoadOptions {
         dataset_phrasings: !zero_shot,
+        ..LoadOptions::default()
     };
     PromptSet::load_with(&super::prompts_dir(dir), options)
         .map_err(|error| anyhow::anyhow!("{error}"))

@@ -52,15 +52,29 @@ pub fn describe(event: &ModeratorEvent) -> String {
             channel_id,
             question,
             closest,
+            needs_person,
+            conversation,
         } => {
+            let why = if *needs_person {
+                "needs a person"
+            } else {
+                "asked something the knowledge does not cover"
+            };
             let _ = writeln!(
                 text,
-                "**Hand-off**: {} asked something the knowledge does not cover; please follow up.",
+                "**Hand-off**: {} {why}; please follow up.",
                 place(user_id, channel_id)
             );
             let _ = writeln!(text, "Question: {}", quoted(question));
             if !closest.is_empty() {
                 let _ = writeln!(text, "Closest topics: {}", closest.join("; "));
+            }
+            if !conversation.is_empty() {
+                let _ = writeln!(text, "Conversation so far:");
+                for (asked, answered) in conversation {
+                    let _ = writeln!(text, "> customer: {}", quoted(asked));
+                    let _ = writeln!(text, "> bot: {}", quoted(answered));
+                }
             }
         }
         ModeratorEvent::GuardFired {
@@ -101,6 +115,8 @@ mod tests {
             channel_id: Some("7".into()),
             question: "do you sell `tractors`?".into(),
             closest: vec!["Delivery options".into()],
+            needs_person: false,
+            conversation: Vec::new(),
         });
         assert!(text.contains("<@42> in <#7>"));
         assert!(text.contains("`do you sell 'tractors'?`"));

@@ -74,7 +74,7 @@ impl Prompts {
 
     /// [`Prompts::load`] with options (kept for reloads).
     pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Prompts, PromptError> {
-        let set = PromptSet::load_with(dir, options)?;
+        let set = PromptSet::load_with(dir, options.clone())?;
         Ok(Prompts {
             dir: dir.to_path_buf(),
             options,
@@ -98,7 +98,7 @@ impl Prompts {
     /// the problems. Concurrent reloads are serialised.
     pub fn reload(&self) -> Result<ReloadReport, PromptError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let new = PromptSet::load_with(&self.dir, self.options)?;
+        let new = PromptSet::load_with(&self.dir, self.options.clone())?;
         let old = self.current();
         let before = old.inventory();
         let after = new.inventory();

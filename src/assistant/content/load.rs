@@ -2,31 +2,48 @@
 //! guard.toml and the templates, every problem located by file and line.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::problems::{Problem, ProblemKind, PromptError};
-use super::templates::{build_environment, first_line_with_word, REQUIRED_TEMPLATES};
+use super::templates::{build_environment, first_line_with_word, LOCALES, REQUIRED_TEMPLATES};
 use super::PromptSet;
 use crate::assistant::guard::{self, GuardRules};
 use crate::assistant::knowledge::{
-    DatasetPhrasing, FaqEntry, GroundedAnswers, Knowledge, Policy, Price, Product, RoutingSettings,
+    DatasetPhrasing, FaqEntry, GroundedAnswers, Knowledge, KnowledgeSources, Policy, Price,
+    Product, RoutingSettings, ShopFact,
 };
 use crate::assistant::shop::Shop;
+use crate::engine::TextEmbedder;
 
 /// Options for loading a folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct LoadOptions {
     /// Attach data/*.csv phrasings to entries. Off = zero-shot: the entries' own text only.
     pub dataset_phrasings: bool,
+    /// The sentence-embedding model for hybrid retrieval; every passage is embedded at load
+    /// and reload. `None`: lexical retrieval only.
+    pub embedder: Option<Arc<dyn TextEmbedder>>,
+}
+
+impl fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("dataset_phrasings", &self.dataset_phrasings)
+            .field("embedder", &self.embedder.is_some())
+            .finish()
+    }
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             dataset_phrasings: true,
+            embedder: None,
         }
     }
 }
@@ -46,8 +63,8 @@ impl PromptSet {
         let shop = folder
             .read(&shop_path)
             .and_then(|text| parse_shop(&shop_path, &text, &mut folder.problems));
-        let (faq, policies, catalogue) = load_knowledge(&mut folder);
-        let phrasings = load_phrasings(&mut folder, options);
+        let (faq, policies, catalogue, categories) = load_knowledge(&mut folder);
+        let phrasings = load_phrasings(&mut folder, &options);
         let guard = load_guard(&mut folder);
         let template_dir = dir.join("templates");
         let template_sources = load_template_sources(&mut folder, &template_dir);
@@ -61,9 +78,23 @@ impl PromptSet {
         let Some((shop, routing)) = shop else {
             return Err(PromptError::Invalid(problems));
         };
+        if !problems.is_empty() {
+            return Err(PromptError::Invalid(problems));
+        }
+        let knowledge = Knowledge::build(KnowledgeSources {
+            faq,
+            policies,
+            catalogue,
+            categories,
+            shop_facts: shop_facts(&shop),
+            routing,
+            phrasings,
+            embedder: options.embedder.clone(),
+        })
+        .map_err(|error| PromptError::Embedding(Arc::new(error)))?;
         let set = PromptSet {
             dir: dir.to_path_buf(),
-            knowledge: Knowledge::build(faq, policies, catalogue, routing, &phrasings),
+            knowledge,
             shop,
             guard,
             version: hex(&hasher.finalize()),
@@ -146,8 +177,26 @@ impl<'a> FolderReader<'a> {
     }
 }
 
-/// The FAQ entries, policies and catalogue of knowledge/*.toml.
-fn load_knowledge(folder: &mut FolderReader<'_>) -> (Vec<FaqEntry>, Vec<Policy>, Vec<Product>) {
+/// The shop's own details as retrievable facts (who to contact, the website).
+fn shop_facts(shop: &Shop) -> Vec<ShopFact> {
+    let mut facts = vec![ShopFact {
+        text: format!(
+            "You can reach {} for anything the assistant cannot answer.",
+            shop.human_contact
+        ),
+        link: shop.website.clone(),
+    }];
+    if let Some(website) = &shop.website {
+        facts.push(ShopFact {
+            text: format!("The {} website is {website}.", shop.name),
+            link: Some(website.clone()),
+        });
+    }
+    facts
+}
+
+/// The FAQ entries, policies, catalogue and category names of knowledge/*.toml.
+fn load_knowledge(folder: &mut FolderReader<'_>) -> KnowledgeParts {
     let mut builder = KnowledgeBuilder::default();
     for path in folder.files("knowledge", "toml") {
         if let Some(text) = folder.read(&path) {
@@ -159,7 +208,7 @@ fn load_knowledge(folder: &mut FolderReader<'_>) -> (Vec<FaqEntry>, Vec<Policy>,
 
 /// The data/*.csv phrasings (read and hashed either way; attached only when the options
 /// ask for them).
-fn load_phrasings(folder: &mut FolderReader<'_>, options: LoadOptions) -> Vec<DatasetPhrasing> {
+fn load_phrasings(folder: &mut FolderReader<'_>, options: &LoadOptions) -> Vec<DatasetPhrasing> {
     let mut phrasings = Vec::new();
     for path in folder.files("data", "csv") {
         let Some(text) = folder.read(&path) else {
@@ -212,6 +261,18 @@ fn load_template_sources(
         if let Some(text) = folder.read(&path) {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             sources.insert(name.to_string(), text);
+        }
+    }
+    for lang in LOCALES {
+        let sub = format!("templates/locale/{lang}");
+        if !folder.dir.join(&sub).is_dir() {
+            continue;
+        }
+        for path in folder.files(&sub, "j2") {
+            if let Some(text) = folder.read(&path) {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                sources.insert(format!("locale/{lang}/{name}"), text);
+            }
         }
     }
     for required in REQUIRED_TEMPLATES {
@@ -282,6 +343,9 @@ struct RawRouting {
     #[serde(default)]
     synonyms: BTreeMap<String, Vec<String>>,
     grounded_answers: Option<GroundedAnswers>,
+    passage_confidence: Option<f32>,
+    #[serde(default)]
+    escalate_words: Vec<String>,
 }
 
 fn parse_shop(
@@ -306,12 +370,24 @@ fn parse_shop(
             .routing
             .grounded_answers
             .unwrap_or(defaults.grounded_answers),
+        passage_confidence: raw
+            .routing
+            .passage_confidence
+            .unwrap_or(defaults.passage_confidence),
+        escalate_words: raw.routing.escalate_words,
     };
     if !(0.0..=1.0).contains(&routing.grounded_confidence) {
         problems.push(Problem {
             file: path.to_path_buf(),
             line: first_line_with_word(text, "grounded_confidence"),
             kind: ProblemKind::Invalid("grounded_confidence must be between 0 and 1".into()),
+        });
+    }
+    if !(0.0..=1.0).contains(&routing.passage_confidence) {
+        problems.push(Problem {
+            file: path.to_path_buf(),
+            line: first_line_with_word(text, "passage_confidence"),
+            kind: ProblemKind::Invalid("passage_confidence must be between 0 and 1".into()),
         });
     }
     let currency_symbol = raw.currency_symbol.unwrap_or_else(|| raw.currency.clone());
@@ -336,7 +412,18 @@ struct RawKnowledgeFile {
     policy: Vec<RawPolicy>,
     #[serde(default)]
     product: Vec<RawProduct>,
+    /// Category id -> the words customers use for it, in any language.
+    #[serde(default)]
+    category_names: BTreeMap<String, Vec<String>>,
 }
+
+/// FAQ entries, policies, catalogue, and category id -> words.
+type KnowledgeParts = (
+    Vec<FaqEntry>,
+    Vec<Policy>,
+    Vec<Product>,
+    HashMap<String, Vec<String>>,
+);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -352,6 +439,8 @@ struct RawFaq {
     link: Option<String>,
     #[serde(default)]
     policies: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    handoff: bool,
 }
 
 #[derive(Deserialize)]
@@ -373,6 +462,11 @@ struct RawProduct {
     description: String,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default)]
+    categories: Vec<String>,
+    /// language code -> names customers use in that language
+    #[serde(default)]
+    translations: BTreeMap<String, Vec<String>>,
 }
 
 /// Ids seen so far per kind, with where they were defined.
@@ -424,6 +518,7 @@ struct KnowledgeBuilder {
     faq: Vec<FaqEntry>,
     policies: Vec<Policy>,
     catalogue: Vec<Product>,
+    categories: HashMap<String, Vec<String>>,
     /// Where each FAQ entry names a policy: (file, line, policy id).
     policy_references: Vec<(PathBuf, usize, String)>,
 }
@@ -455,6 +550,7 @@ impl KnowledgeBuilder {
         for raw in file.product {
             self.add_product(path, text, raw, problems);
         }
+        self.categories.extend(file.category_names);
     }
 
     fn add_faq(&mut self, path: &Path, text: &str, raw: RawFaq, problems: &mut Vec<Problem>) {
@@ -481,6 +577,7 @@ impl KnowledgeBuilder {
             tags: raw.tags,
             link: raw.link,
             policies: raw.policies.into_iter().map(|p| p.into_inner()).collect(),
+            handoff: raw.handoff,
         });
     }
 
@@ -523,12 +620,14 @@ impl KnowledgeBuilder {
             stock: raw.stock,
             description: raw.description,
             aliases: raw.aliases,
+            categories: raw.categories,
+            translations: raw.translations.into_iter().collect(),
         });
     }
 
     /// Reports every FAQ reference to a policy no file defines, and hands out the FAQ
     /// entries, policies and catalogue.
-    fn finish(self, problems: &mut Vec<Problem>) -> (Vec<FaqEntry>, Vec<Policy>, Vec<Product>) {
+    fn finish(self, problems: &mut Vec<Problem>) -> KnowledgeParts {
         for (path, line, policy) in self.policy_references {
             if !self.policies.iter().any(|p| p.id == policy) {
                 problems.push(Problem {
@@ -538,7 +637,7 @@ impl KnowledgeBuilder {
                 });
             }
         }
-        (self.faq, self.policies, self.catalogue)
+        (self.faq, self.policies, self.catalogue, self.categories)
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Layout (see prompts/README.md):
 //! - `shop.toml`: shop name, currency, handoff contact, `[routing]` thresholds;
-//! - `templates/*.j2`: minijinja templates; [`REQUIRED_TEMPLATES`] must exist;
+//! - `templates/*.j2`: minijinja templates; [`REQUIRED_TEMPLATES`] must exist; translations
+//!   of some in `templates/locale/<code>/` ([`LOCALES`]);
 //! - `knowledge/*.toml`: `[[faq]]`, `[[policy]]` and `[[product]]` blocks, any file;
 //! - `data/*.csv`: optional data-set phrasings (`utterance,intent`), attached to FAQ
 //!   entries by intent;
@@ -31,11 +32,10 @@ use super::shop::Shop;
 pub use live::{Prompts, ReloadReport};
 pub use load::{read_utterance_csv, LoadOptions};
 pub use problems::{Problem, ProblemKind, PromptError};
-pub use quote::QuotedAnswer;
 pub use render::{
     neutralise_data, summary_chunks, HistoryTurn, Speaker, SummaryMessage, MAX_DATA_CHARS,
 };
-pub use templates::REQUIRED_TEMPLATES;
+pub use templates::{LOCALES, REQUIRED_TEMPLATES};
 
 /// A validated, immutable prompt folder. Cheap to share behind an `Arc`.
 #[derive(Debug)]

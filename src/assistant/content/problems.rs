@@ -2,6 +2,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::assistant::knowledge::EmbedError;
 
 /// What is wrong with a prompt folder, one rule per variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +60,9 @@ pub enum PromptError {
     /// A draft asked for a product the catalogue does not have.
     #[error("no product with id `{0}` in the catalogue")]
     UnknownProduct(String),
+    /// The embedding model failed on the knowledge.
+    #[error(transparent)]
+    Embedding(#[from] Arc<EmbedError>),
 }
 
 struct ProblemList<'a>(&'a [Problem]);

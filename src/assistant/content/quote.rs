@@ -1,81 +1,127 @@
-//! Quoted answers: the reply taken word for word from the knowledge when shop.toml says
-//! `grounded_answers = "quote"`, with no model involved.
+//! Replies written from the knowledge and the shop's templates alone, with no model: a
+//! composed answer (a FAQ answer, quoted sentences, catalogue facts), small talk, the
+//! off-topic reply and the hand-off to a person, in the customer's language where the shop
+//! has templates for it.
 
+use minijinja::context;
+
+use super::problems::PromptError;
 use super::PromptSet;
-use crate::assistant::knowledge::{GroundedAnswers, Route, RouteKind};
+use crate::assistant::knowledge::{CatalogueAnswer, Composed, GroundedAnswers, Route, RouteKind};
+use crate::assistant::question::{Lang, SmallTalk};
 
-/// What [`PromptSet::quoted_answer`] decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QuotedAnswer {
-    /// Post this (after the guard adds the citations).
-    Text(String),
-    /// The question names a product but asks something the knowledge does not cover.
-    HandOff,
-}
-
-/// Words that show a question is about a product itself (its price, stock or nature).
-const PRODUCT_QUESTION_WORDS: [&str; 16] = [
-    "price",
-    "cost",
-    "how much",
-    "stock",
-    "available",
-    "availab",
-    "sell",
-    "buy",
-    "size",
-    "capacity",
-    "made of",
-    "material",
-    "describe",
-    "tell me about",
-    "what is",
-    "details",
-];
-
-fn asks_about_a_product(question: &str) -> bool {
-    let question = question.to_lowercase();
-    PRODUCT_QUESTION_WORDS
-        .iter()
-        .any(|word| question.contains(word))
-}
+/// At most this many products are written out in one catalogue answer.
+const MAX_LISTED_PRODUCTS: usize = 4;
 
 impl PromptSet {
-    /// The reply for a grounded route when shop.toml says `grounded_answers = "quote"`: the
-    /// catalogue facts of each product named in the question, then the best entry's answer.
-    /// A question grounded only by a product name is quoted only when it asks about the
-    /// product itself (price, stock, what it is); otherwise ("a refund for my broken
-    /// teapot") it is handed off rather than answered with product facts. `None` for other
-    /// routes or when the shop lets the model write answers. Pass a quote through
+    /// The reply written from the knowledge alone, for a route that carries a composed
+    /// answer ([`Route::answer`]): a FAQ answer, quoted sentences, or catalogue facts rendered
+    /// with product.j2 and catalogue.j2 (the locale's product.j2 for other languages). `None`
+    /// when there is no composed answer, or when the model should write it: an English
+    /// grounded route when shop.toml says `grounded_answers = "generate"`. Pass it through
     /// [`PromptSet::guard_reply`] to add the citations.
-    pub fn quoted_answer(&self, question: &str, route: &Route) -> Option<QuotedAnswer> {
-        if route.kind != RouteKind::Grounded
-            || self.knowledge.routing.grounded_answers != GroundedAnswers::Quote
-        {
-            return None;
+    pub fn quoted_answer(&self, route: &Route) -> Result<Option<String>, PromptError> {
+        let Some(answer) = &route.answer else {
+            return Ok(None);
+        };
+        let generate = self.knowledge.routing.grounded_answers == GroundedAnswers::Generate;
+        if route.kind == RouteKind::Grounded && generate && route.lang == Lang::En {
+            return Ok(None);
         }
-        let best_entry = route
-            .hits
-            .first()
-            .and_then(|hit| self.knowledge.entry(&hit.entry_id));
-        if best_entry.is_none() && !asks_about_a_product(question) {
-            return Some(QuotedAnswer::HandOff);
+        let text = match answer {
+            Composed::Faq { entry_id } => self
+                .knowledge
+                .entry(entry_id)
+                .map(|entry| entry.answer.trim().to_string())
+                .unwrap_or_default(),
+            Composed::Passages { sentences } => sentences.join(" "),
+            Composed::Catalogue(answer) => self.render_catalogue(answer, route.lang)?,
+        };
+        Ok(Some(text))
+    }
+
+    /// The reply to a greeting, thanks or goodbye, from small_talk.j2 in the customer's
+    /// language when the shop has it.
+    pub fn small_talk_reply(&self, kind: SmallTalk, lang: Lang) -> Result<String, PromptError> {
+        let context = context! { shop => &self.shop, kind => kind.kind() };
+        let template = self.localised("small_talk.j2", lang);
+        Ok(self.render(&template, context)?.trim().to_string())
+    }
+
+    /// The reply when a general question got no usable model answer: small_talk.j2 with
+    /// `kind` "off_topic" (what the bot can help with instead).
+    pub fn off_topic_reply(&self) -> Result<String, PromptError> {
+        let context = context! { shop => &self.shop, kind => "off_topic" };
+        Ok(self.render("small_talk.j2", context)?.trim().to_string())
+    }
+
+    /// The reply when a person is needed: the matched answer, if any, then the hand-off
+    /// (escalate.j2).
+    pub fn escalate_reply(&self, answer: Option<&str>) -> Result<String, PromptError> {
+        let context = context! { shop => &self.shop, answer => answer.unwrap_or_default() };
+        Ok(self.render("escalate.j2", context)?.trim().to_string())
+    }
+
+    /// The template `name` in the language (templates/locale/<code>/), or the English one.
+    pub(super) fn localised(&self, name: &str, lang: Lang) -> String {
+        let localised = format!("locale/{}/{name}", lang.code());
+        if lang != Lang::En && self.template_sources.contains_key(&localised) {
+            localised
+        } else {
+            name.to_string()
         }
-        let mut parts: Vec<String> = route
-            .products
-            .iter()
-            .map(|product| {
-                let stock = match product.stock {
-                    0 => "out of stock right now".to_string(),
-                    n => format!("in stock ({n} left)"),
+    }
+
+    /// Writes a catalogue answer: each product through product.j2, then catalogue.j2 around
+    /// them (English), or the product lines alone in another language.
+    pub(super) fn render_catalogue(
+        &self,
+        answer: &CatalogueAnswer,
+        lang: Lang,
+    ) -> Result<String, PromptError> {
+        let catalogue = &self.knowledge.catalogue;
+        let (kind, shown, total): (&str, &[usize], usize) = match answer {
+            CatalogueAnswer::Facts(products) => ("facts", products, products.len()),
+            CatalogueAnswer::Compare(products) => ("compare", products, products.len()),
+            CatalogueAnswer::Extreme { cheapest, products } => {
+                let shown = &products[..products.len().min(3)];
+                let kind = if *cheapest {
+                    "cheapest"
+                } else {
+                    "most_expensive"
                 };
-                format!(
-                    "{}: {}{}, {stock}. {}",
-                    product.name, self.shop.currency_symbol, product.price, product.description
-                )
-            })
+                (kind, shown, shown.len())
+            }
+            CatalogueAnswer::List(products) => (
+                "list",
+                &products[..products.len().min(MAX_LISTED_PRODUCTS)],
+                products.len(),
+            ),
+        };
+        let product_template = self.localised("product.j2", lang);
+        let mut lines = Vec::new();
+        for &index in shown {
+            let product = &catalogue[index];
+            let line = self.render(&product_template, self.product_value_in(product, lang))?;
+            lines.push((
+                product.name_in(lang.code()).to_string(),
+                line.trim().to_string(),
+            ));
+        }
+        if lang != Lang::En && !lines.is_empty() {
+            let lines: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
+            return Ok(lines.join("\n"));
+        }
+        let products: Vec<_> = lines
+            .into_iter()
+            .map(|(name, line)| context! { name, line })
             .collect();
-        parts.extend(best_entry.map(|entry| entry.answer.trim().to_string()));
-        Some(QuotedAnswer::Text(parts.join("\n\n")))
+        let context = context! {
+            shop => &self.shop,
+            kind,
+            products,
+            more => total.saturating_sub(shown.len()),
+        };
+        Ok(self.render("catalogue.j2", context)?.trim().to_string())
     }
 }

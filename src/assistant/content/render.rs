@@ -10,6 +10,7 @@ use super::templates::describe_template_error;
 use super::PromptSet;
 use crate::assistant::guard::{self, Guarded};
 use crate::assistant::knowledge::{Product, Route, RouteKind};
+use crate::assistant::question::Lang;
 use crate::engine::PromptFormat;
 
 /// Longest customer or channel text put into a prompt, in characters.
@@ -72,7 +73,8 @@ impl PromptSet {
             question => neutralise_data(question),
             closest => closest_topics(route),
         };
-        Ok(self.render("not_sure.j2", context)?.trim().to_string())
+        let template = self.localised("not_sure.j2", route.lang);
+        Ok(self.render(&template, context)?.trim().to_string())
     }
 
     /// Renders the map step of a channel summary: one chunk of messages (oldest first);
@@ -181,7 +183,7 @@ impl PromptSet {
         )
     }
 
-    fn render(&self, name: &str, context: Value) -> Result<String, PromptError> {
+    pub(super) fn render(&self, name: &str, context: Value) -> Result<String, PromptError> {
         let render_error = |error: minijinja::Error| PromptError::Render {
             template: name.to_string(),
             message: describe_template_error(&error),
@@ -203,9 +205,14 @@ impl PromptSet {
     }
 
     fn product_value(&self, product: &Product) -> Value {
+        self.product_value_in(product, Lang::En)
+    }
+
+    /// A product as templates see it, named for a customer writing in `lang`.
+    pub(super) fn product_value_in(&self, product: &Product, lang: Lang) -> Value {
         context! {
             id => &product.id,
-            name => &product.name,
+            name => product.name_in(lang.code()),
             price => format!("{}{}", self.shop.currency_symbol, product.price),
             stock => product.stock,
             in_stock => product.stock > 0,

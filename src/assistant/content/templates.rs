@@ -10,19 +10,28 @@ use minijinja::{Environment, State, UndefinedBehavior};
 use super::problems::{Problem, ProblemKind, PromptError};
 use super::render::{HistoryTurn, Speaker, SummaryMessage};
 use super::PromptSet;
-use crate::assistant::knowledge::{Route, RouteKind};
+use crate::assistant::knowledge::{CatalogueAnswer, Route, RouteKind};
+use crate::assistant::question::{Lang, SmallTalk};
 use crate::engine::PromptFormat;
 
 /// Templates every prompt folder must have.
-pub const REQUIRED_TEMPLATES: [&str; 7] = [
+pub const REQUIRED_TEMPLATES: [&str; 11] = [
     "persona.j2",
     "answer.j2",
     "not_sure.j2",
+    "escalate.j2",
+    "small_talk.j2",
+    "product.j2",
+    "catalogue.j2",
     "summary_map.j2",
     "summary_reduce.j2",
     "draft_product.j2",
     "draft_post.j2",
 ];
+
+/// Languages whose templates may live in `templates/locale/<code>/` (not_sure.j2,
+/// small_talk.j2, product.j2); a language without them is answered with the English ones.
+pub const LOCALES: [&str; 5] = ["de", "fr", "es", "zh", "ja"];
 
 /// Functions and filters templates may use besides their context.
 const TEMPLATE_GLOBALS: [&str; 5] = ["turn", "reply_start", "range", "dict", "namespace"];
@@ -32,7 +41,12 @@ impl PromptSet {
     /// route kind, and checks that templates use only the variables they are given.
     pub(super) fn check_templates(&self, template_dir: &Path, problems: &mut Vec<Problem>) {
         let common = ["shop", "persona", "format"];
-        let allowed: [(&str, Vec<&str>); 7] = [
+        let product_fields = vec!["name", "price", "stock", "in_stock", "description", "id"];
+        let allowed: [(&str, Vec<&str>); 11] = [
+            ("escalate.j2", vec!["shop", "answer"]),
+            ("small_talk.j2", vec!["shop", "kind"]),
+            ("product.j2", product_fields),
+            ("catalogue.j2", vec!["shop", "kind", "products", "more"]),
             ("persona.j2", vec!["shop"]),
             (
                 "answer.j2",
@@ -59,7 +73,15 @@ impl PromptSet {
                 [&common[..], &["topic", "notes", "products"]].concat(),
             ),
         ];
-        for (name, names) in &allowed {
+        // Locale templates are checked like their English namesakes.
+        let checked = self.template_sources.keys().filter_map(|name| {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            allowed
+                .iter()
+                .find(|(allowed_name, _)| *allowed_name == base)
+                .map(|(_, names)| (name.as_str(), names))
+        });
+        for (name, names) in checked {
             let Ok(template) = self.templates.get_template(name) else {
                 continue;
             };
@@ -72,7 +94,7 @@ impl PromptSet {
                 {
                     continue;
                 }
-                let source = &self.template_sources[*name];
+                let source = &self.template_sources[name];
                 problems.push(Problem {
                     file: template_dir.join(name),
                     line: first_line_with_word(source, &variable),
@@ -116,15 +138,49 @@ impl PromptSet {
         .iter()
         .map(|q| self.knowledge.route(q))
         .collect();
-        for (route, kind) in routes.iter_mut().zip([
-            RouteKind::Grounded,
-            RouteKind::SmallTalk,
-            RouteKind::NotSure,
-        ]) {
+        for (route, kind) in
+            routes
+                .iter_mut()
+                .zip([RouteKind::Grounded, RouteKind::General, RouteKind::NotSure])
+        {
             route.kind = kind;
             route.products = self.knowledge.catalogue.iter().take(1).cloned().collect();
         }
         report(self.not_sure_reply(sample_question, &routes[2]));
+        for lang in Lang::ALL {
+            let mut route = routes[2].clone();
+            route.lang = lang;
+            report(self.not_sure_reply(sample_question, &route));
+            for kind in [
+                SmallTalk::Greeting,
+                SmallTalk::Thanks,
+                SmallTalk::Goodbye,
+                SmallTalk::HowAreYou,
+                SmallTalk::WhoAreYou,
+            ] {
+                report(self.small_talk_reply(kind, lang));
+            }
+            let every: Vec<usize> = (0..self.knowledge.catalogue.len()).collect();
+            for answer in [
+                CatalogueAnswer::Facts(every.iter().take(1).copied().collect()),
+                CatalogueAnswer::Compare(every.iter().take(2).copied().collect()),
+                CatalogueAnswer::Extreme {
+                    cheapest: true,
+                    products: every.clone(),
+                },
+                CatalogueAnswer::Extreme {
+                    cheapest: false,
+                    products: every.clone(),
+                },
+                CatalogueAnswer::List(every.clone()),
+                CatalogueAnswer::List(Vec::new()),
+            ] {
+                report(self.render_catalogue(&answer, lang));
+            }
+        }
+        report(self.off_topic_reply());
+        report(self.escalate_reply(Some("A sample answer.")));
+        report(self.escalate_reply(None));
         for format in [PromptFormat::Chatml, PromptFormat::Completion] {
             for route in &routes {
                 report(self.render_answer(format, sample_question, route, &sample_history));

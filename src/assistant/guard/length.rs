@@ -47,14 +47,14 @@ pub(super) fn fit_lines(text: &str, max_chars: usize) -> String {
 
 /// "\n\nSource: title (link)" lines for a grounded route's entries; empty otherwise.
 pub fn citations(route: &Route) -> String {
-    if route.kind != RouteKind::Grounded || route.hits.is_empty() {
+    if route.kind != RouteKind::Grounded || route.sources.is_empty() {
         return String::new();
     }
     let mut out = String::from("\n");
-    for hit in &route.hits {
-        match &hit.link {
-            Some(link) => out.push_str(&format!("\nSource: {} ({link})", hit.title)),
-            None => out.push_str(&format!("\nSource: {}", hit.title)),
+    for source in &route.sources {
+        match &source.link {
+            Some(link) => out.push_str(&format!("\nSource: {} ({link})", source.title)),
+            None => out.push_str(&format!("\nSource: {}", source.title)),
         }
     }
     out
@@ -81,8 +81,8 @@ mod tests {
     fn citations_longer_than_half_the_cap_keep_only_whole_lines_that_fit() {
         let mut set = demo();
         let mut route = set.knowledge.route("where is my parcel??");
-        let hit = route.hits[0].clone();
-        route.hits.extend([hit.clone(), hit]);
+        let source = route.sources[0].clone();
+        route.sources.extend([source.clone(), source]);
         let all = citations(&route);
         assert!(all.matches("Source:").count() >= 2, "{all}");
         let first_line = all.trim_start().lines().next().unwrap().chars().count();

@@ -69,17 +69,9 @@ pub(super) fn allowed_prices(reply: &str, input: &GuardInput<'_>) -> Vec<Price> 
     let mut allowed: Vec<Price> = input.route.products.iter().map(|p| p.price).collect();
     allowed.extend(knowledge.products_mentioned(reply).iter().map(|p| p.price));
     if input.route.kind == RouteKind::Grounded {
-        for hit in &input.route.hits {
-            if let Some(entry) = knowledge.entry(&hit.entry_id) {
-                let mut texts = vec![entry.answer.as_str()];
-                for policy in &entry.policies {
-                    if let Some(policy) = knowledge.policy(policy) {
-                        texts.push(&policy.text);
-                    }
-                }
-                for text in texts {
-                    allowed.extend(find_money(text).into_iter().map(|m| m.amount));
-                }
+        for source in &input.route.sources {
+            for text in knowledge.source_texts(source) {
+                allowed.extend(find_money(text).into_iter().map(|m| m.amount));
             }
         }
     }

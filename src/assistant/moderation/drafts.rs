@@ -4,6 +4,7 @@
 //! catalogue does not have is removed; mentions are broken. Nothing is stored.
 
 use crate::assistant::knowledge::{Product, Route, RouteKind};
+use crate::assistant::question::Lang;
 use crate::assistant::{Assistant, Notice, Outcome};
 
 /// Close product names listed at most in an "unknown product" error.
@@ -132,10 +133,9 @@ pub fn find_product<'a>(catalogue: &'a [Product], asked: &str) -> Result<&'a Pro
 /// A route that allows exactly these products' facts (for the guard's price check).
 fn route_with(products: Vec<Product>) -> Route {
     Route {
-        kind: RouteKind::Grounded,
-        hits: Vec::new(),
         products,
         confidence: 1.0,
+        ..Route::empty(RouteKind::Grounded, Lang::En)
     }
 }
 

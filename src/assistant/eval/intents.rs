@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
 
-use super::knowledge::{DatasetPhrasing, Knowledge, Method};
+use crate::assistant::knowledge::{DatasetPhrasing, Knowledge, Method};
 
 /// Accuracy of one intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,7 +112,7 @@ impl fmt::Display for IntentReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assistant::knowledge::{FaqEntry, RoutingSettings};
+    use crate::assistant::knowledge::{FaqEntry, KnowledgeSources, RoutingSettings};
 
     fn entry(id: &str, intent: &str, question: &str) -> FaqEntry {
         FaqEntry {
@@ -124,6 +124,7 @@ mod tests {
             tags: vec![],
             link: None,
             policies: vec![],
+            handoff: false,
         }
     }
 
@@ -136,16 +137,15 @@ mod tests {
 
     #[test]
     fn counts_hits_and_confusions() {
-        let knowledge = Knowledge::build(
-            vec![
+        let knowledge = Knowledge::build(KnowledgeSources {
+            faq: vec![
                 entry("track", "track_order", "where is my order"),
                 entry("refund", "get_refund", "I want a refund"),
             ],
-            vec![],
-            vec![],
-            RoutingSettings::default(),
-            &[],
-        );
+            routing: RoutingSettings::default(),
+            ..KnowledgeSources::default()
+        })
+        .unwrap();
         let examples = [
             example("where is my order now", "track_order"),
             example("refund please", "get_refund"),

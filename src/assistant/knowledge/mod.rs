@@ -13,6 +13,26 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub mod catalogue;
+mod follow_up;
+mod intents;
+pub mod passages;
+mod route;
+mod text;
+
+use std::sync::Arc;
+
+pub use catalogue::CatalogueAnswer;
+use catalogue::CatalogueIndex;
+use intents::Index;
+pub use passages::{EmbedError, Passages, ShopFact, Source, SourceKind};
+pub use text::normalise;
+use text::{normalise_mapped, stem};
+
+use crate::assistant::question::language::Lang;
+use crate::assistant::question::small_talk::SmallTalk;
+use crate::engine::TextEmbedder;
+
 /// An amount of money in the shop currency, in cents; parsed from "12.90" or 12.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Price {
@@ -66,6 +86,9 @@ pub struct FaqEntry {
     pub link: Option<String>,
     /// Ids of policies whose text goes into the prompt with this entry.
     pub policies: Vec<String>,
+    /// The entry's topic needs a person (a double charge, a missing parcel): the answer is
+    /// given and the question is handed to the team with the conversation so far.
+    pub handoff: bool,
 }
 
 /// One shop policy (shipping, returns, payment, privacy, …).
@@ -87,6 +110,29 @@ pub struct Product {
     pub description: String,
     /// Other names customers use; matched like the name.
     pub aliases: Vec<String>,
+    /// Category ids (`[category_names]` in catalogue.toml lists their words per language).
+    pub categories: Vec<String>,
+    /// Names in other languages: (language code, names); the first is shown to customers
+    /// who write in that language, all are matched like aliases.
+    pub translations: Vec<(String, Vec<String>)>,
+}
+
+impl Product {
+    /// The name, aliases and translated names, in that order.
+    pub fn all_names(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.name)
+            .chain(&self.aliases)
+            .chain(self.translations.iter().flat_map(|(_, names)| names))
+    }
+
+    /// The name to show a customer writing in `lang` (a language code such as "de").
+    pub fn name_in(&self, lang: &str) -> &str {
+        self.translations
+            .iter()
+            .find(|(code, _)| code == lang)
+            .and_then(|(_, names)| names.first())
+            .unwrap_or(&self.name)
+    }
 }
 
 /// An example phrasing taken from a data set (not the shop's own text), keyed by intent.
@@ -109,6 +155,12 @@ pub struct RoutingSettings {
     pub synonyms: Vec<(String, Vec<String>)>,
     /// How grounded answers are written.
     pub grounded_answers: GroundedAnswers,
+    /// Minimum hybrid score for answering with a passage (a policy or FAQ sentence, a shop
+    /// detail) rather than a whole FAQ entry.
+    pub passage_confidence: f32,
+    /// Words that show a customer needs a person now (anger, legal threats, fraud): the
+    /// question is handed off with the conversation so far.
+    pub escalate_words: Vec<String>,
 }
 
 impl Default for RoutingSettings {
@@ -119,6 +171,8 @@ impl Default for RoutingSettings {
             shop_words: Vec::new(),
             synonyms: Vec::new(),
             grounded_answers: GroundedAnswers::Generate,
+            passage_confidence: 0.45,
+            escalate_words: Vec::new(),
         }
     }
 }
@@ -138,23 +192,36 @@ pub enum GroundedAnswers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteKind {
-    /// Answer from the matched entries and products, and cite them.
+    /// Answer from the shop's knowledge ([`Route::answer`]) and cite it.
     Grounded,
     /// A shop question the knowledge does not cover well: say so, offer the closest topics,
     /// hand off to a human. Never let the model improvise an answer.
     NotSure,
-    /// Not about the shop: a brief model answer, never presented as shop information.
+    /// A case for a person (a double charge, a missing parcel, an angry customer): the
+    /// matched entry's answer if any, and a hand-off with the conversation so far.
+    Escalate,
+    /// A greeting, thanks or goodbye: a short reply from the shop's templates.
     SmallTalk,
+    /// Not about the shop: a brief model answer, never presented as shop information.
+    General,
 }
 
 impl RouteKind {
-    /// The name templates see in `route`: "grounded", "not_sure" or "small_talk".
+    /// The name templates see in `route`: "grounded", "not_sure", "escalate", "small_talk"
+    /// or "general".
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Grounded => "grounded",
             RouteKind::NotSure => "not_sure",
+            RouteKind::Escalate => "escalate",
             RouteKind::SmallTalk => "small_talk",
+            RouteKind::General => "general",
         }
+    }
+
+    /// Whether a person is asked to follow up.
+    pub fn hands_off(self) -> bool {
+        matches!(self, RouteKind::NotSure | RouteKind::Escalate)
     }
 }
 
@@ -170,17 +237,59 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// What a grounded answer says, as data; the content layer writes it out in the customer's
+/// language. No model writes these facts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Composed {
+    /// A whole FAQ answer.
+    Faq { entry_id: String },
+    /// Sentences quoted from one source (a policy, a FAQ answer, the shop's details), in the
+    /// source's order.
+    Passages { sentences: Vec<String> },
+    /// An answer from the catalogue as data.
+    Catalogue(CatalogueAnswer),
+}
+
 /// The routing decision for one question.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
     pub kind: RouteKind,
-    /// Grounded: the entries to answer from (best first). NotSure: the closest topics.
-    /// SmallTalk: empty.
+    /// Grounded: the FAQ entries answered from (best first). NotSure: the closest topics.
     pub hits: Vec<Hit>,
-    /// Catalogue products named in the question; their facts go into the prompt.
+    /// Catalogue products the answer states facts about (the guard allows their prices).
     pub products: Vec<Product>,
-    /// The best entry's score (0 when there are no entries).
+    /// The best FAQ entry's score (0 when there are no entries).
     pub confidence: f32,
+    /// Grounded and Escalate: what to answer.
+    #[serde(skip)]
+    pub answer: Option<Composed>,
+    /// Where the answer's facts come from, cited under it.
+    pub sources: Vec<Source>,
+    /// The language the customer wrote in.
+    #[serde(skip)]
+    pub lang: Lang,
+    /// SmallTalk: which kind.
+    #[serde(skip)]
+    pub small_talk: Option<SmallTalk>,
+    /// Whether the question was read together with the customer's previous one.
+    pub follow_up: bool,
+}
+
+impl Route {
+    /// A route of this kind with nothing matched.
+    pub fn empty(kind: RouteKind, lang: Lang) -> Route {
+        Route {
+            kind,
+            hits: Vec::new(),
+            products: Vec::new(),
+            confidence: 0.0,
+            answer: None,
+            sources: Vec::new(),
+            lang,
+            small_talk: None,
+            follow_up: false,
+        }
+    }
 }
 
 /// Which retrieval method scores entries; [`Method::Combined`] is the default, the others
@@ -220,23 +329,45 @@ pub struct Knowledge {
     index: Index,
     product_names: Vec<(usize, String)>,
     shop_words: HashSet<String>,
+    passages: Passages,
+    catalogue_index: CatalogueIndex,
+    /// Normalised escalation words and phrases.
+    escalate_words: Vec<String>,
 }
 
-/// How many neighbours per entry [`Method::Nearest`] uses, and their weights (best first):
-/// one near-identical phrasing counts most, agreeing neighbours add confidence.
-const NEIGHBOURS_PER_ENTRY: usize = 3;
-const NEIGHBOUR_WEIGHTS: [f32; NEIGHBOURS_PER_ENTRY] = [0.5, 0.3, 0.2];
+/// Everything a [`Knowledge`] is built from.
+#[derive(Default)]
+pub struct KnowledgeSources {
+    pub faq: Vec<FaqEntry>,
+    pub policies: Vec<Policy>,
+    pub catalogue: Vec<Product>,
+    /// Category id -> the words customers use for it, in any language.
+    pub categories: HashMap<String, Vec<String>>,
+    /// The shop's own details (website, contact) as retrievable facts.
+    pub shop_facts: Vec<ShopFact>,
+    pub routing: RoutingSettings,
+    /// Example phrasings from a data set, attached to entries by intent.
+    pub phrasings: Vec<DatasetPhrasing>,
+    /// The sentence-embedding model for hybrid retrieval; lexical only without one.
+    pub embedder: Option<Arc<dyn TextEmbedder>>,
+}
 
 impl Knowledge {
-    /// Builds the index. `phrasings` are attached to every entry with the same intent;
-    /// pass an empty slice for the zero-shot setting (the entries' own text only).
-    pub fn build(
-        faq: Vec<FaqEntry>,
-        policies: Vec<Policy>,
-        catalogue: Vec<Product>,
-        routing: RoutingSettings,
-        phrasings: &[DatasetPhrasing],
-    ) -> Knowledge {
+    /// Builds the indexes: the FAQ intent classifier (`phrasings` are attached to every entry
+    /// with the same intent; none for the zero-shot setting), the catalogue tables, and the
+    /// passages, embedded now when `sources.embedder` is set.
+    pub fn build(sources: KnowledgeSources) -> Result<Knowledge, EmbedError> {
+        let KnowledgeSources {
+            faq,
+            policies,
+            catalogue,
+            categories,
+            shop_facts,
+            routing,
+            phrasings,
+            embedder,
+        } = sources;
+        let phrasings = &phrasings[..];
         let mut documents: Vec<(usize, String)> = Vec::new();
         for (entry_index, entry) in faq.iter().enumerate() {
             documents.push((entry_index, entry.question.clone()));
@@ -267,7 +398,17 @@ impl Knowledge {
                 synonyms.insert(normalise(variant), normalise(canonical));
             }
         }
-        let index = Index::build(faq.len(), &documents, synonyms);
+        let synonyms_for_catalogue = synonyms.clone();
+        let index = Index::build(faq.len(), &documents, synonyms.clone());
+        let passages =
+            Passages::build(&faq, &policies, &catalogue, &shop_facts, synonyms, embedder)?;
+        let catalogue_index =
+            CatalogueIndex::build(&catalogue, &categories, synonyms_for_catalogue);
+        let escalate_words = routing
+            .escalate_words
+            .iter()
+            .map(|w| normalise(w))
+            .collect();
         let mut product_names = Vec::new();
         for (product_index, product) in catalogue.iter().enumerate() {
             for name in std::iter::once(&product.name).chain(&product.aliases) {
@@ -283,7 +424,7 @@ impl Knowledge {
             .map(|word| normalise(word))
             .collect();
         shop_words.remove("");
-        Knowledge {
+        Ok(Knowledge {
             faq,
             policies,
             catalogue,
@@ -292,7 +433,10 @@ impl Knowledge {
             index,
             product_names,
             shop_words,
-        }
+            passages,
+            catalogue_index,
+            escalate_words,
+        })
     }
 
     /// All FAQ entries scored against the question, best first (scores in [0, 1]).
@@ -365,69 +509,29 @@ impl Knowledge {
             || !self.products_mentioned(question).is_empty()
     }
 
-    /// Decides how to answer a question. Pure and fast (well under a millisecond on the
-    /// demo shop): grounded when the best entry's score reaches
-    /// `routing.grounded_confidence` or a product is named; otherwise not sure when it is a
-    /// shop question (see [`Knowledge::is_shop_question`]); otherwise small talk.
-    pub fn route(&self, question: &str) -> Route {
-        let ranked = self.rank(question, Method::default());
-        let confidence = ranked.first().map(|&(_, score)| score).unwrap_or(0.0);
-        let products: Vec<Product> = self
-            .products_mentioned(question)
-            .into_iter()
-            .cloned()
-            .collect();
-        let threshold = self.routing.grounded_confidence;
-        let hit = |&(index, score): &(usize, f32)| {
-            let entry: &FaqEntry = &self.faq[index];
-            Hit {
-                entry_id: entry.id.clone(),
-                title: entry.question.clone(),
-                link: entry.link.clone(),
-                intent: entry.intent.clone(),
-                score,
-            }
-        };
-        if confidence >= threshold {
-            // The runner-up joins when it is nearly as good: questions often ask two things.
-            let hits = ranked
-                .iter()
-                .take(2)
-                .filter(|&&(_, score)| score >= threshold && score >= confidence * 0.95)
-                .map(hit)
-                .collect();
-            return Route {
-                kind: RouteKind::Grounded,
-                hits,
-                products,
-                confidence,
-            };
-        }
-        if !products.is_empty() {
-            return Route {
-                kind: RouteKind::Grounded,
-                hits: Vec::new(),
-                products,
-                confidence,
-            };
-        }
-        if self.is_shop_question(question) {
-            return Route {
-                kind: RouteKind::NotSure,
-                hits: ranked
-                    .iter()
-                    .take(self.routing.closest_topics)
-                    .map(hit)
-                    .collect(),
-                products,
-                confidence,
-            };
-        }
-        Route {
-            kind: RouteKind::SmallTalk,
-            hits: Vec::new(),
-            products,
-            confidence,
+    /// The texts a cited source stands for: a FAQ answer with its policies, or a policy;
+    /// none for products (their facts are fields) and the shop's details.
+    pub fn source_texts(&self, source: &Source) -> Vec<&str> {
+        match source.kind {
+            SourceKind::Faq => self
+                .entry(&source.id)
+                .map(|entry| {
+                    std::iter::once(entry.answer.as_str())
+                        .chain(
+                            entry
+                                .policies
+                                .iter()
+                                .filter_map(|id| self.policy(id))
+                                .map(|policy| policy.text.as_str()),
+                        )
+                        .collect()
+                })
+                .unwrap_or_default(),
+            SourceKind::Policy => self
+                .policy(&source.id)
+                .map(|policy| vec![policy.text.as_str()])
+                .unwrap_or_default(),
+            SourceKind::Product | SourceKind::Shop => Vec::new(),
         }
     }
 
@@ -451,300 +555,6 @@ pub struct ProductMention {
     pub end: usize,
     /// Index into [`Knowledge::catalogue`].
     pub product: usize,
-}
-
-/// Lowercases, drops apostrophes, turns other punctuation into spaces, drops long digit
-/// runs (order numbers carry no meaning for matching) and collapses whitespace.
-pub fn normalise(text: &str) -> String {
-    normalise_mapped(text).0
-}
-
-/// [`normalise`], plus for every byte of the result the byte range in `text` of the
-/// character it came from (a separating space gets the range of the character after it).
-fn normalise_mapped(text: &str) -> (String, Vec<(usize, usize)>) {
-    // Words of the result, each with the source range of every byte.
-    let mut words: Vec<(String, Vec<(usize, usize)>)> = Vec::new();
-    let mut word = String::new();
-    let mut spans = Vec::new();
-    for (at, c) in text.char_indices() {
-        if c == '\'' || c == '’' {
-            continue;
-        }
-        if c.is_alphanumeric() {
-            let span = (at, at + c.len_utf8());
-            for lower in c.to_lowercase() {
-                word.push(lower);
-                spans.extend(std::iter::repeat_n(span, lower.len_utf8()));
-            }
-        } else if !word.is_empty() {
-            words.push((std::mem::take(&mut word), std::mem::take(&mut spans)));
-        }
-    }
-    if !word.is_empty() {
-        words.push((word, spans));
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut map = Vec::with_capacity(text.len());
-    let long_number = |w: &str| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_digit());
-    for (word, spans) in words.into_iter().filter(|(w, _)| !long_number(w)) {
-        if !out.is_empty() {
-            out.push(' ');
-            map.push(spans[0]);
-        }
-        out.push_str(&word);
-        map.extend(spans);
-    }
-    (out, map)
-}
-
-/// A light English stem: strips a plural "s" ("orders" -> "order").
-fn stem(word: &str) -> String {
-    if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
-        word[..word.len() - 1].to_string()
-    } else {
-        word.to_string()
-    }
-}
-
-/// A sparse vector: (feature, weight) sorted by feature, L2-normalised.
-type Sparse = Vec<(u32, f32)>;
-
-/// TF-IDF index over documents, each belonging to one entry.
-#[derive(Debug, Clone, Default)]
-struct Index {
-    vocabulary: HashMap<u64, u32>,
-    idf: Vec<f32>,
-    /// variant -> canonical word (normalised)
-    synonyms: HashMap<String, String>,
-    /// The IDF of a feature no document has (weighs unknown query features).
-    max_idf: f32,
-    /// feature -> (document, weight)
-    postings: Vec<Vec<(u32, f32)>>,
-    document_entry: Vec<u32>,
-    /// feature -> (entry, weight) of the entry centroids
-    centroid_postings: Vec<Vec<(u32, f32)>>,
-    entries: usize,
-}
-
-impl Index {
-    fn build(
-        entries: usize,
-        documents: &[(usize, String)],
-        synonyms: HashMap<String, String>,
-    ) -> Index {
-        let mut vocabulary: HashMap<u64, u32> = HashMap::new();
-        let mut document_frequency: Vec<u32> = Vec::new();
-        let mut raw: Vec<HashMap<u32, f32>> = Vec::with_capacity(documents.len());
-        for (_, text) in documents {
-            let mut counts: HashMap<u32, f32> = HashMap::new();
-            for_each_feature(text, &synonyms, |_, key| {
-                let next = vocabulary.len() as u32;
-                let id = *vocabulary.entry(key).or_insert(next);
-                if id as usize == document_frequency.len() {
-                    document_frequency.push(0);
-                }
-                *counts.entry(id).or_insert(0.0) += 1.0;
-            });
-            for &id in counts.keys() {
-                document_frequency[id as usize] += 1;
-            }
-            raw.push(counts);
-        }
-        let total = documents.len() as f32;
-        let idf: Vec<f32> = document_frequency
-            .iter()
-            .map(|&df| ((1.0 + total) / (1.0 + df as f32)).ln() + 1.0)
-            .collect();
-        let mut postings = vec![Vec::new(); vocabulary.len()];
-        let mut centroids: Vec<HashMap<u32, f32>> = vec![HashMap::new(); entries];
-        let mut document_entry = Vec::with_capacity(documents.len());
-        for (document, counts) in raw.into_iter().enumerate() {
-            let vector = weigh(counts.into_iter(), &idf);
-            let entry = documents[document].0;
-            for &(feature, weight) in &vector {
-                postings[feature as usize].push((document as u32, weight));
-                *centroids[entry].entry(feature).or_insert(0.0) += weight;
-            }
-            document_entry.push(entry as u32);
-        }
-        let mut centroid_postings = vec![Vec::new(); vocabulary.len()];
-        for (entry, centroid) in centroids.into_iter().enumerate() {
-            let norm = centroid.values().map(|w| w * w).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                for (feature, weight) in centroid {
-                    centroid_postings[feature as usize].push((entry as u32, weight / norm));
-                }
-            }
-        }
-        Index {
-            vocabulary,
-            synonyms,
-            max_idf: (1.0 + total).ln() + 1.0,
-            idf,
-            postings,
-            document_entry,
-            centroid_postings,
-            entries,
-        }
-    }
-
-    /// The query vector. Letter groups the index has never seen count in the norm with the
-    /// highest IDF, so a question about something the knowledge never mentions ("gift
-    /// wrapping") scores lower than the same question without the unknown words.
-    fn vectorise(&self, text: &str) -> Sparse {
-        let mut counts: HashMap<u32, f32> = HashMap::new();
-        let mut unknown: HashMap<u64, f32> = HashMap::new();
-        for_each_feature(text, &self.synonyms, |kind, key| {
-            match self.vocabulary.get(&key) {
-                Some(&id) => *counts.entry(id).or_insert(0.0) += 1.0,
-                // A misspelt word is an unknown word but mostly known letter groups, so only
-                // unknown letter groups count as unknown content.
-                None if kind == FeatureKind::Chars => *unknown.entry(key).or_insert(0.0) += 1.0,
-                None => {}
-            }
-        });
-        let mut vector: Sparse = counts
-            .into_iter()
-            .map(|(id, count)| (id, (1.0 + count.ln()) * self.idf[id as usize]))
-            .collect();
-        let unknown_mass: f32 = unknown
-            .values()
-            .map(|&count| ((1.0 + count.ln()) * self.max_idf).powi(2))
-            .sum();
-        let norm = (vector.iter().map(|(_, w)| w * w).sum::<f32>() + unknown_mass).sqrt();
-        if norm > 0.0 {
-            for (_, weight) in &mut vector {
-                *weight /= norm;
-            }
-        }
-        vector
-    }
-
-    /// (entry, score) for every entry; scores are cosine similarities in [0, 1].
-    fn score(&self, text: &str, method: Method) -> Vec<(usize, f32)> {
-        let query = self.vectorise(text);
-        let centroid = || {
-            let mut scores = vec![0.0f32; self.entries];
-            for &(feature, weight) in &query {
-                for &(entry, centroid_weight) in &self.centroid_postings[feature as usize] {
-                    scores[entry as usize] += weight * centroid_weight;
-                }
-            }
-            scores
-        };
-        let nearest = || {
-            let mut similarity = vec![0.0f32; self.document_entry.len()];
-            for &(feature, weight) in &query {
-                for &(document, document_weight) in &self.postings[feature as usize] {
-                    similarity[document as usize] += weight * document_weight;
-                }
-            }
-            let mut best: Vec<[f32; NEIGHBOURS_PER_ENTRY]> =
-                vec![[0.0; NEIGHBOURS_PER_ENTRY]; self.entries];
-            for (document, &score) in similarity.iter().enumerate() {
-                let top = &mut best[self.document_entry[document] as usize];
-                if score > top[NEIGHBOURS_PER_ENTRY - 1] {
-                    top[NEIGHBOURS_PER_ENTRY - 1] = score;
-                    top.sort_by(|a, b| b.total_cmp(a));
-                }
-            }
-            best.iter()
-                .map(|top| {
-                    top.iter()
-                        .zip(NEIGHBOUR_WEIGHTS)
-                        .map(|(score, weight)| score * weight)
-                        .sum::<f32>()
-                })
-                .collect::<Vec<f32>>()
-        };
-        let scores = match method {
-            Method::Centroid => centroid(),
-            Method::Nearest => nearest(),
-            Method::Combined => centroid()
-                .into_iter()
-                .zip(nearest())
-                .map(|(c, n)| 0.5 * (c + n))
-                .collect(),
-        };
-        scores
-            .into_iter()
-            .enumerate()
-            .map(|(entry, score)| (entry, score.clamp(0.0, 1.0)))
-            .collect()
-    }
-}
-
-/// Sublinear TF times IDF, L2-normalised, sorted by feature.
-fn weigh(counts: impl Iterator<Item = (u32, f32)>, idf: &[f32]) -> Sparse {
-    let mut vector: Sparse = counts
-        .map(|(id, count)| (id, (1.0 + count.ln()) * idf[id as usize]))
-        .collect();
-    let norm = vector.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        for (_, weight) in &mut vector {
-            *weight /= norm;
-        }
-    }
-    vector.sort_by_key(|&(id, _)| id);
-    vector
-}
-
-/// Words and word pairs, or character n-grams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FeatureKind {
-    Word,
-    Chars,
-}
-
-/// Calls `emit` with the kind and hashed key of every feature of the text (each word
-/// replaced by its canonical synonym first): word unigrams, word bigrams and character 3-5-grams of each word padded with spaces.
-fn for_each_feature(
-    text: &str,
-    synonyms: &HashMap<String, String>,
-    mut emit: impl FnMut(FeatureKind, u64),
-) {
-    let normalised = normalise(text);
-    let words: Vec<&str> = normalised
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(|w| synonyms.get(w).map(String::as_str).unwrap_or(w))
-        .collect();
-    for (position, word) in words.iter().enumerate() {
-        emit(FeatureKind::Word, hash_feature(b'w', &[word.as_bytes()]));
-        if let Some(next) = words.get(position + 1) {
-            let pair = [word.as_bytes(), b" ", next.as_bytes()];
-            emit(FeatureKind::Word, hash_feature(b'b', &pair));
-        }
-        let padded: Vec<char> = std::iter::once(' ')
-            .chain(word.chars())
-            .chain(std::iter::once(' '))
-            .collect();
-        for n in 3..=5 {
-            if padded.len() < n {
-                break;
-            }
-            for window in padded.windows(n) {
-                let gram: String = window.iter().collect();
-                emit(FeatureKind::Chars, hash_feature(b'c', &[gram.as_bytes()]));
-            }
-        }
-    }
-}
-
-/// FNV-1a over a kind byte and the parts.
-fn hash_feature(kind: u8, parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |byte: u8| {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    feed(kind);
-    for part in parts {
-        for &byte in *part {
-            feed(byte);
-        }
-    }
-    hash
 }
 
 #[cfg(test)]

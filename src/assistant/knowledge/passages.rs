@@ -1,0 +1,296 @@
+//! Passages: every sentence the shop wrote (FAQ answers, policies), every product, and the
+//! shop's own settings, each with the source it is cited by; and their hybrid retrieval, a
+//! lexical TF-IDF score (typo-tolerant character n-grams) plus sentence-embedding similarity.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::intents::Index;
+use super::{FaqEntry, Method, Policy, Product};
+use crate::engine::TextEmbedder;
+
+/// Weight of the embedding similarity in a passage's score; the lexical score has the rest.
+const EMBEDDING_WEIGHT: f32 = 0.6;
+
+/// What a passage is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Faq,
+    Policy,
+    Product,
+    Shop,
+}
+
+/// Where an answer's facts come from; shown as its citation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub kind: SourceKind,
+    /// The FAQ entry, policy or product id ("shop" for the shop's settings).
+    pub id: String,
+    pub title: String,
+    pub link: Option<String>,
+}
+
+/// A fact from the shop's settings (shop.toml), e.g. its website or contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopFact {
+    pub text: String,
+    pub link: Option<String>,
+}
+
+/// One retrievable unit: a sentence of a FAQ answer or policy, a product, or a shop fact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    /// Index into [`Passages::sources`].
+    pub source: usize,
+    /// The sentence's position in its source (0 for products and shop facts).
+    pub position: usize,
+    pub text: String,
+}
+
+/// A passage with its score for a question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub passage: usize,
+    /// Hybrid score in [0, 1].
+    pub score: f32,
+    pub lexical: f32,
+    pub semantic: f32,
+}
+
+/// The passages of one knowledge set and their indexes; immutable once built.
+#[derive(Clone)]
+pub struct Passages {
+    pub sources: Vec<Source>,
+    pub passages: Vec<Passage>,
+    lexical: Index,
+    /// One unit vector per passage, when an embedding model is loaded.
+    vectors: Option<Vec<Vec<f32>>>,
+    embedder: Option<Arc<dyn TextEmbedder>>,
+}
+
+impl std::fmt::Debug for Passages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passages")
+            .field("passages", &self.passages.len())
+            .field("embedded", &self.vectors.is_some())
+            .finish()
+    }
+}
+
+/// An embedding model failed while the passages were embedded.
+#[derive(Debug, thiserror::Error)]
+#[error("the knowledge could not be embedded")]
+pub struct EmbedError(#[source] pub crate::engine::EngineError);
+
+impl Passages {
+    /// Splits every source into passages and indexes them; with an `embedder`, every passage
+    /// is embedded now (once per load or reload).
+    pub fn build(
+        faq: &[FaqEntry],
+        policies: &[Policy],
+        catalogue: &[Product],
+        shop_facts: &[ShopFact],
+        synonyms: HashMap<String, String>,
+        embedder: Option<Arc<dyn TextEmbedder>>,
+    ) -> Result<Passages, EmbedError> {
+        let mut sources = Vec::new();
+        let mut passages = Vec::new();
+        let mut add = |source: Source, sentences: Vec<String>| {
+            let at = sources.len();
+            sources.push(source);
+            for (position, text) in sentences.into_iter().enumerate() {
+                passages.push(Passage {
+                    source: at,
+                    position,
+                    text,
+                });
+            }
+        };
+        for policy in policies {
+            let source = Source {
+                kind: SourceKind::Policy,
+                id: policy.id.clone(),
+                title: policy.title.clone(),
+                link: policy.link.clone(),
+            };
+            add(source, sentences(&policy.text));
+        }
+        for entry in faq {
+            let source = Source {
+                kind: SourceKind::Faq,
+                id: entry.id.clone(),
+                title: entry.question.clone(),
+                link: entry.link.clone(),
+            };
+            add(source, sentences(&entry.answer));
+        }
+        for product in catalogue {
+            let source = Source {
+                kind: SourceKind::Product,
+                id: product.id.clone(),
+                title: product.name.clone(),
+                link: None,
+            };
+            let mut names = vec![product.name.as_str()];
+            names.extend(product.aliases.iter().map(String::as_str));
+            let text = format!("{}: {}", names.join(", "), product.description);
+            add(source, vec![text]);
+        }
+        for fact in shop_facts {
+            let source = Source {
+                kind: SourceKind::Shop,
+                id: "shop".into(),
+                title: "Shop details".into(),
+                link: fact.link.clone(),
+            };
+            add(source, vec![fact.text.clone()]);
+        }
+        let documents: Vec<(usize, String)> = passages
+            .iter()
+            .enumerate()
+            .map(|(at, p)| (at, p.text.clone()))
+            .collect();
+        let lexical = Index::build(passages.len(), &documents, synonyms);
+        let vectors = match &embedder {
+            Some(embedder) => {
+                let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+                Some(embedder.embed(&texts).map_err(EmbedError)?)
+            }
+            None => None,
+        };
+        Ok(Passages {
+            sources,
+            passages,
+            lexical,
+            vectors,
+            embedder,
+        })
+    }
+
+    /// Whether passages are scored with sentence embeddings as well as lexically.
+    pub fn embedded(&self) -> bool {
+        self.vectors.is_some()
+    }
+
+    /// The question's embedding, when a model is loaded; a failure is logged and retrieval
+    /// falls back to the lexical score.
+    pub fn embed_query(&self, question: &str) -> Option<Vec<f32>> {
+        let embedder = self.embedder.as_ref()?;
+        match embedder.embed(&[question]) {
+            Ok(mut vectors) => vectors.pop(),
+            Err(error) => {
+                tracing::warn!(%error, "could not embed a question; lexical retrieval only");
+                None
+            }
+        }
+    }
+
+    /// Every passage scored against the question, best first. `query` is the question's
+    /// embedding from [`Passages::embed_query`].
+    pub fn search(&self, question: &str, query: Option<&[f32]>) -> Vec<Scored> {
+        let lexical = self.lexical.score(question, Method::Centroid);
+        let mut scored: Vec<Scored> = lexical
+            .into_iter()
+            .map(|(passage, lexical)| {
+                let semantic = match (query, &self.vectors) {
+                    (Some(query), Some(vectors)) => dot(query, &vectors[passage]).max(0.0),
+                    _ => 0.0,
+                };
+                let score = match (query, &self.vectors) {
+                    (Some(_), Some(_)) => {
+                        (1.0 - EMBEDDING_WEIGHT) * lexical + EMBEDDING_WEIGHT * semantic
+                    }
+                    _ => lexical,
+                };
+                Scored {
+                    passage,
+                    score,
+                    lexical,
+                    semantic,
+                }
+            })
+            .collect();
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.passage.cmp(&b.passage)));
+        scored
+    }
+
+    /// The source of a passage.
+    pub fn source_of(&self, passage: usize) -> &Source {
+        &self.sources[self.passages[passage].source]
+    }
+
+    /// The passages of the same source right before and after this one, in order.
+    pub fn neighbours(&self, passage: usize) -> impl Iterator<Item = usize> + '_ {
+        let source = self.passages[passage].source;
+        [passage.checked_sub(1), Some(passage + 1)]
+            .into_iter()
+            .flatten()
+            .filter(move |&p| p < self.passages.len() && self.passages[p].source == source)
+    }
+
+    /// Approximate bytes held by the passage vectors.
+    pub fn vector_bytes(&self) -> usize {
+        self.vectors
+            .as_ref()
+            .map(|v| v.iter().map(|row| row.len() * 4).sum())
+            .unwrap_or(0)
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Splits prose into sentences: after ".", "!" or "?" followed by a space and a capital
+/// letter or digit; decimals ("4.50"), times ("9:00") and abbreviations inside a sentence
+/// stay whole.
+pub fn sentences(text: &str) -> Vec<String> {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for window in 0..chars.len() {
+        let (at, c) = chars[window];
+        if !matches!(c, '.' | '!' | '?') {
+            continue;
+        }
+        let next_is_space = chars.get(window + 1).is_some_and(|&(_, n)| n == ' ');
+        let after = chars.get(window + 2).map(|&(_, n)| n);
+        if next_is_space && after.is_some_and(|n| n.is_uppercase() || n.is_ascii_digit()) {
+            let sentence = text[start..at + 1].trim();
+            if !sentence.is_empty() {
+                out.push(sentence.to_string());
+            }
+            start = at + 1;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_at_sentence_ends_only() {
+        let text = "Standard delivery costs 4.50 EUR, free from 40 EUR. Express takes 1-2 \
+                    days! Orders before 14:00 ship. We answer Mon-Fri 9:00-17:00.";
+        assert_eq!(
+            sentences(text),
+            [
+                "Standard delivery costs 4.50 EUR, free from 40 EUR.",
+                "Express takes 1-2 days!",
+                "Orders before 14:00 ship.",
+                "We answer Mon-Fri 9:00-17:00."
+            ]
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! Routing: what the bot does with one question, decided from the shop's knowledge alone.
+//!
+//! In order: small talk -> a case for a person -> the catalogue as data (named products,
+//! superlatives, price filters, properties) -> the best FAQ entry or passage (hybrid
+//! retrieval) -> a general question for the model, or an honest "not sure" for a shop question.
+//! Questions in other languages are answered from the catalogue or handed off: the FAQ and
+//! policies are English, and the default model must not improvise in another language.
+
+use super::catalogue::{self, CatalogueAnswer};
+use super::follow_up::is_elliptical;
+use super::passages::{Scored, Source, SourceKind};
+use super::text::normalise;
+use super::{Composed, Hit, Knowledge, Method, Product, Route, RouteKind};
+use crate::assistant::question::cues::{cues, Cues};
+use crate::assistant::question::language::{detect, Lang};
+use crate::assistant::question::small_talk::small_talk;
+
+/// A passage's neighbours join the answer when they score at least this share of its score.
+const NEIGHBOUR_SHARE: f32 = 0.5;
+
+/// At most this many products are listed in one answer.
+const MAX_LISTED: usize = 4;
+
+/// Words that report a problem with an order ("you sent me the wrong tea"): such a question
+/// is for the policies even when it names products.
+const ORDER_PROBLEMS: [&str; 15] = [
+    "sent",
+    "send",
+    "received",
+    "receive",
+    "arrived",
+    "arrive",
+    "delivered",
+    "ordered",
+    "wrong",
+    "broken",
+    "return",
+    "returned",
+    "refund",
+    "exchange",
+    "replace",
+];
+
+/// Words that make a message a request for the model's general abilities (a poem, a joke)
+/// even when it mentions the shop's products.
+const GENERAL_REQUESTS: [&str; 14] = [
+    "poem",
+    "haiku",
+    "joke",
+    "riddle",
+    "story",
+    "song",
+    "limerick",
+    "rhyme",
+    "translate",
+    "capital of",
+    "fun fact",
+    "recipe",
+    "history of",
+    "meaning of",
+];
+
+impl Knowledge {
+    /// Decides how to answer a question on its own (see [`Knowledge::route_in`]).
+    pub fn route(&self, question: &str) -> Route {
+        self.route_in(question, None)
+    }
+
+    /// Decides how to answer a question; `previous` is the customer's previous question in
+    /// this conversation, used when this one is elliptical ("is it in stock?"). Pure apart
+    /// from embedding the question; a few milliseconds on the demo shop.
+    pub fn route_in(&self, question: &str, previous: Option<&str>) -> Route {
+        let lang = detect(question);
+        if let Some(kind) = small_talk(question) {
+            let mut route = Route::empty(RouteKind::SmallTalk, lang);
+            route.small_talk = Some(kind);
+            return route;
+        }
+        let previous = previous.filter(|_| is_elliptical(question));
+        let mut asked = cues(question);
+        let mut named = self.catalogue_index.find(question);
+        let mut text = question.to_string();
+        if let Some(previous) = previous {
+            if named.is_empty() {
+                named = self.catalogue_index.find(previous);
+            }
+            if !asks_about_products(&asked) {
+                let before = cues(previous);
+                asked.asks_price |= before.asks_price;
+                asked.asks_stock |= before.asks_stock;
+            }
+            text = format!("{previous} {question}");
+        }
+        let mut route = self.route_asked(question, &text, lang, &asked, &named);
+        route.follow_up = previous.is_some();
+        route
+    }
+
+    fn route_asked(
+        &self,
+        question: &str,
+        text: &str,
+        lang: Lang,
+        asked: &Cues,
+        named: &[usize],
+    ) -> Route {
+        let ranked = self.rank(text, Method::default());
+        let confidence = ranked.first().map(|&(_, score)| score).unwrap_or(0.0);
+        let threshold = self.routing.grounded_confidence;
+        let best_entry = ranked
+            .first()
+            .filter(|&&(_, score)| score >= threshold)
+            .map(|&(index, _)| &self.faq[index]);
+        if self.wants_a_person(question) || best_entry.is_some_and(|entry| entry.handoff) {
+            let mut route = Route::empty(RouteKind::Escalate, lang);
+            route.confidence = confidence;
+            if let Some(entry) = best_entry.filter(|entry| entry.handoff) {
+                route.hits = vec![self.hit(ranked[0])];
+                route.sources = vec![self.faq_source(entry)];
+                route.answer = Some(Composed::Faq {
+                    entry_id: entry.id.clone(),
+                });
+            }
+            return route;
+        }
+        let kind = self.catalogue_index.of_kind(text);
+        if lang != Lang::En {
+            return match catalogue::answer(&self.catalogue, asked, named, kind.as_deref()) {
+                Some(answer) if !named.is_empty() || asks_about_products(asked) => {
+                    self.catalogue_route(answer, lang, confidence)
+                }
+                _ => self.not_sure(&ranked, lang, confidence),
+            };
+        }
+        if let Some(route) = self.route_catalogue(question, asked, named, kind.as_deref()) {
+            return Route {
+                confidence,
+                ..route
+            };
+        }
+        let products_only = !named.is_empty();
+        if let Some(mut route) = self.route_retrieved(text, &ranked, products_only) {
+            route.confidence = route.confidence.max(confidence);
+            return route;
+        }
+        let wants_general = {
+            let lowered = normalise(question);
+            GENERAL_REQUESTS.iter().any(|word| lowered.contains(word))
+        };
+        if !named.is_empty() || (!wants_general && self.is_shop_question(question)) {
+            let mut route = self.not_sure(&ranked, lang, confidence);
+            route.products = named.iter().map(|&p| self.catalogue[p].clone()).collect();
+            return route;
+        }
+        Route {
+            confidence,
+            ..Route::empty(RouteKind::General, lang)
+        }
+    }
+
+    /// The catalogue's answer when the question is about products as such: named products
+    /// whose asked properties the catalogue states, superlatives and price filters, or
+    /// products of a kind with a property ("a caffeine-free tea").
+    fn route_catalogue(
+        &self,
+        question: &str,
+        asked: &Cues,
+        named: &[usize],
+        kind: Option<&[usize]>,
+    ) -> Option<Route> {
+        let index = &self.catalogue_index;
+        let reports_a_problem = index
+            .topic_words(question)
+            .iter()
+            .any(|word| ORDER_PROBLEMS.contains(&word.as_str()));
+        if reports_a_problem && !asks_about_products(asked) {
+            return None;
+        }
+        if !named.is_empty() {
+            let wanted: Vec<String> = named
+                .iter()
+                .flat_map(|&p| index.property_words(question, p))
+                .collect();
+            let described = wanted
+                .iter()
+                .filter(|word| {
+                    named
+                        .iter()
+                        .any(|&p| index.described_count(p, std::slice::from_ref(word)) > 0)
+                })
+                .count();
+            let about_products = asks_about_products(asked) || asked.compare || named.len() >= 2;
+            if !about_products && described * 2 < wanted.len() {
+                return None;
+            }
+            let answer = catalogue::answer(&self.catalogue, asked, named, kind)?;
+            return Some(self.catalogue_route(answer, Lang::En, 0.0));
+        }
+        let filtering = asks_about_products(asked);
+        if kind.is_none() && !filtering && !asked.recommend {
+            return None;
+        }
+        let all: Vec<usize> = (0..self.catalogue.len()).collect();
+        let pool = kind.unwrap_or(&all);
+        let wanted: Vec<String> = index
+            .topic_words(question)
+            .into_iter()
+            .filter(|word| !pool.iter().any(|&p| index.is_kind_word(p, word)))
+            .collect();
+        let mut narrowed: Vec<usize> = pool.to_vec();
+        if !wanted.is_empty() {
+            let count = |p: usize| index.described_count(p, &wanted);
+            let best = pool.iter().map(|&p| count(p)).max().unwrap_or(0);
+            if best > 0 && best * 2 >= wanted.len().min(2) {
+                narrowed.retain(|&p| count(p) == best);
+            } else if !filtering {
+                return None;
+            }
+        }
+        let answer = if filtering {
+            catalogue::answer(&self.catalogue, asked, named, Some(&narrowed))?
+        } else {
+            let mut listed = narrowed;
+            listed.sort_by_key(|&p| (self.catalogue[p].price, p));
+            CatalogueAnswer::List(listed)
+        };
+        Some(self.catalogue_route(answer, Lang::En, 0.0))
+    }
+
+    /// The best FAQ entry or passage for the text, when it is good enough. With
+    /// `shop_texts_only`, product records are not answers (the question names a product and
+    /// asks something its description does not say: only a policy or FAQ may answer it).
+    fn route_retrieved(
+        &self,
+        text: &str,
+        ranked: &[(usize, f32)],
+        shop_texts_only: bool,
+    ) -> Option<Route> {
+        let threshold = self.routing.grounded_confidence;
+        let confidence = ranked.first().map(|&(_, score)| score).unwrap_or(0.0);
+        let query = self.passages.embed_query(text);
+        let scored = self.passages.search(text, query.as_deref());
+        let top = scored
+            .iter()
+            .find(|s| {
+                !shop_texts_only || self.passages.source_of(s.passage).kind != SourceKind::Product
+            })
+            .copied();
+        let faq_route = || {
+            let hits: Vec<Hit> = ranked
+                .iter()
+                .take(2)
+                .filter(|&&(_, score)| score >= threshold && score >= confidence * 0.95)
+                .map(|&r| self.hit(r))
+                .collect();
+            let entry = &self.faq[ranked[0].0];
+            let mut route = Route::empty(RouteKind::Grounded, Lang::En);
+            route.sources = hits
+                .iter()
+                .filter_map(|hit| self.entry(&hit.entry_id))
+                .map(|entry| self.faq_source(entry))
+                .collect();
+            route.hits = hits;
+            route.answer = Some(Composed::Faq {
+                entry_id: entry.id.clone(),
+            });
+            route.confidence = confidence;
+            route
+        };
+        let passage_threshold = self.routing.passage_confidence;
+        match top {
+            Some(top) if top.score >= passage_threshold => {
+                let source = self.passages.source_of(top.passage);
+                let own_entry = confidence >= threshold
+                    && source.kind == SourceKind::Faq
+                    && source.id == self.faq[ranked[0].0].id;
+                if own_entry || confidence >= top.score.max(threshold) {
+                    return Some(faq_route());
+                }
+                Some(self.passage_route(top, &scored))
+            }
+            _ if confidence >= threshold => Some(faq_route()),
+            _ => None,
+        }
+    }
+
+    /// Quotes a passage with its best neighbours, or a product's facts for a product record.
+    fn passage_route(&self, top: Scored, scored: &[Scored]) -> Route {
+        let source = self.passages.source_of(top.passage).clone();
+        if source.kind == SourceKind::Product {
+            if let Some(product) = self.catalogue.iter().position(|p| p.id == source.id) {
+                let mut route =
+                    self.catalogue_route(CatalogueAnswer::Facts(vec![product]), Lang::En, 0.0);
+                route.confidence = top.score;
+                return route;
+            }
+        }
+        let score_of = |passage: usize| {
+            scored
+                .iter()
+                .find(|s| s.passage == passage)
+                .map(|s| s.score)
+                .unwrap_or(0.0)
+        };
+        let mut chosen: Vec<usize> = self
+            .passages
+            .neighbours(top.passage)
+            .filter(|&p| score_of(p) >= top.score * NEIGHBOUR_SHARE)
+            .collect();
+        chosen.push(top.passage);
+        chosen.sort_unstable();
+        let sentences = chosen
+            .iter()
+            .map(|&p| self.passages.passages[p].text.clone())
+            .collect();
+        let mut route = Route::empty(RouteKind::Grounded, Lang::En);
+        route.answer = Some(Composed::Passages { sentences });
+        route.sources = vec![source];
+        route.confidence = top.score;
+        route
+    }
+
+    /// A grounded route answered from the catalogue, citing it.
+    fn catalogue_route(&self, answer: CatalogueAnswer, lang: Lang, confidence: f32) -> Route {
+        let shown: Vec<usize> = match &answer {
+            CatalogueAnswer::Facts(products) | CatalogueAnswer::Compare(products) => {
+                products.clone()
+            }
+            CatalogueAnswer::Extreme { products, .. } => products.iter().take(1).copied().collect(),
+            CatalogueAnswer::List(products) => products.iter().take(MAX_LISTED).copied().collect(),
+        };
+        let mut route = Route::empty(RouteKind::Grounded, lang);
+        route.products = shown.iter().map(|&p| self.catalogue[p].clone()).collect();
+        route.sources = vec![Source {
+            kind: SourceKind::Product,
+            id: "catalogue".into(),
+            title: "Catalogue".into(),
+            link: None,
+        }];
+        route.answer = Some(Composed::Catalogue(answer));
+        route.confidence = confidence;
+        route
+    }
+
+    fn not_sure(&self, ranked: &[(usize, f32)], lang: Lang, confidence: f32) -> Route {
+        let mut route = Route::empty(RouteKind::NotSure, lang);
+        route.hits = ranked
+            .iter()
+            .take(self.routing.closest_topics)
+            .map(|&r| self.hit(r))
+            .collect();
+        route.confidence = confidence;
+        route
+    }
+
+    /// Whether the question uses one of the shop's escalation words or phrases.
+    fn wants_a_person(&self, question: &str) -> bool {
+        let padded = format!(" {} ", normalise(question));
+        self.escalate_words
+            .iter()
+            .any(|phrase| !phrase.is_empty() && padded.contains(&format!(" {phrase} ")))
+    }
+
+    fn hit(&self, (index, score): (usize, f32)) -> Hit {
+        let entry = &self.faq[index];
+        Hit {
+            entry_id: entry.id.clone(),
+            title: entry.question.clone(),
+            link: entry.link.clone(),
+            intent: entry.intent.clone(),
+            score,
+        }
+    }
+
+    fn faq_source(&self, entry: &super::FaqEntry) -> Source {
+        Source {
+            kind: SourceKind::Faq,
+            id: entry.id.clone(),
+            title: entry.question.clone(),
+            link: entry.link.clone(),
+        }
+    }
+
+    /// The catalogue facts of a product, for the guard and the templates.
+    pub fn product_by_index(&self, index: usize) -> &Product {
+        &self.catalogue[index]
+    }
+}
+
+/// Whether the cues ask about products as such (price, stock, cheapest, a price range).
+fn asks_about_products(asked: &Cues) -> bool {
+    asked.asks_price
+        || asked.asks_stock
+        || asked.cheapest
+        || asked.most_expensive
+        || asked.max_price.is_some()
+        || asked.min_price.is_some()
+}

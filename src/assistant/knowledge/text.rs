@@ -1,0 +1,346 @@
+//! Text normalisation and the hashed features that lexical matching uses.
+
+use std::collections::HashMap;
+
+/// Lowercases, drops apostrophes, turns other punctuation into spaces, drops long digit
+/// runs (order numbers carry no meaning for matching) and collapses whitespace.
+pub fn normalise(text: &str) -> String {
+    normalise_mapped(text).0
+}
+
+/// [`normalise`], plus for every byte of the result the byte range in `text` of the
+/// character it came from (a separating space gets the range of the character after it).
+pub(crate) fn normalise_mapped(text: &str) -> (String, Vec<(usize, usize)>) {
+    // Words of the result, each with the source range of every byte.
+    let mut words: Vec<(String, Vec<(usize, usize)>)> = Vec::new();
+    let mut word = String::new();
+    let mut spans = Vec::new();
+    for (at, c) in text.char_indices() {
+        if c == '\'' || c == '’' {
+            continue;
+        }
+        if c.is_alphanumeric() {
+            let span = (at, at + c.len_utf8());
+            for lower in c.to_lowercase() {
+                word.push(lower);
+                spans.extend(std::iter::repeat_n(span, lower.len_utf8()));
+            }
+        } else if !word.is_empty() {
+            words.push((std::mem::take(&mut word), std::mem::take(&mut spans)));
+        }
+    }
+    if !word.is_empty() {
+        words.push((word, spans));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len());
+    let long_number = |w: &str| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_digit());
+    for (word, spans) in words.into_iter().filter(|(w, _)| !long_number(w)) {
+        if !out.is_empty() {
+            out.push(' ');
+            map.push(spans[0]);
+        }
+        out.push_str(&word);
+        map.extend(spans);
+    }
+    (out, map)
+}
+
+/// A light English stem: strips a plural "s" ("orders" -> "order").
+pub(crate) fn stem(word: &str) -> String {
+    if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
+        word[..word.len() - 1].to_string()
+    } else {
+        word.to_string()
+    }
+}
+
+/// Words and word pairs, or character n-grams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeatureKind {
+    Word,
+    Chars,
+}
+
+/// Calls `emit` with the kind and hashed key of every feature of the text (each word
+/// replaced by its canonical synonym first): word unigrams, word bigrams and character 3-5-grams of each word padded with spaces.
+pub(crate) fn for_each_feature(
+    text: &str,
+    synonyms: &HashMap<String, String>,
+    mut emit: impl FnMut(FeatureKind, u64),
+) {
+    let normalised = normalise(text);
+    let words: Vec<&str> = normalised
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| synonyms.get(w).map(String::as_str).unwrap_or(w))
+        .collect();
+    for (position, word) in words.iter().enumerate() {
+        emit(FeatureKind::Word, hash_feature(b'w', &[word.as_bytes()]));
+        if let Some(next) = words.get(position + 1) {
+            let pair = [word.as_bytes(), b" ", next.as_bytes()];
+            emit(FeatureKind::Word, hash_feature(b'b', &pair));
+        }
+        let padded: Vec<char> = std::iter::once(' ')
+            .chain(word.chars())
+            .chain(std::iter::once(' '))
+            .collect();
+        for n in 3..=5 {
+            if padded.len() < n {
+                break;
+            }
+            for window in padded.windows(n) {
+                let gram: String = window.iter().collect();
+                emit(FeatureKind::Chars, hash_feature(b'c', &[gram.as_bytes()]));
+            }
+        }
+    }
+}
+
+/// FNV-1a over a kind byte and the parts.
+pub(crate) fn hash_feature(kind: u8, parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |byte: u8| {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    feed(kind);
+    for part in parts {
+        for &byte in *part {
+            feed(byte);
+        }
+    }
+    hash
+}
+
+/// True for Chinese, Japanese and Korean characters, which are written without spaces.
+pub(super) fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF)
+}
+
+/// English words that carry no topic: function words, question words, politeness and chat
+/// filler, and the words of catalogue questions themselves ("price", "cheapest").
+const FILLER_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "anything",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "below",
+    "best",
+    "better",
+    "between",
+    "both",
+    "but",
+    "buy",
+    "by",
+    "can",
+    "cheap",
+    "cheapest",
+    "compare",
+    "cost",
+    "costs",
+    "could",
+    "currently",
+    "dear",
+    "describe",
+    "detail",
+    "details",
+    "did",
+    "difference",
+    "do",
+    "does",
+    "doesnt",
+    "dont",
+    "each",
+    "euro",
+    "euros",
+    "eur",
+    "expensive",
+    "for",
+    "from",
+    "get",
+    "give",
+    "good",
+    "got",
+    "have",
+    "hello",
+    "help",
+    "hey",
+    "hi",
+    "how",
+    "i",
+    "id",
+    "if",
+    "im",
+    "in",
+    "info",
+    "information",
+    "is",
+    "it",
+    "its",
+    "ive",
+    "just",
+    "know",
+    "left",
+    "less",
+    "like",
+    "looking",
+    "lot",
+    "me",
+    "more",
+    "most",
+    "much",
+    "my",
+    "need",
+    "nice",
+    "no",
+    "not",
+    "now",
+    "of",
+    "on",
+    "one",
+    "ones",
+    "or",
+    "order",
+    "ordered",
+    "our",
+    "please",
+    "pls",
+    "plz",
+    "price",
+    "prices",
+    "priced",
+    "recommend",
+    "recommendation",
+    "sell",
+    "selling",
+    "should",
+    "so",
+    "some",
+    "someone",
+    "something",
+    "stock",
+    "suggest",
+    "tell",
+    "than",
+    "thank",
+    "thanks",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "thing",
+    "things",
+    "this",
+    "those",
+    "to",
+    "too",
+    "u",
+    "under",
+    "up",
+    "ur",
+    "us",
+    "vs",
+    "versus",
+    "want",
+    "was",
+    "we",
+    "well",
+    "were",
+    "what",
+    "whats",
+    "when",
+    "where",
+    "which",
+    "who",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "available",
+    "availability",
+    "have",
+    "offer",
+    "options",
+    "option",
+    "any",
+    "got",
+    "carry",
+    "still",
+    "much",
+    "many",
+    "ok",
+    "okay",
+    "really",
+    "very",
+    "there",
+    "here",
+    "again",
+    "new",
+    "made",
+    "pack",
+    "packs",
+    "bag",
+    "bags",
+    "love",
+    "loves",
+    "really",
+    "nice",
+    "friend",
+    "into",
+    "actually",
+    "exactly",
+    "right",
+    "flavour",
+    "flavours",
+    "flavor",
+    "flavors",
+    "kind",
+    "sort",
+    "type",
+    "please",
+    "much",
+    "able",
+    "tell",
+    "about",
+    "possible",
+    "maybe",
+    "guys",
+    "shop",
+    "store",
+    "buying",
+    "bought",
+];
+
+/// The words of a question that carry its topic: normalised, plural "s" stripped, filler and
+/// numbers dropped.
+pub(super) fn content_words(text: &str) -> Vec<String> {
+    normalise(text)
+        .split(' ')
+        .filter(|w| !w.is_empty() && !w.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|w| !FILLER_WORDS.contains(w))
+        .map(stem)
+        .filter(|w| !FILLER_WORDS.contains(&w.as_str()))
+        .collect()
+}
