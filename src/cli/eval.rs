@@ -14,7 +14,7 @@ use shopkeep::config::Config;
 
 use super::ModelArgs;
 use shopkeep::assistant::knowledge::{Method, RouteKind};
-use shopkeep::engine::PromptFormat;
+use shopkeep::engine::{PromptFormat, SentenceEmbedder, TextEmbedder};
 
 #[derive(Subcommand)]
 pub(super) enum EvalCommand {
@@ -119,17 +119,25 @@ fn eval_answers(args: EvalAnswersArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_prompts(dir: Option<PathBuf>, zero_shot: bool) -> Result<PromptSet> {
+/// The prompts folder; with `embedded`, with the configured sentence-embedding model (as
+/// the bot loads it), else lexical retrieval only.
+fn load_prompts(dir: Option<PathBuf>, zero_shot: bool, embedded: bool) -> Result<PromptSet> {
+    let embedder = match Config::from_env()?.embedding_model_dir {
+        Some(dir) if embedded => {
+            Some(Arc::new(SentenceEmbedder::load(&dir, 0)?) as Arc<dyn TextEmbedder>)
+        }
+        _ => None,
+    };
     let options = LoadOptions {
         dataset_phrasings: !zero_shot,
-        ..LoadOptions::default()
+        embedder,
     };
     PromptSet::load_with(&super::prompts_dir(dir), options)
         .map_err(|error| anyhow::anyhow!("{error}"))
 }
 
 fn eval_route(args: EvalRouteArgs) -> Result<()> {
-    let set = load_prompts(args.prompts, args.zero_shot)?;
+    let set = load_prompts(args.prompts, args.zero_shot, true)?;
     let format = match args.show_prompt.as_deref() {
         None => None,
         Some("chatml") => Some(PromptFormat::Chatml),
@@ -141,7 +149,11 @@ fn eval_route(args: EvalRouteArgs) -> Result<()> {
         match format {
             None => println!(
                 "{}",
-                serde_json::json!({"question": question, "route": route})
+                serde_json::json!({
+                    "question": question,
+                    "route": route,
+                    "passages": set.knowledge.explain(question, 3),
+                })
             ),
             Some(_) if route.kind == RouteKind::NotSure => {
                 println!("{}", set.not_sure_reply(question, &route)?)
@@ -159,7 +171,7 @@ fn eval_intents(args: EvalIntentsArgs) -> Result<()> {
             args.method
         )
     })?;
-    let set = load_prompts(args.prompts, args.zero_shot)?;
+    let set = load_prompts(args.prompts, args.zero_shot, false)?;
     let text = std::fs::read_to_string(&args.csv)
         .with_context(|| format!("could not read {}", args.csv.display()))?;
     let examples = read_utterance_csv(&text).map_err(|(line, message)| {

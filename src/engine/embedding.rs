@@ -42,6 +42,13 @@ pub trait TextEmbedder: Send + Sync {
     /// and Euclidean norm 1 (so a dot product is the cosine similarity). An empty slice gives
     /// an empty result. Blocks the calling thread while the model runs.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError>;
+
+    /// Whether the model's vocabulary has `word` (lowercase) as one whole token: a common
+    /// word of the model's language. `false` when the model cannot tell.
+    fn knows_word(&self, word: &str) -> bool {
+        let _ = word;
+        false
+    }
 }
 
 /// `manifest.json` of an embedding model directory.
@@ -182,6 +189,10 @@ impl TextEmbedder for SentenceEmbedder {
 
     /// Texts are tokenised, sorted by length (so each run pads little), run
     /// [`EMBEDDING_BATCH`] at a time, and returned in the caller's order.
+    fn knows_word(&self, word: &str) -> bool {
+        self.tokenizer.token_to_id(word).is_some()
+    }
+
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
         let encoded = texts
             .iter()

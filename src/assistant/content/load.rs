@@ -698,7 +698,7 @@ mod tests {
     #[test]
     fn demo_folder_loads() {
         let set = demo();
-        assert_eq!(set.knowledge.faq.len(), 27);
+        assert_eq!(set.knowledge.faq.len(), 30);
         assert_eq!(set.knowledge.catalogue.len(), 12);
         assert!(set.knowledge.dataset_phrasings_used > 1000);
         assert_eq!(set.version.len(), 64);

@@ -45,10 +45,14 @@ pub struct CatalogueIndex {
 impl CatalogueIndex {
     /// Builds the tables; `category_names` maps a category id to the words customers use for
     /// it in any language (`[categories]` in catalogue.toml).
+    /// A word of one product's names names it on its own ("gooseneck") unless it is a common
+    /// word of the language (`common_word`: "morning" in "Morning Sencha") or a category word
+    /// ("teapots" asks about teapots, not the Kiln Teapot).
     pub fn build(
         catalogue: &[Product],
         category_names: &HashMap<String, Vec<String>>,
         synonyms: HashMap<String, String>,
+        common_word: &dyn Fn(&str) -> bool,
     ) -> Self {
         let mut index = CatalogueIndex {
             synonyms,
@@ -97,8 +101,18 @@ impl CatalogueIndex {
             index.category_words.push(category_words);
             index.description_words.push(description_words);
         }
+        let category_word = |word: &str| {
+            index
+                .category_words
+                .iter()
+                .any(|words| words.contains(word) || words.contains(&stem(word)))
+        };
         for (word, owners) in word_owners {
-            if owners.len() == 1 && word.len() >= 3 && !GENERIC_NAME_WORDS.contains(&word.as_str())
+            if owners.len() == 1
+                && word.len() >= 3
+                && !GENERIC_NAME_WORDS.contains(&word.as_str())
+                && !common_word(&word)
+                && !category_word(&word)
             {
                 index
                     .distinctive

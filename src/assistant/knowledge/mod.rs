@@ -18,6 +18,7 @@ mod follow_up;
 mod intents;
 pub mod passages;
 mod route;
+mod spelling;
 mod text;
 
 use std::sync::Arc;
@@ -333,6 +334,8 @@ pub struct Knowledge {
     catalogue_index: CatalogueIndex,
     /// Normalised escalation words and phrases.
     escalate_words: Vec<String>,
+    /// Corrects English questions against the words of all of the above.
+    speller: spelling::Speller,
 }
 
 /// Everything a [`Knowledge`] is built from.
@@ -400,15 +403,53 @@ impl Knowledge {
         }
         let synonyms_for_catalogue = synonyms.clone();
         let index = Index::build(faq.len(), &documents, synonyms.clone());
-        let passages =
-            Passages::build(&faq, &policies, &catalogue, &shop_facts, synonyms, embedder)?;
-        let catalogue_index =
-            CatalogueIndex::build(&catalogue, &categories, synonyms_for_catalogue);
+        let passages = Passages::build(
+            &faq,
+            &policies,
+            &catalogue,
+            &shop_facts,
+            synonyms,
+            embedder.clone(),
+        )?;
+        let common_word = |word: &str| embedder.as_ref().is_some_and(|m| m.knows_word(word));
+        let catalogue_index = CatalogueIndex::build(
+            &catalogue,
+            &categories,
+            synonyms_for_catalogue,
+            &common_word,
+        );
         let escalate_words = routing
             .escalate_words
             .iter()
             .map(|w| normalise(w))
             .collect();
+        let speller = {
+            // The shop's own words weigh more than data-set phrasings when corrections tie.
+            let mut texts: Vec<(&str, u32)> = Vec::new();
+            for entry in &faq {
+                texts.extend([(entry.question.as_str(), 5), (entry.answer.as_str(), 5)]);
+                texts.extend(
+                    entry
+                        .examples
+                        .iter()
+                        .chain(&entry.tags)
+                        .map(|t| (t.as_str(), 5)),
+                );
+            }
+            texts.extend(policies.iter().map(|p| (p.text.as_str(), 5)));
+            for product in &catalogue {
+                texts.push((&product.description, 5));
+                texts.extend(product.all_names().map(|n| (n.as_str(), 20)));
+            }
+            texts.extend(phrasings.iter().map(|p| (p.utterance.as_str(), 1)));
+            texts.extend(routing.shop_words.iter().map(|w| (w.as_str(), 50)));
+            for (canonical, variants) in &routing.synonyms {
+                texts.push((canonical, 5));
+                texts.extend(variants.iter().map(|v| (v.as_str(), 5)));
+            }
+            texts.extend(categories.values().flatten().map(|w| (w.as_str(), 20)));
+            spelling::Speller::learn(texts, embedder.clone())
+        };
         let mut product_names = Vec::new();
         for (product_index, product) in catalogue.iter().enumerate() {
             for name in std::iter::once(&product.name).chain(&product.aliases) {
@@ -436,6 +477,7 @@ impl Knowledge {
             passages,
             catalogue_index,
             escalate_words,
+            speller,
         })
     }
 
@@ -507,6 +549,26 @@ impl Knowledge {
             .split(' ')
             .any(|word| self.shop_words.contains(word) || self.shop_words.contains(&stem(word)))
             || !self.products_mentioned(question).is_empty()
+    }
+
+    /// The `count` best passages for a question with their scores (what retrieval saw),
+    /// for `shopkeep eval route`.
+    pub fn explain(&self, question: &str, count: usize) -> Vec<serde_json::Value> {
+        let query = self.passages.embed_query(question);
+        self.passages
+            .search(question, query.as_deref())
+            .into_iter()
+            .take(count)
+            .map(|scored| {
+                serde_json::json!({
+                    "source": self.passages.source_of(scored.passage).title,
+                    "text": self.passages.passages[scored.passage].text,
+                    "score": scored.score,
+                    "lexical": scored.lexical,
+                    "semantic": scored.semantic,
+                })
+            })
+            .collect()
     }
 
     /// The texts a cited source stands for: a FAQ answer with its policies, or a policy;
@@ -598,7 +660,7 @@ mod tests {
     }
 
     #[test]
-    fn general_knowledge_is_small_talk() {
+    fn general_knowledge_is_general() {
         let knowledge = demo();
         for question in [
             "what is the capital of France?",
@@ -606,7 +668,7 @@ mod tests {
             "who won the world cup in 2018?",
         ] {
             let route = knowledge.route(question);
-            assert_eq!(route.kind, RouteKind::SmallTalk, "{question}: {route:?}");
+            assert_eq!(route.kind, RouteKind::General, "{question}: {route:?}");
             assert!(route.hits.is_empty());
         }
     }
@@ -631,7 +693,18 @@ mod tests {
         let route = knowledge.route("How much is the clay KYUSU and is the chai in stock?");
         assert_eq!(route.kind, RouteKind::Grounded);
         let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["chai-blend", "kyusu-clay"]);
+        assert_eq!(
+            ids,
+            ["kyusu-clay", "chai-blend"],
+            "in order of first mention"
+        );
+        let route = knowledge.route("Is the chai in stock, and how much is the clay KYUSU?");
+        let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["chai-blend", "kyusu-clay"],
+            "in order of first mention"
+        );
         assert!(knowledge.products_mentioned("a nice cup of tea").is_empty());
     }
 

@@ -2,17 +2,18 @@
 //! shop's own settings, each with the source it is cited by; and their hybrid retrieval, a
 //! lexical TF-IDF score (typo-tolerant character n-grams) plus sentence-embedding similarity.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::intents::Index;
+use super::text::content_words;
 use super::{FaqEntry, Method, Policy, Product};
 use crate::engine::TextEmbedder;
 
 /// Weight of the embedding similarity in a passage's score; the lexical score has the rest.
-const EMBEDDING_WEIGHT: f32 = 0.6;
+const EMBEDDING_WEIGHT: f32 = 0.7;
 
 /// What a passage is taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +68,10 @@ pub struct Passages {
     pub sources: Vec<Source>,
     pub passages: Vec<Passage>,
     lexical: Index,
+    /// Per passage: its topic words (stemmed, synonyms made canonical).
+    words: Vec<HashSet<String>>,
+    /// Variant -> canonical word.
+    synonyms: HashMap<String, String>,
     /// One unit vector per passage, when an embedding model is loaded.
     vectors: Option<Vec<Vec<f32>>>,
     embedder: Option<Arc<dyn TextEmbedder>>,
@@ -154,7 +159,12 @@ impl Passages {
             .enumerate()
             .map(|(at, p)| (at, p.text.clone()))
             .collect();
-        let lexical = Index::build(passages.len(), &documents, synonyms);
+        let canonical = |word: String| synonyms.get(&word).cloned().unwrap_or(word);
+        let words = passages
+            .iter()
+            .map(|p| content_words(&p.text).into_iter().map(canonical).collect())
+            .collect();
+        let lexical = Index::build(passages.len(), &documents, synonyms.clone());
         let vectors = match &embedder {
             Some(embedder) => {
                 let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
@@ -165,6 +175,8 @@ impl Passages {
         Ok(Passages {
             sources,
             passages,
+            words,
+            synonyms,
             lexical,
             vectors,
             embedder,
@@ -191,11 +203,28 @@ impl Passages {
 
     /// Every passage scored against the question, best first. `query` is the question's
     /// embedding from [`Passages::embed_query`].
+    /// The lexical part of a score is the mean of the TF-IDF cosine (typo-tolerant
+    /// character n-grams) and the share of the question's topic words the passage has.
     pub fn search(&self, question: &str, query: Option<&[f32]>) -> Vec<Scored> {
+        let asked: Vec<String> = content_words(question)
+            .into_iter()
+            .map(|word| self.synonyms.get(&word).cloned().unwrap_or(word))
+            .collect();
+        let coverage = |passage: usize| {
+            if asked.is_empty() {
+                return 0.0;
+            }
+            let found = asked
+                .iter()
+                .filter(|word| self.words[passage].contains(*word))
+                .count();
+            found as f32 / asked.len() as f32
+        };
         let lexical = self.lexical.score(question, Method::Centroid);
         let mut scored: Vec<Scored> = lexical
             .into_iter()
-            .map(|(passage, lexical)| {
+            .map(|(passage, tfidf)| {
+                let lexical = 0.5 * tfidf + 0.5 * coverage(passage);
                 let semantic = match (query, &self.vectors) {
                     (Some(query), Some(vectors)) => dot(query, &vectors[passage]).max(0.0),
                     _ => 0.0,

@@ -8,6 +8,8 @@
 
 use super::catalogue::{self, CatalogueAnswer};
 use super::follow_up::is_elliptical;
+use std::collections::HashMap;
+
 use super::passages::{Scored, Source, SourceKind};
 use super::text::normalise;
 use super::{Composed, Hit, Knowledge, Method, Product, Route, RouteKind};
@@ -76,8 +78,16 @@ impl Knowledge {
             route.small_talk = Some(kind);
             return route;
         }
-        let previous = previous.filter(|_| is_elliptical(question));
+        let corrected;
         let mut asked = cues(question);
+        let question = if lang == Lang::En {
+            corrected = self.speller.correct(question);
+            asked = merge_cues(asked, cues(&corrected));
+            corrected.as_str()
+        } else {
+            question
+        };
+        let previous = previous.filter(|_| is_elliptical(question));
         let mut named = self.catalogue_index.find(question);
         let mut text = question.to_string();
         if let Some(previous) = previous {
@@ -139,6 +149,14 @@ impl Knowledge {
             };
         }
         let products_only = !named.is_empty();
+        let expanded;
+        let text = match self.reported_problem(question, named) {
+            Some(problem) => {
+                expanded = format!("{text} {problem}");
+                expanded.as_str()
+            }
+            None => text,
+        };
         if let Some(mut route) = self.route_retrieved(text, &ranked, products_only) {
             route.confidence = route.confidence.max(confidence);
             return route;
@@ -155,6 +173,26 @@ impl Knowledge {
         Route {
             confidence,
             ..Route::empty(RouteKind::General, lang)
+        }
+    }
+
+    /// What kind of order problem the question reports, in the knowledge's words, so that
+    /// retrieval finds the rule for it: "wrong item" when products are named with a delivery
+    /// verb ("you sent me the lapsang but I ordered the sencha", "two infusers instead of the
+    /// kyusu"), "broken item" for damage words ("chipped", "smashed": synonyms of broken).
+    fn reported_problem(&self, question: &str, named: &[usize]) -> Option<&'static str> {
+        let words = self.catalogue_index.topic_words(question);
+        let has = |word: &str| words.iter().any(|w| w == word);
+        let normalised = format!(" {} ", normalise(question));
+        let delivered = [" sent ", " got ", " received ", " ordered ", " arrived "]
+            .iter()
+            .any(|verb| normalised.contains(verb));
+        if has("broken") {
+            Some("broken item")
+        } else if has("wrong") || (delivered && named.len() >= 2) {
+            Some("wrong item")
+        } else {
+            None
         }
     }
 
@@ -196,8 +234,11 @@ impl Knowledge {
             let answer = catalogue::answer(&self.catalogue, asked, named, kind)?;
             return Some(self.catalogue_route(answer, Lang::En, 0.0));
         }
+        if asked.asks_shipping {
+            return None;
+        }
         let filtering = asks_about_products(asked);
-        if kind.is_none() && !filtering && !asked.recommend {
+        if kind.is_none() && !asked.ranks_by_price() {
             return None;
         }
         let all: Vec<usize> = (0..self.catalogue.len()).collect();
@@ -207,15 +248,27 @@ impl Knowledge {
             .into_iter()
             .filter(|word| !pool.iter().any(|&p| index.is_kind_word(p, word)))
             .collect();
+        // Ranking by price, words no product has ("the priciest tea you've got") cannot
+        // narrow the list; otherwise they mean the catalogue does not answer the question.
+        let wanted: Vec<String> = if asked.ranks_by_price() {
+            wanted
+                .into_iter()
+                .filter(|word| {
+                    pool.iter()
+                        .any(|&p| index.described_count(p, std::slice::from_ref(word)) > 0)
+                })
+                .collect()
+        } else {
+            wanted
+        };
         let mut narrowed: Vec<usize> = pool.to_vec();
         if !wanted.is_empty() {
             let count = |p: usize| index.described_count(p, &wanted);
             let best = pool.iter().map(|&p| count(p)).max().unwrap_or(0);
-            if best > 0 && best * 2 >= wanted.len().min(2) {
-                narrowed.retain(|&p| count(p) == best);
-            } else if !filtering {
+            if best == 0 || best * 2 < wanted.len().min(2) {
                 return None;
             }
+            narrowed.retain(|&p| count(p) == best);
         }
         let answer = if filtering {
             catalogue::answer(&self.catalogue, asked, named, Some(&narrowed))?
@@ -227,61 +280,72 @@ impl Knowledge {
         Some(self.catalogue_route(answer, Lang::En, 0.0))
     }
 
-    /// The best FAQ entry or passage for the text, when it is good enough. With
-    /// `shop_texts_only`, product records are not answers (the question names a product and
-    /// asks something its description does not say: only a policy or FAQ may answer it).
+    /// The best source for the text, when it scores at least `passage_confidence`: each
+    /// FAQ entry scores the better of the intent classifier and its best answer sentence
+    /// (and is quoted whole); a policy or the shop's details score their best sentence (quoted
+    /// with its neighbours); a product its record (its facts). With `shop_texts_only`,
+    /// product records are not answers (the question names a product and asks something
+    /// its description does not say: only a policy or FAQ may answer it).
     fn route_retrieved(
         &self,
         text: &str,
         ranked: &[(usize, f32)],
         shop_texts_only: bool,
     ) -> Option<Route> {
-        let threshold = self.routing.grounded_confidence;
-        let confidence = ranked.first().map(|&(_, score)| score).unwrap_or(0.0);
         let query = self.passages.embed_query(text);
         let scored = self.passages.search(text, query.as_deref());
-        let top = scored
+        let mut best_of_source: HashMap<usize, Scored> = HashMap::new();
+        for candidate in &scored {
+            let source = self.passages.passages[candidate.passage].source;
+            if shop_texts_only && self.passages.sources[source].kind == SourceKind::Product {
+                continue;
+            }
+            best_of_source.entry(source).or_insert(*candidate);
+        }
+        let classifier: HashMap<&str, f32> = ranked
             .iter()
-            .find(|s| {
-                !shop_texts_only || self.passages.source_of(s.passage).kind != SourceKind::Product
-            })
-            .copied();
-        let faq_route = || {
-            let hits: Vec<Hit> = ranked
-                .iter()
-                .take(2)
-                .filter(|&&(_, score)| score >= threshold && score >= confidence * 0.95)
-                .map(|&r| self.hit(r))
-                .collect();
-            let entry = &self.faq[ranked[0].0];
-            let mut route = Route::empty(RouteKind::Grounded, Lang::En);
-            route.sources = hits
-                .iter()
-                .filter_map(|hit| self.entry(&hit.entry_id))
-                .map(|entry| self.faq_source(entry))
-                .collect();
-            route.hits = hits;
+            .map(|&(index, score)| (self.faq[index].id.as_str(), score))
+            .collect();
+        // An entry that hands off to a person counts only by its phrasings: its answer
+        // ("tell us what happened…") reads like any problem.
+        let source_score = |source: usize, passage: &Scored| {
+            let info = &self.passages.sources[source];
+            let classified = || classifier.get(info.id.as_str()).copied().unwrap_or(0.0);
+            match info.kind {
+                SourceKind::Faq if self.entry(&info.id).is_some_and(|e| e.handoff) => classified(),
+                SourceKind::Faq => passage.score.max(classified()),
+                _ => passage.score,
+            }
+        };
+        let (source, passage, score) = best_of_source
+            .iter()
+            .map(|(&source, passage)| (source, *passage, source_score(source, passage)))
+            .max_by(|a, b| a.2.total_cmp(&b.2).then(b.0.cmp(&a.0)))?;
+        let info = &self.passages.sources[source];
+        let classified = info.kind == SourceKind::Faq
+            && classifier.get(info.id.as_str()).copied().unwrap_or(0.0)
+                >= self.routing.grounded_confidence;
+        if score < self.routing.passage_confidence && !classified {
+            return None;
+        }
+        if info.kind == SourceKind::Faq {
+            let entry = self.entry(&info.id)?;
+            let kind = if entry.handoff {
+                RouteKind::Escalate
+            } else {
+                RouteKind::Grounded
+            };
+            let mut route = Route::empty(kind, Lang::En);
+            let index = self.faq.iter().position(|e| e.id == entry.id)?;
+            route.hits = vec![self.hit((index, score))];
+            route.sources = vec![self.faq_source(entry)];
             route.answer = Some(Composed::Faq {
                 entry_id: entry.id.clone(),
             });
-            route.confidence = confidence;
-            route
-        };
-        let passage_threshold = self.routing.passage_confidence;
-        match top {
-            Some(top) if top.score >= passage_threshold => {
-                let source = self.passages.source_of(top.passage);
-                let own_entry = confidence >= threshold
-                    && source.kind == SourceKind::Faq
-                    && source.id == self.faq[ranked[0].0].id;
-                if own_entry || confidence >= top.score.max(threshold) {
-                    return Some(faq_route());
-                }
-                Some(self.passage_route(top, &scored))
-            }
-            _ if confidence >= threshold => Some(faq_route()),
-            _ => None,
+            route.confidence = score;
+            return Some(route);
         }
+        Some(self.passage_route(passage, &scored))
     }
 
     /// Quotes a passage with its best neighbours, or a product's facts for a product record.
@@ -384,6 +448,21 @@ impl Knowledge {
     /// The catalogue facts of a product, for the guard and the templates.
     pub fn product_by_index(&self, index: usize) -> &Product {
         &self.catalogue[index]
+    }
+}
+
+/// The cues of either reading of a question (as written, and spelling-corrected).
+fn merge_cues(written: Cues, corrected: Cues) -> Cues {
+    Cues {
+        asks_price: written.asks_price || corrected.asks_price,
+        asks_stock: written.asks_stock || corrected.asks_stock,
+        cheapest: written.cheapest || corrected.cheapest,
+        most_expensive: written.most_expensive || corrected.most_expensive,
+        max_price: written.max_price.or(corrected.max_price),
+        min_price: written.min_price.or(corrected.min_price),
+        compare: written.compare || corrected.compare,
+        recommend: written.recommend || corrected.recommend,
+        asks_shipping: written.asks_shipping || corrected.asks_shipping,
     }
 }
 
