@@ -204,7 +204,8 @@ impl Passages {
     /// Every passage scored against the question, best first. `query` is the question's
     /// embedding from [`Passages::embed_query`].
     /// The lexical part of a score is the mean of the TF-IDF cosine (typo-tolerant
-    /// character n-grams) and the share of the question's topic words the passage has.
+    /// character n-grams) and the share of the question's topic words the passage has,
+    /// trusted less for questions of one or two topic words.
     pub fn search(&self, question: &str, query: Option<&[f32]>) -> Vec<Scored> {
         let asked: Vec<String> = content_words(question)
             .into_iter()
@@ -218,7 +219,8 @@ impl Passages {
                 .iter()
                 .filter(|word| self.words[passage].contains(*word))
                 .count();
-            found as f32 / asked.len() as f32
+            let trust = (asked.len() as f32 / 3.0).min(1.0);
+            trust * found as f32 / asked.len() as f32
         };
         let lexical = self.lexical.score(question, Method::Centroid);
         let mut scored: Vec<Scored> = lexical

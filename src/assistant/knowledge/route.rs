@@ -148,6 +148,16 @@ impl Knowledge {
                 ..route
             };
         }
+        let wants_general = {
+            let lowered = normalise(question);
+            GENERAL_REQUESTS.iter().any(|word| lowered.contains(word))
+        };
+        if wants_general && named.is_empty() && !asks_about_products(asked) {
+            return Route {
+                confidence,
+                ..Route::empty(RouteKind::General, lang)
+            };
+        }
         let products_only = !named.is_empty();
         let expanded;
         let text = match self.reported_problem(question, named) {
@@ -161,11 +171,7 @@ impl Knowledge {
             route.confidence = route.confidence.max(confidence);
             return route;
         }
-        let wants_general = {
-            let lowered = normalise(question);
-            GENERAL_REQUESTS.iter().any(|word| lowered.contains(word))
-        };
-        if !named.is_empty() || (!wants_general && self.is_shop_question(question)) {
+        if !named.is_empty() || self.is_shop_question(question) {
             let mut route = self.not_sure(&ranked, lang, confidence);
             route.products = named.iter().map(|&p| self.catalogue[p].clone()).collect();
             return route;
