@@ -82,10 +82,17 @@ async fn ask(assistant: &Assistant, user: &str, question: &str) -> Answered {
 #[tokio::test]
 async fn a_damaged_item_gets_the_broken_items_rule() {
     let assistant = assistant(true);
-    let answer = ask(&assistant, "dana", "Can I return a mug that arrived chipped?").await;
+    let answer = ask(
+        &assistant,
+        "dana",
+        "Can I return a mug that arrived chipped?",
+    )
+    .await;
     assert!(!answer.handed_off, "{}", answer.text);
     assert!(
-        answer.text.contains("Broken or wrong items are replaced or refunded at our cost"),
+        answer
+            .text
+            .contains("Broken or wrong items are replaced or refunded at our cost"),
         "{}",
         answer.text
     );
@@ -196,10 +203,17 @@ async fn a_greeting_gets_a_template_reply_and_no_hand_off() {
 #[tokio::test]
 async fn a_general_question_is_never_handed_to_the_team() {
     let assistant = assistant(true);
-    for question in ["What's the capital of France?", "Write me a short poem about tea"] {
+    for question in [
+        "What's the capital of France?",
+        "Write me a short poem about tea",
+    ] {
         let answer = ask(&assistant, "poet", question).await;
         assert!(!answer.handed_off, "{question}: {}", answer.text);
-        assert!(!answer.text.contains("Source:"), "{question}: {}", answer.text);
+        assert!(
+            !answer.text.contains("Source:"),
+            "{question}: {}",
+            answer.text
+        );
     }
 }
 
@@ -212,7 +226,11 @@ async fn an_unsupported_shop_question_hands_off_without_an_invented_answer() {
     ] {
         let answer = ask(&assistant, "ivy", question).await;
         assert!(answer.handed_off, "{question}: {}", answer.text);
-        assert!(answer.text.contains("not sure"), "{question}: {}", answer.text);
+        assert!(
+            answer.text.contains("not sure"),
+            "{question}: {}",
+            answer.text
+        );
     }
 }
 
@@ -239,7 +257,11 @@ async fn a_case_for_a_person_is_handed_off_with_the_conversation() {
             conversation = turns;
         }
     }
-    assert_eq!(conversation.len(), 1, "the earlier turn goes with the hand-off");
+    assert_eq!(
+        conversation.len(),
+        1,
+        "the earlier turn goes with the hand-off"
+    );
     assert_eq!(conversation[0].0, "Where is my order?");
 }
 

@@ -130,7 +130,8 @@ fn inbound(user: &str, text: &str) -> Inbound {
     }
 }
 
-/// Reads an answer to the end; `None` for a notice or silence.
+/// Reads an answer (streamed by the model, or written from a template or the knowledge) to
+/// the end; `Err(Some(text))` for a hand-off or a notice, `Err(None)` for silence.
 async fn answer_text(outcome: Outcome) -> Result<String, Option<String>> {
     match outcome {
         Outcome::Answer(mut events) => {
@@ -141,7 +142,8 @@ async fn answer_text(outcome: Outcome) -> Result<String, Option<String>> {
             }
             panic!("the answer stream ended without a final answer")
         }
-        Outcome::Reply(text) | Outcome::Handoff(text) => Err(Some(text)),
+        Outcome::Reply(text) => Ok(text),
+        Outcome::Handoff(text) => Err(Some(text)),
         Outcome::Notice(notice) => Err(Some(notice.to_string())),
         Outcome::Summary(_) | Outcome::Draft(_) => Err(None),
         Outcome::Silent => Err(None),
@@ -161,7 +163,8 @@ async fn one_users_messages_are_answered_and_recorded_in_order() {
         answers.push(tokio::spawn(answer_text(outcome)));
     }
     for answer in answers {
-        assert!(answer.await.unwrap().is_ok());
+        let answer = answer.await.unwrap();
+        assert!(answer.is_ok(), "{answer:?}");
     }
     let export = assistant.conversations().export("alice").unwrap();
     assert_eq!(
@@ -180,9 +183,11 @@ async fn a_flood_gets_the_burst_and_one_notice_while_others_are_answered() {
     });
     let started = Instant::now();
     let mut outcomes = Vec::new();
+    // Questions the knowledge does not cover: each admitted one is a model answer that
+    // holds the flooder's turn until it has streamed.
     for i in 0..15 {
         let outcome = assistant
-            .handle(inbound("flooder", &format!("spam {i}")))
+            .handle(inbound("flooder", &format!("question {i}")))
             .await;
         outcomes.push(tokio::spawn(answer_text(outcome)));
     }
@@ -205,11 +210,11 @@ async fn a_flood_gets_the_burst_and_one_notice_while_others_are_answered() {
 
     let other = tokio::time::timeout(
         Duration::from_secs(30),
-        answer_text(assistant.handle(inbound("patient", "hello")).await),
+        answer_text(assistant.handle(inbound("patient", "tell me a joke")).await),
     )
     .await
     .expect("another user is answered promptly");
-    assert!(other.is_ok());
+    assert!(other.is_ok(), "{other:?}");
 
     let logged = assistant.store().questions_since(0, 100).unwrap();
     let limited = logged

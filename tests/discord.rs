@@ -419,7 +419,7 @@ async fn long_reply_arrives_in_several_messages_in_order() {
         ("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap()),
     ])
     .await;
-    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "tell me everything").mentioning_bot();
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, GROUNDED_QUESTION).mentioning_bot();
     question.send(&fake);
     reply_to(&fake, CHANNEL, question.id).await;
     fake.wait_quiet(Duration::from_millis(2500), Duration::from_secs(120))
@@ -614,14 +614,17 @@ async fn shutdown_cancels_replies_still_running_after_the_grace_period() {
     // The tiny model is fast: a reply may finish before the signal is handled. Such a run
     // shows nothing, so it is repeated (a new bot each time) until a reply is caught
     // running; if none is ever marked, the cut is broken.
+    // A streamed answer is needed (a general answer is posted only once finished).
     const ATTEMPTS: usize = 3;
+    let prompts = prompts_generating_grounded_answers();
     for attempt in 1..=ATTEMPTS {
         let (fake, mut bot) = started(&[
             ("SHOPKEEP_MAX_NEW_TOKENS", "700"),
             ("SHOPKEEP_SHUTDOWN_GRACE_SECS", "0"),
+            ("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap()),
         ])
         .await;
-        let question = Msg::new(&fake, CHANNEL, CUSTOMER, "a long story please").mentioning_bot();
+        let question = Msg::new(&fake, CHANNEL, CUSTOMER, GROUNDED_QUESTION).mentioning_bot();
         question.send(&fake);
         reply_to(&fake, CHANNEL, question.id).await;
         let signalled = Instant::now();
@@ -732,7 +735,7 @@ async fn long_ask_answer_continues_in_follow_ups() {
     let (id, token, payload) = command_interaction(
         &fake,
         "ask",
-        json!([{"name": "question", "type": 3, "value": "tell me everything"}]),
+        json!([{"name": "question", "type": 3, "value": GROUNDED_QUESTION}]),
         CHANNEL,
         CUSTOMER,
         &[],
@@ -784,10 +787,33 @@ async fn a_rejected_token_ends_the_bot_with_an_error_that_does_not_show_it() {
     assert!(!logs.contains(secret), "the token leaked:\n{logs}");
 }
 
-/// A copy of the prompts whose guard allows replies longer than one Discord message (the
-/// shipped guard caps replies at 1,900 characters).
-fn prompts_allowing_long_replies() -> tempfile::TempDir {
+/// A copy of the prompts in which the model writes grounded answers, streamed ("generate"),
+/// instead of quoting the knowledge: a grounded question such as [`GROUNDED_QUESTION`] is
+/// then answered by a model stream as long as the token limit allows.
+fn prompts_generating_grounded_answers() -> tempfile::TempDir {
     let dir = copied_prompts();
+    let shop = dir.path().join("shop.toml");
+    let settings = std::fs::read_to_string(&shop).unwrap();
+    assert!(settings.contains("grounded_answers = \"quote\""));
+    std::fs::write(
+        &shop,
+        settings.replace(
+            "grounded_answers = \"quote\"",
+            "grounded_answers = \"generate\"",
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// A question the knowledge answers (the order-tracking entry).
+const GROUNDED_QUESTION: &str = "where is my order?";
+
+/// A copy of the prompts whose guard allows replies longer than one Discord message (the
+/// shipped guard caps replies at 1,900 characters), grounded answers written by the model
+/// (see [`prompts_generating_grounded_answers`]).
+fn prompts_allowing_long_replies() -> tempfile::TempDir {
+    let dir = prompts_generating_grounded_answers();
     let guard = dir.path().join("guard.toml");
     let rules = std::fs::read_to_string(&guard).unwrap();
     assert!(rules.contains("max_chars = 1900"));
@@ -882,17 +908,18 @@ async fn first_post_text(fake: &FakeDiscord, channel: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stock_claim_contradicting_the_catalogue_is_removed_and_logged() {
     const MOD_LOG: u64 = 500_000_000_000_000_099;
+    const OTHER_CUSTOMER: u64 = CUSTOMER + 1;
     // A stale FAQ answer, written when the chai was in stock; the catalogue now has none.
     let prompts = copied_prompts();
     std::fs::write(
         prompts.path().join("knowledge/stale.toml"),
         r#"
 [[faq]]
-id = "chai-restock"
-question = "Is the Fireside Chai back in stock?"
-answer = "Good news: the Fireside Chai is back in stock and ships today."
-examples = ["is the chai back", "has the fireside chai come back", "chai restock"]
-tags = ["chai", "restock"]
+id = "autumn-news"
+question = "What is new for autumn?"
+answer = "Good news for autumn: the Fireside Chai is back in stock and ships today."
+examples = ["what's new this autumn", "any autumn news", "new for autumn", "autumn specials"]
+tags = ["autumn", "news"]
 "#,
     )
     .unwrap();
@@ -901,14 +928,18 @@ tags = ["chai", "restock"]
         ("SHOPKEEP_PROMPTS_DIR", prompts.path().to_str().unwrap()),
     ])
     .await;
-    let asked = "is the fireside chai back in stock?";
+    // Quoted from the stale entry, the claim is caught by the guard.
+    let asked = "any autumn news?";
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, asked).mentioning_bot();
     question.send(&fake);
     let answer = reply_to(&fake, CHANNEL, question.id).await;
     let content = body(&answer)["content"].as_str().unwrap().to_string();
-    assert!(content.contains("out of stock right now"), "{content}");
     assert!(!content.contains("ships today"), "{content}");
     assert!(content.contains("stock statement"), "{content}");
+    assert!(
+        content.contains("Source: What is new for autumn?"),
+        "{content}"
+    );
     let log = first_post_text(&fake, MOD_LOG).await;
     assert!(log.contains("Output guard"), "{log}");
     assert!(log.contains("Rule `Stock`"), "{log}");
@@ -918,5 +949,18 @@ tags = ["chai", "restock"]
         log.contains("Raw output:") && log.contains("ships today"),
         "{log}"
     );
+    // Asked about the product itself, the catalogue answers, not the stale entry.
+    let question = Msg::new(
+        &fake,
+        CHANNEL,
+        OTHER_CUSTOMER,
+        "is the fireside chai back in stock?",
+    )
+    .mentioning_bot();
+    question.send(&fake);
+    let answer = reply_to(&fake, CHANNEL, question.id).await;
+    let content = body(&answer)["content"].as_str().unwrap().to_string();
+    assert!(content.contains("out of stock right now"), "{content}");
+    assert!(!content.contains("ships today"), "{content}");
     assert_no_mentions_allowed(&fake);
 }

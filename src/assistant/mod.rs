@@ -35,7 +35,7 @@ use conversation::{
     newest_turns_within_budget, ConversationStore, SystemClock, Turn, UserTurnGuard,
 };
 use guard::{Finding, Guarded};
-use knowledge::{Route, RouteKind};
+use knowledge::{ReusingEmbedder, Route, RouteKind};
 use limits::{limited_notice, Asker, LimitScope, Limits, Verdict, BUSY_NOTICE};
 use moderation::drafts::{Draft, DraftError};
 use moderation::insights::Insights;
@@ -273,10 +273,11 @@ impl Assistant {
     /// from `config.prompts_dir` (a broken folder is an error naming file and line).
     pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
         let embedder = match &config.embedding_model_dir {
-            Some(dir) => Some(Arc::new(
-                SentenceEmbedder::load(dir, config.model.threads)
-                    .map_err(AssistantError::Embedding)?,
-            ) as Arc<dyn TextEmbedder>),
+            Some(dir) => {
+                let model = SentenceEmbedder::load(dir, config.model.threads)
+                    .map_err(AssistantError::Embedding)?;
+                Some(Arc::new(ReusingEmbedder::new(Arc::new(model))) as Arc<dyn TextEmbedder>)
+            }
             None => None,
         };
         let options = LoadOptions {

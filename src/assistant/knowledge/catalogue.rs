@@ -329,7 +329,7 @@ pub fn answer(
         if cues.most_expensive {
             sorted.reverse();
         }
-        return (!sorted.is_empty()).then(|| CatalogueAnswer::Extreme {
+        return (!sorted.is_empty()).then_some(CatalogueAnswer::Extreme {
             cheapest: cues.cheapest,
             products: sorted,
         });
@@ -369,8 +369,8 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in table.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        table[0][j] = j;
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

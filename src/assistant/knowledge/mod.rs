@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub use catalogue::CatalogueAnswer;
 use catalogue::CatalogueIndex;
 use intents::Index;
-pub use passages::{EmbedError, Passages, ShopFact, Source, SourceKind};
+pub use passages::{EmbedError, Passages, ReusingEmbedder, ShopFact, Source, SourceKind};
 pub use text::normalise;
 use text::{normalise_mapped, stem};
 

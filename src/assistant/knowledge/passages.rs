@@ -12,6 +12,11 @@ use super::text::content_words;
 use super::{FaqEntry, Method, Policy, Product};
 use crate::engine::TextEmbedder;
 
+/// Whether FAQ questions and examples are passages too (they find their entry, never
+/// quoted). Measured with `shopkeep eval answers` on tests/data/answers/tuning.toml: they
+/// lift uncovered questions over the threshold more than they help covered ones, so off.
+const FAQ_PHRASINGS_AS_PASSAGES: bool = false;
+
 /// Weight of the embedding similarity in a passage's score; the lexical score has the rest.
 const EMBEDDING_WEIGHT: f32 = 0.7;
 
@@ -42,9 +47,12 @@ pub struct ShopFact {
     pub link: Option<String>,
 }
 
-/// One retrievable unit: a sentence of a FAQ answer or policy, a product, or a shop fact.
+/// One retrievable unit: a sentence of a FAQ answer or policy, a product, a shop fact, or a
+/// FAQ entry's question or example phrasing (which finds the entry but is never quoted).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Passage {
+    /// Whether the text may be quoted to a customer (not a FAQ phrasing).
+    pub quotable: bool,
     /// Index into [`Passages::sources`].
     pub source: usize,
     /// The sentence's position in its source (0 for products and shop facts).
@@ -104,13 +112,22 @@ impl Passages {
     ) -> Result<Passages, EmbedError> {
         let mut sources = Vec::new();
         let mut passages = Vec::new();
-        let mut add = |source: Source, sentences: Vec<String>| {
+        let mut add = |source: Source, sentences: Vec<String>, phrasings: Vec<String>| {
             let at = sources.len();
             sources.push(source);
             for (position, text) in sentences.into_iter().enumerate() {
                 passages.push(Passage {
+                    quotable: true,
                     source: at,
                     position,
+                    text,
+                });
+            }
+            for text in phrasings {
+                passages.push(Passage {
+                    quotable: false,
+                    source: at,
+                    position: usize::MAX,
                     text,
                 });
             }
@@ -122,7 +139,7 @@ impl Passages {
                 title: policy.title.clone(),
                 link: policy.link.clone(),
             };
-            add(source, sentences(&policy.text));
+            add(source, sentences(&policy.text), Vec::new());
         }
         for entry in faq {
             let source = Source {
@@ -131,7 +148,15 @@ impl Passages {
                 title: entry.question.clone(),
                 link: entry.link.clone(),
             };
-            add(source, sentences(&entry.answer));
+            let phrasings = if FAQ_PHRASINGS_AS_PASSAGES {
+                std::iter::once(&entry.question)
+                    .chain(&entry.examples)
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            add(source, sentences(&entry.answer), phrasings);
         }
         for product in catalogue {
             let source = Source {
@@ -143,7 +168,7 @@ impl Passages {
             let mut names = vec![product.name.as_str()];
             names.extend(product.aliases.iter().map(String::as_str));
             let text = format!("{}: {}", names.join(", "), product.description);
-            add(source, vec![text]);
+            add(source, vec![text], Vec::new());
         }
         for fact in shop_facts {
             let source = Source {
@@ -152,7 +177,7 @@ impl Passages {
                 title: "Shop details".into(),
                 link: fact.link.clone(),
             };
-            add(source, vec![fact.text.clone()]);
+            add(source, vec![fact.text.clone()], Vec::new());
         }
         let documents: Vec<(usize, String)> = passages
             .iter()
@@ -260,7 +285,11 @@ impl Passages {
         [passage.checked_sub(1), Some(passage + 1)]
             .into_iter()
             .flatten()
-            .filter(move |&p| p < self.passages.len() && self.passages[p].source == source)
+            .filter(move |&p| {
+                p < self.passages.len()
+                    && self.passages[p].source == source
+                    && self.passages[p].quotable
+            })
     }
 
     /// Approximate bytes held by the passage vectors.
@@ -269,6 +298,54 @@ impl Passages {
             .as_ref()
             .map(|v| v.iter().map(|row| row.len() * 4).sum())
             .unwrap_or(0)
+    }
+}
+
+/// An embedding model that keeps the vectors of its last batch (the knowledge's passages),
+/// so a reload embeds only the passages that changed. Single texts (questions) are never
+/// kept; the cache holds one knowledge set's vectors at most.
+pub struct ReusingEmbedder {
+    model: Arc<dyn TextEmbedder>,
+    last_batch: std::sync::Mutex<HashMap<String, Vec<f32>>>,
+}
+
+impl ReusingEmbedder {
+    pub fn new(model: Arc<dyn TextEmbedder>) -> Self {
+        Self {
+            model,
+            last_batch: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl TextEmbedder for ReusingEmbedder {
+    fn dimension(&self) -> usize {
+        self.model.dimension()
+    }
+
+    fn knows_word(&self, word: &str) -> bool {
+        self.model.knows_word(word)
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, crate::engine::EngineError> {
+        if texts.len() < 2 {
+            return self.model.embed(texts);
+        }
+        let mut cache = self.last_batch.lock().unwrap_or_else(|p| p.into_inner());
+        let missing: Vec<&str> = texts
+            .iter()
+            .copied()
+            .filter(|text| !cache.contains_key(*text))
+            .collect();
+        let fresh = self.model.embed(&missing)?;
+        let mut known: HashMap<String, Vec<f32>> = std::mem::take(&mut *cache);
+        known.extend(missing.iter().map(|t| t.to_string()).zip(fresh));
+        let vectors: Vec<Vec<f32>> = texts.iter().map(|t| known[*t].clone()).collect();
+        *cache = texts
+            .iter()
+            .map(|t| (t.to_string(), known[*t].clone()))
+            .collect();
+        Ok(vectors)
     }
 }
 
@@ -309,6 +386,37 @@ pub fn sentences(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Embeds each text as [its length], counting the texts it was asked for.
+    struct CountingEmbedder(std::sync::atomic::AtomicUsize);
+
+    impl TextEmbedder for CountingEmbedder {
+        fn dimension(&self) -> usize {
+            1
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, crate::engine::EngineError> {
+            self.0
+                .fetch_add(texts.len(), std::sync::atomic::Ordering::Relaxed);
+            Ok(texts.iter().map(|t| vec![t.len() as f32]).collect())
+        }
+    }
+
+    #[test]
+    fn a_reload_embeds_only_the_passages_that_changed() {
+        let counting = Arc::new(CountingEmbedder(Default::default()));
+        let reusing = ReusingEmbedder::new(counting.clone());
+        let count = || counting.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(reusing.embed(&["a", "bb", "ccc"]).unwrap().len(), 3);
+        assert_eq!(count(), 3);
+        let again = reusing.embed(&["a", "bb", "dddd"]).unwrap();
+        assert_eq!(again, [vec![1.0], vec![2.0], vec![4.0]]);
+        assert_eq!(count(), 4, "only the new passage is embedded");
+        reusing.embed(&["q"]).unwrap();
+        reusing.embed(&["q"]).unwrap();
+        assert_eq!(count(), 6, "single questions are never cached");
+        reusing.embed(&["ccc", "a"]).unwrap();
+        assert_eq!(count(), 7, "the cache holds the last batch only");
+    }
 
     #[test]
     fn sentences_split_at_sentence_ends_only() {

@@ -20,6 +20,12 @@ use crate::assistant::question::small_talk::small_talk;
 /// A passage's neighbours join the answer when they score at least this share of its score.
 const NEIGHBOUR_SHARE: f32 = 0.5;
 
+/// An entry the intent classifier (the entry's phrasings) scores this high gets
+/// [`CLASSIFIER_BONUS`] over passages that merely share words with the question ("where is
+/// my parcel" is about tracking, not "we cannot redirect a parcel").
+const CONFIDENT_CLASSIFIER: f32 = 0.4;
+const CLASSIFIER_BONUS: f32 = 0.1;
+
 /// At most this many products are listed in one answer.
 const MAX_LISTED: usize = 4;
 
@@ -319,7 +325,15 @@ impl Knowledge {
             let classified = || classifier.get(info.id.as_str()).copied().unwrap_or(0.0);
             match info.kind {
                 SourceKind::Faq if self.entry(&info.id).is_some_and(|e| e.handoff) => classified(),
-                SourceKind::Faq => passage.score.max(classified()),
+                SourceKind::Faq => {
+                    let classified = classified();
+                    let agreed = if classified >= CONFIDENT_CLASSIFIER {
+                        CLASSIFIER_BONUS
+                    } else {
+                        0.0
+                    };
+                    passage.score.max(classified) + agreed
+                }
                 _ => passage.score,
             }
         };
