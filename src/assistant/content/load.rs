@@ -376,19 +376,17 @@ fn parse_shop(
             .unwrap_or(defaults.passage_confidence),
         escalate_words: raw.routing.escalate_words,
     };
-    if !(0.0..=1.0).contains(&routing.grounded_confidence) {
-        problems.push(Problem {
-            file: path.to_path_buf(),
-            line: first_line_with_word(text, "grounded_confidence"),
-            kind: ProblemKind::Invalid("grounded_confidence must be between 0 and 1".into()),
-        });
-    }
-    if !(0.0..=1.0).contains(&routing.passage_confidence) {
-        problems.push(Problem {
-            file: path.to_path_buf(),
-            line: first_line_with_word(text, "passage_confidence"),
-            kind: ProblemKind::Invalid("passage_confidence must be between 0 and 1".into()),
-        });
+    for (name, value) in [
+        ("grounded_confidence", routing.grounded_confidence),
+        ("passage_confidence", routing.passage_confidence),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            problems.push(Problem {
+                file: path.to_path_buf(),
+                line: first_line_with_word(text, name),
+                kind: ProblemKind::Invalid(format!("{name} must be between 0 and 1")),
+            });
+        }
     }
     let currency_symbol = raw.currency_symbol.unwrap_or_else(|| raw.currency.clone());
     Some((

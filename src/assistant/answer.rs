@@ -1,0 +1,568 @@
+//! The answer pipeline: one question from admission to a recorded, guarded reply
+//! ([`Assistant::handle`]), and the model's streamed answers.
+
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+
+use super::content::{self, HistoryTurn, PromptError, Speaker};
+use super::conversation::{newest_turns_within_budget, Turn, UserTurnGuard};
+use super::guard::Guarded;
+use super::knowledge::{Route, RouteKind};
+use super::limits::{Asker, Verdict};
+use super::{
+    reply_check, AnswerEvent, Assistant, FinalAnswer, Inbound, ModeratorEvent, Notice, Outcome,
+    GENERATION_FAILED, MAINTENANCE_INTERVAL_MS,
+};
+use crate::engine::{GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
+use crate::metrics::{Refusal, METRICS};
+use crate::store::{QuestionOutcome, QuestionRecord};
+
+impl Assistant {
+    /// Answers one question.
+    ///
+    /// Flow: rate limits (first refusal in a window: a notice; later ones: silence) ->
+    /// length check -> admission (queue full: busy notice) -> the user's turn lock -> facts
+    /// and token-budgeted history -> generation. The answer streams from a task that records
+    /// the turn and logs the question *before* sending [`AnswerEvent::Final`], then releases
+    /// the turn lock and the queue place.
+    ///
+    /// Ordering contract: this returns only once it holds the user's turn lock, so an
+    /// adapter that awaits `handle` for one message before calling it for the next gets
+    /// that user's answers in order, each seeing the previous turn; other users proceed
+    /// concurrently. Consume (or drop) each returned answer stream on its own (e.g. in a
+    /// spawned task): the user's next `handle` waits until this answer has finished, so
+    /// awaiting it before reading this stream would wait forever.
+    pub async fn handle(&self, inbound: Inbound) -> Outcome {
+        let question = inbound.text.trim().to_string();
+        if question.is_empty() {
+            return Outcome::Silent;
+        }
+        self.maintain_if_due();
+        if let Some(refusal) = self.refuse_if_limited(&inbound, &question) {
+            return refusal;
+        }
+        if let Some(notice) = self.refuse_if_too_long(&question) {
+            return Outcome::Notice(notice);
+        }
+        let Ok(permit) = self.admit() else {
+            self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
+            return Outcome::Notice(Notice::Busy);
+        };
+        let turn = self.conversations.lock_user(&inbound.user_id).await;
+        // One prompt set for the whole request, even if a reload swaps it meanwhile.
+        let set = self.prompts.current();
+        let history = self.history(&turn);
+        let previous = history.last().map(|turn| turn.question.as_str());
+        let route = set.knowledge.route_in(&question, previous);
+        if route.kind.hands_off() {
+            return self.hand_off(&turn, &inbound, &question, &route, &history);
+        }
+        if let (RouteKind::SmallTalk, Some(kind)) = (route.kind, route.small_talk) {
+            let reply = set.small_talk_reply(kind, route.lang);
+            return self.post_written(&turn, &inbound, &question, &route, reply);
+        }
+        match set.quoted_answer(&route) {
+            Ok(Some(quoted)) => {
+                return self.post_written(&turn, &inbound, &question, &route, Ok(quoted));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                return self.post_written(&turn, &inbound, &question, &route, Err(error));
+            }
+        }
+        let prompt = match self.build_prompt(&question, &route, &history) {
+            Ok(prompt) => prompt,
+            Err(error) => {
+                tracing::error!(%error, "could not render the answer prompt");
+                self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
+                return Outcome::Notice(Notice::Unavailable);
+            }
+        };
+        let mut stop = content::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let general = route.kind == RouteKind::General;
+        if general {
+            // General answers stay brief: one paragraph.
+            stop.push("\n\n".into());
+        }
+        let request = self.request(prompt, stop, Some(inbound.user_id.clone()));
+        let stream = self.engine.generate(request);
+        let assistant = self.clone();
+        let guard_route = route.clone();
+        let checked_question = question.clone();
+        let guard = move |text: &str, finished: bool| {
+            let guarded = set.guard_reply(&guard_route, text, finished);
+            if !(general && finished) {
+                return guarded;
+            }
+            checked_general_reply(&set, &checked_question, guarded)
+        };
+        // A general answer is checked whole before anyone sees it: no partial edits.
+        let partials = !general;
+        Outcome::Answer(stream_answer(stream, partials, guard, move |answer| {
+            assistant.finish_turn(&turn, &inbound, &question, &route, answer);
+            drop(turn);
+            drop(permit);
+        }))
+    }
+
+    /// Posts a reply written without the model (a quoted answer, a small-talk template):
+    /// guarded, cited, recorded and logged like a generated one. A rendering error becomes
+    /// the error notice.
+    pub(super) fn post_written(
+        &self,
+        turn: &UserTurnGuard,
+        inbound: &Inbound,
+        question: &str,
+        route: &Route,
+        reply: Result<String, PromptError>,
+    ) -> Outcome {
+        match reply {
+            Ok(text) => {
+                let guarded = self.prompts.current().guard_reply(route, &text, true);
+                self.finish_turn(turn, inbound, question, route, Some((&text, &guarded)));
+                Outcome::Reply(guarded.text)
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not render a written reply");
+                self.log_question(inbound, question, Some(route), QuestionOutcome::Failed);
+                Outcome::Notice(Notice::Unavailable)
+            }
+        }
+    }
+
+    /// Hands the question to a person, with no model involved: an honest "not sure" with the
+    /// closest topics ([`RouteKind::NotSure`]) or the matched answer and the hand-off
+    /// ([`RouteKind::Escalate`]); moderators get the question and the conversation so far.
+    pub(super) fn hand_off(
+        &self,
+        turn: &UserTurnGuard,
+        inbound: &Inbound,
+        question: &str,
+        route: &Route,
+        history: &[Turn],
+    ) -> Outcome {
+        let set = self.prompts.current();
+        let written = if route.kind == RouteKind::Escalate {
+            set.quoted_answer(route)
+                .and_then(|answer| set.escalate_reply(answer.as_deref()))
+        } else {
+            set.not_sure_reply(question, route)
+        };
+        let reply = match written {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::error!(%error, "could not render the not-sure reply");
+                "I'm not sure about that one, so I've passed your question to our team; they will follow up.".to_string()
+            }
+        };
+        if let Err(error) = self.conversations.record_turn(turn, question, &reply) {
+            tracing::error!(%error, user = turn.user(), "could not record the turn");
+        }
+        self.log_question(inbound, question, Some(route), QuestionOutcome::Handoff);
+        let _ = self.moderator_events.send(ModeratorEvent::Handoff {
+            user_id: inbound.user_id.clone(),
+            channel_id: inbound.channel_id.clone(),
+            question: question.to_string(),
+            closest: route.hits.iter().map(|hit| hit.title.clone()).collect(),
+            needs_person: route.kind == RouteKind::Escalate,
+            conversation: history
+                .iter()
+                .map(|turn| (turn.question.clone(), turn.answer.clone()))
+                .collect(),
+        });
+        Outcome::Handoff(reply)
+    }
+
+    /// `Some(outcome)` when a limit refuses the question: a notice the first time in the
+    /// window, silence after that.
+    pub(super) fn refuse_if_limited(&self, inbound: &Inbound, question: &str) -> Option<Outcome> {
+        let asker = Asker {
+            user_id: &inbound.user_id,
+            channel_id: inbound.channel_id.as_deref(),
+            role: inbound.role,
+        };
+        let Verdict::Limited {
+            scope,
+            retry_after,
+            notify,
+        } = self.limits.check(asker)
+        else {
+            return None;
+        };
+        METRICS.refusal(Refusal::Limited);
+        self.log_question(inbound, question, None, QuestionOutcome::Limited);
+        Some(if notify {
+            Outcome::Notice(Notice::Limited { scope, retry_after })
+        } else {
+            Outcome::Silent
+        })
+    }
+
+    pub(super) fn refuse_if_too_long(&self, question: &str) -> Option<Notice> {
+        let max = self.config.limits.max_question_chars;
+        let length = question.chars().count();
+        (length > max).then(|| {
+            METRICS.refusal(Refusal::TooLong);
+            Notice::TooLong { length, max }
+        })
+    }
+
+    /// A place in the generation queue, held until the permit drops; when the queue is
+    /// full, the refusal is counted and logged and the answer is [`Notice::Busy`].
+    pub(super) fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Notice> {
+        self.limits.try_admit().map_err(|_| {
+            METRICS.refusal(Refusal::Busy);
+            tracing::info!(
+                queue = self.limits.admitted(),
+                "refused: the generation queue is full"
+            );
+            Notice::Busy
+        })
+    }
+
+    /// The user's recent turns; on a storage error, none (the question is still answered).
+    pub(super) fn history(&self, turn: &UserTurnGuard) -> Vec<Turn> {
+        self.conversations.history(turn).unwrap_or_else(|error| {
+            tracing::error!(%error, user = turn.user(), "could not load the conversation");
+            Vec::new()
+        })
+    }
+
+    /// The answer prompt (persona, the routed facts, history, question) with as many of the
+    /// newest history turns as fit the model's context minus the reply room
+    /// (`max_new_tokens`); see [`prompt_within_budget`].
+    pub(super) fn build_prompt(
+        &self,
+        question: &str,
+        route: &Route,
+        history: &[Turn],
+    ) -> Result<String, PromptError> {
+        let info = self.engine.info();
+        let tokenizer = self.engine.tokenizer();
+        let set = self.prompts.current();
+        let room = info
+            .context_length
+            .saturating_sub(self.config.model.max_new_tokens);
+        let format = info.prompt_format;
+        prompt_within_budget(history, room, &|text| tokenizer.count(text), &|turns| {
+            set.render_answer(format, question, route, &history_turns(turns))
+        })
+    }
+
+    /// A generation request; `prefix_cache_key` (the user id for conversations) lets the
+    /// engine reuse the keys and values of the previous turn's prompt prefix.
+    pub(super) fn request(
+        &self,
+        prompt: String,
+        stop: Vec<String>,
+        prefix_cache_key: Option<String>,
+    ) -> GenerateRequest {
+        let settings = &self.config.model;
+        GenerateRequest {
+            prompt,
+            max_new_tokens: settings.max_new_tokens,
+            sampling: SamplingParams {
+                temperature: settings.temperature,
+                top_k: settings.top_k,
+                top_p: settings.top_p,
+                repetition_penalty: settings.repetition_penalty,
+                seed: rand_seed(),
+            },
+            stop,
+            use_kv_cache: true,
+            prefix_cache_key,
+        }
+    }
+
+    /// Records the turn (when the generation succeeded), logs the question, and tells
+    /// moderators when the guard changed the reply.
+    pub(super) fn finish_turn(
+        &self,
+        turn: &UserTurnGuard,
+        inbound: &Inbound,
+        question: &str,
+        route: &Route,
+        answer: Option<(&str, &Guarded)>,
+    ) {
+        let outcome = match answer {
+            Some((raw, guarded)) => {
+                if let Err(error) = self
+                    .conversations
+                    .record_turn(turn, question, &guarded.text)
+                {
+                    tracing::error!(%error, user = turn.user(), "could not record the turn");
+                }
+                if !guarded.findings.is_empty() {
+                    tracing::warn!(findings = ?guarded.findings, user = turn.user(), "the output guard changed a reply");
+                    let _ = self.moderator_events.send(ModeratorEvent::GuardFired {
+                        user_id: inbound.user_id.clone(),
+                        channel_id: inbound.channel_id.clone(),
+                        question: question.to_string(),
+                        raw_output: raw.to_string(),
+                        findings: guarded.findings.clone(),
+                    });
+                }
+                QuestionOutcome::Answered
+            }
+            None => QuestionOutcome::Failed,
+        };
+        self.log_question(inbound, question, Some(route), outcome);
+    }
+
+    /// Adds the question to the log for insights, with the entry it was routed to.
+    pub(super) fn log_question(
+        &self,
+        inbound: &Inbound,
+        question: &str,
+        route: Option<&Route>,
+        outcome: QuestionOutcome,
+    ) {
+        let best = route.and_then(|route| route.hits.first());
+        let record = QuestionRecord {
+            at: self.conversations.now_ms(),
+            user: inbound.user_id.clone(),
+            channel_id: inbound.channel_id.clone(),
+            question: question.to_string(),
+            entry_id: best.map(|hit| hit.entry_id.clone()),
+            intent: best.and_then(|hit| hit.intent.clone()),
+            confidence: route.map(|route| route.confidence),
+            outcome,
+        };
+        if let Err(error) = self.store().log_question(&record) {
+            tracing::warn!(%error, "could not log the question");
+        }
+    }
+
+    /// Every [`MAINTENANCE_INTERVAL_MS`], prunes limiter state and expired conversations in
+    /// a blocking task (the first call after start prunes at once).
+    pub(super) fn maintain_if_due(&self) {
+        let now = self.conversations.now_ms();
+        let due = self.next_maintenance_ms.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_maintenance_ms
+                .compare_exchange(
+                    due,
+                    now + MAINTENANCE_INTERVAL_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let conversations = self.conversations.clone();
+        let limits = self.limits.clone();
+        tokio::task::spawn_blocking(move || {
+            limits.prune();
+            match conversations.prune_expired(now) {
+                Ok(report) => tracing::debug!(?report, "pruned expired conversations"),
+                Err(error) => tracing::warn!(%error, "could not prune expired conversations"),
+            }
+        });
+    }
+}
+
+/// A general (not shop) model answer that passed the guard, or the shop's off-topic reply when
+/// [`reply_check::check_reply`] finds it off-persona, nonsense or claiming shop facts.
+fn checked_general_reply(set: &content::PromptSet, question: &str, guarded: Guarded) -> Guarded {
+    let Err(problem) = reply_check::check_reply(question, &guarded.text) else {
+        return guarded;
+    };
+    METRICS.refusal(Refusal::ReplyCheck);
+    tracing::warn!(?problem, reply = %guarded.text, "a general answer failed the reply check");
+    let text = set
+        .off_topic_reply()
+        .unwrap_or_else(|_| "Sorry, I can't help with that one.".to_string());
+    Guarded {
+        text,
+        findings: guarded.findings,
+    }
+}
+
+/// Streams the generation as [`AnswerEvent`]s (partial ones only with `partials`), each passed through `guard` (the text so far,
+/// and whether it is the end). On the end, `on_finished` runs with the raw and the guarded
+/// answer (`None` when the generation failed) *before* [`AnswerEvent::Final`] is sent; if
+/// the receiver goes away first, the generation is cancelled and `on_finished` is dropped
+/// without running.
+fn stream_answer<G, F>(
+    mut stream: GenerationStream,
+    partials: bool,
+    guard: G,
+    on_finished: F,
+) -> mpsc::Receiver<AnswerEvent>
+where
+    G: Fn(&str, bool) -> Guarded + Send + 'static,
+    F: FnOnce(Option<(&str, &Guarded)>) + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    let task = async move {
+        let mut text = String::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                StreamEvent::Text(delta) => {
+                    text.push_str(&delta);
+                    if !partials {
+                        continue;
+                    }
+                    let partial = guard(text.trim(), false).text;
+                    if tx.send(AnswerEvent::Partial(partial)).await.is_err() {
+                        return;
+                    }
+                }
+                StreamEvent::Done(result) => {
+                    let text = match result {
+                        Ok(generated) => {
+                            METRICS.generation(
+                                generated.output_ids.len(),
+                                generated.prefill_ms,
+                                generated.tokens_per_s,
+                            );
+                            let raw = generated.text.trim();
+                            let guarded = guard(raw, true);
+                            on_finished(Some((raw, &guarded)));
+                            guarded.text
+                        }
+                        Err(error) => {
+                            METRICS.refusal(Refusal::Error);
+                            tracing::error!(%error, "generation failed");
+                            on_finished(None);
+                            GENERATION_FAILED.to_string()
+                        }
+                    };
+                    let _ = tx.send(AnswerEvent::Final(FinalAnswer { text })).await;
+                    return;
+                }
+            }
+        }
+        // The engine went away without a result: a failure, answered with the apology.
+        METRICS.refusal(Refusal::Error);
+        tracing::error!("generation ended without a result");
+        on_finished(None);
+        let text = GENERATION_FAILED.to_string();
+        let _ = tx.send(AnswerEvent::Final(FinalAnswer { text })).await;
+    };
+    // The caller's span (the adapter's guild/channel/user ids) stays on the task's logs.
+    tokio::spawn(tracing::Instrument::in_current_span(task));
+    rx
+}
+
+fn rand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The prompt rendered with the newest history turns that fit in `room` tokens, counted by
+/// `count_tokens`; older turns go first. The result never exceeds `room` unless the prompt
+/// without any history already does.
+fn prompt_within_budget<E>(
+    history: &[Turn],
+    room: usize,
+    count_tokens: &dyn Fn(&str) -> usize,
+    render: &dyn Fn(&[Turn]) -> Result<String, E>,
+) -> Result<String, E> {
+    let fixed = count_tokens(&render(&[])?);
+    let turn_tokens = |turn: &Turn| count_tokens(&turn.question) + count_tokens(&turn.answer) + 8;
+    let mut kept = newest_turns_within_budget(history, room.saturating_sub(fixed), &turn_tokens);
+    // Token counts of parts need not add up to the count of the whole; check and trim.
+    loop {
+        let prompt = render(kept)?;
+        if kept.is_empty() || count_tokens(&prompt) <= room {
+            return Ok(prompt);
+        }
+        kept = &kept[1..];
+    }
+}
+
+/// Stored turns as the templates see them, oldest first.
+fn history_turns(turns: &[Turn]) -> Vec<HistoryTurn> {
+    turns
+        .iter()
+        .flat_map(|turn| {
+            [
+                HistoryTurn {
+                    speaker: Speaker::Customer,
+                    text: turn.question.clone(),
+                },
+                HistoryTurn {
+                    speaker: Speaker::Assistant,
+                    text: turn.answer.clone(),
+                },
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(question: &str, answer: &str) -> Turn {
+        Turn {
+            at: 0,
+            question: question.into(),
+            answer: answer.into(),
+        }
+    }
+
+    /// A stand-in template: a header, each turn on its own lines, the question.
+    fn render(turns: &[Turn]) -> Result<String, std::convert::Infallible> {
+        let mut prompt = String::from("Persona and facts.\n");
+        for turn in turns {
+            prompt.push_str(&format!(
+                "Customer: {}\nAssistant: {}\n",
+                turn.question, turn.answer
+            ));
+        }
+        prompt.push_str("Customer: now?\nAssistant:");
+        Ok(prompt)
+    }
+
+    #[test]
+    fn the_prompt_keeps_the_newest_turns_within_the_room() {
+        let history: Vec<Turn> = (0..10)
+            .map(|i| turn(&format!("question {i}"), &format!("answer {i}")))
+            .collect();
+        let bytes = |text: &str| text.len();
+        let room = render(&history[7..]).unwrap().len();
+        let prompt = prompt_within_budget(&history, room, &bytes, &render).unwrap();
+        assert!(prompt.len() <= room);
+        assert_eq!(prompt, render(&history[7..]).unwrap());
+
+        let everything = prompt_within_budget(&history, 100_000, &bytes, &render).unwrap();
+        assert_eq!(everything, render(&history).unwrap());
+
+        let too_small = prompt_within_budget(&history, 3, &bytes, &render).unwrap();
+        assert_eq!(too_small, render(&[]).unwrap());
+    }
+
+    #[test]
+    fn the_budget_holds_even_when_parts_undercount_the_whole() {
+        // A counter where the whole costs more than the sum of its parts.
+        let history: Vec<Turn> = (0..5).map(|i| turn(&format!("q{i}"), "a")).collect();
+        let count = |text: &str| text.len() + text.matches("\nCustomer:").count() * 10;
+        let room = count(&render(&history[2..]).unwrap());
+        let prompt = prompt_within_budget(&history, room, &count, &render).unwrap();
+        assert!(count(&prompt) <= room);
+        assert_eq!(prompt, render(&history[2..]).unwrap());
+    }
+
+    #[test]
+    fn history_turns_alternate_customer_and_assistant_oldest_first() {
+        let turns = history_turns(&[turn("hi", "hello!"), turn("price?", "10 EUR")]);
+        let speakers: Vec<Speaker> = turns.iter().map(|t| t.speaker).collect();
+        assert_eq!(
+            speakers,
+            [
+                Speaker::Customer,
+                Speaker::Assistant,
+                Speaker::Customer,
+                Speaker::Assistant
+            ]
+        );
+        assert_eq!(turns[2].text, "price?");
+    }
+}
