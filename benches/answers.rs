@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use shopkeep::assistant::content::{LoadOptions, Prompts};
 use shopkeep::assistant::eval::answers::read_cases;
-use shopkeep::assistant::knowledge::ReusingEmbedder;
-use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
+use shopkeep::assistant::{
+    load_embedder, AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role,
+};
 use shopkeep::config::{cache_dir, Config};
-use shopkeep::engine::{EngineHandle, SentenceEmbedder, SessionOptions, TextEmbedder};
+use shopkeep::engine::{EngineHandle, SessionOptions, TextEmbedder};
 use shopkeep::store::Store;
 
 const ROUNDS: usize = 5;
@@ -106,12 +107,11 @@ fn main() {
 
     let lexical = assistant(&config, None);
     let before = rss_bytes();
-    let model = SentenceEmbedder::load(&SentenceEmbedder::default_dir(), 2)
-        .expect("./scripts/setup.sh embedding-model");
-    // As `Assistant::open` does: a reload embeds only the passages that changed.
-    let embedder: Arc<dyn TextEmbedder> = Arc::new(ReusingEmbedder::new(Arc::new(model)));
+    // As `Assistant::open` does: a reload then embeds only the passages that changed.
+    let embedder = load_embedder(&config).expect("./scripts/setup.sh embedding-model");
+    assert!(embedder.is_some(), "SHOPKEEP_EMBEDDING_MODEL_DIR is off");
     let loaded = Instant::now();
-    let hybrid = assistant(&config, Some(embedder));
+    let hybrid = assistant(&config, embedder);
     let load_time = loaded.elapsed();
     let added = rss_bytes() - before;
     let reload = Instant::now();

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::content::{self, HistoryTurn, PromptError, Speaker};
+use super::content::{self, HistoryTurn, PromptError, PromptSet, Speaker};
 use super::conversation::{newest_turns_within_budget, Turn, UserTurnGuard};
 use super::guard::Guarded;
 use super::knowledge::{Route, RouteKind};
@@ -56,20 +56,14 @@ impl Assistant {
         let previous = history.last().map(|turn| turn.question.as_str());
         let route = set.knowledge.route_in(&question, previous);
         if route.kind.hands_off() {
-            return self.hand_off(&turn, &inbound, &question, &route, &history);
+            return self.hand_off(&set, &turn, &inbound, &question, &route, &history);
         }
-        if let (RouteKind::SmallTalk, Some(kind)) = (route.kind, route.small_talk) {
-            let reply = set.small_talk_reply(kind, route.lang);
-            return self.post_written(&turn, &inbound, &question, &route, reply);
-        }
-        match set.quoted_answer(&route) {
-            Ok(Some(quoted)) => {
-                return self.post_written(&turn, &inbound, &question, &route, Ok(quoted));
-            }
-            Ok(None) => {}
-            Err(error) => {
-                return self.post_written(&turn, &inbound, &question, &route, Err(error));
-            }
+        let written = match (route.kind, route.small_talk) {
+            (RouteKind::SmallTalk, Some(kind)) => Some(set.small_talk_reply(kind, route.lang)),
+            _ => set.quoted_answer(&route).transpose(),
+        };
+        if let Some(reply) = written {
+            return self.post_written(&set, &turn, &inbound, &question, &route, reply);
         }
         let prompt = match self.build_prompt(&question, &route, &history) {
             Ok(prompt) => prompt,
@@ -111,6 +105,7 @@ impl Assistant {
     /// the error notice.
     pub(super) fn post_written(
         &self,
+        set: &PromptSet,
         turn: &UserTurnGuard,
         inbound: &Inbound,
         question: &str,
@@ -119,7 +114,7 @@ impl Assistant {
     ) -> Outcome {
         match reply {
             Ok(text) => {
-                let guarded = self.prompts.current().guard_reply(route, &text, true);
+                let guarded = set.guard_reply(route, &text, true);
                 self.finish_turn(turn, inbound, question, route, Some((&text, &guarded)));
                 Outcome::Reply(guarded.text)
             }
@@ -136,13 +131,13 @@ impl Assistant {
     /// ([`RouteKind::Escalate`]); moderators get the question and the conversation so far.
     pub(super) fn hand_off(
         &self,
+        set: &PromptSet,
         turn: &UserTurnGuard,
         inbound: &Inbound,
         question: &str,
         route: &Route,
         history: &[Turn],
     ) -> Outcome {
-        let set = self.prompts.current();
         let written = if route.kind == RouteKind::Escalate {
             set.quoted_answer(route)
                 .and_then(|answer| set.escalate_reply(answer.as_deref()))

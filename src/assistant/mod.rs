@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::Config;
-use crate::engine::{EngineHandle, SentenceEmbedder, TextEmbedder};
+use crate::engine::{EngineError, EngineHandle, SentenceEmbedder, TextEmbedder};
 use crate::store::{FeedbackRecord, Store, StoreError, Vote};
 use content::LoadOptions;
 use content::{PromptError, Prompts};
@@ -155,6 +155,16 @@ impl fmt::Display for Notice {
     }
 }
 
+/// The sentence-embedding model `config.embedding_model_dir` names (`None` when it is
+/// "off"), wrapped so that a reload embeds only the passages that changed.
+pub fn load_embedder(config: &Config) -> Result<Option<Arc<dyn TextEmbedder>>, EngineError> {
+    let Some(dir) = &config.embedding_model_dir else {
+        return Ok(None);
+    };
+    let model = SentenceEmbedder::load(dir, config.model.threads)?;
+    Ok(Some(Arc::new(ReusingEmbedder::new(Arc::new(model)))))
+}
+
 /// Summary of a prompt reload, shown to the admin who asked for it.
 #[derive(Debug, Clone)]
 pub struct ReloadReport {
@@ -267,16 +277,8 @@ impl Assistant {
     /// An assistant with the store opened from `config.db_path` and the prompts loaded
     /// from `config.prompts_dir` (a broken folder is an error naming file and line).
     pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
-        let embedder = match &config.embedding_model_dir {
-            Some(dir) => {
-                let model = SentenceEmbedder::load(dir, config.model.threads)
-                    .map_err(AssistantError::Embedding)?;
-                Some(Arc::new(ReusingEmbedder::new(Arc::new(model))) as Arc<dyn TextEmbedder>)
-            }
-            None => None,
-        };
         let options = LoadOptions {
-            embedder,
+            embedder: load_embedder(&config).map_err(AssistantError::Embedding)?,
             ..LoadOptions::default()
         };
         let prompts =

@@ -9,12 +9,12 @@ use clap::{Args, Subcommand};
 use shopkeep::assistant::content::{read_utterance_csv, LoadOptions, PromptSet};
 use shopkeep::assistant::eval::answers::{self, read_cases};
 use shopkeep::assistant::eval::evaluate_intents;
-use shopkeep::assistant::Assistant;
+use shopkeep::assistant::{load_embedder, Assistant};
 use shopkeep::config::Config;
 
 use super::ModelArgs;
 use shopkeep::assistant::knowledge::{Method, RouteKind};
-use shopkeep::engine::{PromptFormat, SentenceEmbedder, TextEmbedder};
+use shopkeep::engine::PromptFormat;
 
 #[derive(Subcommand)]
 pub(super) enum EvalCommand {
@@ -122,11 +122,10 @@ fn eval_answers(args: EvalAnswersArgs) -> Result<()> {
 /// The prompts folder; with `embedded`, with the configured sentence-embedding model (as
 /// the bot loads it), else lexical retrieval only.
 fn load_prompts(dir: Option<PathBuf>, zero_shot: bool, embedded: bool) -> Result<PromptSet> {
-    let embedder = match Config::from_env()?.embedding_model_dir {
-        Some(dir) if embedded => {
-            Some(Arc::new(SentenceEmbedder::load(&dir, 0)?) as Arc<dyn TextEmbedder>)
-        }
-        _ => None,
+    let embedder = if embedded {
+        load_embedder(&Config::from_env()?)?
+    } else {
+        None
     };
     let options = LoadOptions {
         dataset_phrasings: !zero_shot,

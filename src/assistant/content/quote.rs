@@ -10,9 +10,6 @@ use super::PromptSet;
 use crate::assistant::knowledge::{CatalogueAnswer, Composed, GroundedAnswers, Route, RouteKind};
 use crate::assistant::question::{Lang, SmallTalk};
 
-/// At most this many products are written out in one catalogue answer.
-const MAX_LISTED_PRODUCTS: usize = 4;
-
 impl PromptSet {
     /// The reply written from the knowledge alone, for a route that carries a composed
     /// answer ([`Route::answer`]): a FAQ answer, quoted sentences, or catalogue facts rendered
@@ -80,27 +77,9 @@ impl PromptSet {
         lang: Lang,
     ) -> Result<String, PromptError> {
         let catalogue = &self.knowledge.catalogue;
-        let (kind, shown, total): (&str, &[usize], usize) = match answer {
-            CatalogueAnswer::Facts(products) => ("facts", products, products.len()),
-            CatalogueAnswer::Compare(products) => ("compare", products, products.len()),
-            CatalogueAnswer::Extreme { cheapest, products } => {
-                let shown = &products[..products.len().min(3)];
-                let kind = if *cheapest {
-                    "cheapest"
-                } else {
-                    "most_expensive"
-                };
-                (kind, shown, shown.len())
-            }
-            CatalogueAnswer::List(products) => (
-                "list",
-                &products[..products.len().min(MAX_LISTED_PRODUCTS)],
-                products.len(),
-            ),
-        };
         let product_template = self.localised("product.j2", lang);
         let mut lines = Vec::new();
-        for &index in shown {
+        for &index in answer.shown() {
             let product = &catalogue[index];
             let line = self.render(&product_template, self.product_value_in(product, lang))?;
             lines.push((
@@ -118,9 +97,9 @@ impl PromptSet {
             .collect();
         let context = context! {
             shop => &self.shop,
-            kind,
+            kind => answer.kind(),
             products,
-            more => total.saturating_sub(shown.len()),
+            more => answer.not_shown(),
         };
         Ok(self.render("catalogue.j2", context)?.trim().to_string())
     }

@@ -175,9 +175,6 @@ impl CatalogueIndex {
             }
             let mut best: Option<(usize, usize)> = None;
             for (candidate, &product) in &self.distinctive {
-                if candidate.len() < 4 {
-                    continue;
-                }
                 let distance = edit_distance(word, candidate);
                 if distance <= budget.min(typo_budget(candidate))
                     && best.is_none_or(|(d, _)| distance < d)
@@ -195,8 +192,9 @@ impl CatalogueIndex {
 
     /// Products of the kind the question names: the products with the most category words
     /// ("teas", "Tee", "茶", "accessories") and specific words of their names ("teapot") in
-    /// the question ("a present for a tea lover": the gift box, a gift and a tea). Words without spaces (Chinese, Japanese) match longest first, so "茶壶"
-    /// (teapot) does not also count as "茶" (tea). `None` when the question names no kind.
+    /// the question ("a present for a tea lover": the gift box, a gift and a tea). Words
+    /// without spaces (Chinese, Japanese) match longest first, so "茶壶" (teapot) does not
+    /// also count as "茶" (tea). `None` when the question names no kind.
     pub fn of_kind(&self, question: &str) -> Option<Vec<usize>> {
         let normalised = normalise(question);
         let words: HashSet<String> = normalised.split(' ').map(stem).collect();
@@ -207,7 +205,7 @@ impl CatalogueIndex {
             .flatten()
             .filter(|word| word.chars().any(is_cjk))
             .collect();
-        cjk_words.sort_by_key(|word| std::cmp::Reverse(word.chars().count()));
+        cjk_words.sort_by_key(|word| (std::cmp::Reverse(word.chars().count()), *word));
         cjk_words.dedup();
         let mut cjk_found = HashSet::new();
         for word in cjk_words {
@@ -299,6 +297,45 @@ pub enum CatalogueAnswer {
     },
     /// Products matching a filter (under a price, in stock, a property), cheapest first.
     List(Vec<usize>),
+}
+
+/// At most this many products of a list are written out; the rest are only counted.
+const MAX_LISTED: usize = 4;
+
+/// The cheapest (or most expensive) product is written out with this many in all.
+const EXTREMES_SHOWN: usize = 3;
+
+impl CatalogueAnswer {
+    /// The name templates see in `kind`: "facts", "compare", "cheapest", "most_expensive"
+    /// or "list".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CatalogueAnswer::Facts(_) => "facts",
+            CatalogueAnswer::Compare(_) => "compare",
+            CatalogueAnswer::Extreme { cheapest: true, .. } => "cheapest",
+            CatalogueAnswer::Extreme { .. } => "most_expensive",
+            CatalogueAnswer::List(_) => "list",
+        }
+    }
+
+    /// The products the answer writes out, in order (their facts are the answer's facts).
+    pub fn shown(&self) -> &[usize] {
+        match self {
+            CatalogueAnswer::Facts(products) | CatalogueAnswer::Compare(products) => products,
+            CatalogueAnswer::Extreme { products, .. } => {
+                &products[..products.len().min(EXTREMES_SHOWN)]
+            }
+            CatalogueAnswer::List(products) => &products[..products.len().min(MAX_LISTED)],
+        }
+    }
+
+    /// Matching products left out of a long list.
+    pub fn not_shown(&self) -> usize {
+        match self {
+            CatalogueAnswer::List(products) => products.len() - self.shown().len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Answers a catalogue question from the cues, the products named and the products of the

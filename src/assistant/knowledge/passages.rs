@@ -12,11 +12,6 @@ use super::text::content_words;
 use super::{FaqEntry, Method, Policy, Product};
 use crate::engine::TextEmbedder;
 
-/// Whether FAQ questions and examples are passages too (they find their entry, never
-/// quoted). Measured with `shopkeep eval answers` on tests/data/answers/tuning.toml: they
-/// lift uncovered questions over the threshold more than they help covered ones, so off.
-const FAQ_PHRASINGS_AS_PASSAGES: bool = false;
-
 /// Weight of the embedding similarity in a passage's score; the lexical score has the rest.
 const EMBEDDING_WEIGHT: f32 = 0.7;
 
@@ -47,16 +42,12 @@ pub struct ShopFact {
     pub link: Option<String>,
 }
 
-/// One retrievable unit: a sentence of a FAQ answer or policy, a product, a shop fact, or a
-/// FAQ entry's question or example phrasing (which finds the entry but is never quoted).
+/// One retrievable unit: a sentence of a FAQ answer or policy, a product, or a shop fact.
+/// Passages of one source are stored together, in the source's order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Passage {
-    /// Whether the text may be quoted to a customer (not a FAQ phrasing).
-    pub quotable: bool,
     /// Index into [`Passages::sources`].
     pub source: usize,
-    /// The sentence's position in its source (0 for products and shop facts).
-    pub position: usize,
     pub text: String,
 }
 
@@ -112,72 +103,51 @@ impl Passages {
     ) -> Result<Passages, EmbedError> {
         let mut sources = Vec::new();
         let mut passages = Vec::new();
-        let mut add = |source: Source, sentences: Vec<String>, phrasings: Vec<String>| {
-            let at = sources.len();
-            sources.push(source);
-            for (position, text) in sentences.into_iter().enumerate() {
-                passages.push(Passage {
-                    quotable: true,
-                    source: at,
-                    position,
-                    text,
-                });
-            }
-            for text in phrasings {
-                passages.push(Passage {
-                    quotable: false,
-                    source: at,
-                    position: usize::MAX,
-                    text,
-                });
-            }
+        let mut add = |kind, id: &str, title: &str, link: &Option<String>, texts: Vec<String>| {
+            let source = sources.len();
+            sources.push(Source {
+                kind,
+                id: id.to_string(),
+                title: title.to_string(),
+                link: link.clone(),
+            });
+            passages.extend(texts.into_iter().map(|text| Passage { source, text }));
         };
         for policy in policies {
-            let source = Source {
-                kind: SourceKind::Policy,
-                id: policy.id.clone(),
-                title: policy.title.clone(),
-                link: policy.link.clone(),
-            };
-            add(source, sentences(&policy.text), Vec::new());
+            let texts = sentences(&policy.text);
+            add(
+                SourceKind::Policy,
+                &policy.id,
+                &policy.title,
+                &policy.link,
+                texts,
+            );
         }
         for entry in faq {
-            let source = Source {
-                kind: SourceKind::Faq,
-                id: entry.id.clone(),
-                title: entry.question.clone(),
-                link: entry.link.clone(),
-            };
-            let phrasings = if FAQ_PHRASINGS_AS_PASSAGES {
-                std::iter::once(&entry.question)
-                    .chain(&entry.examples)
-                    .cloned()
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            add(source, sentences(&entry.answer), phrasings);
+            let texts = sentences(&entry.answer);
+            add(
+                SourceKind::Faq,
+                &entry.id,
+                &entry.question,
+                &entry.link,
+                texts,
+            );
         }
         for product in catalogue {
-            let source = Source {
-                kind: SourceKind::Product,
-                id: product.id.clone(),
-                title: product.name.clone(),
-                link: None,
-            };
             let mut names = vec![product.name.as_str()];
             names.extend(product.aliases.iter().map(String::as_str));
             let text = format!("{}: {}", names.join(", "), product.description);
-            add(source, vec![text], Vec::new());
+            add(
+                SourceKind::Product,
+                &product.id,
+                &product.name,
+                &None,
+                vec![text],
+            );
         }
         for fact in shop_facts {
-            let source = Source {
-                kind: SourceKind::Shop,
-                id: "shop".into(),
-                title: "Shop details".into(),
-                link: fact.link.clone(),
-            };
-            add(source, vec![fact.text.clone()], Vec::new());
+            let texts = vec![fact.text.clone()];
+            add(SourceKind::Shop, "shop", "Shop details", &fact.link, texts);
         }
         let documents: Vec<(usize, String)> = passages
             .iter()
@@ -285,19 +255,7 @@ impl Passages {
         [passage.checked_sub(1), Some(passage + 1)]
             .into_iter()
             .flatten()
-            .filter(move |&p| {
-                p < self.passages.len()
-                    && self.passages[p].source == source
-                    && self.passages[p].quotable
-            })
-    }
-
-    /// Approximate bytes held by the passage vectors.
-    pub fn vector_bytes(&self) -> usize {
-        self.vectors
-            .as_ref()
-            .map(|v| v.iter().map(|row| row.len() * 4).sum())
-            .unwrap_or(0)
+            .filter(move |&p| p < self.passages.len() && self.passages[p].source == source)
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::passages::{Scored, Source, SourceKind};
 use super::text::normalise;
-use super::{Composed, Hit, Knowledge, Method, Product, Route, RouteKind};
+use super::{Composed, Hit, Knowledge, Method, Route, RouteKind};
 use crate::assistant::question::cues::{cues, Cues};
 use crate::assistant::question::language::{detect, Lang};
 use crate::assistant::question::small_talk::small_talk;
@@ -25,9 +25,6 @@ const NEIGHBOUR_SHARE: f32 = 0.5;
 /// my parcel" is about tracking, not "we cannot redirect a parcel").
 const CONFIDENT_CLASSIFIER: f32 = 0.4;
 const CLASSIFIER_BONUS: f32 = 0.1;
-
-/// At most this many products are listed in one answer.
-const MAX_LISTED: usize = 4;
 
 /// Words that report a problem with an order ("you sent me the wrong tea"): such a question
 /// is for the policies even when it names products.
@@ -142,9 +139,10 @@ impl Knowledge {
         let kind = self.catalogue_index.of_kind(text);
         if lang != Lang::En {
             return match catalogue::answer(&self.catalogue, asked, named, kind.as_deref()) {
-                Some(answer) if !named.is_empty() || asks_about_products(asked) => {
-                    self.catalogue_route(answer, lang, confidence)
-                }
+                Some(answer) if !named.is_empty() || asks_about_products(asked) => Route {
+                    confidence,
+                    ..self.catalogue_route(answer, lang)
+                },
                 _ => self.not_sure(&ranked, lang, confidence),
             };
         }
@@ -244,7 +242,7 @@ impl Knowledge {
                 return None;
             }
             let answer = catalogue::answer(&self.catalogue, asked, named, kind)?;
-            return Some(self.catalogue_route(answer, Lang::En, 0.0));
+            return Some(self.catalogue_route(answer, Lang::En));
         }
         if asked.asks_shipping {
             return None;
@@ -289,7 +287,7 @@ impl Knowledge {
             listed.sort_by_key(|&p| (self.catalogue[p].price, p));
             CatalogueAnswer::List(listed)
         };
-        Some(self.catalogue_route(answer, Lang::En, 0.0))
+        Some(self.catalogue_route(answer, Lang::En))
     }
 
     /// The best source for the text, when it scores at least `passage_confidence`: each
@@ -314,49 +312,48 @@ impl Knowledge {
             }
             best_of_source.entry(source).or_insert(*candidate);
         }
-        let classifier: HashMap<&str, f32> = ranked
+        // FAQ id -> (entry index, intent-classifier score).
+        let classifier: HashMap<&str, (usize, f32)> = ranked
             .iter()
-            .map(|&(index, score)| (self.faq[index].id.as_str(), score))
+            .map(|&(index, score)| (self.faq[index].id.as_str(), (index, score)))
             .collect();
+        let faq_of = |source: usize| {
+            let info = &self.passages.sources[source];
+            (info.kind == SourceKind::Faq)
+                .then(|| classifier.get(info.id.as_str()).copied())
+                .flatten()
+        };
         // An entry that hands off to a person counts only by its phrasings: its answer
         // ("tell us what happened…") reads like any problem.
-        let source_score = |source: usize, passage: &Scored| {
-            let info = &self.passages.sources[source];
-            let classified = || classifier.get(info.id.as_str()).copied().unwrap_or(0.0);
-            match info.kind {
-                SourceKind::Faq if self.entry(&info.id).is_some_and(|e| e.handoff) => classified(),
-                SourceKind::Faq => {
-                    let classified = classified();
-                    let agreed = if classified >= CONFIDENT_CLASSIFIER {
-                        CLASSIFIER_BONUS
-                    } else {
-                        0.0
-                    };
-                    passage.score.max(classified) + agreed
-                }
-                _ => passage.score,
+        let source_score = |source: usize, passage: &Scored| match faq_of(source) {
+            Some((index, classified)) if self.faq[index].handoff => classified,
+            Some((_, classified)) => {
+                let agreed = if classified >= CONFIDENT_CLASSIFIER {
+                    CLASSIFIER_BONUS
+                } else {
+                    0.0
+                };
+                passage.score.max(classified) + agreed
             }
+            None => passage.score,
         };
         let (source, passage, score) = best_of_source
             .iter()
             .map(|(&source, passage)| (source, *passage, source_score(source, passage)))
             .max_by(|a, b| a.2.total_cmp(&b.2).then(b.0.cmp(&a.0)))?;
-        let info = &self.passages.sources[source];
-        let classified = info.kind == SourceKind::Faq
-            && classifier.get(info.id.as_str()).copied().unwrap_or(0.0)
-                >= self.routing.grounded_confidence;
+        let faq = faq_of(source);
+        let classified = faq.is_some_and(|(_, score)| score >= self.routing.grounded_confidence);
         if score < self.routing.passage_confidence && !classified {
             return None;
         }
-        if info.kind == SourceKind::Faq {
-            let entry = self.entry(&info.id)?;
+        if let Some((index, _)) = faq {
+            let entry = &self.faq[index];
             let kind = if entry.handoff {
                 RouteKind::Escalate
             } else {
                 RouteKind::Grounded
             };
             let mut route = Route::empty(kind, Lang::En);
-            let index = self.faq.iter().position(|e| e.id == entry.id)?;
             route.hits = vec![self.hit((index, score))];
             route.sources = vec![self.faq_source(entry)];
             route.answer = Some(Composed::Faq {
@@ -374,7 +371,7 @@ impl Knowledge {
         if source.kind == SourceKind::Product {
             if let Some(product) = self.catalogue.iter().position(|p| p.id == source.id) {
                 let mut route =
-                    self.catalogue_route(CatalogueAnswer::Facts(vec![product]), Lang::En, 0.0);
+                    self.catalogue_route(CatalogueAnswer::Facts(vec![product]), Lang::En);
                 route.confidence = top.score;
                 return route;
             }
@@ -404,17 +401,15 @@ impl Knowledge {
         route
     }
 
-    /// A grounded route answered from the catalogue, citing it.
-    fn catalogue_route(&self, answer: CatalogueAnswer, lang: Lang, confidence: f32) -> Route {
-        let shown: Vec<usize> = match &answer {
-            CatalogueAnswer::Facts(products) | CatalogueAnswer::Compare(products) => {
-                products.clone()
-            }
-            CatalogueAnswer::Extreme { products, .. } => products.iter().take(1).copied().collect(),
-            CatalogueAnswer::List(products) => products.iter().take(MAX_LISTED).copied().collect(),
-        };
+    /// A grounded route answered from the catalogue, citing it; its products are the
+    /// ones the answer writes out.
+    fn catalogue_route(&self, answer: CatalogueAnswer, lang: Lang) -> Route {
         let mut route = Route::empty(RouteKind::Grounded, lang);
-        route.products = shown.iter().map(|&p| self.catalogue[p].clone()).collect();
+        route.products = answer
+            .shown()
+            .iter()
+            .map(|&p| self.catalogue[p].clone())
+            .collect();
         route.sources = vec![Source {
             kind: SourceKind::Product,
             id: "catalogue".into(),
@@ -422,7 +417,6 @@ impl Knowledge {
             link: None,
         }];
         route.answer = Some(Composed::Catalogue(answer));
-        route.confidence = confidence;
         route
     }
 
@@ -463,11 +457,6 @@ impl Knowledge {
             title: entry.question.clone(),
             link: entry.link.clone(),
         }
-    }
-
-    /// The catalogue facts of a product, for the guard and the templates.
-    pub fn product_by_index(&self, index: usize) -> &Product {
-        &self.catalogue[index]
     }
 }
 
