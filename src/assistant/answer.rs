@@ -359,11 +359,16 @@ impl Assistant {
     }
 }
 
-/// A general (not shop) model answer that passed the guard, or the shop's off-topic reply when
-/// [`reply_check::check_reply`] finds it off-persona, nonsense or claiming shop facts.
+/// A general (not shop) model answer that passed the guard, without a last sentence the model
+/// did not finish; or the shop's off-topic reply when [`reply_check::check_reply`] finds it
+/// off-persona, nonsense or claiming shop facts.
 fn checked_general_reply(set: &content::PromptSet, question: &str, guarded: Guarded) -> Guarded {
-    let Err(problem) = reply_check::check_reply(question, &guarded.text) else {
-        return guarded;
+    let finished = reply_check::complete_sentences(&guarded.text).to_string();
+    let Err(problem) = reply_check::check_reply(question, &finished) else {
+        return Guarded {
+            text: finished,
+            findings: guarded.findings,
+        };
     };
     METRICS.refusal(Refusal::ReplyCheck);
     tracing::warn!(?problem, reply = %guarded.text, "a general answer failed the reply check");

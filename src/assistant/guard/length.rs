@@ -2,7 +2,8 @@
 //! within the length cap.
 
 use super::{Finding, Rule};
-use crate::assistant::knowledge::{Route, RouteKind};
+use crate::assistant::knowledge::{Route, RouteKind, SourceKind};
+use crate::assistant::question::Lang;
 
 /// The smallest `max_chars` guard.toml may set.
 pub const MIN_MAX_CHARS: usize = 100;
@@ -45,19 +46,38 @@ pub(super) fn fit_lines(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// "\n\nSource: title (link)" lines for a grounded route's entries; empty otherwise.
+/// "\n\nSource: title (link)" lines for a grounded route's entries, the label (and the
+/// catalogue's title) in the route's language; empty for other routes.
 pub fn citations(route: &Route) -> String {
     if route.kind != RouteKind::Grounded || route.sources.is_empty() {
         return String::new();
     }
+    let (label, catalogue) = citation_words(route.lang);
     let mut out = String::from("\n");
     for source in &route.sources {
+        let title = if source.kind == SourceKind::Product && source.id == "catalogue" {
+            catalogue
+        } else {
+            source.title.as_str()
+        };
         match &source.link {
-            Some(link) => out.push_str(&format!("\nSource: {} ({link})", source.title)),
-            None => out.push_str(&format!("\nSource: {}", source.title)),
+            Some(link) => out.push_str(&format!("\n{label} {title} ({link})")),
+            None => out.push_str(&format!("\n{label} {title}")),
         }
     }
     out
+}
+
+/// The citation label and the catalogue's name in a language.
+fn citation_words(lang: Lang) -> (&'static str, &'static str) {
+    match lang {
+        Lang::De => ("Quelle:", "Katalog"),
+        Lang::Fr => ("Source :", "Catalogue"),
+        Lang::Es => ("Fuente:", "Catálogo"),
+        Lang::Zh => ("来源：", "商品目录"),
+        Lang::Ja => ("出典：", "商品カタログ"),
+        Lang::En | Lang::Other => ("Source:", "Catalogue"),
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +132,14 @@ mod tests {
             fit_lines("\n\nSource: a\nSource: b", 21),
             "\n\nSource: a\nSource: b"
         );
+    }
+
+    #[test]
+    fn citations_speak_the_answers_language() {
+        let set = demo();
+        let german = set.knowledge.route("Was kostet der Kyusu?");
+        assert_eq!(citations(&german).trim(), "Quelle: Katalog");
+        let english = set.knowledge.route("how much is the kyusu?");
+        assert_eq!(citations(&english).trim(), "Source: Catalogue");
     }
 }

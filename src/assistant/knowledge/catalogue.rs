@@ -13,6 +13,27 @@ use crate::assistant::question::cues::Cues;
 /// Words too common in product names to identify one product ("tea" names several).
 const GENERIC_NAME_WORDS: [&str; 8] = ["tea", "teas", "set", "of", "the", "with", "and", "for"];
 
+/// Words that ask what a product is, holds or is made of, which its description answers
+/// ("what's inside the gift box?"), never a property the description must state. (Fillers
+/// such as "made", "tell" and "details" are not topic words at all.)
+const DESCRIBING_WORDS: [&str; 8] = [
+    "inside",
+    "contain",
+    "content",
+    "include",
+    "included",
+    "consist",
+    "description",
+    "look",
+];
+
+/// Words that ask where a product comes from; a description that names a place (a capitalised
+/// word after its first: "Creamy Taiwanese oolong", "from Fujian") answers them, whatever place
+/// the customer guessed ("Where does the oolong come from? China?").
+const ORIGIN_WORDS: [&str; 8] = [
+    "come", "origin", "grown", "grow", "produced", "country", "region", "source",
+];
+
 /// How far a misspelt word may be from a product word: one edit for words of 4-6 letters, two
 /// from 7 letters (Damerau-Levenshtein; shorter words must match exactly).
 fn typo_budget(word: &str) -> usize {
@@ -38,6 +59,10 @@ pub struct CatalogueIndex {
     name_words: Vec<HashSet<String>>,
     /// Per product: the stemmed words of its description, synonyms made canonical.
     description_words: Vec<HashSet<String>>,
+    /// Per product: whether its description names a place (see [`ORIGIN_WORDS`]).
+    states_origin: Vec<bool>,
+    /// Every word of every description (the properties the catalogue talks about).
+    described_anywhere: HashSet<String>,
     /// Variant -> canonical word (shop.toml `[routing.synonyms]`), normalised.
     synonyms: HashMap<String, String>,
 }
@@ -91,7 +116,7 @@ impl CatalogueIndex {
                     }
                 }
             }
-            let description_words = normalise(&product.description)
+            let description_words: HashSet<String> = normalise(&product.description)
                 .split(' ')
                 .map(|word| index.canonical(&stem(word)))
                 .collect();
@@ -99,7 +124,13 @@ impl CatalogueIndex {
             index.cjk_names.push(cjk);
             index.name_words.push(name_words);
             index.category_words.push(category_words);
+            index
+                .described_anywhere
+                .extend(description_words.iter().cloned());
             index.description_words.push(description_words);
+            index
+                .states_origin
+                .push(names_a_place(&product.description));
         }
         let category_word = |word: &str| {
             index
@@ -251,15 +282,31 @@ impl CatalogueIndex {
     }
 
     /// The question's topic words that say something about a product beyond naming it:
-    /// words not in the product's names or category.
+    /// words not in the product's names or category, nor words any description answers
+    /// ([`DESCRIBING_WORDS`]). A question about where the product comes from ([`asks_origin`])
+    /// is answered when its description names a place (and with it the origin words and any
+    /// word no description uses: the customer's guess at the place); otherwise "origin" is
+    /// one more property the description does not state.
     pub fn property_words(&self, question: &str, product: usize) -> Vec<String> {
-        self.topic_words(question)
+        let words: Vec<String> = self
+            .topic_words(question)
             .into_iter()
             .filter(|w| {
                 !self.name_words[product].contains(w)
                     && !self.category_words[product].contains(w)
                     && !self.distinctive.contains_key(w.as_str())
+                    && !DESCRIBING_WORDS.contains(&w.as_str())
             })
+            .collect();
+        if !asks_origin(question, &words) {
+            return words;
+        }
+        if !self.states_origin[product] {
+            return [words, vec!["origin".to_string()]].concat();
+        }
+        words
+            .into_iter()
+            .filter(|w| !ORIGIN_WORDS.contains(&w.as_str()) && self.described_anywhere.contains(w))
             .collect()
     }
 
@@ -281,6 +328,28 @@ impl CatalogueIndex {
             })
             .count()
     }
+}
+
+/// Whether the question asks where something comes from: an origin word among its topic
+/// `words`, or "where" with "made" or "from" ("where is the kettle made?"), or "made in".
+fn asks_origin(question: &str, words: &[String]) -> bool {
+    if words.iter().any(|w| ORIGIN_WORDS.contains(&w.as_str())) {
+        return true;
+    }
+    let normalised = format!(" {} ", normalise(question));
+    let has = |word: &str| normalised.contains(&format!(" {word} "));
+    normalised.contains(" made in ") || (has("where") && (has("made") || has("from")))
+}
+
+/// Whether a description names a place: a capitalised word other than a sentence's first
+/// ("Bright, grassy Japanese green tea", "black tea from Fujian").
+fn names_a_place(description: &str) -> bool {
+    description.split(['.', '!', '?']).any(|sentence| {
+        sentence
+            .split_whitespace()
+            .skip(1)
+            .any(|word| word.chars().next().is_some_and(char::is_uppercase))
+    })
 }
 
 /// What a catalogue answer says, before it is written out in a language.

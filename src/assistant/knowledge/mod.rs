@@ -688,6 +688,42 @@ mod tests {
     }
 
     #[test]
+    fn what_a_product_is_comes_from_its_description_and_unstated_properties_do_not() {
+        let knowledge = demo();
+        for (question, product) in [
+            ("What's actually inside the Tea Discovery Box?", "gift-box"),
+            ("Where does the oolong come from?", "oolong-milk"),
+            ("do u hav rooibus", "rooibos-vanilla"),
+        ] {
+            let route = knowledge.route(question);
+            assert_eq!(route.kind, RouteKind::Grounded, "{question}: {route:?}");
+            let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
+            assert_eq!(ids, [product], "{question}");
+        }
+        for question in ["Is the kyusu dishwasher safe?", "Where is the kettle made?"] {
+            let route = knowledge.route(question);
+            assert_eq!(route.kind, RouteKind::NotSure, "{question}: {route:?}");
+        }
+    }
+
+    #[test]
+    fn damage_in_the_customers_words_finds_the_broken_items_rule() {
+        let knowledge = demo();
+        for question in [
+            "The mug I ordered came with a chip in the rim. What can you do about it?",
+            "my infuser came all bent out of shape",
+        ] {
+            let route = knowledge.route(question);
+            assert_eq!(route.kind, RouteKind::Grounded, "{question}: {route:?}");
+            let cited: Vec<&str> = route.sources.iter().map(|s| s.id.as_str()).collect();
+            assert!(
+                cited == ["returns"] || cited == ["order-damaged-or-wrong"],
+                "{question}: {cited:?}"
+            );
+        }
+    }
+
+    #[test]
     fn products_are_found_by_name_or_alias() {
         let knowledge = demo();
         let route = knowledge.route("How much is the clay KYUSU and is the chai in stock?");

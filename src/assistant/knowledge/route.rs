@@ -139,10 +139,16 @@ impl Knowledge {
         let kind = self.catalogue_index.of_kind(text);
         if lang != Lang::En {
             return match catalogue::answer(&self.catalogue, asked, named, kind.as_deref()) {
-                Some(answer) if !named.is_empty() || asks_about_products(asked) => Route {
-                    confidence,
-                    ..self.catalogue_route(answer, lang)
-                },
+                Some(answer)
+                    if !named.is_empty()
+                        || (kind.is_some() && asks_about_products(asked))
+                        || asked.ranks_by_price() =>
+                {
+                    Route {
+                        confidence,
+                        ..self.catalogue_route(answer, lang)
+                    }
+                }
                 _ => self.not_sure(&ranked, lang, confidence),
             };
         }
