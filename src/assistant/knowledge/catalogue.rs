@@ -310,6 +310,38 @@ impl CatalogueIndex {
             .collect()
     }
 
+    /// How many property words the question has for the named products
+    /// ([`CatalogueIndex::property_words`]), and how many of them a named product's
+    /// description states. A stated word qualified in the question by a word the description
+    /// does not state is a different property and does not count ("microwave safe" is not
+    /// "dishwasher safe").
+    pub fn stated_properties(&self, question: &str, named: &[usize]) -> (usize, usize) {
+        let tokens: Vec<String> = normalise(question)
+            .split(' ')
+            .map(|token| self.canonical(&stem(token)))
+            .collect();
+        let wanted: Vec<String> = named
+            .iter()
+            .flat_map(|&p| self.property_words(question, p))
+            .collect();
+        let states = |p: usize, word: &str| self.described_count(p, &[word.to_string()]) > 0;
+        let stated = wanted
+            .iter()
+            .filter(|word| {
+                let qualifier = tokens
+                    .iter()
+                    .position(|token| token == *word)
+                    .and_then(|at| at.checked_sub(1))
+                    .map(|at| &tokens[at])
+                    .filter(|qualifier| wanted.contains(qualifier));
+                named.iter().any(|&p| {
+                    states(p, word) && qualifier.is_none_or(|qualifier| states(p, qualifier))
+                })
+            })
+            .count();
+        (wanted.len(), stated)
+    }
+
     /// Whether the word names the product's kind: a word of its names or its category.
     pub fn is_kind_word(&self, product: usize, word: &str) -> bool {
         self.name_words[product].contains(word) || self.category_words[product].contains(word)

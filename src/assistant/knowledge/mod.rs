@@ -700,7 +700,11 @@ mod tests {
             let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
             assert_eq!(ids, [product], "{question}");
         }
-        for question in ["Is the kyusu dishwasher safe?", "Where is the kettle made?"] {
+        for question in [
+            "Is the kyusu dishwasher safe?",
+            "Is the mug microwave safe?",
+            "Where is the kettle made?",
+        ] {
             let route = knowledge.route(question);
             assert_eq!(route.kind, RouteKind::NotSure, "{question}: {route:?}");
         }

@@ -231,20 +231,9 @@ impl Knowledge {
             return None;
         }
         if !named.is_empty() {
-            let wanted: Vec<String> = named
-                .iter()
-                .flat_map(|&p| index.property_words(question, p))
-                .collect();
-            let described = wanted
-                .iter()
-                .filter(|word| {
-                    named
-                        .iter()
-                        .any(|&p| index.described_count(p, std::slice::from_ref(word)) > 0)
-                })
-                .count();
+            let (wanted, stated) = index.stated_properties(question, named);
             let about_products = asks_about_products(asked) || asked.compare || named.len() >= 2;
-            if !about_products && described * 2 < wanted.len() {
+            if !about_products && stated * 2 < wanted {
                 return None;
             }
             let answer = catalogue::answer(&self.catalogue, asked, named, kind)?;

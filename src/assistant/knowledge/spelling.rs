@@ -12,6 +12,11 @@ use crate::engine::TextEmbedder;
 /// Words shorter than this are never corrected ("hw", "til", "u").
 const MIN_LENGTH: usize = 4;
 
+/// A word is part of the vocabulary at this weight: one use in the shop's own texts (weight
+/// 5), or several in data-set phrasings (weight 1 each), which carry customers' own typos
+/// ("methds") that must not count as words.
+const KNOWN_WEIGHT: u32 = 3;
+
 /// The shop's vocabulary with how often each word occurs.
 #[derive(Clone, Default)]
 pub(super) struct Speller {
@@ -45,6 +50,7 @@ impl Speller {
             }
         }
         let mut by_length: HashMap<usize, Vec<String>> = HashMap::new();
+        counts.retain(|_, count| *count >= KNOWN_WEIGHT);
         for word in counts.keys() {
             by_length
                 .entry(word.chars().count())
@@ -118,10 +124,10 @@ mod tests {
     fn unknown_words_become_the_closest_known_word() {
         let speller = Speller::learn(
             [
-                ("Where is my package? Track the order.", 1),
+                ("Where is my package? Track the order.", 5),
                 (
                     "Return policy: return within 30 days. Pay with PayPal at checkout.",
-                    1,
+                    5,
                 ),
             ],
             None,
@@ -133,5 +139,17 @@ mod tests {
             "cn i use paypal at checkout"
         );
         assert_eq!(speller.correct("ordr 12345 zurich"), "order zurich");
+    }
+
+    #[test]
+    fn a_rare_typo_in_the_phrasings_is_not_a_word() {
+        let speller = Speller::learn(
+            [
+                ("Which payment methods do you accept?", 5),
+                ("what payment methds can I use", 1),
+            ],
+            None,
+        );
+        assert_eq!(speller.correct("payment methds"), "payment methods");
     }
 }
