@@ -257,7 +257,7 @@ async fn summarise_by_a_moderator_is_deferred_then_answered() {
         CHANNEL,
         CUSTOMER + 7,
         &[MOD_ROLE],
-        0,
+        CAN_READ,
     );
     let sent = Instant::now();
     fake.dispatch("INTERACTION_CREATE", payload);
@@ -326,10 +326,12 @@ async fn reload_prompts_is_for_admins_only() {
         .unwrap()
         .contains("admins"));
 
-    // The Administrator permission (8) counts as admin, as does an admin role.
+    // A server role with Administrator counts as admin, as does a configured admin role
+    // and the server's owner.
     for (user_id, roles, permissions) in [
-        (CUSTOMER + 1, vec![], 8u64),
+        (CUSTOMER + 1, vec![SERVER_ADMIN_ROLE], 0u64),
         (CUSTOMER + 2, vec![ADMIN_ROLE], 0),
+        (OWNER_ID, vec![], 0),
     ] {
         let (id, token_admin, payload) = command_interaction(
             &fake,
@@ -702,8 +704,8 @@ async fn command_registration_and_channel_reads_are_retried() {
         json!([]),
         CHANNEL,
         CUSTOMER,
-        &[],
-        1 << 13,
+        &[SERVER_MOD_ROLE],
+        CAN_READ,
     );
     fake.dispatch("INTERACTION_CREATE", payload);
     fake.wait_for("the summary", ANSWER_WAIT, |f| {

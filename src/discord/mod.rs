@@ -22,6 +22,7 @@ pub mod reply;
 pub mod rest;
 pub mod settings;
 pub mod split;
+pub mod staff;
 pub mod summary;
 pub mod turns;
 
@@ -39,7 +40,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::assistant::{Assistant, Inbound, Outcome};
+use crate::assistant::{Assistant, Inbound, Outcome, Role};
 use crate::lifecycle::{self, InFlight};
 use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
@@ -98,6 +99,8 @@ pub struct Shared {
     /// One user's questions are answered one at a time, in order.
     turns: Turns,
     own_messages: OwnMessages,
+    /// The shop's servers' roles, for server-wide permissions.
+    guild_permissions: staff::GuildPermissions,
 }
 
 impl Shared {
@@ -114,6 +117,24 @@ impl Shared {
 
     fn rules(&self) -> RoutingRules {
         RoutingRules::new(self.bot_id(), &self.settings)
+    }
+
+    /// The asker's role: configured role ids, plus server-wide permissions when `guild` is
+    /// one of the shop's servers (never one channel's permissions).
+    async fn role_of(&self, guild: Option<u64>, user: u64, roles: &[u64]) -> Role {
+        let rules = self.rules();
+        let by_roles = rules.role(guild, roles, None);
+        let Some(shop_guild) = guild.filter(|_| rules.is_shop_guild(guild)) else {
+            return by_roles;
+        };
+        if by_roles == Role::Admin {
+            return by_roles;
+        }
+        let permissions = self
+            .guild_permissions
+            .of(&self.rest, shop_guild, user, roles)
+            .await;
+        rules.role(guild, roles, permissions)
     }
 
     fn reply(&self, target: Target) -> Reply {
@@ -163,12 +184,25 @@ impl Shared {
         }
     }
 
-    async fn answer_message(self: Arc<Self>, msg: Message, inbound: Inbound, received: Instant) {
+    async fn answer_message(
+        self: Arc<Self>,
+        msg: Message,
+        mut inbound: Inbound,
+        received: Instant,
+    ) {
         let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
         if self.in_flight.is_cancelled() {
             tracing::info!("shutting down: question dropped before it was started");
             return;
         }
+        let roles: Vec<u64> = msg
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default();
+        inbound.role = self
+            .role_of(msg.guild_id.map(|g| g.get()), msg.author.id.get(), &roles)
+            .await;
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
         let outcome = self.assistant.handle(inbound).await;
@@ -208,14 +242,25 @@ impl EventHandler for Handler {
         if shared.commands_registered.swap(true, Ordering::SeqCst) {
             return;
         }
+        let rules = shared.rules();
+        for guild in &ready.guilds {
+            if !rules.serves(Some(guild.id.get())) {
+                tracing::warn!(
+                    guild = guild.id.get(),
+                    "the bot is in a server that is not in SHOPKEEP_GUILDS; it ignores it \
+                     (switch off Public Bot on the Developer Portal's Bot page)"
+                );
+            }
+        }
         let http = Arc::clone(&ctx.http);
-        let guilds = shared.settings.command_guilds.clone();
+        let guilds = shared.settings.registration_guilds();
         tokio::spawn(async move {
             if guilds.is_empty() {
                 register(None, || {
                     Command::set_global_commands(&http, commands::definitions())
                 })
                 .await;
+                return;
             }
             for guild in guilds {
                 register(Some(guild), || {
@@ -223,6 +268,9 @@ impl EventHandler for Handler {
                 })
                 .await;
             }
+            // Registered per server: clear global commands left from an earlier setup,
+            // so no server that is not the shop's sees them.
+            register(None, || Command::set_global_commands(&http, Vec::new())).await;
         });
     }
 
@@ -354,6 +402,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         in_flight: InFlight::new(),
         turns: Turns::default(),
         own_messages: OwnMessages::default(),
+        guild_permissions: staff::GuildPermissions::default(),
         settings,
     });
 

@@ -40,11 +40,15 @@ pub struct DiscordSettings {
     pub token: Option<DiscordToken>,
     /// Replaces `https://discord.com` for REST and gateway discovery.
     pub api_url: Option<String>,
+    /// The shop's servers (`SHOPKEEP_GUILDS`): the bot serves only these (and DMs), and
+    /// server permissions make staff only here. Empty: every server, staff by role id only.
+    pub guilds: Vec<u64>,
     pub support_channels: Vec<u64>,
     pub mod_roles: Vec<u64>,
     pub admin_roles: Vec<u64>,
     pub answer_dms: bool,
-    /// Register slash commands in these guilds (instant) instead of globally.
+    /// Register slash commands in these guilds (instant) instead of globally; empty: in
+    /// `guilds` when set, else globally.
     pub command_guilds: Vec<u64>,
     /// Channel where handoffs and guard events are posted for moderators.
     pub mod_log_channel: Option<u64>,
@@ -60,6 +64,7 @@ impl DiscordSettings {
         Ok(Self {
             token: var("DISCORD_TOKEN").map(DiscordToken::new),
             api_url: var("DISCORD_API_URL").map(|u| u.trim_end_matches('/').to_string()),
+            guilds: id_list("SHOPKEEP_GUILDS")?,
             support_channels: id_list("SHOPKEEP_SUPPORT_CHANNELS")?,
             mod_roles: id_list("SHOPKEEP_MOD_ROLES")?,
             admin_roles: id_list("SHOPKEEP_ADMIN_ROLES")?,
@@ -73,6 +78,18 @@ impl DiscordSettings {
             )?),
             summary_max_messages: parsed("SHOPKEEP_SUMMARY_MAX_MESSAGES", 500, "a message count")?,
         })
+    }
+}
+
+impl DiscordSettings {
+    /// The servers slash commands are registered in: `command_guilds`, else the shop's
+    /// `guilds`; empty means globally.
+    pub fn registration_guilds(&self) -> Vec<u64> {
+        if self.command_guilds.is_empty() {
+            self.guilds.clone()
+        } else {
+            self.command_guilds.clone()
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{model_dir, FakeDiscord, ADMIN_ROLE, MOD_ROLE};
+use super::{model_dir, FakeDiscord, ADMIN_ROLE, GUILD_ID, MOD_ROLE};
 
 /// The `shopkeep run` process, pointed at a fake Discord; killed when dropped.
 pub struct Bot {
@@ -49,6 +49,7 @@ impl Bot {
             ("SHOPKEEP_USER_PER_MINUTE".into(), "1000".into()),
             ("SHOPKEEP_CHANNEL_BURST".into(), "100".into()),
             ("SHOPKEEP_CHANNEL_PER_MINUTE".into(), "1000".into()),
+            ("SHOPKEEP_GUILDS".into(), GUILD_ID.to_string()),
             ("SHOPKEEP_MOD_ROLES".into(), MOD_ROLE.to_string()),
             ("SHOPKEEP_ADMIN_ROLES".into(), ADMIN_ROLE.to_string()),
             ("RUST_LOG".into(), "shopkeep=debug,warn".into()),

@@ -63,6 +63,33 @@ pub const GUILD_ID: u64 = 800_000_000_000_000_001;
 pub const OTHER_BOT_ID: u64 = 700_000_000_000_000_009;
 pub const MOD_ROLE: u64 = 600_000_000_000_000_001;
 pub const ADMIN_ROLE: u64 = 600_000_000_000_000_002;
+/// A role of the fake's server that grants Manage Messages server-wide (not configured).
+pub const SERVER_MOD_ROLE: u64 = 600_000_000_000_000_003;
+/// A role of the fake's server that grants Administrator server-wide (not configured).
+pub const SERVER_ADMIN_ROLE: u64 = 600_000_000_000_000_004;
+/// A server that is not the shop's.
+pub const OTHER_GUILD_ID: u64 = 800_000_000_000_000_099;
+/// The owner of the fake's server.
+pub const OWNER_ID: u64 = 400_000_000_000_000_999;
+/// Channel permissions View Channel and Read Message History.
+pub const CAN_READ: u64 = 1024 | 65536;
+
+/// The fake's server as `GET /guilds/{id}` answers: @everyone may view, send and read
+/// history; SERVER_MOD_ROLE has Manage Messages, SERVER_ADMIN_ROLE Administrator.
+pub fn guild_json() -> Value {
+    json!({
+        "id": GUILD_ID.to_string(),
+        "name": "Kettle & Kiln",
+        "owner_id": OWNER_ID.to_string(),
+        "roles": [
+            {"id": GUILD_ID.to_string(), "name": "@everyone", "permissions": (1024u64 | 2048 | 65536).to_string()},
+            {"id": MOD_ROLE.to_string(), "name": "mods", "permissions": "0"},
+            {"id": ADMIN_ROLE.to_string(), "name": "admins", "permissions": "0"},
+            {"id": SERVER_MOD_ROLE.to_string(), "name": "helpers", "permissions": (8192u64).to_string()},
+            {"id": SERVER_ADMIN_ROLE.to_string(), "name": "owners", "permissions": "8"},
+        ],
+    })
+}
 
 /// Asserts that every message the bot sent allows no mentions at all.
 pub fn assert_no_mentions_allowed(fake: &FakeDiscord) {

@@ -180,6 +180,7 @@ fn process(
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
         })),
         ("GET", ["users", "@me"]) => ok(bot()),
+        ("GET", ["guilds", guild]) if *guild == GUILD_ID.to_string() => ok(super::guild_json()),
         ("PUT", ["applications", _app, "commands"])
         | ("PUT", ["applications", _app, "guilds", _, "commands"]) => {
             let guild = if parts.len() == 5 {
