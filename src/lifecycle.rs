@@ -101,6 +101,35 @@ impl InFlight {
     }
 }
 
+/// Runs `work` as a task of its own and reports whether it panicked: `Err` carries the
+/// panic's message. Dropping the returned future (a shutdown abort) aborts `work` too. The
+/// callers log the panic and tell the person asking that something went wrong, so a bug
+/// never ends in silence.
+pub async fn catch_panic<F>(work: F) -> Result<(), String>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(work));
+    match (&mut task.0).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_panic() => {
+            let payload = error.into_panic();
+            Err(payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 async fn drain(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
@@ -183,6 +212,30 @@ mod tests {
         assert_eq!(saw_cancel.load(Ordering::SeqCst), 1);
         assert!(in_flight.is_cancelled());
         assert!(started.elapsed() >= grace + CANCEL_WAIT);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_reported_with_its_message_and_work_that_ends_is_not() {
+        let outcome = catch_panic(async {
+            let bytes = "1é";
+            let _ = bytes.split_at(bytes.len() - 1);
+        })
+        .await;
+        assert!(outcome.unwrap_err().contains("char boundary"));
+        assert_eq!(catch_panic(async {}).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_wrapper_aborts_the_work() {
+        let ran_to_end = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran_to_end);
+        let wrapped = catch_panic(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(20), wrapped).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!ran_to_end.load(Ordering::SeqCst));
     }
 
     #[tokio::test]

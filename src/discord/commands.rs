@@ -147,6 +147,28 @@ pub async fn handle(shared: &Shared, command: CommandInteraction) {
     }
 }
 
+/// Tells the person who ran a command that it failed (after a panic): an immediate answer
+/// if the interaction was not acknowledged yet, else an edit of its response.
+pub async fn answer_after_panic(
+    shared: &Shared,
+    (id, application_id): (serenity::all::InteractionId, serenity::all::ApplicationId),
+    token: &str,
+    text: &str,
+) {
+    if reply::respond(&shared.rest, id, token, ephemeral_message(text))
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    let mut reply = shared.reply(Target::Interaction {
+        application_id,
+        token: token.to_string(),
+        ephemeral: true,
+    });
+    shared.show(&mut reply, text).await;
+}
+
 fn target(command: &CommandInteraction, ephemeral: bool) -> Target {
     Target::Interaction {
         application_id: command.application_id,

@@ -83,6 +83,10 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
 }
 
+/// The answer when handling a message or command panicked (a bug; it is logged).
+const SOMETHING_WENT_WRONG: &str =
+    "Sorry, something went wrong on my side while answering that. Please try again later.";
+
 /// The answer to a slash command that arrives during shutdown.
 const SHUTTING_DOWN: &str = "I am restarting right now; please try again in a minute.";
 
@@ -294,9 +298,20 @@ impl EventHandler for Handler {
             message_id = msg.id.get(),
         );
         METRICS.request(Source::Message);
-        let task = Arc::clone(shared)
-            .answer_message(msg, inbound, received)
-            .instrument(span.clone());
+        let (channel_id, message_id) = (msg.channel_id, msg.id);
+        let work = Arc::clone(shared).answer_message(msg, inbound, received);
+        let after = Arc::clone(shared);
+        let task = async move {
+            if let Err(panic) = lifecycle::catch_panic(work.in_current_span()).await {
+                tracing::error!(%panic, "answering a message panicked");
+                let mut reply = after.reply(Target::Channel {
+                    channel_id,
+                    reply_to: Some(message_id),
+                });
+                after.show(&mut reply, SOMETHING_WENT_WRONG).await;
+            }
+        }
+        .instrument(span.clone());
         if !shared.in_flight.spawn(task) {
             span.in_scope(|| tracing::info!("shutting down: message not answered"));
         }
@@ -322,8 +337,25 @@ impl EventHandler for Handler {
             command = %command.data.name,
         );
         let shared = Arc::clone(&self.shared);
-        let (id, token) = (command.id, command.token.clone());
-        let task = async move { commands::handle(&shared, command).await }.instrument(span.clone());
+        let (id, application, token) = (command.id, command.application_id, command.token.clone());
+        let panic_token = token.clone();
+        let task = async move {
+            let work = {
+                let shared = Arc::clone(&shared);
+                async move { commands::handle(&shared, command).await }.in_current_span()
+            };
+            if let Err(panic) = lifecycle::catch_panic(work).await {
+                tracing::error!(%panic, "a slash command panicked");
+                commands::answer_after_panic(
+                    &shared,
+                    (id, application),
+                    &panic_token,
+                    SOMETHING_WENT_WRONG,
+                )
+                .await;
+            }
+        }
+        .instrument(span.clone());
         if !self.shared.in_flight.spawn(task) {
             span.in_scope(|| tracing::info!("shutting down: interaction not taken"));
             let busy = reply::ephemeral_message(SHUTTING_DOWN);
