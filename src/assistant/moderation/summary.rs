@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use crate::assistant::knowledge::RouteKind;
+use crate::assistant::content::PromptSet;
+use crate::assistant::knowledge::{Route, RouteKind};
+use crate::assistant::question::Lang;
 use crate::assistant::{Assistant, Notice, Outcome};
 
 /// Tokens reserved for the summary templates' own text and the message numbers.
@@ -235,6 +237,18 @@ pub fn analyse(messages: &[ChannelMessage], topic_of: &dyn Fn(&str) -> Option<St
     }
 }
 
+/// The model's overview through the full output guard, as any reply (mentions, prices and
+/// stock claims no product supports, foreign links, personal data, blocked phrases,
+/// length); its findings are logged.
+pub fn guard_overview(set: &PromptSet, overview: &str) -> String {
+    let route = Route::empty(RouteKind::General, Lang::En);
+    let guarded = set.guard_reply(&route, overview, false);
+    if !guarded.findings.is_empty() {
+        tracing::info!(findings = ?guarded.findings, "the guard changed a summary overview");
+    }
+    guarded.text
+}
+
 impl Assistant {
     /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
     /// with the sections of [`render`] (key topics, open questions, complaints and
@@ -298,6 +312,7 @@ impl Assistant {
                 Err(notice) => return Outcome::Notice(notice),
             }
         };
+        let overview = guard_overview(&set, &overview);
         // A message's topic: the closest knowledge entry when it is close enough (a
         // looser bar than answering needs), else the first catalogue product it names.
         let topic_of = |text: &str| {
@@ -324,6 +339,19 @@ impl Assistant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overview_goes_through_the_full_guard() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
+        let set = PromptSet::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let raw = "Customers [1] liked it. Buy at HTTPS://evil.example/x, mail ann@gmail.com, \
+                   it is free forever. @everyone";
+        let guarded = guard_overview(&set, raw);
+        assert!(guarded.contains("Customers [1] liked it."), "{guarded}");
+        for gone in ["evil.example", "ann@gmail.com", "free forever", "@everyone"] {
+            assert!(!guarded.contains(gone), "{gone} survived: {guarded}");
+        }
+    }
 
     fn msg(n: usize, author: &str, text: &str) -> ChannelMessage {
         ChannelMessage {
