@@ -38,8 +38,10 @@ pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) {
     });
 }
 
-/// The moderator-log text for an event. Customer text is quoted as code so that it cannot
-/// format or ping (mentions are also disallowed on every message).
+/// The moderator-log text for an event. Customer text, model output and every finding's
+/// detail (a removed link, say) are quoted as code, so they cannot format, ping or be
+/// clicked (mentions are also disallowed on every message), with personal data (e-mail
+/// addresses, card and phone numbers) redacted as the guard redacts it in replies.
 pub fn describe(event: &ModeratorEvent) -> String {
     let place = |user: &str, channel: &Option<String>| match channel {
         Some(channel) => format!("<@{user}> in <#{channel}>"),
@@ -91,7 +93,7 @@ pub fn describe(event: &ModeratorEvent) -> String {
             );
             let _ = writeln!(text, "Question: {}", quoted(question));
             for finding in findings {
-                let _ = writeln!(text, "Rule `{:?}`: {}", finding.rule, finding.detail);
+                let _ = writeln!(text, "Rule `{:?}`: {}", finding.rule, quoted(&finding.detail));
             }
             let _ = writeln!(text, "Raw output: {}", quoted(raw_output));
         }
@@ -99,8 +101,18 @@ pub fn describe(event: &ModeratorEvent) -> String {
     text
 }
 
+/// `text` as one inline code span: backticks turned into quotes, personal data redacted,
+/// at most 700 characters, and `://` broken (`[:]//`) so that a link stays
+/// unclickable even if a split of a long log message ever cut the span.
 fn quoted(text: &str) -> String {
-    let cleaned: String = text.replace('`', "'").chars().take(700).collect();
+    let redacted =
+        crate::assistant::guard::redact_personal_data(text, &[], "[redacted]", &mut Vec::new());
+    let cleaned: String = redacted
+        .replace('`', "'")
+        .replace("://", "[:]//")
+        .chars()
+        .take(700)
+        .collect();
     format!("`{cleaned}`")
 }
 
@@ -138,10 +150,37 @@ mod tests {
         });
         assert!(text.contains("<@42> (direct message)"), "{text}");
         assert!(text.contains("Question: `is the chai in stock?`"), "{text}");
-        assert!(text.contains("Rule `Stock`: stock claim"), "{text}");
+        assert!(text.contains("Rule `Stock`: `stock claim"), "{text}");
         assert!(
             text.contains("Raw output: `Yes, the Fireside Chai is in stock.`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn removed_links_are_not_clickable_and_redacted_data_stays_redacted() {
+        use crate::assistant::guard::{Finding, Rule};
+        let text = describe(&ModeratorEvent::GuardFired {
+            user_id: "42".into(),
+            channel_id: Some("7".into()),
+            question: "my card is 4111 1111 1111 1111, where is my order?".into(),
+            raw_output: "Write to ann.smith@gmail.com or see https://evil.example/x".into(),
+            findings: vec![
+                Finding {
+                    rule: Rule::Link,
+                    detail: "https://evil.example/x".into(),
+                },
+                Finding {
+                    rule: Rule::PersonalData,
+                    detail: "redacted an e-mail address".into(),
+                },
+            ],
+        });
+        assert!(!text.contains("https://"), "{text}");
+        assert!(text.contains("Rule `Link`: `https[:]//evil.example/x`"), "{text}");
+        for secret in ["ann.smith@gmail.com", "4111 1111 1111 1111"] {
+            assert!(!text.contains(secret), "{secret} in: {text}");
+        }
+        assert!(text.contains("[redacted]"), "{text}");
     }
 }
