@@ -242,3 +242,28 @@ async fn forget_clears_the_context_of_a_running_assistant() {
     assert!(!assistant.conversations().is_cached("alice"));
     assert!(exported_questions(&assistant.conversations().export("alice").unwrap()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_of_only_invisible_characters_is_empty() {
+    let assistant = assistant(|_| {});
+    let invisible = "\u{202E}\u{200B}\u{2066} \u{200D}\u{FEFF}\u{2069}";
+    assert!(matches!(
+        assistant.handle(inbound("alice", invisible)).await,
+        Outcome::Silent
+    ));
+    assert!(exported_questions(&assistant.conversations().export("alice").unwrap()).is_empty());
+    // Inside a question they are dropped before anything sees it.
+    let _ = answer_text(
+        assistant
+            .handle(inbound(
+                "bob",
+                "hello\u{200B} there, it is a love\u{202E}ly day",
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        exported_questions(&assistant.conversations().export("bob").unwrap()),
+        ["hello there, it is a lovely day"]
+    );
+}

@@ -34,7 +34,9 @@ impl Assistant {
     /// spawned task): the user's next `handle` waits until this answer has finished, so
     /// awaiting it before reading this stream would wait forever.
     pub async fn handle(&self, inbound: Inbound) -> Outcome {
-        let question = inbound.text.trim().to_string();
+        let question = super::invisible::strip_invisible(&inbound.text)
+            .trim()
+            .to_string();
         if question.is_empty() {
             return Outcome::Silent;
         }

@@ -353,6 +353,8 @@ async fn draft(
     let text = |name: &str| {
         option(command, name)
             .and_then(|v| v.as_str())
+            .map(crate::assistant::invisible::strip_invisible)
+            .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string)

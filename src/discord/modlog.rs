@@ -93,7 +93,12 @@ pub fn describe(event: &ModeratorEvent) -> String {
             );
             let _ = writeln!(text, "Question: {}", quoted(question));
             for finding in findings {
-                let _ = writeln!(text, "Rule `{:?}`: {}", finding.rule, quoted(&finding.detail));
+                let _ = writeln!(
+                    text,
+                    "Rule `{:?}`: {}",
+                    finding.rule,
+                    quoted(&finding.detail)
+                );
             }
             let _ = writeln!(text, "Raw output: {}", quoted(raw_output));
         }
@@ -177,7 +182,10 @@ mod tests {
             ],
         });
         assert!(!text.contains("https://"), "{text}");
-        assert!(text.contains("Rule `Link`: `https[:]//evil.example/x`"), "{text}");
+        assert!(
+            text.contains("Rule `Link`: `https[:]//evil.example/x`"),
+            "{text}"
+        );
         for secret in ["ann.smith@gmail.com", "4111 1111 1111 1111"] {
             assert!(!text.contains(secret), "{secret} in: {text}");
         }

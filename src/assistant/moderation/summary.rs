@@ -273,8 +273,8 @@ impl Assistant {
             .enumerate()
             .map(|(index, m)| crate::assistant::content::SummaryMessage {
                 number: index + 1,
-                author: m.author.clone(),
-                text: m.text.clone(),
+                author: crate::assistant::invisible::strip_invisible(&m.author),
+                text: crate::assistant::invisible::strip_invisible(&m.text),
                 link: m.link.clone(),
             })
             .collect();
@@ -344,11 +344,18 @@ mod tests {
     fn the_overview_goes_through_the_full_guard() {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
         let set = PromptSet::load(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let raw = "Customers [1] liked it. Buy at HTTPS://evil.example/x, mail ann@gmail.com, \
-                   it is free forever. @everyone";
+        let raw =
+            "Customers [1] liked\u{202E} it. Buy at HTTPS://evil.example/x, mail ann@gmail.com, \
+                   it is free forever. @every\u{200B}one";
         let guarded = guard_overview(&set, raw);
         assert!(guarded.contains("Customers [1] liked it."), "{guarded}");
-        for gone in ["evil.example", "ann@gmail.com", "free forever", "@everyone"] {
+        for gone in [
+            "evil.example",
+            "ann@gmail.com",
+            "free forever",
+            "@everyone",
+            "\u{202E}",
+        ] {
             assert!(!guarded.contains(gone), "{gone} survived: {guarded}");
         }
     }
