@@ -1,9 +1,11 @@
 //! SQLite persistence: conversations and their turns, the question log and feedback.
 //!
 //! [`Store`] wraps one connection behind a mutex; every call is a short statement or a
-//! small transaction, so async callers may call it directly. The file is opened in WAL mode
-//! (readers such as `shopkeep user export` do not block the running bot) and the schema is
-//! migrated on open through `PRAGMA user_version`.
+//! small transaction. Async callers may call it directly: each call leaves the async
+//! worker first (`block_in_place`), so a call that waits on a locked database (up to the
+//! 5 s busy timeout) never stalls gateway events or other requests. The file is opened in
+//! WAL mode (readers such as `shopkeep user export` do not block the running bot) and the
+//! schema is migrated on open through `PRAGMA user_version`.
 //!
 //! Timestamps are milliseconds since the Unix epoch ([`UnixMillis`]); callers pass them in,
 //! so nothing here reads the clock.
@@ -270,9 +272,11 @@ impl Store {
 
     /// The schema version (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .lock()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        offload(|| {
+            Ok(self
+                .lock()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -291,13 +295,15 @@ impl Store {
         user: &str,
         at: UnixMillis,
     ) -> Result<ConversationId, StoreError> {
-        let connection = self.lock();
-        connection
-            .prepare_cached(
-                "INSERT INTO conversations (user_key, started_at, last_active_at) VALUES (?1, ?2, ?2)",
-            )?
-            .execute(params![user, at])?;
-        Ok(connection.last_insert_rowid())
+        offload(|| {
+            let connection = self.lock();
+            connection
+                .prepare_cached(
+                    "INSERT INTO conversations (user_key, started_at, last_active_at) VALUES (?1, ?2, ?2)",
+                )?
+                .execute(params![user, at])?;
+            Ok(connection.last_insert_rowid())
+        })
     }
 
     /// Appends a turn and marks the conversation active at `turn.at`.
@@ -306,40 +312,46 @@ impl Store {
         conversation: ConversationId,
         turn: &StoredTurn,
     ) -> Result<(), StoreError> {
-        let mut connection = self.lock();
-        let tx = connection.transaction()?;
-        let updated = tx
-            .prepare_cached(
-                "UPDATE conversations SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
+        offload(|| {
+            let mut connection = self.lock();
+            let tx = connection.transaction()?;
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE conversations SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
+                )?
+                .execute(params![conversation, turn.at])?;
+            if updated == 0 {
+                return Err(StoreError::UnknownConversation(conversation));
+            }
+            tx.prepare_cached(
+                "INSERT INTO turns (conversation_id, at, question, answer) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![conversation, turn.at])?;
-        if updated == 0 {
-            return Err(StoreError::UnknownConversation(conversation));
-        }
-        tx.prepare_cached(
-            "INSERT INTO turns (conversation_id, at, question, answer) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![conversation, turn.at, turn.question, turn.answer])?;
-        tx.commit()?;
-        Ok(())
+            .execute(params![conversation, turn.at, turn.question, turn.answer])?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Marks a conversation closed (idle past the timeout); it stays until retention ends.
     pub fn close_conversation(&self, conversation: ConversationId) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached("UPDATE conversations SET closed = 1 WHERE id = ?1")?
-            .execute(params![conversation])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached("UPDATE conversations SET closed = 1 WHERE id = ?1")?
+                .execute(params![conversation])?;
+            Ok(())
+        })
     }
 
     /// Closes every open conversation last active before `before`; returns how many.
     pub fn close_idle_conversations(&self, before: UnixMillis) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .prepare_cached(
-                "UPDATE conversations SET closed = 1 WHERE closed = 0 AND last_active_at < ?1",
-            )?
-            .execute(params![before])?)
+        offload(|| {
+            Ok(self
+                .lock()
+                .prepare_cached(
+                    "UPDATE conversations SET closed = 1 WHERE closed = 0 AND last_active_at < ?1",
+                )?
+                .execute(params![before])?)
+        })
     }
 
     /// The user's newest open conversation with at most `max_turns` of its newest turns
@@ -349,57 +361,61 @@ impl Store {
         user: &str,
         max_turns: usize,
     ) -> Result<Option<StoredConversation>, StoreError> {
-        let connection = self.lock();
-        let Some(mut conversation) = connection
-            .prepare_cached(
-                "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
-                 WHERE user_key = ?1 AND closed = 0 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row(params![user], conversation_row)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let mut turns = connection
-            .prepare_cached(
-                "SELECT at, question, answer FROM turns WHERE conversation_id = ?1
-                 ORDER BY id DESC LIMIT ?2",
-            )?
-            .query_map(
-                params![
-                    conversation.id,
-                    i64::try_from(max_turns).unwrap_or(i64::MAX)
-                ],
-                turn_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        turns.reverse();
-        conversation.turns = turns;
-        Ok(Some(conversation))
+        offload(|| {
+            let connection = self.lock();
+            let Some(mut conversation) = connection
+                .prepare_cached(
+                    "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
+                     WHERE user_key = ?1 AND closed = 0 ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![user], conversation_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut turns = connection
+                .prepare_cached(
+                    "SELECT at, question, answer FROM turns WHERE conversation_id = ?1
+                     ORDER BY id DESC LIMIT ?2",
+                )?
+                .query_map(
+                    params![
+                        conversation.id,
+                        i64::try_from(max_turns).unwrap_or(i64::MAX)
+                    ],
+                    turn_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            turns.reverse();
+            conversation.turns = turns;
+            Ok(Some(conversation))
+        })
     }
 
     /// Every stored conversation of `user` with all turns, oldest first: those keyed by
     /// the plain id and those keyed by place (`user@dm`, `user@guild:…`; see
     /// [`crate::assistant::conversation::conversation_key`]).
     pub fn conversations_of(&self, user: &str) -> Result<Vec<StoredConversation>, StoreError> {
-        let connection = self.lock();
-        let mut conversations = connection
-            .prepare_cached(
-                "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
-                 WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@'
-                 ORDER BY id",
-            )?
-            .query_map(params![user], conversation_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut turns = connection.prepare_cached(
-            "SELECT at, question, answer FROM turns WHERE conversation_id = ?1 ORDER BY id",
-        )?;
-        for conversation in &mut conversations {
-            conversation.turns = turns
-                .query_map(params![conversation.id], turn_row)?
+        offload(|| {
+            let connection = self.lock();
+            let mut conversations = connection
+                .prepare_cached(
+                    "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
+                     WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@'
+                     ORDER BY id",
+                )?
+                .query_map(params![user], conversation_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-        }
-        Ok(conversations)
+            let mut turns = connection.prepare_cached(
+                "SELECT at, question, answer FROM turns WHERE conversation_id = ?1 ORDER BY id",
+            )?;
+            for conversation in &mut conversations {
+                conversation.turns = turns
+                    .query_map(params![conversation.id], turn_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            Ok(conversations)
+        })
     }
 
     /// Deletes conversations (and their turns) last active before `before`; returns how
@@ -408,19 +424,23 @@ impl Store {
         &self,
         before: UnixMillis,
     ) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .prepare_cached("DELETE FROM conversations WHERE last_active_at < ?1")?
-            .execute(params![before])?)
+        offload(|| {
+            Ok(self
+                .lock()
+                .prepare_cached("DELETE FROM conversations WHERE last_active_at < ?1")?
+                .execute(params![before])?)
+        })
     }
 
     /// Number of distinct users with a stored conversation.
     pub fn user_count(&self) -> Result<u64, StoreError> {
-        Ok(self.lock().query_row(
-            "SELECT count(DISTINCT user_key) FROM conversations",
-            [],
-            |r| r.get(0),
-        )?)
+        offload(|| {
+            Ok(self.lock().query_row(
+                "SELECT count(DISTINCT user_key) FROM conversations",
+                [],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     // ---- privacy -------------------------------------------------------------------
@@ -438,32 +458,35 @@ impl Store {
     }
 
     fn forget_user_at(&self, user: &str, now: UnixMillis) -> Result<ForgetReport, StoreError> {
-        let mut connection = self.lock();
-        let tx = connection.transaction()?;
-        let turns = tx.execute(
-            "DELETE FROM turns WHERE conversation_id IN
-             (SELECT id FROM conversations
-              WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@')",
-            params![user],
-        )?;
-        let conversations = tx.execute(
-            "DELETE FROM conversations
-             WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@'",
-            params![user],
-        )?;
-        let questions = tx.execute("DELETE FROM questions WHERE user_key = ?1", params![user])?;
-        let feedback = tx.execute("DELETE FROM feedback WHERE user_key = ?1", params![user])?;
-        tx.execute(
-            "INSERT INTO erasures (user_key, at) VALUES (?1, ?2)",
-            params![user, now],
-        )?;
-        tx.commit()?;
-        checkpoint(&connection);
-        Ok(ForgetReport {
-            conversations,
-            turns,
-            questions,
-            feedback,
+        offload(|| {
+            let mut connection = self.lock();
+            let tx = connection.transaction()?;
+            let turns = tx.execute(
+                "DELETE FROM turns WHERE conversation_id IN
+                 (SELECT id FROM conversations
+                  WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@')",
+                params![user],
+            )?;
+            let conversations = tx.execute(
+                "DELETE FROM conversations
+                 WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@'",
+                params![user],
+            )?;
+            let questions =
+                tx.execute("DELETE FROM questions WHERE user_key = ?1", params![user])?;
+            let feedback = tx.execute("DELETE FROM feedback WHERE user_key = ?1", params![user])?;
+            tx.execute(
+                "INSERT INTO erasures (user_key, at) VALUES (?1, ?2)",
+                params![user, now],
+            )?;
+            tx.commit()?;
+            checkpoint(&connection);
+            Ok(ForgetReport {
+                conversations,
+                turns,
+                questions,
+                feedback,
+            })
         })
     }
 
@@ -486,13 +509,15 @@ impl Store {
     /// first. Journal rows older than [`ERASURE_JOURNAL_MS`] are deleted by
     /// [`Store::prune_logs`].
     pub fn erasures_after(&self, seen: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached("SELECT id, user_key FROM erasures WHERE id > ?1 ORDER BY id")?;
-        let rows = statement
-            .query_map(params![seen], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection
+                .prepare_cached("SELECT id, user_key FROM erasures WHERE id > ?1 ORDER BY id")?;
+            let rows = statement
+                .query_map(params![seen], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
     }
 
     /// Deletes logged questions and feedback older than `before`, and erasure-journal rows
@@ -502,37 +527,42 @@ impl Store {
         before: UnixMillis,
         now: UnixMillis,
     ) -> Result<(usize, usize), StoreError> {
-        let connection = self.lock();
-        let questions =
-            connection.execute("DELETE FROM questions WHERE at < ?1", params![before])?;
-        let feedback = connection.execute("DELETE FROM feedback WHERE at < ?1", params![before])?;
-        connection.execute(
-            "DELETE FROM erasures WHERE at < ?1",
-            params![now - ERASURE_JOURNAL_MS],
-        )?;
-        Ok((questions, feedback))
+        offload(|| {
+            let connection = self.lock();
+            let questions =
+                connection.execute("DELETE FROM questions WHERE at < ?1", params![before])?;
+            let feedback =
+                connection.execute("DELETE FROM feedback WHERE at < ?1", params![before])?;
+            connection.execute(
+                "DELETE FROM erasures WHERE at < ?1",
+                params![now - ERASURE_JOURNAL_MS],
+            )?;
+            Ok((questions, feedback))
+        })
     }
 
     // ---- question log --------------------------------------------------------------
 
     /// Appends one row to the question log.
     pub fn log_question(&self, record: &QuestionRecord) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
-                "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                record.at,
-                record.user,
-                record.channel_id,
-                capped(&record.question),
-                record.entry_id,
-                record.intent,
-                record.confidence.map(f64::from),
-                record.outcome.as_str(),
-            ])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached(
+                    "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    record.at,
+                    record.user,
+                    record.channel_id,
+                    capped(&record.question),
+                    record.entry_id,
+                    record.intent,
+                    record.confidence.map(f64::from),
+                    record.outcome.as_str(),
+                ])?;
+            Ok(())
+        })
     }
 
     /// Logged questions at or after `since`, oldest first, at most `limit`.
@@ -541,108 +571,136 @@ impl Store {
         since: UnixMillis,
         limit: usize,
     ) -> Result<Vec<QuestionRecord>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
-             FROM questions WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
-        )?;
-        let rows = statement
-            .query_map(
-                params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
-                question_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
+                 FROM questions WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
+            )?;
+            let rows = statement
+                .query_map(
+                    params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    question_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
     }
 
     fn questions_of(&self, user: &str) -> Result<Vec<QuestionRecord>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
-             FROM questions WHERE user_key = ?1 ORDER BY at, id",
-        )?;
-        let rows = statement
-            .query_map(params![user], question_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
+                 FROM questions WHERE user_key = ?1 ORDER BY at, id",
+            )?;
+            let rows = statement
+                .query_map(params![user], question_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
     }
 
     // ---- feedback ------------------------------------------------------------------
 
     /// Records a vote; a later vote by the same user on the same message replaces it.
     pub fn record_feedback(&self, record: &FeedbackRecord) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
-                "INSERT INTO feedback (at, message_id, user_key, vote) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (message_id, user_key) DO UPDATE SET at = excluded.at, vote = excluded.vote",
-            )?
-            .execute(params![
-                record.at,
-                record.message_id,
-                record.user,
-                record.vote.as_i64()
-            ])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached(
+                    "INSERT INTO feedback (at, message_id, user_key, vote) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (message_id, user_key) DO UPDATE SET at = excluded.at, vote = excluded.vote",
+                )?
+                .execute(params![
+                    record.at,
+                    record.message_id,
+                    record.user,
+                    record.vote.as_i64()
+                ])?;
+            Ok(())
+        })
     }
 
     /// Removes a user's vote on a message (the reaction was taken back).
     pub fn remove_feedback(&self, message_id: &str, user: &str) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached("DELETE FROM feedback WHERE message_id = ?1 AND user_key = ?2")?
-            .execute(params![message_id, user])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached("DELETE FROM feedback WHERE message_id = ?1 AND user_key = ?2")?
+                .execute(params![message_id, user])?;
+            Ok(())
+        })
     }
 
     /// Up and down votes on one message.
     pub fn feedback_tally(&self, message_id: &str) -> Result<FeedbackTally, StoreError> {
-        let (up, down): (i64, i64) = self
-            .lock()
-            .prepare_cached(
-                "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
-                 FROM feedback WHERE message_id = ?1",
-            )?
-            .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(FeedbackTally {
-            up: up.max(0) as u64,
-            down: down.max(0) as u64,
+        offload(|| {
+            let (up, down): (i64, i64) = self
+                .lock()
+                .prepare_cached(
+                    "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
+                     FROM feedback WHERE message_id = ?1",
+                )?
+                .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(FeedbackTally {
+                up: up.max(0) as u64,
+                down: down.max(0) as u64,
+            })
         })
     }
 
     /// Up and down votes on all of the bot's messages, cast at or after `since`.
     pub fn feedback_tally_since(&self, since: UnixMillis) -> Result<FeedbackTally, StoreError> {
-        let (up, down): (i64, i64) = self
-            .lock()
-            .prepare_cached(
-                "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
-                 FROM feedback WHERE at >= ?1",
-            )?
-            .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(FeedbackTally {
-            up: up.max(0) as u64,
-            down: down.max(0) as u64,
+        offload(|| {
+            let (up, down): (i64, i64) = self
+                .lock()
+                .prepare_cached(
+                    "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
+                     FROM feedback WHERE at >= ?1",
+                )?
+                .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(FeedbackTally {
+                up: up.max(0) as u64,
+                down: down.max(0) as u64,
+            })
         })
     }
 
     fn feedback_of(&self, user: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT at, message_id, user_key, vote FROM feedback WHERE user_key = ?1 ORDER BY at, id",
-        )?;
-        let rows = statement
-            .query_map(params![user], |r| {
-                Ok(FeedbackRecord {
-                    at: r.get(0)?,
-                    message_id: r.get(1)?,
-                    user: r.get(2)?,
-                    vote: if r.get::<_, i64>(3)? > 0 {
-                        Vote::Up
-                    } else {
-                        Vote::Down
-                    },
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT at, message_id, user_key, vote FROM feedback WHERE user_key = ?1 ORDER BY at, id",
+            )?;
+            let rows = statement
+                .query_map(params![user], |r| {
+                    Ok(FeedbackRecord {
+                        at: r.get(0)?,
+                        message_id: r.get(1)?,
+                        user: r.get(2)?,
+                        vote: if r.get::<_, i64>(3)? > 0 {
+                            Vote::Up
+                        } else {
+                            Vote::Down
+                        },
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+/// Runs blocking store work so that it never stalls an async worker: on a worker of a
+/// multi-thread Tokio runtime through `block_in_place` (the worker hands its other tasks,
+/// such as gateway events and heartbeats, to another thread first, so a write waiting on
+/// a locked database delays only its own request); elsewhere (the CLI, blocking threads,
+/// single-threaded tests) directly.
+fn offload<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 

@@ -315,19 +315,29 @@ impl Assistant {
         let overview = guard_overview(&set, &overview);
         // A message's topic: the closest knowledge entry when it is close enough (a
         // looser bar than answering needs), else the first catalogue product it names.
-        let topic_of = |text: &str| {
-            let route = set.knowledge.route(text);
-            if route.kind == RouteKind::SmallTalk {
-                return None;
-            }
-            route
-                .hits
-                .first()
-                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
-                .map(|hit| hit.title.clone())
-                .or_else(|| route.products.first().map(|p| p.name.clone()))
+        // Routing every message (embeddings included) is blocking work: off the async
+        // workers.
+        let analysed = tokio::task::spawn_blocking(move || {
+            let topic_of = |text: &str| {
+                let route = set.knowledge.route(text);
+                if route.kind == RouteKind::SmallTalk {
+                    return None;
+                }
+                route
+                    .hits
+                    .first()
+                    .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
+                    .map(|hit| hit.title.clone())
+                    .or_else(|| route.products.first().map(|p| p.name.clone()))
+            };
+            let digest = analyse(&messages, &topic_of);
+            (digest, messages)
+        })
+        .await;
+        let Ok((digest, messages)) = analysed else {
+            tracing::error!("the summary analysis crashed");
+            return Outcome::Notice(Notice::GenerationFailed);
         };
-        let digest = analyse(&messages, &topic_of);
         Outcome::Summary(ChannelSummary {
             digest,
             messages,
