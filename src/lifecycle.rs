@@ -134,42 +134,65 @@ async fn drain(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Resolves at the next SIGTERM or SIGINT (Ctrl-C where Unix signals do not exist).
-/// From the first call on, those signals no longer end the process by themselves.
-pub async fn termination_signal() {
+/// The exit status when a second SIGTERM or SIGINT cuts the graceful shutdown short.
+pub const FORCED_EXIT_STATUS: i32 = 130;
+
+/// SIGTERM and SIGINT as one stream (Ctrl-C where Unix signals do not exist). Registered
+/// once, so no signal between two waits is lost.
+struct TerminationSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl TerminationSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Self { streams }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
 
+/// Resolves at the next SIGTERM or SIGINT (Ctrl-C where Unix signals do not exist).
+/// From the first call on, those signals no longer end the process by themselves.
+pub async fn termination_signal() {
+    TerminationSignals::new().next().await;
+}
+
 /// A switch that turns true at the first SIGTERM or SIGINT from now on (and stays true).
-/// Must be called within a Tokio runtime.
+/// A second one ends the process at once with [`FORCED_EXIT_STATUS`], whatever is still
+/// running: the way out of a shutdown that hangs. Must be called within a Tokio runtime.
 pub fn stop_on_termination() -> watch::Receiver<bool> {
     let (stop_tx, stop) = watch::channel(false);
+    let mut signals = TerminationSignals::new();
     tokio::spawn(async move {
-        termination_signal().await;
+        signals.next().await;
         stop_tx.send_replace(true);
-        // Keep the sender alive so receivers see `true`, not a closed channel.
-        std::future::pending::<()>().await;
+        signals.next().await;
+        tracing::warn!("a second termination signal: exiting now, without waiting");
+        std::process::exit(FORCED_EXIT_STATUS);
     });
     stop
 }

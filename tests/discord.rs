@@ -523,32 +523,6 @@ async fn discord_errors_are_retried_honouring_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_the_reply_in_flight_and_exits_zero() {
-    let (fake, mut bot) = started(&[("SHOPKEEP_MAX_NEW_TOKENS", "200")]).await;
-    let question = Msg::new(&fake, CHANNEL, CUSTOMER, "a last question").mentioning_bot();
-    question.send(&fake);
-    // Wait until the bot is working on it, then ask it to stop.
-    fake.wait_for("the typing indicator", ANSWER_WAIT, |f| {
-        f.requests()
-            .iter()
-            .any(|r| r.path.ends_with("/typing"))
-            .then_some(())
-    })
-    .await;
-    bot.signal("TERM");
-    let status = bot.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.success(),
-        "exit status {status:?}; logs:\n{}",
-        bot.logs()
-    );
-    // The reply in flight was finished before exiting.
-    reply_to(&fake, CHANNEL, question.id).await;
-    // And no new work was taken after the signal… (the process is gone now).
-    assert_no_mentions_allowed(&fake);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_never_appears_in_the_logs() {
     // At trace level too, where the WebSocket library would print every frame it sends.
     let (fake, mut bot) = started(&[("RUST_LOG", "trace")]).await;

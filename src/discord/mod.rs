@@ -87,7 +87,7 @@ pub fn intents() -> GatewayIntents {
 const SOMETHING_WENT_WRONG: &str =
     "Sorry, something went wrong on my side while answering that. Please try again later.";
 
-/// The answer to a slash command that arrives during shutdown.
+/// The answer to a question or slash command that arrives during shutdown.
 const SHUTTING_DOWN: &str = "I am restarting right now; please try again in a minute.";
 
 /// State shared by every event handler.
@@ -313,7 +313,15 @@ impl EventHandler for Handler {
         }
         .instrument(span.clone());
         if !shared.in_flight.spawn(task) {
-            span.in_scope(|| tracing::info!("shutting down: message not answered"));
+            span.in_scope(|| tracing::info!("shutting down: message answered with a notice"));
+            let mut reply = shared.reply(Target::Channel {
+                channel_id,
+                reply_to: Some(message_id),
+            });
+            shared
+                .show(&mut reply, SHUTTING_DOWN)
+                .instrument(span)
+                .await;
         }
     }
 
@@ -408,7 +416,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     }
     let http = builder.build();
     let rest = Rest::new(Arc::new(http));
-    modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
+    let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
 
     if let Some(addr) = assistant.config().metrics_addr {
         let bound = crate::metrics::serve(addr, Some(assistant.engine().clone())).await?;
@@ -471,6 +479,9 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
             .in_flight
             .shut_down(stopper.settings.shutdown_grace)
             .await;
+        if let Some(mod_log) = mod_log {
+            mod_log.drain(modlog::DRAIN_WAIT).await;
+        }
         stopped_flag.store(true, Ordering::SeqCst);
         shard_manager.shutdown_all().await;
     });

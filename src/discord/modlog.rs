@@ -3,22 +3,71 @@
 
 use std::fmt::Write;
 
+use std::time::Duration;
+
 use serenity::model::id::ChannelId;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::reply::{OwnMessages, Reply, Target};
 use super::rest::Rest;
 use crate::assistant::{Assistant, ModeratorEvent};
 
-/// Posts every moderator event to `channel` until the assistant is dropped.
-pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) {
-    let Some(channel) = channel else {
-        return;
-    };
+/// How long shutdown waits for the moderator log to post what is queued.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(15);
+
+/// The running moderator-log task; [`ModLog::drain`] finishes it.
+pub struct ModLog {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ModLog {
+    /// Posts the events already queued (with their retries), then ends the task; gives up
+    /// after `wait`. Shutdown calls it once the answers in flight are done, so a hand-off
+    /// raised by the last answer still reaches the moderators.
+    pub async fn drain(self, wait: Duration) {
+        self.stop.send_replace(true);
+        let mut task = self.task;
+        if tokio::time::timeout(wait, &mut task).await.is_err() {
+            tracing::warn!("the moderator log did not finish posting in time; events were lost");
+            task.abort();
+        }
+    }
+}
+
+/// Posts every moderator event to `channel` until the assistant is dropped or
+/// [`ModLog::drain`] is called. `None` when no channel is set.
+pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) -> Option<ModLog> {
+    let channel = channel?;
     let mut events = assistant.subscribe_moderator_events();
-    tokio::spawn(async move {
+    let (stop, mut stopping) = watch::channel(false);
+    let post = move |event: ModeratorEvent| {
+        let rest = rest.clone();
+        async move {
+            let target = Target::Channel {
+                channel_id: ChannelId::new(channel),
+                reply_to: None,
+            };
+            let mut post = Reply::new(rest, target, OwnMessages::default());
+            if let Err(error) = post.show(&describe(&event)).await {
+                tracing::error!(%error, channel, "could not post to the moderator log");
+            }
+        }
+    };
+    let task = tokio::spawn(async move {
         loop {
-            let event = match events.recv().await {
+            let next = tokio::select! {
+                event = events.recv() => Some(event),
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(event) = next else {
+                while let Ok(event) = events.try_recv() {
+                    post(event).await;
+                }
+                return;
+            };
+            let event = match event {
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "moderator log fell behind; events were skipped");
@@ -26,16 +75,10 @@ pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) {
                 }
                 Err(RecvError::Closed) => return,
             };
-            let target = Target::Channel {
-                channel_id: ChannelId::new(channel),
-                reply_to: None,
-            };
-            let mut post = Reply::new(rest.clone(), target, OwnMessages::default());
-            if let Err(error) = post.show(&describe(&event)).await {
-                tracing::error!(%error, channel, "could not post to the moderator log");
-            }
+            post(event).await;
         }
     });
+    Some(ModLog { stop, task })
 }
 
 /// The moderator-log text for an event. Customer text, model output and every finding's
