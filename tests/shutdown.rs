@@ -75,6 +75,10 @@ async fn the_grace_period_lets_a_running_answer_finish_and_late_questions_hear_r
             .to_string();
         let signalled = Instant::now();
         bot.signal("TERM");
+        fake.wait_for("the shutdown to begin", ANSWER_WAIT, |_| {
+            bot.logs().contains("shutdown requested").then_some(())
+        })
+        .await;
         // A question during the grace period: a notice, not silence.
         let late = Msg::new(&fake, CHANNEL, CUSTOMER + 1, "hello?").mentioning_bot();
         late.send(&fake);

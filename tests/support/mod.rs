@@ -5,9 +5,16 @@
 //!   (method, path, query, JSON body, time) and every gateway frame it receives, injects
 //!   any gateway event, and fails on demand (drop the gateway socket, answer 500, answer 429
 //!   with `retry_after`, process a request and then answer 500 as if the answer were lost,
-//!   fail a share of requests at random). Like Discord, it honours `enforce_nonce` on
-//!   message creates: a nonce seen in the same channel within [`NONCE_WINDOW`] returns the
-//!   message already created.
+//!   fail a share of requests at random). It keeps Discord's rules: `enforce_nonce` on
+//!   message creates (a nonce seen in the same channel within [`NONCE_WINDOW`] returns the
+//!   message already created); `Authorization: Bot <token>` on every API call but
+//!   interaction callbacks and webhooks (else 401); 400 for message content that is empty
+//!   or over 2,000 characters; 404 for edits and deletes of messages that do not exist;
+//!   one acknowledgement per interaction, within [`INTERACTION_DEADLINE`] (else 404, and
+//!   400 for a second one). Its gateway sends HELLO with a settable heartbeat interval,
+//!   ACKs heartbeats (or not: a zombie connection), sends op 7 and op 9 on demand, checks
+//!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
+//!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
 //! - [`payloads`]: the events a test injects, with the minimal fields serenity 0.12.5 needs
 //!   to deserialise (listed there).
 //! - [`bot`]: [`Bot`] runs the real `shopkeep run` binary against the fake.
