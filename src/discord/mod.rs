@@ -7,7 +7,8 @@
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
 //! - [`split`]: the splitting itself (pure);
 //! - [`turns`]: one user's messages answered one at a time, in order;
-//! - [`rest`]: sends with retries, and with no mentions allowed on every message.
+//! - [`rest`]: sends with retries, and with no mentions allowed on every message;
+//! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself.
 //!
 //! [`run`] connects and serves until SIGTERM/SIGINT, then stops taking new work, lets
 //! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
@@ -18,6 +19,7 @@ pub mod events;
 pub mod feedback;
 pub mod history;
 pub mod modlog;
+pub mod ratelimit;
 pub mod reply;
 pub mod rest;
 pub mod settings;
@@ -409,10 +411,14 @@ pub fn invite_permissions() -> serenity::model::Permissions {
 pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
     METRICS.declare_platform_errors(&DiscordErrorKind::ALL.map(DiscordErrorKind::label));
     let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
-    let mut builder = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    // serenity's rate limiter is off, with or without a proxy: `Rest` keeps the limits
+    // itself, so production runs the path the tests exercise.
+    let mut builder = HttpBuilder::new(token.expose())
+        .default_allowed_mentions(no_mentions())
+        .ratelimiter_disabled(true);
     if let Some(url) = &settings.api_url {
         tracing::info!(api = %url, "using a Discord API proxy");
-        builder = builder.proxy(url.as_str()).ratelimiter_disabled(true);
+        builder = builder.proxy(url.as_str());
     }
     let http = builder.build();
     let rest = Rest::new(Arc::new(http));
@@ -447,9 +453,13 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     });
 
     // The client gets its own Http with the same settings; sends go through `Rest`.
-    let mut client_http = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    // Its few calls (the bot's user, gateway discovery, command registration) happen at
+    // start; they are retried, not rate-limited.
+    let mut client_http = HttpBuilder::new(token.expose())
+        .default_allowed_mentions(no_mentions())
+        .ratelimiter_disabled(true);
     if let Some(url) = &shared.settings.api_url {
-        client_http = client_http.proxy(url.as_str()).ratelimiter_disabled(true);
+        client_http = client_http.proxy(url.as_str());
     }
     let mut client = ClientBuilder::new_with_http(client_http.build(), intents())
         .event_handler(Handler {

@@ -102,6 +102,10 @@ pub struct State {
     pub(super) live_messages: Mutex<std::collections::HashSet<(u64, u64)>>,
     /// Interactions dispatched, by id.
     pub(super) interactions: Mutex<HashMap<u64, Interaction>>,
+    /// Rate limits per channel: (requests per window, window), per route of the channel.
+    pub(super) channel_limits: Mutex<HashMap<u64, (u64, Duration)>>,
+    /// Per bucket (method + route + channel): requests in the current window, and its start.
+    pub(super) buckets: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 /// An interaction the fake dispatched, and what the bot did with it.
@@ -312,6 +316,17 @@ impl FakeDiscord {
                     && c.message["message_reference"]["message_id"] == json!(message.to_string())
             })
             .collect()
+    }
+
+    /// Message routes of `channel` allow `limit` requests per `window` each, as Discord's
+    /// buckets do: every answer carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After`
+    /// and `-Bucket`, and a request over the limit gets a 429 (not global).
+    pub fn rate_limit_channel(&self, channel: u64, limit: u64, window: Duration) {
+        self.state
+            .channel_limits
+            .lock()
+            .unwrap()
+            .insert(channel, (limit, window));
     }
 
     /// From now on, answer IDENTIFY by closing the socket with 4004 (bad token).

@@ -30,10 +30,18 @@ pub(super) async fn rest(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let (status, answer) = match refusal(&path, authorization, json_body.as_ref(), method.as_str())
-    {
-        Some(refused) => refused,
-        None => answer(
+    let limited = rate_limit(&state, method.as_str(), &path);
+    let refused = refusal(&path, authorization, json_body.as_ref(), method.as_str());
+    let (status, answer) = match (refused, &limited) {
+        (Some(refused), _) => refused,
+        (None, Some(bucket)) if bucket.remaining.is_none() => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Answer::RateLimited(
+                json!({"message": "You are being rate limited.", "retry_after": bucket.reset_after, "global": false}),
+                bucket.reset_after,
+            ),
+        ),
+        (None, _) => answer(
             &state,
             method.as_str(),
             &path,
@@ -54,7 +62,7 @@ pub(super) async fn rest(
         response,
         at: Instant::now(),
     });
-    match answer {
+    let mut response = match answer {
         Answer::Json(value) => (status, axum::Json(value)).into_response(),
         Answer::Empty => status.into_response(),
         Answer::RateLimited(value, retry_after) => (
@@ -63,7 +71,66 @@ pub(super) async fn rest(
             axum::Json(value),
         )
             .into_response(),
+    };
+    if let Some(bucket) = limited {
+        let headers = response.headers_mut();
+        let mut set = |name: &'static str, value: String| {
+            headers.insert(name, value.parse().unwrap());
+        };
+        set("x-ratelimit-limit", bucket.limit.to_string());
+        set(
+            "x-ratelimit-remaining",
+            bucket.remaining.unwrap_or(0).to_string(),
+        );
+        set(
+            "x-ratelimit-reset-after",
+            format!("{:.3}", bucket.reset_after),
+        );
+        set("x-ratelimit-bucket", bucket.key);
     }
+    response
+}
+
+/// A request's place in its rate-limit bucket.
+struct BucketState {
+    key: String,
+    limit: u64,
+    /// Requests left after this one; `None`: this one is over the limit.
+    remaining: Option<u64>,
+    /// Seconds until the bucket's window ends.
+    reset_after: f64,
+}
+
+/// Counts a request to a rate-limited channel's message routes (see
+/// `FakeDiscord::rate_limit_channel`); `None` for routes without a limit.
+fn rate_limit(state: &State, method: &str, path: &str) -> Option<BucketState> {
+    let parts: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let (channel, route) = match parts.as_slice() {
+        ["channels", channel, "messages"] => (channel.parse().ok()?, "messages"),
+        ["channels", channel, "messages", _] => (channel.parse().ok()?, "messages/:id"),
+        _ => return None,
+    };
+    let (limit, window) = *state.channel_limits.lock().unwrap().get(&channel)?;
+    let key = format!("{method} {route} {channel}");
+    let mut buckets = state.buckets.lock().unwrap();
+    let (count, started) = buckets.entry(key.clone()).or_insert((0, Instant::now()));
+    if started.elapsed() >= window {
+        *count = 0;
+        *started = Instant::now();
+    }
+    let reset_after = window.saturating_sub(started.elapsed()).as_secs_f64();
+    let remaining = if *count < limit {
+        *count += 1;
+        Some(limit - *count)
+    } else {
+        None
+    };
+    Some(BucketState {
+        key,
+        limit,
+        remaining,
+        reset_after,
+    })
 }
 
 /// What Discord refuses before doing anything: a request without the bot token (401;
