@@ -97,6 +97,7 @@ fn settings(max_users_in_memory: usize) -> ConversationSettings {
     ConversationSettings {
         idle_timeout: Duration::from_secs(30 * 60),
         retention: Duration::from_secs(30 * 86_400),
+        log_retention: Duration::from_secs(90 * 86_400),
         max_users_in_memory,
         max_turns_in_memory: 20,
     }

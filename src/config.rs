@@ -63,6 +63,8 @@ pub struct ConversationSettings {
     pub idle_timeout: Duration,
     /// Closed conversations are deleted from the store after this long.
     pub retention: Duration,
+    /// Logged questions and feedback votes are deleted after this long.
+    pub log_retention: Duration,
     /// At most this many users' conversations are held in memory (LRU).
     pub max_users_in_memory: usize,
     /// At most this many of a conversation's newest turns are held in memory and offered
@@ -134,6 +136,9 @@ impl Config {
                 ),
                 retention: Duration::from_secs(
                     86_400 * parsed("SHOPKEEP_RETENTION_DAYS", 30u64, "days (0 = at once)")?,
+                ),
+                log_retention: Duration::from_secs(
+                    86_400 * parsed("SHOPKEEP_LOG_RETENTION_DAYS", 90u64, "days (0 = at once)")?,
                 ),
                 max_users_in_memory: at_least_one(
                     "SHOPKEEP_MAX_USERS_IN_MEMORY",

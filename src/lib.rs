@@ -13,6 +13,7 @@
 //! - [`lifecycle`]: work in flight and graceful shutdown (the terminal chat and Discord);
 //! - [`store`]: SQLite persistence;
 //! - [`config`]: settings from the environment, range-checked once at start;
+//! - [`logging`]: the log filter, which no level lets show the token;
 //! - [`metrics`]: Prometheus metrics (optional endpoint).
 
 #![warn(unreachable_pub)]
@@ -22,5 +23,6 @@ pub mod config;
 pub mod discord;
 pub mod engine;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod store;

@@ -101,46 +101,98 @@ impl InFlight {
     }
 }
 
+/// Runs `work` as a task of its own and reports whether it panicked: `Err` carries the
+/// panic's message. Dropping the returned future (a shutdown abort) aborts `work` too. The
+/// callers log the panic and tell the person asking that something went wrong, so a bug
+/// never ends in silence.
+pub async fn catch_panic<F>(work: F) -> Result<(), String>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(work));
+    match (&mut task.0).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_panic() => {
+            let payload = error.into_panic();
+            Err(payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 async fn drain(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
+}
+
+/// The exit status when a second SIGTERM or SIGINT cuts the graceful shutdown short.
+pub const FORCED_EXIT_STATUS: i32 = 130;
+
+/// SIGTERM and SIGINT as one stream (Ctrl-C where Unix signals do not exist). Registered
+/// once, so no signal between two waits is lost.
+struct TerminationSignals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl TerminationSignals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Resolves at the next SIGTERM or SIGINT (Ctrl-C where Unix signals do not exist).
 /// From the first call on, those signals no longer end the process by themselves.
 pub async fn termination_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    TerminationSignals::new().next().await;
 }
 
 /// A switch that turns true at the first SIGTERM or SIGINT from now on (and stays true).
-/// Must be called within a Tokio runtime.
+/// A second one ends the process at once with [`FORCED_EXIT_STATUS`], whatever is still
+/// running: the way out of a shutdown that hangs. Must be called within a Tokio runtime.
 pub fn stop_on_termination() -> watch::Receiver<bool> {
     let (stop_tx, stop) = watch::channel(false);
+    let mut signals = TerminationSignals::new();
     tokio::spawn(async move {
-        termination_signal().await;
+        signals.next().await;
         stop_tx.send_replace(true);
-        // Keep the sender alive so receivers see `true`, not a closed channel.
-        std::future::pending::<()>().await;
+        signals.next().await;
+        tracing::warn!("a second termination signal: exiting now, without waiting");
+        std::process::exit(FORCED_EXIT_STATUS);
     });
     stop
 }
@@ -183,6 +235,30 @@ mod tests {
         assert_eq!(saw_cancel.load(Ordering::SeqCst), 1);
         assert!(in_flight.is_cancelled());
         assert!(started.elapsed() >= grace + CANCEL_WAIT);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_reported_with_its_message_and_work_that_ends_is_not() {
+        let outcome = catch_panic(async {
+            let bytes = "1é";
+            let _ = bytes.split_at(bytes.len() - 1);
+        })
+        .await;
+        assert!(outcome.unwrap_err().contains("char boundary"));
+        assert_eq!(catch_panic(async {}).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_wrapper_aborts_the_work() {
+        let ran_to_end = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran_to_end);
+        let wrapped = catch_panic(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(20), wrapped).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!ran_to_end.load(Ordering::SeqCst));
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shopkeep::assistant::content::Prompts;
+use shopkeep::assistant::conversation::conversation_key;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
@@ -104,18 +105,17 @@ fn user_forget_deletes_the_users_data_only() {
 }
 
 fn assistant(configure: impl FnOnce(&mut Config)) -> Assistant {
+    assistant_on(Store::open_in_memory().unwrap(), configure)
+}
+
+fn assistant_on(store: Store, configure: impl FnOnce(&mut Config)) -> Assistant {
     let engine =
         EngineHandle::load(&test_model("tiny-gpt2"), &SessionOptions::with_threads(1)).unwrap();
     let mut config = Config::from_env().unwrap();
     config.model.max_new_tokens = 8;
     configure(&mut config);
     let prompts = Prompts::load(&config.prompts_dir).expect("the repository's prompts/ load");
-    Assistant::new(
-        engine,
-        Arc::new(config),
-        Arc::new(Store::open_in_memory().unwrap()),
-        Arc::new(prompts),
-    )
+    Assistant::new(engine, Arc::new(config), Arc::new(store), Arc::new(prompts))
 }
 
 fn inbound(user: &str, text: &str) -> Inbound {
@@ -238,7 +238,81 @@ async fn forget_clears_the_context_of_a_running_assistant() {
         exported_questions(&assistant.conversations().export("alice").unwrap()),
         ["hello there, it is a lovely day"]
     );
+    assert!(assistant
+        .conversations()
+        .is_cached(&conversation_key("alice", Some("shop"))));
     assistant.forget("alice").await.unwrap();
-    assert!(!assistant.conversations().is_cached("alice"));
+    assert!(!assistant
+        .conversations()
+        .is_cached(&conversation_key("alice", Some("shop"))));
     assert!(exported_questions(&assistant.conversations().export("alice").unwrap()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_of_only_invisible_characters_is_empty() {
+    let assistant = assistant(|_| {});
+    let invisible = "\u{202E}\u{200B}\u{2066} \u{200D}\u{FEFF}\u{2069}";
+    assert!(matches!(
+        assistant.handle(inbound("alice", invisible)).await,
+        Outcome::Silent
+    ));
+    assert!(exported_questions(&assistant.conversations().export("alice").unwrap()).is_empty());
+    // Inside a question they are dropped before anything sees it.
+    let _ = answer_text(
+        assistant
+            .handle(inbound(
+                "bob",
+                "hello\u{200B} there, it is a love\u{202E}ly day",
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        exported_questions(&assistant.conversations().export("bob").unwrap()),
+        ["hello there, it is a lovely day"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_forget_from_the_command_line_reaches_the_running_assistant() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bot.sqlite3");
+    let assistant = assistant_on(Store::open(db.to_str().unwrap()).unwrap(), |_| {});
+    let said = "hello there, my address is 12 Elm Street";
+    let _ = answer_text(assistant.handle(inbound("alice", said)).await).await;
+    let key = conversation_key("alice", Some("shop"));
+    assert!(assistant.conversations().is_cached(&key));
+    // Another process forgets alice while this one runs.
+    let output = shopkeep(&db, &["user", "forget", "alice"]);
+    assert!(output.status.success(), "{output:?}");
+    let turn = assistant.conversations().lock_user(&key).await;
+    assert!(
+        assistant.conversations().history(&turn).unwrap().is_empty(),
+        "the running assistant still holds the forgotten turns"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_said_in_a_dm_does_not_feed_answers_in_a_server() {
+    let assistant = assistant(|_| {});
+    let mut dm = inbound("alice", "hello there, my address is 12 Elm Street");
+    dm.guild_id = None;
+    dm.channel_id = None;
+    dm.kind = InboundKind::DirectMessage;
+    let _ = answer_text(assistant.handle(dm).await).await;
+    let in_server = conversation_key("alice", Some("shop"));
+    let turn = assistant.conversations().lock_user(&in_server).await;
+    assert!(assistant.conversations().history(&turn).unwrap().is_empty());
+    drop(turn);
+    let turn = assistant
+        .conversations()
+        .lock_user(&conversation_key("alice", None))
+        .await;
+    assert_eq!(assistant.conversations().history(&turn).unwrap().len(), 1);
+    drop(turn);
+    // Export and forget by user id cover every place.
+    assert_eq!(
+        exported_questions(&assistant.conversations().export("alice").unwrap()),
+        ["hello there, my address is 12 Elm Street"]
+    );
 }

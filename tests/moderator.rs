@@ -64,7 +64,8 @@ async fn moderator_command(
     user: u64,
     roles: &[u64],
 ) -> (Recorded, Vec<Value>) {
-    let (id, token, payload) = command_interaction(fake, name, options, CHANNEL, user, roles, 0);
+    let (id, token, payload) =
+        command_interaction(fake, name, options, CHANNEL, user, roles, CAN_READ);
     fake.dispatch("INTERACTION_CREATE", payload);
     let first = fake
         .wait_for("the first response", Duration::from_secs(3), |f| {

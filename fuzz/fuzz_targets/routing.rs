@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let bit = |n: u8| flags & (1 << n) != 0;
     let rules = RoutingRules {
         bot_id: BOT,
+        guilds: vec![1],
         support_channels: vec![SUPPORT],
         answer_dms: bit(0),
         mod_roles: vec![7],
@@ -38,7 +39,6 @@ fuzz_target!(|data: &[u8]| {
         mentions: if bit(6) { vec![BOT] } else { Vec::new() },
         replies_to_bot: bit(7),
         roles: vec![7],
-        permissions: None,
     };
     let routed = rules.route(&facts);
     if author_id == BOT || facts.author_is_bot || !facts.is_regular {

@@ -34,7 +34,9 @@ impl Assistant {
     /// spawned task): the user's next `handle` waits until this answer has finished, so
     /// awaiting it before reading this stream would wait forever.
     pub async fn handle(&self, inbound: Inbound) -> Outcome {
-        let question = inbound.text.trim().to_string();
+        let question = super::invisible::strip_invisible(&inbound.text)
+            .trim()
+            .to_string();
         if question.is_empty() {
             return Outcome::Silent;
         }
@@ -49,7 +51,13 @@ impl Assistant {
             self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
             return Outcome::Notice(Notice::Busy);
         };
-        let turn = self.conversations.lock_user(&inbound.user_id).await;
+        let turn = self
+            .conversations
+            .lock_user(&super::conversation::conversation_key(
+                &inbound.user_id,
+                inbound.guild_id.as_deref(),
+            ))
+            .await;
         // One prompt set for the whole request, even if a reload swaps it meanwhile.
         let set = self.prompts.current();
         let history = self.history(&turn);
@@ -218,10 +226,15 @@ impl Assistant {
 
     /// The user's recent turns; on a storage error, none (the question is still answered).
     pub(super) fn history(&self, turn: &UserTurnGuard) -> Vec<Turn> {
-        self.conversations.history(turn).unwrap_or_else(|error| {
+        let history = self.conversations.history(turn).unwrap_or_else(|error| {
             tracing::error!(%error, user = turn.user(), "could not load the conversation");
             Vec::new()
-        })
+        });
+        // Users forgotten by any process: their cached prompt prefixes go too.
+        for user in self.conversations.take_erased() {
+            self.engine.forget_prefixes(Some(&user));
+        }
+        history
     }
 
     /// The answer prompt (persona, the routed facts, history, question) with as many of the

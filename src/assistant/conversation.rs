@@ -129,6 +129,20 @@ impl Drop for UserTurnGuard {
     }
 }
 
+/// Separates the user id from the place in a conversation key.
+pub const PLACE_SEPARATOR: char = '@';
+
+/// The key of `user`'s conversation in a place: `user@dm` for direct messages (and the
+/// terminal), `user@guild:<id>` for each server. What a customer says in a DM (an address,
+/// an order number) never feeds their answers in a public channel or another server.
+/// Export and forget by user id cover every place.
+pub fn conversation_key(user: &str, guild: Option<&str>) -> String {
+    match guild {
+        Some(guild) => format!("{user}{PLACE_SEPARATOR}guild:{guild}"),
+        None => format!("{user}{PLACE_SEPARATOR}dm"),
+    }
+}
+
 /// The open conversation of a cached user.
 #[derive(Debug, Clone)]
 struct OpenConversation {
@@ -155,6 +169,10 @@ pub struct PruneReport {
     pub deleted: usize,
     /// Idle users dropped from memory.
     pub evicted: usize,
+    /// Logged questions deleted because their retention ended.
+    pub questions: usize,
+    /// Feedback votes deleted because their retention ended.
+    pub feedback: usize,
 }
 
 /// Per-user conversation context; see the module docs for the contracts.
@@ -167,6 +185,10 @@ pub struct ConversationStore {
     tick: AtomicU64,
     /// Only one eviction pass at a time.
     evicting: Mutex<()>,
+    /// The newest erasure-journal id already applied to the cache.
+    erasures_seen: std::sync::atomic::AtomicI64,
+    /// Users erased (by any process) since [`ConversationStore::take_erased`] last ran.
+    erased: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for ConversationStore {
@@ -187,7 +209,36 @@ impl ConversationStore {
             locks: Arc::new(DashMap::new()),
             tick: AtomicU64::new(0),
             evicting: Mutex::new(()),
+            erasures_seen: std::sync::atomic::AtomicI64::new(0),
+            erased: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Applies erasures journalled in the store since the last call (by this process or
+    /// by `shopkeep user forget` in another): every conversation of an erased user leaves
+    /// memory, so the store stays the source of truth. The users are kept for
+    /// [`ConversationStore::take_erased`].
+    pub fn sync_erasures(&self) -> Result<(), StoreError> {
+        let seen = self.erasures_seen.load(Ordering::SeqCst);
+        let journal = self.store.erasures_after(seen)?;
+        let Some((newest, _)) = journal.last() else {
+            return Ok(());
+        };
+        self.erasures_seen.fetch_max(*newest, Ordering::SeqCst);
+        let mut erased = self.erased.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, user) in journal {
+            self.cached.retain(|key, _| {
+                key != &user && !key.starts_with(&format!("{user}{PLACE_SEPARATOR}"))
+            });
+            erased.push(user);
+        }
+        Ok(())
+    }
+
+    /// The users erased since the last call (for caches outside this store, such as the
+    /// engine's prompt prefixes).
+    pub fn take_erased(&self) -> Vec<String> {
+        std::mem::take(&mut *self.erased.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The store conversations are written to.
@@ -220,6 +271,7 @@ impl ConversationStore {
     /// `max_turns_in_memory`). Empty when there is none or it has expired; an expired one
     /// is closed in the store.
     pub fn history(&self, turn: &UserTurnGuard) -> Result<Vec<Turn>, StoreError> {
+        self.sync_erasures()?;
         let now = self.clock.now_ms();
         let conversation = self.open_conversation(turn.user(), now)?;
         Ok(conversation.map(|c| c.turns).unwrap_or_default())
@@ -277,9 +329,10 @@ impl ConversationStore {
     /// cannot be written back afterwards.
     pub async fn forget(&self, user: &str) -> Result<(), StoreError> {
         let _turn = self.lock_user(user).await;
-        self.cached.remove(user);
         self.store.forget_user(user)?;
-        Ok(())
+        self.cached
+            .retain(|key, _| key != user && !key.starts_with(&format!("{user}{PLACE_SEPARATOR}")));
+        self.sync_erasures()
     }
 
     /// All stored conversations and turns of `user` (and their logged questions and
@@ -291,6 +344,9 @@ impl ConversationStore {
     /// Closes conversations idle past the timeout, deletes those past retention, and drops
     /// idle users from memory. Call it now and then (the assistant does).
     pub fn prune_expired(&self, now: UnixMillis) -> Result<PruneReport, StoreError> {
+        let (questions, feedback) = self
+            .store
+            .prune_logs(now - millis(self.settings.log_retention), now)?;
         let idle_before = now - millis(self.settings.idle_timeout);
         let closed = self.store.close_idle_conversations(idle_before)?;
         let deleted = self
@@ -307,6 +363,8 @@ impl ConversationStore {
             closed,
             deleted,
             evicted: before.saturating_sub(self.cached.len()),
+            questions,
+            feedback,
         })
     }
 
@@ -431,6 +489,7 @@ mod tests {
         ConversationSettings {
             idle_timeout: 30 * MINUTE,
             retention: 24 * 60 * MINUTE,
+            log_retention: 90 * 24 * 60 * MINUTE,
             max_users_in_memory: max_users,
             max_turns_in_memory: 4,
         }
@@ -670,6 +729,62 @@ mod tests {
         assert_eq!(export["conversations"].as_array().unwrap().len(), 1);
         assert_eq!(export["conversations"][0]["turns"][0]["question"], "new");
         assert_eq!(questions(&history(&conversations, "alice").await), ["new"]);
+    }
+
+    #[tokio::test]
+    async fn places_have_their_own_conversations_and_forget_covers_all() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let (conversations, _clock) = conversations(store, 10);
+        let dm = conversation_key("alice", None);
+        let shop = conversation_key("alice", Some("1"));
+        say(&conversations, &dm, "my address is 12 Elm Street").await;
+        say(&conversations, &shop, "do you ship to Norway?").await;
+        assert_eq!(
+            questions(&history(&conversations, &shop).await),
+            ["do you ship to Norway?"]
+        );
+        assert_eq!(
+            questions(&history(&conversations, &dm).await),
+            ["my address is 12 Elm Street"]
+        );
+        assert_eq!(
+            conversations.export("alice").unwrap()["conversations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        say(&conversations, &conversation_key("alicia", None), "keep me").await;
+        conversations.forget("alice").await.unwrap();
+        assert!(!conversations.is_cached(&dm) && !conversations.is_cached(&shop));
+        assert!(history(&conversations, &shop).await.is_empty());
+        assert!(conversations.export("alice").unwrap()["conversations"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            conversations.export("alicia").unwrap()["conversations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_erasure_by_another_process_empties_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite3");
+        let path = path.to_str().unwrap();
+        let (conversations, _clock) = conversations(Arc::new(Store::open(path).unwrap()), 10);
+        let key = conversation_key("alice", Some("1"));
+        say(&conversations, &key, "my order is 4711").await;
+        assert!(conversations.is_cached(&key));
+        // `shopkeep user forget alice`, another process with its own connection.
+        Store::open(path).unwrap().forget_user("alice").unwrap();
+        assert!(history(&conversations, &key).await.is_empty());
+        assert_eq!(conversations.take_erased(), ["alice"]);
+        assert!(conversations.take_erased().is_empty());
     }
 
     #[tokio::test]

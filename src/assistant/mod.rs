@@ -6,6 +6,7 @@ pub mod content;
 pub mod conversation;
 pub mod eval;
 pub mod guard;
+pub mod invisible;
 pub mod knowledge;
 pub mod limits;
 pub mod moderation;

@@ -36,9 +36,14 @@ fn reload_prompts_on_sighup(assistant: Assistant) -> std::io::Result<()> {
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match assistant.reload_prompts() {
-                Ok(report) => tracing::info!(report = %report.summary, "SIGHUP: prompts reloaded"),
-                Err(error) => tracing::error!(%error, "SIGHUP: prompts not reloaded"),
+            // Loading and embedding the knowledge is blocking work: off the async workers.
+            let reloading = assistant.clone();
+            match tokio::task::spawn_blocking(move || reloading.reload_prompts()).await {
+                Ok(Ok(report)) => {
+                    tracing::info!(report = %report.summary, "SIGHUP: prompts reloaded")
+                }
+                Ok(Err(error)) => tracing::error!(%error, "SIGHUP: prompts not reloaded"),
+                Err(error) => tracing::error!(%error, "SIGHUP: the reload crashed"),
             }
         }
     });

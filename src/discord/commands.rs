@@ -19,6 +19,13 @@ use crate::assistant::{Inbound, InboundKind, Role};
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
 pub const MAX_SUMMARY_COUNT: u64 = 2000;
 
+/// The refusal of any command from a server that is not one of the shop's.
+pub const NOT_THIS_SERVER: &str = "Sorry, I only work in this shop's own Discord server.";
+
+/// The refusal of `/summarise` to a moderator who cannot read the channel's history.
+pub const CANNOT_READ_CHANNEL: &str =
+    "Sorry, you cannot read this channel's history, so I will not summarise it for you.";
+
 /// `/insights` looks back this many days when no `days` option is given.
 pub const DEFAULT_INSIGHTS_DAYS: u32 = 7;
 /// The `days` option's upper bound.
@@ -101,14 +108,20 @@ pub fn definitions() -> Vec<CreateCommand> {
 
 /// Handles one slash command (already counted as in-flight work by the caller).
 pub async fn handle(shared: &Shared, command: CommandInteraction) {
-    let role = shared.rules().role(
-        &command
-            .member
-            .as_ref()
-            .map(|m| m.roles.iter().map(|r| r.get()).collect::<Vec<_>>())
-            .unwrap_or_default(),
-        command.member.as_ref().and_then(|m| m.permissions),
-    );
+    let guild = command.guild_id.map(|g| g.get());
+    if !shared.rules().serves(guild) {
+        tracing::info!(?guild, "refused: a server that is not the shop's");
+        if let Err(error) = refuse(shared, &command, NOT_THIS_SERVER).await {
+            tracing::warn!(%error, "could not refuse a command from another server");
+        }
+        return;
+    }
+    let roles = command
+        .member
+        .as_ref()
+        .map(|m| m.roles.iter().map(|r| r.get()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let role = shared.role_of(guild, command.user.id.get(), &roles).await;
     let name = command.data.name.as_str();
     tracing::info!(command = name, ?role, "slash command");
     let result = match name {
@@ -132,6 +145,28 @@ pub async fn handle(shared: &Shared, command: CommandInteraction) {
     if let Err(error) = result {
         tracing::error!(%error, command = name, "could not answer a slash command");
     }
+}
+
+/// Tells the person who ran a command that it failed (after a panic): an immediate answer
+/// if the interaction was not acknowledged yet, else an edit of its response.
+pub async fn answer_after_panic(
+    shared: &Shared,
+    (id, application_id): (serenity::all::InteractionId, serenity::all::ApplicationId),
+    token: &str,
+    text: &str,
+) {
+    if reply::respond(&shared.rest, id, token, ephemeral_message(text))
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    let mut reply = shared.reply(Target::Interaction {
+        application_id,
+        token: token.to_string(),
+        ephemeral: true,
+    });
+    shared.show(&mut reply, text).await;
 }
 
 fn target(command: &CommandInteraction, ephemeral: bool) -> Target {
@@ -221,6 +256,12 @@ async fn summarise(
     if !may(role, Action::Summarise) {
         return refuse(shared, command, "Sorry, /summarise is for moderators.").await;
     }
+    // The bot reads with its own permission: the moderator must be able to read this
+    // channel's history themselves (their permission in this channel, overwrites included).
+    let channel_permissions = command.member.as_ref().and_then(|m| m.permissions);
+    if !can_read_history(channel_permissions) {
+        return refuse(shared, command, CANNOT_READ_CHANNEL).await;
+    }
     let max = shared.settings.summary_max_messages.max(1);
     let count = option(command, "count")
         .and_then(|v| v.as_i64())
@@ -260,6 +301,12 @@ async fn summarise(
     let outcome = shared.assistant.summarise(messages).await;
     shared.post_outcome(&mut reply, outcome).await;
     Ok(())
+}
+
+/// Whether someone with these channel permissions may read the channel's history.
+pub fn can_read_history(channel_permissions: Option<serenity::model::Permissions>) -> bool {
+    channel_permissions
+        .is_some_and(|p| p.administrator() || (p.view_channel() && p.read_message_history()))
 }
 
 /// The value of the command option `name`, if given.
@@ -306,6 +353,8 @@ async fn draft(
     let text = |name: &str| {
         option(command, name)
             .and_then(|v| v.as_str())
+            .map(crate::assistant::invisible::strip_invisible)
+            .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string)
@@ -384,5 +433,17 @@ mod tests {
         assert_eq!(json[0]["options"][0]["name"], "question");
         assert_eq!(json[0]["options"][0]["required"], true);
         assert_eq!(json[2]["options"][0]["name"], "count");
+    }
+
+    #[test]
+    fn reading_history_needs_view_and_read_history_in_the_channel() {
+        use serenity::model::Permissions as P;
+        assert!(!can_read_history(None));
+        assert!(!can_read_history(Some(P::VIEW_CHANNEL)));
+        assert!(!can_read_history(Some(P::READ_MESSAGE_HISTORY)));
+        assert!(can_read_history(Some(
+            P::VIEW_CHANNEL | P::READ_MESSAGE_HISTORY
+        )));
+        assert!(can_read_history(Some(P::ADMINISTRATOR)));
     }
 }

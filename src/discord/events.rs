@@ -28,8 +28,6 @@ pub struct MessageFacts {
     pub replies_to_bot: bool,
     /// The author's roles in the guild (empty in DMs).
     pub roles: Vec<u64>,
-    /// The author's permissions in the channel, when Discord sent them.
-    pub permissions: Option<Permissions>,
 }
 
 impl MessageFacts {
@@ -60,7 +58,6 @@ impl MessageFacts {
                 .as_ref()
                 .map(|m| m.roles.iter().map(|r| r.get()).collect())
                 .unwrap_or_default(),
-            permissions: msg.member.as_ref().and_then(|m| m.permissions),
         }
     }
 }
@@ -69,6 +66,8 @@ impl MessageFacts {
 #[derive(Debug, Clone)]
 pub struct RoutingRules {
     pub bot_id: u64,
+    /// The shop's servers; empty: every server (then only role ids make staff).
+    pub guilds: Vec<u64>,
     pub support_channels: Vec<u64>,
     pub answer_dms: bool,
     pub mod_roles: Vec<u64>,
@@ -79,6 +78,7 @@ impl RoutingRules {
     pub fn new(bot_id: u64, settings: &DiscordSettings) -> Self {
         Self {
             bot_id,
+            guilds: settings.guilds.clone(),
             support_channels: settings.support_channels.clone(),
             answer_dms: settings.answer_dms,
             mod_roles: settings.mod_roles.clone(),
@@ -86,10 +86,36 @@ impl RoutingRules {
         }
     }
 
-    /// Admin: a role in `admin_roles` or the Administrator permission. Moderator: a role in
-    /// `mod_roles` or Manage Messages (admins are moderators too). Else Customer.
-    pub fn role(&self, roles: &[u64], permissions: Option<Permissions>) -> Role {
-        let perms = permissions.unwrap_or_else(Permissions::empty);
+    /// Whether the bot serves a message or command from `guild` (`None`: a DM, served).
+    pub fn serves(&self, guild: Option<u64>) -> bool {
+        match guild {
+            None => true,
+            Some(guild) => self.guilds.is_empty() || self.guilds.contains(&guild),
+        }
+    }
+
+    /// Whether `guild` is one of the configured shop servers (whose permissions count).
+    pub fn is_shop_guild(&self, guild: Option<u64>) -> bool {
+        guild.is_some_and(|g| self.guilds.contains(&g))
+    }
+
+    /// The asker's role. Admin: a role in `admin_roles`, or the Administrator permission
+    /// server-wide. Moderator: a role in `mod_roles`, or Manage Messages server-wide (admins
+    /// are moderators too). Else Customer. Nobody is staff outside a served server (DMs
+    /// included); `guild_permissions` (server-wide, never one channel's) count only in a
+    /// configured shop server.
+    pub fn role(
+        &self,
+        guild: Option<u64>,
+        roles: &[u64],
+        guild_permissions: Option<Permissions>,
+    ) -> Role {
+        if guild.is_none() || !self.serves(guild) {
+            return Role::Customer;
+        }
+        let perms = guild_permissions
+            .filter(|_| self.is_shop_guild(guild))
+            .unwrap_or_else(Permissions::empty);
         if perms.administrator() || roles.iter().any(|r| self.admin_roles.contains(r)) {
             Role::Admin
         } else if perms.manage_messages() || roles.iter().any(|r| self.mod_roles.contains(r)) {
@@ -103,10 +129,15 @@ impl RoutingRules {
     ///
     /// Answered: a reply to the bot's own message; a mention of the bot; a DM (unless DMs
     /// are off); any message in a support channel. Ignored: the bot itself, other bots and
-    /// webhooks, system messages, everything else. The returned text has the bot's mention
-    /// (`<@id>` or `<@!id>`) removed.
+    /// webhooks, system messages, servers that are not the shop's, everything else. The
+    /// role is from role ids alone; the caller adds server-wide permissions. The returned
+    /// text has the bot's mention (`<@id>` or `<@!id>`) removed.
     pub fn route(&self, facts: &MessageFacts) -> Option<Inbound> {
-        if facts.author_id == self.bot_id || facts.author_is_bot || !facts.is_regular {
+        if facts.author_id == self.bot_id
+            || facts.author_is_bot
+            || !facts.is_regular
+            || !self.serves(facts.guild_id)
+        {
             return None;
         }
         let mentioned = facts.mentions.contains(&self.bot_id)
@@ -133,7 +164,7 @@ impl RoutingRules {
             guild_id: facts.guild_id.map(|g| g.to_string()),
             text: strip_mention(&facts.content, self.bot_id),
             kind,
-            role: self.role(&facts.roles, facts.permissions),
+            role: self.role(facts.guild_id, &facts.roles, None),
         })
     }
 }
@@ -161,6 +192,7 @@ mod tests {
     fn rules() -> RoutingRules {
         RoutingRules {
             bot_id: BOT,
+            guilds: vec![1],
             support_channels: vec![SUPPORT],
             answer_dms: true,
             mod_roles: vec![7],
@@ -266,17 +298,58 @@ mod tests {
     #[test]
     fn roles_and_permissions() {
         let r = rules();
-        assert_eq!(r.role(&[], None), Role::Customer);
-        assert_eq!(r.role(&[7], None), Role::Moderator);
-        assert_eq!(r.role(&[7, 9], None), Role::Admin);
+        let shop = Some(1);
+        assert_eq!(r.role(shop, &[], None), Role::Customer);
+        assert_eq!(r.role(shop, &[7], None), Role::Moderator);
+        assert_eq!(r.role(shop, &[7, 9], None), Role::Admin);
         assert_eq!(
-            r.role(&[], Some(Permissions::MANAGE_MESSAGES)),
+            r.role(shop, &[], Some(Permissions::MANAGE_MESSAGES)),
             Role::Moderator
         );
-        assert_eq!(r.role(&[], Some(Permissions::ADMINISTRATOR)), Role::Admin);
         assert_eq!(
-            r.role(&[3], Some(Permissions::SEND_MESSAGES)),
+            r.role(shop, &[], Some(Permissions::ADMINISTRATOR)),
+            Role::Admin
+        );
+        assert_eq!(
+            r.role(shop, &[3], Some(Permissions::SEND_MESSAGES)),
             Role::Customer
         );
+    }
+
+    #[test]
+    fn nobody_is_staff_outside_the_shops_servers() {
+        let r = rules();
+        let elsewhere = Some(99);
+        assert_eq!(
+            r.role(elsewhere, &[9], Some(Permissions::ADMINISTRATOR)),
+            Role::Customer
+        );
+        assert_eq!(
+            r.role(None, &[9], Some(Permissions::ADMINISTRATOR)),
+            Role::Customer
+        );
+        // Without SHOPKEEP_GUILDS, permissions never count; configured role ids still do.
+        let open = RoutingRules {
+            guilds: Vec::new(),
+            ..rules()
+        };
+        assert_eq!(
+            open.role(elsewhere, &[], Some(Permissions::ADMINISTRATOR)),
+            Role::Customer
+        );
+        assert_eq!(open.role(elsewhere, &[9], None), Role::Admin);
+    }
+
+    #[test]
+    fn messages_from_other_servers_are_ignored() {
+        let mut facts = guild_msg("<@1000> where is my order?");
+        facts.mentions = vec![BOT];
+        facts.guild_id = Some(99);
+        assert!(rules().route(&facts).is_none());
+        let open = RoutingRules {
+            guilds: Vec::new(),
+            ..rules()
+        };
+        assert!(open.route(&facts).is_some());
     }
 }

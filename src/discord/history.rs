@@ -64,6 +64,9 @@ pub enum Since {
     Message(u64),
 }
 
+/// Most characters of a bad `since` echoed back in the error.
+const SINCE_ECHO_CHARS: usize = 40;
+
 /// A `since` option the bot does not understand; the text is shown to the moderator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("I did not understand since:`{0}`. Use a duration such as 30m, 2h, 1d or 1w, or a message link or id.")]
@@ -73,7 +76,7 @@ pub struct SinceError(pub String);
 /// jump URL (`https://discord.com/channels/g/c/m`), or a message id.
 pub fn parse_since(text: &str) -> Result<Since, SinceError> {
     let trimmed = text.trim();
-    let error = || SinceError(trimmed.to_string());
+    let error = || SinceError(trimmed.chars().take(SINCE_ECHO_CHARS).collect());
     if let Some(last) = trimmed
         .strip_prefix("https://")
         .and_then(|_| trimmed.rsplit('/').next())
@@ -83,7 +86,11 @@ pub fn parse_since(text: &str) -> Result<Since, SinceError> {
     if trimmed.len() >= 15 && trimmed.chars().all(|c| c.is_ascii_digit()) {
         return trimmed.parse().map(Since::Message).map_err(|_| error());
     }
-    let split = trimmed.len().checked_sub(1).ok_or_else(error)?;
+    let split = trimmed
+        .char_indices()
+        .last()
+        .map(|(i, _)| i)
+        .ok_or_else(error)?;
     let (number, unit) = trimmed.split_at(split);
     let number: u64 = number.trim().parse().map_err(|_| error())?;
     let seconds = match unit {
@@ -242,6 +249,24 @@ mod tests {
             "99999w",
         ] {
             assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn since_ending_in_a_multi_byte_character_is_an_error_not_a_panic() {
+        for text in ["1é", "é", "2ℎ", "30👍", "  5ü "] {
+            assert!(parse_since(text).is_err(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text a moderator can type is parsed or refused, never a panic, and the
+        /// refusal stays short whatever was typed.
+        #[test]
+        fn since_parsing_never_panics(text in "\\PC{0,80}|[0-9]{0,6}[mhdwé👍]?|https://[a-z/0-9é]{0,30}") {
+            if let Err(error) = parse_since(&text) {
+                proptest::prop_assert!(error.to_string().chars().count() < 200);
+            }
         }
     }
 

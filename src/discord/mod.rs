@@ -7,7 +7,8 @@
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
 //! - [`split`]: the splitting itself (pure);
 //! - [`turns`]: one user's messages answered one at a time, in order;
-//! - [`rest`]: sends with retries, and with no mentions allowed on every message.
+//! - [`rest`]: sends with retries, and with no mentions allowed on every message;
+//! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself.
 //!
 //! [`run`] connects and serves until SIGTERM/SIGINT, then stops taking new work, lets
 //! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
@@ -18,10 +19,12 @@ pub mod events;
 pub mod feedback;
 pub mod history;
 pub mod modlog;
+pub mod ratelimit;
 pub mod reply;
 pub mod rest;
 pub mod settings;
 pub mod split;
+pub mod staff;
 pub mod summary;
 pub mod turns;
 
@@ -39,7 +42,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::assistant::{Assistant, Inbound, Outcome};
+use crate::assistant::{Assistant, Inbound, Outcome, Role};
 use crate::lifecycle::{self, InFlight};
 use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
@@ -82,7 +85,11 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
 }
 
-/// The answer to a slash command that arrives during shutdown.
+/// The answer when handling a message or command panicked (a bug; it is logged).
+const SOMETHING_WENT_WRONG: &str =
+    "Sorry, something went wrong on my side while answering that. Please try again later.";
+
+/// The answer to a question or slash command that arrives during shutdown.
 const SHUTTING_DOWN: &str = "I am restarting right now; please try again in a minute.";
 
 /// State shared by every event handler.
@@ -98,6 +105,8 @@ pub struct Shared {
     /// One user's questions are answered one at a time, in order.
     turns: Turns,
     own_messages: OwnMessages,
+    /// The shop's servers' roles, for server-wide permissions.
+    guild_permissions: staff::GuildPermissions,
 }
 
 impl Shared {
@@ -114,6 +123,24 @@ impl Shared {
 
     fn rules(&self) -> RoutingRules {
         RoutingRules::new(self.bot_id(), &self.settings)
+    }
+
+    /// The asker's role: configured role ids, plus server-wide permissions when `guild` is
+    /// one of the shop's servers (never one channel's permissions).
+    async fn role_of(&self, guild: Option<u64>, user: u64, roles: &[u64]) -> Role {
+        let rules = self.rules();
+        let by_roles = rules.role(guild, roles, None);
+        let Some(shop_guild) = guild.filter(|_| rules.is_shop_guild(guild)) else {
+            return by_roles;
+        };
+        if by_roles == Role::Admin {
+            return by_roles;
+        }
+        let permissions = self
+            .guild_permissions
+            .of(&self.rest, shop_guild, user, roles)
+            .await;
+        rules.role(guild, roles, permissions)
     }
 
     fn reply(&self, target: Target) -> Reply {
@@ -163,12 +190,25 @@ impl Shared {
         }
     }
 
-    async fn answer_message(self: Arc<Self>, msg: Message, inbound: Inbound, received: Instant) {
+    async fn answer_message(
+        self: Arc<Self>,
+        msg: Message,
+        mut inbound: Inbound,
+        received: Instant,
+    ) {
         let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
         if self.in_flight.is_cancelled() {
             tracing::info!("shutting down: question dropped before it was started");
             return;
         }
+        let roles: Vec<u64> = msg
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default();
+        inbound.role = self
+            .role_of(msg.guild_id.map(|g| g.get()), msg.author.id.get(), &roles)
+            .await;
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
         let outcome = self.assistant.handle(inbound).await;
@@ -208,14 +248,25 @@ impl EventHandler for Handler {
         if shared.commands_registered.swap(true, Ordering::SeqCst) {
             return;
         }
+        let rules = shared.rules();
+        for guild in &ready.guilds {
+            if !rules.serves(Some(guild.id.get())) {
+                tracing::warn!(
+                    guild = guild.id.get(),
+                    "the bot is in a server that is not in SHOPKEEP_GUILDS; it ignores it \
+                     (switch off Public Bot on the Developer Portal's Bot page)"
+                );
+            }
+        }
         let http = Arc::clone(&ctx.http);
-        let guilds = shared.settings.command_guilds.clone();
+        let guilds = shared.settings.registration_guilds();
         tokio::spawn(async move {
             if guilds.is_empty() {
                 register(None, || {
                     Command::set_global_commands(&http, commands::definitions())
                 })
                 .await;
+                return;
             }
             for guild in guilds {
                 register(Some(guild), || {
@@ -223,6 +274,9 @@ impl EventHandler for Handler {
                 })
                 .await;
             }
+            // Registered per server: clear global commands left from an earlier setup,
+            // so no server that is not the shop's sees them.
+            register(None, || Command::set_global_commands(&http, Vec::new())).await;
         });
     }
 
@@ -246,11 +300,30 @@ impl EventHandler for Handler {
             message_id = msg.id.get(),
         );
         METRICS.request(Source::Message);
-        let task = Arc::clone(shared)
-            .answer_message(msg, inbound, received)
-            .instrument(span.clone());
+        let (channel_id, message_id) = (msg.channel_id, msg.id);
+        let work = Arc::clone(shared).answer_message(msg, inbound, received);
+        let after = Arc::clone(shared);
+        let task = async move {
+            if let Err(panic) = lifecycle::catch_panic(work.in_current_span()).await {
+                tracing::error!(%panic, "answering a message panicked");
+                let mut reply = after.reply(Target::Channel {
+                    channel_id,
+                    reply_to: Some(message_id),
+                });
+                after.show(&mut reply, SOMETHING_WENT_WRONG).await;
+            }
+        }
+        .instrument(span.clone());
         if !shared.in_flight.spawn(task) {
-            span.in_scope(|| tracing::info!("shutting down: message not answered"));
+            span.in_scope(|| tracing::info!("shutting down: message answered with a notice"));
+            let mut reply = shared.reply(Target::Channel {
+                channel_id,
+                reply_to: Some(message_id),
+            });
+            shared
+                .show(&mut reply, SHUTTING_DOWN)
+                .instrument(span)
+                .await;
         }
     }
 
@@ -274,8 +347,25 @@ impl EventHandler for Handler {
             command = %command.data.name,
         );
         let shared = Arc::clone(&self.shared);
-        let (id, token) = (command.id, command.token.clone());
-        let task = async move { commands::handle(&shared, command).await }.instrument(span.clone());
+        let (id, application, token) = (command.id, command.application_id, command.token.clone());
+        let panic_token = token.clone();
+        let task = async move {
+            let work = {
+                let shared = Arc::clone(&shared);
+                async move { commands::handle(&shared, command).await }.in_current_span()
+            };
+            if let Err(panic) = lifecycle::catch_panic(work).await {
+                tracing::error!(%panic, "a slash command panicked");
+                commands::answer_after_panic(
+                    &shared,
+                    (id, application),
+                    &panic_token,
+                    SOMETHING_WENT_WRONG,
+                )
+                .await;
+            }
+        }
+        .instrument(span.clone());
         if !self.shared.in_flight.spawn(task) {
             span.in_scope(|| tracing::info!("shutting down: interaction not taken"));
             let busy = reply::ephemeral_message(SHUTTING_DOWN);
@@ -321,14 +411,18 @@ pub fn invite_permissions() -> serenity::model::Permissions {
 pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), DiscordError> {
     METRICS.declare_platform_errors(&DiscordErrorKind::ALL.map(DiscordErrorKind::label));
     let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
-    let mut builder = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    // serenity's rate limiter is off, with or without a proxy: `Rest` keeps the limits
+    // itself, so production runs the path the tests exercise.
+    let mut builder = HttpBuilder::new(token.expose())
+        .default_allowed_mentions(no_mentions())
+        .ratelimiter_disabled(true);
     if let Some(url) = &settings.api_url {
         tracing::info!(api = %url, "using a Discord API proxy");
-        builder = builder.proxy(url.as_str()).ratelimiter_disabled(true);
+        builder = builder.proxy(url.as_str());
     }
     let http = builder.build();
     let rest = Rest::new(Arc::new(http));
-    modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
+    let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
 
     if let Some(addr) = assistant.config().metrics_addr {
         let bound = crate::metrics::serve(addr, Some(assistant.engine().clone())).await?;
@@ -354,13 +448,18 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         in_flight: InFlight::new(),
         turns: Turns::default(),
         own_messages: OwnMessages::default(),
+        guild_permissions: staff::GuildPermissions::default(),
         settings,
     });
 
     // The client gets its own Http with the same settings; sends go through `Rest`.
-    let mut client_http = HttpBuilder::new(token.expose()).default_allowed_mentions(no_mentions());
+    // Its few calls (the bot's user, gateway discovery, command registration) happen at
+    // start; they are retried, not rate-limited.
+    let mut client_http = HttpBuilder::new(token.expose())
+        .default_allowed_mentions(no_mentions())
+        .ratelimiter_disabled(true);
     if let Some(url) = &shared.settings.api_url {
-        client_http = client_http.proxy(url.as_str()).ratelimiter_disabled(true);
+        client_http = client_http.proxy(url.as_str());
     }
     let mut client = ClientBuilder::new_with_http(client_http.build(), intents())
         .event_handler(Handler {
@@ -390,6 +489,9 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
             .in_flight
             .shut_down(stopper.settings.shutdown_grace)
             .await;
+        if let Some(mod_log) = mod_log {
+            mod_log.drain(modlog::DRAIN_WAIT).await;
+        }
         stopped_flag.store(true, Ordering::SeqCst);
         shard_manager.shutdown_all().await;
     });

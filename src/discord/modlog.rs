@@ -3,22 +3,71 @@
 
 use std::fmt::Write;
 
+use std::time::Duration;
+
 use serenity::model::id::ChannelId;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::reply::{OwnMessages, Reply, Target};
 use super::rest::Rest;
 use crate::assistant::{Assistant, ModeratorEvent};
 
-/// Posts every moderator event to `channel` until the assistant is dropped.
-pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) {
-    let Some(channel) = channel else {
-        return;
-    };
+/// How long shutdown waits for the moderator log to post what is queued.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(15);
+
+/// The running moderator-log task; [`ModLog::drain`] finishes it.
+pub struct ModLog {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ModLog {
+    /// Posts the events already queued (with their retries), then ends the task; gives up
+    /// after `wait`. Shutdown calls it once the answers in flight are done, so a hand-off
+    /// raised by the last answer still reaches the moderators.
+    pub async fn drain(self, wait: Duration) {
+        self.stop.send_replace(true);
+        let mut task = self.task;
+        if tokio::time::timeout(wait, &mut task).await.is_err() {
+            tracing::warn!("the moderator log did not finish posting in time; events were lost");
+            task.abort();
+        }
+    }
+}
+
+/// Posts every moderator event to `channel` until the assistant is dropped or
+/// [`ModLog::drain`] is called. `None` when no channel is set.
+pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) -> Option<ModLog> {
+    let channel = channel?;
     let mut events = assistant.subscribe_moderator_events();
-    tokio::spawn(async move {
+    let (stop, mut stopping) = watch::channel(false);
+    let post = move |event: ModeratorEvent| {
+        let rest = rest.clone();
+        async move {
+            let target = Target::Channel {
+                channel_id: ChannelId::new(channel),
+                reply_to: None,
+            };
+            let mut post = Reply::new(rest, target, OwnMessages::default());
+            if let Err(error) = post.show(&describe(&event)).await {
+                tracing::error!(%error, channel, "could not post to the moderator log");
+            }
+        }
+    };
+    let task = tokio::spawn(async move {
         loop {
-            let event = match events.recv().await {
+            let next = tokio::select! {
+                event = events.recv() => Some(event),
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(event) = next else {
+                while let Ok(event) = events.try_recv() {
+                    post(event).await;
+                }
+                return;
+            };
+            let event = match event {
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "moderator log fell behind; events were skipped");
@@ -26,20 +75,16 @@ pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) {
                 }
                 Err(RecvError::Closed) => return,
             };
-            let target = Target::Channel {
-                channel_id: ChannelId::new(channel),
-                reply_to: None,
-            };
-            let mut post = Reply::new(rest.clone(), target, OwnMessages::default());
-            if let Err(error) = post.show(&describe(&event)).await {
-                tracing::error!(%error, channel, "could not post to the moderator log");
-            }
+            post(event).await;
         }
     });
+    Some(ModLog { stop, task })
 }
 
-/// The moderator-log text for an event. Customer text is quoted as code so that it cannot
-/// format or ping (mentions are also disallowed on every message).
+/// The moderator-log text for an event. Customer text, model output and every finding's
+/// detail (a removed link, say) are quoted as code, so they cannot format, ping or be
+/// clicked (mentions are also disallowed on every message), with personal data (e-mail
+/// addresses, card and phone numbers) redacted as the guard redacts it in replies.
 pub fn describe(event: &ModeratorEvent) -> String {
     let place = |user: &str, channel: &Option<String>| match channel {
         Some(channel) => format!("<@{user}> in <#{channel}>"),
@@ -91,7 +136,12 @@ pub fn describe(event: &ModeratorEvent) -> String {
             );
             let _ = writeln!(text, "Question: {}", quoted(question));
             for finding in findings {
-                let _ = writeln!(text, "Rule `{:?}`: {}", finding.rule, finding.detail);
+                let _ = writeln!(
+                    text,
+                    "Rule `{:?}`: {}",
+                    finding.rule,
+                    quoted(&finding.detail)
+                );
             }
             let _ = writeln!(text, "Raw output: {}", quoted(raw_output));
         }
@@ -99,8 +149,18 @@ pub fn describe(event: &ModeratorEvent) -> String {
     text
 }
 
+/// `text` as one inline code span: backticks turned into quotes, personal data redacted,
+/// at most 700 characters, and `://` broken (`[:]//`) so that a link stays
+/// unclickable even if a split of a long log message ever cut the span.
 fn quoted(text: &str) -> String {
-    let cleaned: String = text.replace('`', "'").chars().take(700).collect();
+    let redacted =
+        crate::assistant::guard::redact_personal_data(text, &[], "[redacted]", &mut Vec::new());
+    let cleaned: String = redacted
+        .replace('`', "'")
+        .replace("://", "[:]//")
+        .chars()
+        .take(700)
+        .collect();
     format!("`{cleaned}`")
 }
 
@@ -138,10 +198,40 @@ mod tests {
         });
         assert!(text.contains("<@42> (direct message)"), "{text}");
         assert!(text.contains("Question: `is the chai in stock?`"), "{text}");
-        assert!(text.contains("Rule `Stock`: stock claim"), "{text}");
+        assert!(text.contains("Rule `Stock`: `stock claim"), "{text}");
         assert!(
             text.contains("Raw output: `Yes, the Fireside Chai is in stock.`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn removed_links_are_not_clickable_and_redacted_data_stays_redacted() {
+        use crate::assistant::guard::{Finding, Rule};
+        let text = describe(&ModeratorEvent::GuardFired {
+            user_id: "42".into(),
+            channel_id: Some("7".into()),
+            question: "my card is 4111 1111 1111 1111, where is my order?".into(),
+            raw_output: "Write to ann.smith@gmail.com or see https://evil.example/x".into(),
+            findings: vec![
+                Finding {
+                    rule: Rule::Link,
+                    detail: "https://evil.example/x".into(),
+                },
+                Finding {
+                    rule: Rule::PersonalData,
+                    detail: "redacted an e-mail address".into(),
+                },
+            ],
+        });
+        assert!(!text.contains("https://"), "{text}");
+        assert!(
+            text.contains("Rule `Link`: `https[:]//evil.example/x`"),
+            "{text}"
+        );
+        for secret in ["ann.smith@gmail.com", "4111 1111 1111 1111"] {
+            assert!(!text.contains(secret), "{secret} in: {text}");
+        }
+        assert!(text.contains("[redacted]"), "{text}");
     }
 }

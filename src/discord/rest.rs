@@ -1,8 +1,8 @@
 //! Sending to Discord's REST API with retries, and with no mentions allowed.
 //!
 //! Every send the bot makes goes through [`Rest::send`]: it builds the request with
-//! serenity's routes (so `DISCORD_API_URL` and serenity's own rate limiter apply as
-//! configured), retries 5xx answers, timeouts and connection errors with backoff, honours
+//! serenity's routes (so `DISCORD_API_URL` applies), keeps Discord's rate limits itself
+//! ([`super::ratelimit`]; the same code in production and tests), retries 5xx answers, timeouts and connection errors with backoff, honours
 //! a 429's `retry_after`, and forces `allowed_mentions` to the client's no-mentions default
 //! on every message body, so no code path can forget it.
 //!
@@ -20,6 +20,7 @@ use serenity::builder::CreateAllowedMentions;
 use serenity::http::{Http, LightMethod, Request, Route};
 use serenity::model::id::ChannelId;
 
+use super::ratelimit::RateLimits;
 use crate::metrics::METRICS;
 
 /// Attempts per send (the first try plus retries).
@@ -81,6 +82,7 @@ pub struct Rest {
     http: Arc<Http>,
     client: reqwest::Client,
     no_mentions: Value,
+    limits: Arc<RateLimits>,
 }
 
 impl Rest {
@@ -96,6 +98,7 @@ impl Rest {
         Self {
             http,
             client,
+            limits: Arc::new(RateLimits::default()),
             no_mentions: serde_json::to_value(policy).unwrap_or_else(|_| {
                 serde_json::json!({"parse": [], "users": [], "roles": [], "replied_user": false})
             }),
@@ -276,22 +279,31 @@ impl Rest {
         }
     }
 
+    /// One attempt, within the rate limits ([`RateLimits`]): waits for the request's
+    /// bucket (and a global limit), sends, and takes the answer's rate-limit headers.
     async fn execute(&self, request: Request<'_>) -> Result<reqwest::Response, String> {
-        match &self.http.ratelimiter {
-            Some(ratelimiter) => ratelimiter
-                .perform(request)
-                .await
-                .map_err(|e| e.to_string()),
-            None => {
-                let builder = request
-                    .build(&self.client, self.http.token(), self.http.proxy.as_deref())
-                    .map_err(|e| e.to_string())?;
-                builder
-                    .send()
-                    .await
-                    .map_err(|e| e.without_url().to_string())
-            }
-        }
+        let bucket = request.route_ref().ratelimiting_bucket();
+        let _turn = self.limits.acquire(bucket).await;
+        let builder = request
+            .build(&self.client, self.http.token(), self.http.proxy.as_deref())
+            .map_err(|e| e.to_string())?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        let global = (response.status().as_u16() == 429
+            && RateLimits::is_global(response.headers()))
+        .then(|| {
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok())
+                .unwrap_or(Duration::from_secs(1))
+        });
+        self.limits.update(bucket, response.headers(), global);
+        Ok(response)
     }
 
     fn enforce_no_mentions(&self, body: &mut Value, kind: Body) {

@@ -40,11 +40,15 @@ pub struct DiscordSettings {
     pub token: Option<DiscordToken>,
     /// Replaces `https://discord.com` for REST and gateway discovery.
     pub api_url: Option<String>,
+    /// The shop's servers (`SHOPKEEP_GUILDS`): the bot serves only these (and DMs), and
+    /// server permissions make staff only here. Empty: every server, staff by role id only.
+    pub guilds: Vec<u64>,
     pub support_channels: Vec<u64>,
     pub mod_roles: Vec<u64>,
     pub admin_roles: Vec<u64>,
     pub answer_dms: bool,
-    /// Register slash commands in these guilds (instant) instead of globally.
+    /// Register slash commands in these guilds (instant) instead of globally; empty: in
+    /// `guilds` when set, else globally.
     pub command_guilds: Vec<u64>,
     /// Channel where handoffs and guard events are posted for moderators.
     pub mod_log_channel: Option<u64>,
@@ -59,7 +63,10 @@ impl DiscordSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             token: var("DISCORD_TOKEN").map(DiscordToken::new),
-            api_url: var("DISCORD_API_URL").map(|u| u.trim_end_matches('/').to_string()),
+            api_url: var("DISCORD_API_URL")
+                .map(|url| api_url(&url))
+                .transpose()?,
+            guilds: id_list("SHOPKEEP_GUILDS")?,
             support_channels: id_list("SHOPKEEP_SUPPORT_CHANNELS")?,
             mod_roles: id_list("SHOPKEEP_MOD_ROLES")?,
             admin_roles: id_list("SHOPKEEP_ADMIN_ROLES")?,
@@ -74,6 +81,49 @@ impl DiscordSettings {
             summary_max_messages: parsed("SHOPKEEP_SUMMARY_MAX_MESSAGES", 500, "a message count")?,
         })
     }
+}
+
+impl DiscordSettings {
+    /// The servers slash commands are registered in: `command_guilds`, else the shop's
+    /// `guilds`; empty means globally.
+    pub fn registration_guilds(&self) -> Vec<u64> {
+        if self.command_guilds.is_empty() {
+            self.guilds.clone()
+        } else {
+            self.command_guilds.clone()
+        }
+    }
+}
+
+/// `DISCORD_API_URL` checked: `https://` to any host, plain `http://` only to this machine
+/// (127.0.0.0/8, `::1`, `localhost`), since every request carries the token. Returned
+/// without a trailing slash.
+pub fn api_url(value: &str) -> Result<String, ConfigError> {
+    let bad = |expected: &str| ConfigError {
+        variable: "DISCORD_API_URL",
+        value: value.to_string(),
+        expected: expected.to_string(),
+    };
+    let url = url::Url::parse(value.trim())
+        .map_err(|_| bad("a URL such as https://discord.com or http://127.0.0.1:8080"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(bad(
+                "https://, or plain http:// only to this machine (127.0.0.1, ::1, localhost): \
+                 the token would travel in clear text",
+            ))
+        }
+        _ => return Err(bad("an https:// URL")),
+    }
+    Ok(value.trim().trim_end_matches('/').to_string())
 }
 
 /// A comma- or space-separated list of Discord ids (snowflakes).
@@ -97,6 +147,39 @@ fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_is_allowed_only_to_this_machine() {
+        assert_eq!(
+            api_url("https://proxy.example/").unwrap(),
+            "https://proxy.example"
+        );
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+        ] {
+            assert!(api_url(local).is_ok(), "{local}");
+        }
+        for bad in [
+            "http://proxy.example",
+            "http://10.0.0.5:80",
+            "ftp://x",
+            "discord.com",
+            "",
+        ] {
+            assert!(api_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_env_file_with_the_token_is_never_committed() {
+        let ignored = include_str!("../../.gitignore");
+        assert!(
+            ignored.lines().any(|l| l.trim() == ".env"),
+            ".env is not in .gitignore"
+        );
+    }
 
     #[test]
     fn token_never_shows_in_debug_or_display() {

@@ -7,12 +7,18 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{model_dir, FakeDiscord, ADMIN_ROLE, MOD_ROLE};
+use super::{model_dir, FakeDiscord, ADMIN_ROLE, GUILD_ID, MOD_ROLE};
 
 /// The `shopkeep run` process, pointed at a fake Discord; killed when dropped.
+///
+/// It runs in an empty directory of its own with no `.env` read (`SHOPKEEP_ENV_FILE=off`),
+/// and every `SHOPKEEP_*`, `DISCORD_*` and `RUST_LOG` variable of the developer's
+/// environment removed, except `SHOPKEEP_CACHE_DIR`, which is set to the cache the tests
+/// themselves use (the runtime library and models are found there).
 pub struct Bot {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    _workdir: Option<tempfile::TempDir>,
 }
 
 /// The token every test bot uses: recognisable, so the log test can look for it.
@@ -27,6 +33,14 @@ impl Bot {
 
     /// [`Bot::start`] against the Discord API at `url` (which may not answer yet).
     pub fn start_at(url: &str, env: &[(&str, &str)]) -> Self {
+        let workdir = tempfile::tempdir().expect("a working directory for the bot");
+        let mut bot = Self::start_in(url, env, workdir.path());
+        bot._workdir = Some(workdir);
+        bot
+    }
+
+    /// [`Bot::start_at`] in the working directory `dir` (which may hold a `.env`).
+    pub fn start_in(url: &str, env: &[(&str, &str)], dir: &std::path::Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_shopkeep"));
         command.arg("run");
         for (key, _) in std::env::vars() {
@@ -37,6 +51,11 @@ impl Bot {
         let prompts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
         let mut settings: Vec<(String, String)> = vec![
             ("DISCORD_TOKEN".into(), TOKEN.into()),
+            ("SHOPKEEP_ENV_FILE".into(), "off".into()),
+            (
+                "SHOPKEEP_CACHE_DIR".into(),
+                shopkeep::config::cache_dir().display().to_string(),
+            ),
             ("DISCORD_API_URL".into(), url.to_string()),
             ("SHOPKEEP_DB".into(), ":memory:".into()),
             (
@@ -49,6 +68,7 @@ impl Bot {
             ("SHOPKEEP_USER_PER_MINUTE".into(), "1000".into()),
             ("SHOPKEEP_CHANNEL_BURST".into(), "100".into()),
             ("SHOPKEEP_CHANNEL_PER_MINUTE".into(), "1000".into()),
+            ("SHOPKEEP_GUILDS".into(), GUILD_ID.to_string()),
             ("SHOPKEEP_MOD_ROLES".into(), MOD_ROLE.to_string()),
             ("SHOPKEEP_ADMIN_ROLES".into(), ADMIN_ROLE.to_string()),
             ("RUST_LOG".into(), "shopkeep=debug,warn".into()),
@@ -61,7 +81,7 @@ impl Bot {
             settings.push((key.to_string(), value.to_string()));
         }
         command.envs(settings);
-        command.current_dir(env!("CARGO_MANIFEST_DIR"));
+        command.current_dir(dir);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -81,7 +101,11 @@ impl Bot {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Self { child, stderr }
+        Self {
+            child,
+            stderr,
+            _workdir: None,
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -88,7 +88,38 @@ pub struct State {
     pub(super) nonces: Mutex<HashMap<(u64, String), (Value, Instant)>>,
     pub(super) created: Mutex<Vec<Created>>,
     pub(super) chaos: Mutex<Chaos>,
+    /// HELLO's heartbeat interval, in milliseconds.
+    pub(super) heartbeat_ms: AtomicU64,
+    /// The connection (by number, counting from 1) whose heartbeats get no ACK: a zombie.
+    pub(super) zombie_connection: AtomicUsize,
+    /// Close every IDENTIFY with 4014 (disallowed intents).
+    pub(super) reject_intents: std::sync::atomic::AtomicBool,
+    /// The current session's id (from READY), for RESUME checks.
+    pub(super) session_id: Mutex<Option<String>>,
+    /// Every dispatch of the current session, by sequence number, for replay on RESUME.
+    pub(super) dispatched: Mutex<Vec<Value>>,
+    /// Messages that exist now, as (channel, id): created by the bot and not deleted.
+    pub(super) live_messages: Mutex<std::collections::HashSet<(u64, u64)>>,
+    /// Interactions dispatched, by id.
+    pub(super) interactions: Mutex<HashMap<u64, Interaction>>,
+    /// Rate limits per channel: (requests per window, window), per route of the channel.
+    pub(super) channel_limits: Mutex<HashMap<u64, (u64, Duration)>>,
+    /// Per bucket (method + route + channel): requests in the current window, and its start.
+    pub(super) buckets: Mutex<HashMap<String, (u64, Instant)>>,
 }
+
+/// An interaction the fake dispatched, and what the bot did with it.
+#[derive(Debug, Clone)]
+pub(super) struct Interaction {
+    pub(super) token: String,
+    pub(super) dispatched: Instant,
+    pub(super) acknowledged: bool,
+    /// Follow-up messages created through its webhook.
+    pub(super) follow_ups: std::collections::HashSet<u64>,
+}
+
+/// How long Discord waits for an interaction's first response.
+pub const INTERACTION_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The fake Discord; stops when dropped (with the test's runtime).
 pub struct FakeDiscord {
@@ -105,6 +136,7 @@ impl FakeDiscord {
     pub async fn start_on(addr: SocketAddr) -> Self {
         let state = Arc::new(State {
             next_id: AtomicU64::new(1_000_000_000_000_000_000),
+            heartbeat_ms: AtomicU64::new(41_250),
             ..Default::default()
         });
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -151,9 +183,69 @@ impl FakeDiscord {
         self.state.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Sends a dispatch event (op 0) with the next sequence number.
+    /// Sends a dispatch event (op 0) with the next sequence number; while the bot is
+    /// disconnected it is kept, and replayed when the bot resumes (as Discord does).
     pub fn dispatch(&self, event: &str, data: Value) {
         send_dispatch(&self.state, event, data);
+    }
+
+    /// Records an interaction as dispatched now without sending it (to test the deadline).
+    pub fn note_interaction(&self, id: u64, token: &str) {
+        self.state.interactions.lock().unwrap().insert(
+            id,
+            Interaction {
+                token: token.to_string(),
+                dispatched: Instant::now(),
+                acknowledged: false,
+                follow_ups: Default::default(),
+            },
+        );
+    }
+
+    /// HELLO announces this heartbeat interval from the next connection on.
+    pub fn set_heartbeat_interval(&self, interval: Duration) {
+        self.state
+            .heartbeat_ms
+            .store(interval.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The current connection stops acknowledging heartbeats (a zombie connection); the
+    /// next connection is acknowledged again.
+    pub fn stop_acking_heartbeats(&self) {
+        self.state
+            .zombie_connection
+            .store(self.connections(), Ordering::SeqCst);
+    }
+
+    /// Sends a non-dispatch frame (op 7 reconnect, op 9 invalid session, …) on the
+    /// current connection.
+    pub fn send_op(&self, op: u64, d: Value) {
+        if let Some(conn) = self.state.conn.lock().unwrap().as_ref() {
+            let _ = conn.send(Outgoing::Frame(json!({"op": op, "d": d})));
+        }
+    }
+
+    /// From now on, answer IDENTIFY by closing the socket with 4014 (disallowed intents).
+    pub fn reject_intents(&self) {
+        self.state.reject_intents.store(true, Ordering::SeqCst);
+    }
+
+    /// Gateway frames the bot sent with opcode `op`, in order.
+    pub fn frames_with_op(&self, op: u64) -> Vec<Value> {
+        self.frames()
+            .into_iter()
+            .filter(|f| f["op"] == json!(op))
+            .collect()
+    }
+
+    /// The session id of the current session (from READY).
+    pub fn session_id(&self) -> Option<String> {
+        self.state.session_id.lock().unwrap().clone()
+    }
+
+    /// The sequence number of the last dispatch sent.
+    pub fn last_sequence(&self) -> u64 {
+        self.state.seq.load(Ordering::SeqCst)
     }
 
     /// Closes the gateway socket abruptly (no close frame).
@@ -224,6 +316,17 @@ impl FakeDiscord {
                     && c.message["message_reference"]["message_id"] == json!(message.to_string())
             })
             .collect()
+    }
+
+    /// Message routes of `channel` allow `limit` requests per `window` each, as Discord's
+    /// buckets do: every answer carries `X-RateLimit-Limit`, `-Remaining`, `-Reset-After`
+    /// and `-Bucket`, and a request over the limit gets a 429 (not global).
+    pub fn rate_limit_channel(&self, channel: u64, limit: u64, window: Duration) {
+        self.state
+            .channel_limits
+            .lock()
+            .unwrap()
+            .insert(channel, (limit, window));
     }
 
     /// From now on, answer IDENTIFY by closing the socket with 4004 (bad token).

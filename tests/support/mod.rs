@@ -5,9 +5,16 @@
 //!   (method, path, query, JSON body, time) and every gateway frame it receives, injects
 //!   any gateway event, and fails on demand (drop the gateway socket, answer 500, answer 429
 //!   with `retry_after`, process a request and then answer 500 as if the answer were lost,
-//!   fail a share of requests at random). Like Discord, it honours `enforce_nonce` on
-//!   message creates: a nonce seen in the same channel within [`NONCE_WINDOW`] returns the
-//!   message already created.
+//!   fail a share of requests at random). It keeps Discord's rules: `enforce_nonce` on
+//!   message creates (a nonce seen in the same channel within [`NONCE_WINDOW`] returns the
+//!   message already created); `Authorization: Bot <token>` on every API call but
+//!   interaction callbacks and webhooks (else 401); 400 for message content that is empty
+//!   or over 2,000 characters; 404 for edits and deletes of messages that do not exist;
+//!   one acknowledgement per interaction, within [`INTERACTION_DEADLINE`] (else 404, and
+//!   400 for a second one). Its gateway sends HELLO with a settable heartbeat interval,
+//!   ACKs heartbeats (or not: a zombie connection), sends op 7 and op 9 on demand, checks
+//!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
+//!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
 //! - [`payloads`]: the events a test injects, with the minimal fields serenity 0.12.5 needs
 //!   to deserialise (listed there).
 //! - [`bot`]: [`Bot`] runs the real `shopkeep run` binary against the fake.
@@ -63,6 +70,33 @@ pub const GUILD_ID: u64 = 800_000_000_000_000_001;
 pub const OTHER_BOT_ID: u64 = 700_000_000_000_000_009;
 pub const MOD_ROLE: u64 = 600_000_000_000_000_001;
 pub const ADMIN_ROLE: u64 = 600_000_000_000_000_002;
+/// A role of the fake's server that grants Manage Messages server-wide (not configured).
+pub const SERVER_MOD_ROLE: u64 = 600_000_000_000_000_003;
+/// A role of the fake's server that grants Administrator server-wide (not configured).
+pub const SERVER_ADMIN_ROLE: u64 = 600_000_000_000_000_004;
+/// A server that is not the shop's.
+pub const OTHER_GUILD_ID: u64 = 800_000_000_000_000_099;
+/// The owner of the fake's server.
+pub const OWNER_ID: u64 = 400_000_000_000_000_999;
+/// Channel permissions View Channel and Read Message History.
+pub const CAN_READ: u64 = 1024 | 65536;
+
+/// The fake's server as `GET /guilds/{id}` answers: @everyone may view, send and read
+/// history; SERVER_MOD_ROLE has Manage Messages, SERVER_ADMIN_ROLE Administrator.
+pub fn guild_json() -> Value {
+    json!({
+        "id": GUILD_ID.to_string(),
+        "name": "Kettle & Kiln",
+        "owner_id": OWNER_ID.to_string(),
+        "roles": [
+            {"id": GUILD_ID.to_string(), "name": "@everyone", "permissions": (1024u64 | 2048 | 65536).to_string()},
+            {"id": MOD_ROLE.to_string(), "name": "mods", "permissions": "0"},
+            {"id": ADMIN_ROLE.to_string(), "name": "admins", "permissions": "0"},
+            {"id": SERVER_MOD_ROLE.to_string(), "name": "helpers", "permissions": (8192u64).to_string()},
+            {"id": SERVER_ADMIN_ROLE.to_string(), "name": "owners", "permissions": "8"},
+        ],
+    })
+}
 
 /// Asserts that every message the bot sent allows no mentions at all.
 pub fn assert_no_mentions_allowed(fake: &FakeDiscord) {

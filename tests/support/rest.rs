@@ -7,29 +7,48 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::fake_discord::{is_channel_message_path, Created, Recorded, State, NONCE_WINDOW};
-use super::{message_json, user, APP_ID, BOT_ID, GUILD_ID};
+use super::fake_discord::{
+    is_channel_message_path, Created, Recorded, State, INTERACTION_DEADLINE, NONCE_WINDOW,
+};
+use super::{message_json, user, APP_ID, BOT_ID, GUILD_ID, TOKEN};
 
 pub(super) async fn rest(
     AxumState(state): AxumState<Arc<State>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
     let json_body: Option<Value> = serde_json::from_slice(&body).ok();
-    let (status, answer) = answer(
-        &state,
-        method.as_str(),
-        &path,
-        query.as_deref(),
-        json_body.as_ref(),
-    );
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let limited = rate_limit(&state, method.as_str(), &path);
+    let refused = refusal(&path, authorization, json_body.as_ref(), method.as_str());
+    let (status, answer) = match (refused, &limited) {
+        (Some(refused), _) => refused,
+        (None, Some(bucket)) if bucket.remaining.is_none() => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Answer::RateLimited(
+                json!({"message": "You are being rate limited.", "retry_after": bucket.reset_after, "global": false}),
+                bucket.reset_after,
+            ),
+        ),
+        (None, _) => answer(
+            &state,
+            method.as_str(),
+            &path,
+            query.as_deref(),
+            json_body.as_ref(),
+        ),
+    };
     let response = match &answer {
         Answer::Json(value) | Answer::RateLimited(value, _) => Some(value.clone()),
         Answer::Empty => None,
@@ -43,7 +62,7 @@ pub(super) async fn rest(
         response,
         at: Instant::now(),
     });
-    match answer {
+    let mut response = match answer {
         Answer::Json(value) => (status, axum::Json(value)).into_response(),
         Answer::Empty => status.into_response(),
         Answer::RateLimited(value, retry_after) => (
@@ -52,7 +71,122 @@ pub(super) async fn rest(
             axum::Json(value),
         )
             .into_response(),
+    };
+    if let Some(bucket) = limited {
+        let headers = response.headers_mut();
+        let mut set = |name: &'static str, value: String| {
+            headers.insert(name, value.parse().unwrap());
+        };
+        set("x-ratelimit-limit", bucket.limit.to_string());
+        set(
+            "x-ratelimit-remaining",
+            bucket.remaining.unwrap_or(0).to_string(),
+        );
+        set(
+            "x-ratelimit-reset-after",
+            format!("{:.3}", bucket.reset_after),
+        );
+        set("x-ratelimit-bucket", bucket.key);
     }
+    response
+}
+
+/// A request's place in its rate-limit bucket.
+struct BucketState {
+    key: String,
+    limit: u64,
+    /// Requests left after this one; `None`: this one is over the limit.
+    remaining: Option<u64>,
+    /// Seconds until the bucket's window ends.
+    reset_after: f64,
+}
+
+/// Counts a request to a rate-limited channel's message routes (see
+/// `FakeDiscord::rate_limit_channel`); `None` for routes without a limit.
+fn rate_limit(state: &State, method: &str, path: &str) -> Option<BucketState> {
+    let parts: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let (channel, route) = match parts.as_slice() {
+        ["channels", channel, "messages"] => (channel.parse().ok()?, "messages"),
+        ["channels", channel, "messages", _] => (channel.parse().ok()?, "messages/:id"),
+        _ => return None,
+    };
+    let (limit, window) = *state.channel_limits.lock().unwrap().get(&channel)?;
+    let key = format!("{method} {route} {channel}");
+    let mut buckets = state.buckets.lock().unwrap();
+    let (count, started) = buckets.entry(key.clone()).or_insert((0, Instant::now()));
+    if started.elapsed() >= window {
+        *count = 0;
+        *started = Instant::now();
+    }
+    let reset_after = window.saturating_sub(started.elapsed()).as_secs_f64();
+    let remaining = if *count < limit {
+        *count += 1;
+        Some(limit - *count)
+    } else {
+        None
+    };
+    Some(BucketState {
+        key,
+        limit,
+        remaining,
+        reset_after,
+    })
+}
+
+/// What Discord refuses before doing anything: a request without the bot token (401;
+/// interaction callbacks and webhooks need none), and a message whose content is empty
+/// (without embeds) or over 2,000 characters (400).
+fn refusal(
+    path: &str,
+    authorization: &str,
+    body: Option<&Value>,
+    method: &str,
+) -> Option<(StatusCode, Answer)> {
+    let token_free =
+        path.starts_with("/api/v10/interactions/") || path.starts_with("/api/v10/webhooks/");
+    if !token_free && authorization != format!("Bot {TOKEN}") {
+        return Some((
+            StatusCode::UNAUTHORIZED,
+            Answer::Json(json!({"message": "401: Unauthorized", "code": 0})),
+        ));
+    }
+    let sends_message = matches!(method, "POST" | "PATCH")
+        && (is_channel_message_path(path) || path.starts_with("/api/v10/webhooks/"));
+    let message = if path.ends_with("/callback") {
+        body.and_then(|b| b.get("data"))
+            .filter(|d| d.get("content").is_some())
+    } else if sends_message {
+        body
+    } else {
+        None
+    };
+    let message = message?;
+    let content = message.get("content").and_then(Value::as_str).unwrap_or("");
+    let has_embeds = message
+        .get("embeds")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty());
+    if content.chars().count() > 2000 {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Answer::Json(json!({"message": "Invalid Form Body", "code": 50035,
+                "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}})),
+        ));
+    }
+    if content.trim().is_empty() && !has_embeds && method == "POST" {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Answer::Json(json!({"message": "Cannot send an empty message", "code": 50006})),
+        ));
+    }
+    None
+}
+
+fn unknown(what: &str, code: u32) -> (StatusCode, Answer) {
+    (
+        StatusCode::NOT_FOUND,
+        Answer::Json(json!({"message": format!("Unknown {what}"), "code": code})),
+    )
 }
 
 enum Answer {
@@ -180,6 +314,7 @@ fn process(
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
         })),
         ("GET", ["users", "@me"]) => ok(bot()),
+        ("GET", ["guilds", guild]) if *guild == GUILD_ID.to_string() => ok(super::guild_json()),
         ("PUT", ["applications", _app, "commands"])
         | ("PUT", ["applications", _app, "guilds", _, "commands"]) => {
             let guild = if parts.len() == 5 {
@@ -237,6 +372,9 @@ fn process(
                     nonces.insert((channel, nonce.clone()), (message.clone(), Instant::now()));
                 }
             }
+            if let Some(id) = message["id"].as_str().and_then(|s| s.parse().ok()) {
+                state.live_messages.lock().unwrap().insert((channel, id));
+            }
             state.created.lock().unwrap().push(Created {
                 channel,
                 message: message.clone(),
@@ -246,15 +384,30 @@ fn process(
         }
         ("PATCH", ["channels", channel, "messages", message]) => {
             let channel: u64 = channel.parse().unwrap_or(0);
+            let message: u64 = message.parse().unwrap_or(0);
+            if !state
+                .live_messages
+                .lock()
+                .unwrap()
+                .contains(&(channel, message))
+            {
+                return unknown("Message", 10008);
+            }
             ok(message_json(
-                message.parse().unwrap_or(0),
+                message,
                 channel,
                 Some(GUILD_ID),
                 bot(),
                 &content,
             ))
         }
-        ("DELETE", ["channels", _, "messages", _]) => (StatusCode::NO_CONTENT, Answer::Empty),
+        ("DELETE", ["channels", channel, "messages", message]) => {
+            let key = (channel.parse().unwrap_or(0), message.parse().unwrap_or(0));
+            if !state.live_messages.lock().unwrap().remove(&key) {
+                return unknown("Message", 10008);
+            }
+            (StatusCode::NO_CONTENT, Answer::Empty)
+        }
         ("POST", ["channels", _, "typing"]) => (StatusCode::NO_CONTENT, Answer::Empty),
         ("GET", ["channels", channel, "messages"]) => {
             let limit: usize = query
@@ -286,16 +439,77 @@ fn process(
                 .collect();
             ok(json!(newest_first))
         }
-        ("POST", ["interactions", _, _, "callback"]) => (StatusCode::NO_CONTENT, Answer::Empty),
-        ("POST", ["webhooks", _, _]) => {
-            ok(message_json(new_id(), 0, Some(GUILD_ID), bot(), &content))
+        ("POST", ["interactions", id, token, "callback"]) => {
+            let mut interactions = state.interactions.lock().unwrap();
+            let Some(interaction) = interactions.get_mut(&id.parse().unwrap_or(0)) else {
+                return unknown("interaction", 10062);
+            };
+            if interaction.token != *token
+                || interaction.dispatched.elapsed() > INTERACTION_DEADLINE
+            {
+                return unknown("interaction", 10062);
+            }
+            if interaction.acknowledged {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Answer::Json(
+                        json!({"message": "Interaction has already been acknowledged.", "code": 40060}),
+                    ),
+                );
+            }
+            interaction.acknowledged = true;
+            (StatusCode::NO_CONTENT, Answer::Empty)
         }
-        ("PATCH", ["webhooks", _, _, "messages", _]) => {
-            ok(message_json(new_id(), 0, Some(GUILD_ID), bot(), &content))
+        ("POST", ["webhooks", _, token]) => {
+            let mut interactions = state.interactions.lock().unwrap();
+            let Some(interaction) = acknowledged(&mut interactions, token) else {
+                return unknown("Webhook", 10015);
+            };
+            let id = new_id();
+            interaction.follow_ups.insert(id);
+            ok(message_json(id, 0, Some(GUILD_ID), bot(), &content))
         }
-        ("DELETE", ["webhooks", _, _, "messages", _]) => (StatusCode::NO_CONTENT, Answer::Empty),
+        ("PATCH", ["webhooks", _, token, "messages", message])
+        | ("DELETE", ["webhooks", _, token, "messages", message]) => {
+            let mut interactions = state.interactions.lock().unwrap();
+            let Some(interaction) = acknowledged(&mut interactions, token) else {
+                return unknown("Webhook", 10015);
+            };
+            let id = if *message == "@original" {
+                None
+            } else {
+                let id: u64 = message.parse().unwrap_or(0);
+                if !interaction.follow_ups.contains(&id) {
+                    return unknown("Message", 10008);
+                }
+                Some(id)
+            };
+            if method == "DELETE" {
+                if let Some(id) = id {
+                    interaction.follow_ups.remove(&id);
+                }
+                return (StatusCode::NO_CONTENT, Answer::Empty);
+            }
+            ok(message_json(
+                id.unwrap_or_else(new_id),
+                0,
+                Some(GUILD_ID),
+                bot(),
+                &content,
+            ))
+        }
         _ => not_found(),
     }
+}
+
+/// The acknowledged interaction whose token is `token`.
+fn acknowledged<'a>(
+    interactions: &'a mut std::collections::HashMap<u64, super::fake_discord::Interaction>,
+    token: &str,
+) -> Option<&'a mut super::fake_discord::Interaction> {
+    interactions
+        .values_mut()
+        .find(|i| i.token == token && i.acknowledged)
 }
 
 fn ok(value: Value) -> (StatusCode, Answer) {

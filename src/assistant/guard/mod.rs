@@ -2,6 +2,7 @@
 //! findings out, so the caller can log every finding.
 //!
 //! Rules (configurable in prompts/guard.toml, see [`GuardRules`]):
+//! - invisible characters (bidi overrides, zero-width) are stripped first;
 //! - mentions: `@everyone`, `@here`, `<@123>`, `<@!123>`, `<@&123>`, `<#123>` get a
 //!   zero-width space so they never ping, even if a message is posted without
 //!   allowed_mentions;
@@ -32,7 +33,7 @@ use super::shop::Shop;
 use length::fit_lines;
 pub use length::{cap_length, citations, MIN_MAX_CHARS};
 use links::allowed_domains;
-pub use links::remove_foreign_links;
+pub use links::{host_of, remove_foreign_links};
 pub use mentions::neutralise_mentions;
 use money::allowed_prices;
 pub use money::{find_money, remove_unverified_prices, MoneyMention};
@@ -132,7 +133,8 @@ pub struct GuardInput<'a> {
 /// final text would remove.
 pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarded {
     let mut findings = Vec::new();
-    let mut text = neutralise_mentions(text, &mut findings);
+    let visible = super::invisible::strip_invisible(text);
+    let mut text = neutralise_mentions(&visible, &mut findings);
     if input.rules.check_prices {
         let allowed = allowed_prices(&text, input);
         text = remove_unverified_prices(

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use crate::assistant::knowledge::RouteKind;
+use crate::assistant::content::PromptSet;
+use crate::assistant::knowledge::{Route, RouteKind};
+use crate::assistant::question::Lang;
 use crate::assistant::{Assistant, Notice, Outcome};
 
 /// Tokens reserved for the summary templates' own text and the message numbers.
@@ -235,6 +237,18 @@ pub fn analyse(messages: &[ChannelMessage], topic_of: &dyn Fn(&str) -> Option<St
     }
 }
 
+/// The model's overview through the full output guard, as any reply (mentions, prices and
+/// stock claims no product supports, foreign links, personal data, blocked phrases,
+/// length); its findings are logged.
+pub fn guard_overview(set: &PromptSet, overview: &str) -> String {
+    let route = Route::empty(RouteKind::General, Lang::En);
+    let guarded = set.guard_reply(&route, overview, false);
+    if !guarded.findings.is_empty() {
+        tracing::info!(findings = ?guarded.findings, "the guard changed a summary overview");
+    }
+    guarded.text
+}
+
 impl Assistant {
     /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
     /// with the sections of [`render`] (key topics, open questions, complaints and
@@ -259,8 +273,8 @@ impl Assistant {
             .enumerate()
             .map(|(index, m)| crate::assistant::content::SummaryMessage {
                 number: index + 1,
-                author: m.author.clone(),
-                text: m.text.clone(),
+                author: crate::assistant::invisible::strip_invisible(&m.author),
+                text: crate::assistant::invisible::strip_invisible(&m.text),
                 link: m.link.clone(),
             })
             .collect();
@@ -298,21 +312,32 @@ impl Assistant {
                 Err(notice) => return Outcome::Notice(notice),
             }
         };
+        let overview = guard_overview(&set, &overview);
         // A message's topic: the closest knowledge entry when it is close enough (a
         // looser bar than answering needs), else the first catalogue product it names.
-        let topic_of = |text: &str| {
-            let route = set.knowledge.route(text);
-            if route.kind == RouteKind::SmallTalk {
-                return None;
-            }
-            route
-                .hits
-                .first()
-                .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
-                .map(|hit| hit.title.clone())
-                .or_else(|| route.products.first().map(|p| p.name.clone()))
+        // Routing every message (embeddings included) is blocking work: off the async
+        // workers.
+        let analysed = tokio::task::spawn_blocking(move || {
+            let topic_of = |text: &str| {
+                let route = set.knowledge.route(text);
+                if route.kind == RouteKind::SmallTalk {
+                    return None;
+                }
+                route
+                    .hits
+                    .first()
+                    .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
+                    .map(|hit| hit.title.clone())
+                    .or_else(|| route.products.first().map(|p| p.name.clone()))
+            };
+            let digest = analyse(&messages, &topic_of);
+            (digest, messages)
+        })
+        .await;
+        let Ok((digest, messages)) = analysed else {
+            tracing::error!("the summary analysis crashed");
+            return Outcome::Notice(Notice::GenerationFailed);
         };
-        let digest = analyse(&messages, &topic_of);
         Outcome::Summary(ChannelSummary {
             digest,
             messages,
@@ -324,6 +349,26 @@ impl Assistant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overview_goes_through_the_full_guard() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts");
+        let set = PromptSet::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let raw =
+            "Customers [1] liked\u{202E} it. Buy at HTTPS://evil.example/x, mail ann@gmail.com, \
+                   it is free forever. @every\u{200B}one";
+        let guarded = guard_overview(&set, raw);
+        assert!(guarded.contains("Customers [1] liked it."), "{guarded}");
+        for gone in [
+            "evil.example",
+            "ann@gmail.com",
+            "free forever",
+            "@everyone",
+            "\u{202E}",
+        ] {
+            assert!(!guarded.contains(gone), "{gone} survived: {guarded}");
+        }
+    }
 
     fn msg(n: usize, author: &str, text: &str) -> ChannelMessage {
         ChannelMessage {

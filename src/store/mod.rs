@@ -1,12 +1,15 @@
 //! SQLite persistence: conversations and their turns, the question log and feedback.
 //!
 //! [`Store`] wraps one connection behind a mutex; every call is a short statement or a
-//! small transaction, so async callers may call it directly. The file is opened in WAL mode
-//! (readers such as `shopkeep user export` do not block the running bot) and the schema is
-//! migrated on open through `PRAGMA user_version`.
+//! small transaction. Async callers may call it directly: each call leaves the async
+//! worker first (`block_in_place`), so a call that waits on a locked database (up to the
+//! 5 s busy timeout) never stalls gateway events or other requests. The file is opened in
+//! WAL mode (readers such as `shopkeep user export` do not block the running bot) and the
+//! schema is migrated on open through `PRAGMA user_version`.
 //!
-//! Timestamps are milliseconds since the Unix epoch ([`UnixMillis`]); callers pass them in,
-//! so nothing here reads the clock.
+//! Timestamps are milliseconds since the Unix epoch ([`UnixMillis`]); callers pass them in
+//! (only the erasure journal stamps its rows with the clock). Export, forget, retention
+//! and the file's mode are in [`privacy`].
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -14,7 +17,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use serde_json::json;
+
+mod privacy;
+use privacy::restrict_to_owner;
+pub use privacy::ERASURE_JOURNAL_MS;
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
@@ -27,6 +33,11 @@ pub type ConversationId = i64;
 pub enum StoreError {
     #[error("could not create the database directory {path}: {source}")]
     CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("could not create the database file {path} readable by its owner only: {source}")]
+    FileMode {
         path: String,
         source: std::io::Error,
     },
@@ -84,7 +95,18 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (message_id, user_key)
     );
     CREATE INDEX feedback_by_time ON feedback (at);",
+    // 2: the erasure journal: which users were forgotten, so that a running bot drops
+    // what it holds in memory for them (`shopkeep user forget` is another process).
+    "CREATE TABLE erasures (
+        id INTEGER PRIMARY KEY,
+        user_key TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );",
 ];
+
+/// Longest question text stored in the question log, in characters (Discord's message
+/// limit); longer questions (refused as too long, or rate-limited first) are cut.
+pub const MAX_LOGGED_QUESTION_CHARS: usize = 2000;
 
 /// One question and the answer given, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -228,9 +250,12 @@ impl Store {
                     source,
                 })?;
             }
+            restrict_to_owner(path)?;
             Connection::open(path)?
         };
         connection.busy_timeout(Duration::from_secs(5))?;
+        // Deleted text is overwritten with zeros, not left in free pages.
+        connection.pragma_update(None, "secure_delete", true)?;
         // Returns the mode in effect ("memory" for an in-memory database).
         let _mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
@@ -248,9 +273,11 @@ impl Store {
 
     /// The schema version (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .lock()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        offload(|| {
+            Ok(self
+                .lock()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -269,13 +296,15 @@ impl Store {
         user: &str,
         at: UnixMillis,
     ) -> Result<ConversationId, StoreError> {
-        let connection = self.lock();
-        connection
-            .prepare_cached(
-                "INSERT INTO conversations (user_key, started_at, last_active_at) VALUES (?1, ?2, ?2)",
-            )?
-            .execute(params![user, at])?;
-        Ok(connection.last_insert_rowid())
+        offload(|| {
+            let connection = self.lock();
+            connection
+                .prepare_cached(
+                    "INSERT INTO conversations (user_key, started_at, last_active_at) VALUES (?1, ?2, ?2)",
+                )?
+                .execute(params![user, at])?;
+            Ok(connection.last_insert_rowid())
+        })
     }
 
     /// Appends a turn and marks the conversation active at `turn.at`.
@@ -284,40 +313,46 @@ impl Store {
         conversation: ConversationId,
         turn: &StoredTurn,
     ) -> Result<(), StoreError> {
-        let mut connection = self.lock();
-        let tx = connection.transaction()?;
-        let updated = tx
-            .prepare_cached(
-                "UPDATE conversations SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
+        offload(|| {
+            let mut connection = self.lock();
+            let tx = connection.transaction()?;
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE conversations SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
+                )?
+                .execute(params![conversation, turn.at])?;
+            if updated == 0 {
+                return Err(StoreError::UnknownConversation(conversation));
+            }
+            tx.prepare_cached(
+                "INSERT INTO turns (conversation_id, at, question, answer) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![conversation, turn.at])?;
-        if updated == 0 {
-            return Err(StoreError::UnknownConversation(conversation));
-        }
-        tx.prepare_cached(
-            "INSERT INTO turns (conversation_id, at, question, answer) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![conversation, turn.at, turn.question, turn.answer])?;
-        tx.commit()?;
-        Ok(())
+            .execute(params![conversation, turn.at, turn.question, turn.answer])?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Marks a conversation closed (idle past the timeout); it stays until retention ends.
     pub fn close_conversation(&self, conversation: ConversationId) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached("UPDATE conversations SET closed = 1 WHERE id = ?1")?
-            .execute(params![conversation])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached("UPDATE conversations SET closed = 1 WHERE id = ?1")?
+                .execute(params![conversation])?;
+            Ok(())
+        })
     }
 
     /// Closes every open conversation last active before `before`; returns how many.
     pub fn close_idle_conversations(&self, before: UnixMillis) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .prepare_cached(
-                "UPDATE conversations SET closed = 1 WHERE closed = 0 AND last_active_at < ?1",
-            )?
-            .execute(params![before])?)
+        offload(|| {
+            Ok(self
+                .lock()
+                .prepare_cached(
+                    "UPDATE conversations SET closed = 1 WHERE closed = 0 AND last_active_at < ?1",
+                )?
+                .execute(params![before])?)
+        })
     }
 
     /// The user's newest open conversation with at most `max_turns` of its newest turns
@@ -327,54 +362,61 @@ impl Store {
         user: &str,
         max_turns: usize,
     ) -> Result<Option<StoredConversation>, StoreError> {
-        let connection = self.lock();
-        let Some(mut conversation) = connection
-            .prepare_cached(
-                "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
-                 WHERE user_key = ?1 AND closed = 0 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row(params![user], conversation_row)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let mut turns = connection
-            .prepare_cached(
-                "SELECT at, question, answer FROM turns WHERE conversation_id = ?1
-                 ORDER BY id DESC LIMIT ?2",
-            )?
-            .query_map(
-                params![
-                    conversation.id,
-                    i64::try_from(max_turns).unwrap_or(i64::MAX)
-                ],
-                turn_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        turns.reverse();
-        conversation.turns = turns;
-        Ok(Some(conversation))
+        offload(|| {
+            let connection = self.lock();
+            let Some(mut conversation) = connection
+                .prepare_cached(
+                    "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
+                     WHERE user_key = ?1 AND closed = 0 ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![user], conversation_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut turns = connection
+                .prepare_cached(
+                    "SELECT at, question, answer FROM turns WHERE conversation_id = ?1
+                     ORDER BY id DESC LIMIT ?2",
+                )?
+                .query_map(
+                    params![
+                        conversation.id,
+                        i64::try_from(max_turns).unwrap_or(i64::MAX)
+                    ],
+                    turn_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            turns.reverse();
+            conversation.turns = turns;
+            Ok(Some(conversation))
+        })
     }
 
-    /// Every stored conversation of `user` with all turns, oldest first.
+    /// Every stored conversation of `user` with all turns, oldest first: those keyed by
+    /// the plain id and those keyed by place (`user@dm`, `user@guild:…`; see
+    /// [`crate::assistant::conversation::conversation_key`]).
     pub fn conversations_of(&self, user: &str) -> Result<Vec<StoredConversation>, StoreError> {
-        let connection = self.lock();
-        let mut conversations = connection
-            .prepare_cached(
-                "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
-                 WHERE user_key = ?1 ORDER BY id",
-            )?
-            .query_map(params![user], conversation_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut turns = connection.prepare_cached(
-            "SELECT at, question, answer FROM turns WHERE conversation_id = ?1 ORDER BY id",
-        )?;
-        for conversation in &mut conversations {
-            conversation.turns = turns
-                .query_map(params![conversation.id], turn_row)?
+        offload(|| {
+            let connection = self.lock();
+            let mut conversations = connection
+                .prepare_cached(
+                    "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
+                     WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@'
+                     ORDER BY id",
+                )?
+                .query_map(params![user], conversation_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-        }
-        Ok(conversations)
+            let mut turns = connection.prepare_cached(
+                "SELECT at, question, answer FROM turns WHERE conversation_id = ?1 ORDER BY id",
+            )?;
+            for conversation in &mut conversations {
+                conversation.turns = turns
+                    .query_map(params![conversation.id], turn_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            Ok(conversations)
+        })
     }
 
     /// Deletes conversations (and their turns) last active before `before`; returns how
@@ -383,83 +425,47 @@ impl Store {
         &self,
         before: UnixMillis,
     ) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .prepare_cached("DELETE FROM conversations WHERE last_active_at < ?1")?
-            .execute(params![before])?)
+        offload(|| {
+            Ok(self
+                .lock()
+                .prepare_cached("DELETE FROM conversations WHERE last_active_at < ?1")?
+                .execute(params![before])?)
+        })
     }
 
     /// Number of distinct users with a stored conversation.
     pub fn user_count(&self) -> Result<u64, StoreError> {
-        Ok(self.lock().query_row(
-            "SELECT count(DISTINCT user_key) FROM conversations",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
-    // ---- privacy -------------------------------------------------------------------
-
-    /// Deletes everything stored about `user`: conversations, turns, logged questions and
-    /// feedback votes, in one transaction.
-    pub fn forget_user(&self, user: &str) -> Result<ForgetReport, StoreError> {
-        let mut connection = self.lock();
-        let tx = connection.transaction()?;
-        let turns = tx.execute(
-            "DELETE FROM turns WHERE conversation_id IN
-             (SELECT id FROM conversations WHERE user_key = ?1)",
-            params![user],
-        )?;
-        let conversations = tx.execute(
-            "DELETE FROM conversations WHERE user_key = ?1",
-            params![user],
-        )?;
-        let questions = tx.execute("DELETE FROM questions WHERE user_key = ?1", params![user])?;
-        let feedback = tx.execute("DELETE FROM feedback WHERE user_key = ?1", params![user])?;
-        tx.commit()?;
-        Ok(ForgetReport {
-            conversations,
-            turns,
-            questions,
-            feedback,
+        offload(|| {
+            Ok(self.lock().query_row(
+                "SELECT count(DISTINCT user_key) FROM conversations",
+                [],
+                |r| r.get(0),
+            )?)
         })
-    }
-
-    /// Everything stored about `user` as JSON:
-    /// `{"user", "conversations": [{id, started_at, last_active_at, closed, turns: [{at,
-    /// question, answer}]}], "questions": [..], "feedback": [..]}` (times in Unix ms).
-    pub fn export_user(&self, user: &str) -> Result<serde_json::Value, StoreError> {
-        let conversations = self.conversations_of(user)?;
-        let questions = self.questions_of(user)?;
-        let feedback = self.feedback_of(user)?;
-        Ok(json!({
-            "user": user,
-            "conversations": conversations,
-            "questions": questions,
-            "feedback": feedback,
-        }))
     }
 
     // ---- question log --------------------------------------------------------------
 
     /// Appends one row to the question log.
     pub fn log_question(&self, record: &QuestionRecord) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
-                "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                record.at,
-                record.user,
-                record.channel_id,
-                record.question,
-                record.entry_id,
-                record.intent,
-                record.confidence.map(f64::from),
-                record.outcome.as_str(),
-            ])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached(
+                    "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    record.at,
+                    record.user,
+                    record.channel_id,
+                    capped(&record.question),
+                    record.entry_id,
+                    record.intent,
+                    record.confidence.map(f64::from),
+                    record.outcome.as_str(),
+                ])?;
+            Ok(())
+        })
     }
 
     /// Logged questions at or after `since`, oldest first, at most `limit`.
@@ -468,108 +474,144 @@ impl Store {
         since: UnixMillis,
         limit: usize,
     ) -> Result<Vec<QuestionRecord>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
-             FROM questions WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
-        )?;
-        let rows = statement
-            .query_map(
-                params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
-                question_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
+                 FROM questions WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
+            )?;
+            let rows = statement
+                .query_map(
+                    params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    question_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
     }
 
     fn questions_of(&self, user: &str) -> Result<Vec<QuestionRecord>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
-             FROM questions WHERE user_key = ?1 ORDER BY at, id",
-        )?;
-        let rows = statement
-            .query_map(params![user], question_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
+                 FROM questions WHERE user_key = ?1 ORDER BY at, id",
+            )?;
+            let rows = statement
+                .query_map(params![user], question_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
     }
 
     // ---- feedback ------------------------------------------------------------------
 
     /// Records a vote; a later vote by the same user on the same message replaces it.
     pub fn record_feedback(&self, record: &FeedbackRecord) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached(
-                "INSERT INTO feedback (at, message_id, user_key, vote) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (message_id, user_key) DO UPDATE SET at = excluded.at, vote = excluded.vote",
-            )?
-            .execute(params![
-                record.at,
-                record.message_id,
-                record.user,
-                record.vote.as_i64()
-            ])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached(
+                    "INSERT INTO feedback (at, message_id, user_key, vote) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (message_id, user_key) DO UPDATE SET at = excluded.at, vote = excluded.vote",
+                )?
+                .execute(params![
+                    record.at,
+                    record.message_id,
+                    record.user,
+                    record.vote.as_i64()
+                ])?;
+            Ok(())
+        })
     }
 
     /// Removes a user's vote on a message (the reaction was taken back).
     pub fn remove_feedback(&self, message_id: &str, user: &str) -> Result<(), StoreError> {
-        self.lock()
-            .prepare_cached("DELETE FROM feedback WHERE message_id = ?1 AND user_key = ?2")?
-            .execute(params![message_id, user])?;
-        Ok(())
+        offload(|| {
+            self.lock()
+                .prepare_cached("DELETE FROM feedback WHERE message_id = ?1 AND user_key = ?2")?
+                .execute(params![message_id, user])?;
+            Ok(())
+        })
     }
 
     /// Up and down votes on one message.
     pub fn feedback_tally(&self, message_id: &str) -> Result<FeedbackTally, StoreError> {
-        let (up, down): (i64, i64) = self
-            .lock()
-            .prepare_cached(
-                "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
-                 FROM feedback WHERE message_id = ?1",
-            )?
-            .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(FeedbackTally {
-            up: up.max(0) as u64,
-            down: down.max(0) as u64,
+        offload(|| {
+            let (up, down): (i64, i64) = self
+                .lock()
+                .prepare_cached(
+                    "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
+                     FROM feedback WHERE message_id = ?1",
+                )?
+                .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(FeedbackTally {
+                up: up.max(0) as u64,
+                down: down.max(0) as u64,
+            })
         })
     }
 
     /// Up and down votes on all of the bot's messages, cast at or after `since`.
     pub fn feedback_tally_since(&self, since: UnixMillis) -> Result<FeedbackTally, StoreError> {
-        let (up, down): (i64, i64) = self
-            .lock()
-            .prepare_cached(
-                "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
-                 FROM feedback WHERE at >= ?1",
-            )?
-            .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(FeedbackTally {
-            up: up.max(0) as u64,
-            down: down.max(0) as u64,
+        offload(|| {
+            let (up, down): (i64, i64) = self
+                .lock()
+                .prepare_cached(
+                    "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
+                     FROM feedback WHERE at >= ?1",
+                )?
+                .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(FeedbackTally {
+                up: up.max(0) as u64,
+                down: down.max(0) as u64,
+            })
         })
     }
 
     fn feedback_of(&self, user: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached(
-            "SELECT at, message_id, user_key, vote FROM feedback WHERE user_key = ?1 ORDER BY at, id",
-        )?;
-        let rows = statement
-            .query_map(params![user], |r| {
-                Ok(FeedbackRecord {
-                    at: r.get(0)?,
-                    message_id: r.get(1)?,
-                    user: r.get(2)?,
-                    vote: if r.get::<_, i64>(3)? > 0 {
-                        Vote::Up
-                    } else {
-                        Vote::Down
-                    },
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(
+                "SELECT at, message_id, user_key, vote FROM feedback WHERE user_key = ?1 ORDER BY at, id",
+            )?;
+            let rows = statement
+                .query_map(params![user], |r| {
+                    Ok(FeedbackRecord {
+                        at: r.get(0)?,
+                        message_id: r.get(1)?,
+                        user: r.get(2)?,
+                        vote: if r.get::<_, i64>(3)? > 0 {
+                            Vote::Up
+                        } else {
+                            Vote::Down
+                        },
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+/// Runs blocking store work so that it never stalls an async worker: on a worker of a
+/// multi-thread Tokio runtime through `block_in_place` (the worker hands its other tasks,
+/// such as gateway events and heartbeats, to another thread first, so a write waiting on
+/// a locked database delays only its own request); elsewhere (the CLI, blocking threads,
+/// single-threaded tests) directly.
+fn offload<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// `text` cut to [`MAX_LOGGED_QUESTION_CHARS`] characters.
+fn capped(text: &str) -> &str {
+    match text.char_indices().nth(MAX_LOGGED_QUESTION_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
     }
 }
 
@@ -636,7 +678,7 @@ fn question_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QuestionRecord> {
 mod tests {
     use super::*;
 
-    fn turn(at: UnixMillis, question: &str) -> StoredTurn {
+    pub(super) fn turn(at: UnixMillis, question: &str) -> StoredTurn {
         StoredTurn {
             at,
             question: question.into(),
@@ -746,7 +788,7 @@ mod tests {
         ));
     }
 
-    fn question(user: &str, at: UnixMillis, outcome: QuestionOutcome) -> QuestionRecord {
+    pub(super) fn question(user: &str, at: UnixMillis, outcome: QuestionOutcome) -> QuestionRecord {
         QuestionRecord {
             at,
             user: user.into(),
@@ -798,43 +840,6 @@ mod tests {
             store.feedback_tally("other").unwrap(),
             FeedbackTally::default()
         );
-    }
-
-    #[test]
-    fn forget_user_deletes_everything_of_that_user_only() {
-        let store = Store::open_in_memory().unwrap();
-        for user in ["alice", "bob"] {
-            let id = store.start_conversation(user, 0).unwrap();
-            store.append_turn(id, &turn(1, "q")).unwrap();
-            store
-                .log_question(&question(user, 1, QuestionOutcome::Answered))
-                .unwrap();
-            store
-                .record_feedback(&FeedbackRecord {
-                    at: 1,
-                    message_id: "m".into(),
-                    user: user.into(),
-                    vote: Vote::Up,
-                })
-                .unwrap();
-        }
-        let report = store.forget_user("alice").unwrap();
-        assert_eq!(
-            report,
-            ForgetReport {
-                conversations: 1,
-                turns: 1,
-                questions: 1,
-                feedback: 1
-            }
-        );
-        let alice = store.export_user("alice").unwrap();
-        assert_eq!(alice["conversations"], json!([]));
-        assert_eq!(alice["questions"], json!([]));
-        assert_eq!(alice["feedback"], json!([]));
-        let bob = store.export_user("bob").unwrap();
-        assert_eq!(bob["conversations"][0]["turns"][0]["question"], "q");
-        assert_eq!(bob["questions"][0]["outcome"], "answered");
     }
 
     #[test]
