@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use shopkeep::assistant::content::Prompts;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
+use shopkeep::backend::OnnxBackend;
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
 use shopkeep::store::Store;
@@ -111,7 +112,7 @@ fn assistant(configure: impl FnOnce(&mut Config)) -> Assistant {
     configure(&mut config);
     let prompts = Prompts::load(&config.prompts_dir).expect("the repository's prompts/ load");
     Assistant::new(
-        engine,
+        Arc::new(OnnxBackend::new(engine)),
         Arc::new(config),
         Arc::new(Store::open_in_memory().unwrap()),
         Arc::new(prompts),

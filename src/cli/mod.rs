@@ -19,6 +19,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use shopkeep::config::Config;
+use std::sync::Arc;
+
+use shopkeep::backend::{OnnxBackend, SharedBackend};
 use shopkeep::engine::{EngineHandle, SessionOptions};
 
 #[derive(Parser)]
@@ -111,6 +114,26 @@ pub fn describe(error: &anyhow::Error) -> String {
 /// The prompts folder: the one given on the command line, else the configured one.
 fn prompts_dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(shopkeep::config::prompts_dir)
+}
+
+/// The configured backend: the embedded engine on the model named by `args`, else the
+/// configured one.
+fn load_backend(config: &Config, args: &ModelArgs) -> Result<SharedBackend> {
+    Ok(Arc::new(OnnxBackend::new(load_engine(config, args)?)))
+}
+
+/// [`load_backend`] for `generate`; `no_cache` turns the embedded engine's KV cache off.
+fn load_generate_backend(
+    config: &Config,
+    args: &ModelArgs,
+    no_cache: bool,
+) -> Result<SharedBackend> {
+    let onnx = OnnxBackend::new(load_engine(config, args)?);
+    Ok(Arc::new(if no_cache {
+        onnx.without_kv_cache()
+    } else {
+        onnx
+    }))
 }
 
 /// Loads the model named by `args`, else the configured one.
