@@ -407,7 +407,13 @@ where
     let (tx, rx) = mpsc::channel(64);
     let task = async move {
         let mut text = String::new();
-        while let Some(event) = stream.next().await {
+        loop {
+            // The receiver going away cancels at once, even while the backend is silent.
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = tx.closed() => return,
+            };
+            let Some(event) = event else { break };
             match event {
                 StreamEvent::Text(delta) => {
                     text.push_str(&delta);
