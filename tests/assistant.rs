@@ -205,7 +205,7 @@ async fn history_goes_first_then_a_question_that_cannot_fit_is_refused() {
     assert!(!prompt.contains(opening(&replies[0])), "{prompt}");
     assert!(prompt.contains(opening(&replies[1])), "{prompt}");
     assert!(prompt.starts_with("<|im_start|>system\n") && prompt.contains(GENERAL));
-    assert!(estimate_tokens(&prompt) + new_tokens <= new_tokens + full_tokens - 1);
+    assert!(estimate_tokens(&prompt) < full_tokens);
 
     // Room for the system turn and the question only.
     let (prompt, _) = third_prompt(new_tokens + bare_tokens).await;
