@@ -3,6 +3,8 @@
 //! error types, and three implementations:
 //!
 //! - [`onnx`]: the embedded engine on ONNX Runtime (the default);
+//! - [`openai`]: any server speaking OpenAI's `/v1/chat/completions` with server-sent events
+//!   (vLLM, TGI, llama.cpp's server, Ollama);
 //! - [`scripted`]: scripted text for tests, recording every request it receives.
 //!
 //! The assistant depends on this module only; ONNX-only details (layers, KV heads, the
@@ -10,6 +12,7 @@
 
 pub mod chatml;
 pub mod onnx;
+pub mod openai;
 pub mod scripted;
 
 use std::future::Future;
@@ -21,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use onnx::OnnxBackend;
+pub use openai::OpenAiBackend;
 pub use scripted::ScriptedBackend;
 
 /// A boxed future, for the trait's asynchronous parts.
@@ -158,6 +162,8 @@ pub struct Generated {
 pub enum BackendError {
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Server(#[from] openai::ServerError),
     /// The prompt cannot fit the model's context with room for an answer.
     #[error("the prompt has {tokens} tokens; the model's context holds {context_length}")]
     PromptTooLong {

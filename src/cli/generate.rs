@@ -56,7 +56,7 @@ pub(super) struct PerplexityArgs {
 /// Streams the continuation of `--prompt` to stdout, or prints one JSON line with `--json`.
 pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
     let runtime = super::runtime()?;
-    let backend = super::load_generate_backend(&config, &args.model, args.no_cache)?;
+    let backend = super::load_generate_backend(&config, &args.model, &runtime, args.no_cache)?;
     let sampling = if args.greedy {
         SamplingParams {
             repetition_penalty: args.repetition_penalty,

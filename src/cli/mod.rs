@@ -15,13 +15,13 @@ mod user;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use shopkeep::config::Config;
+use shopkeep::config::{BackendChoice, Config};
 use std::sync::Arc;
 
-use shopkeep::backend::{OnnxBackend, SharedBackend};
+use shopkeep::backend::{OnnxBackend, OpenAiBackend, SharedBackend};
 use shopkeep::engine::{EngineHandle, SessionOptions};
 
 #[derive(Parser)]
@@ -116,24 +116,45 @@ fn prompts_dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(shopkeep::config::prompts_dir)
 }
 
-/// The configured backend: the embedded engine on the model named by `args`, else the
-/// configured one.
-fn load_backend(config: &Config, args: &ModelArgs) -> Result<SharedBackend> {
-    Ok(Arc::new(OnnxBackend::new(load_engine(config, args)?)))
+/// The configured backend (`SHOPKEEP_BACKEND`): the embedded engine on the model named by
+/// `args` (else the configured one), or the OpenAI-compatible server, connected on
+/// `runtime` (its health check runs there, so the command must use the same runtime).
+fn load_backend(
+    config: &Config,
+    args: &ModelArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<SharedBackend> {
+    load_generate_backend(config, args, runtime, false)
 }
 
 /// [`load_backend`] for `generate`; `no_cache` turns the embedded engine's KV cache off.
 fn load_generate_backend(
     config: &Config,
     args: &ModelArgs,
+    runtime: &tokio::runtime::Runtime,
     no_cache: bool,
 ) -> Result<SharedBackend> {
-    let onnx = OnnxBackend::new(load_engine(config, args)?);
-    Ok(Arc::new(if no_cache {
-        onnx.without_kv_cache()
-    } else {
-        onnx
-    }))
+    match &config.backend {
+        BackendChoice::Onnx => {
+            let onnx = OnnxBackend::new(load_engine(config, args)?);
+            Ok(Arc::new(if no_cache {
+                onnx.without_kv_cache()
+            } else {
+                onnx
+            }))
+        }
+        BackendChoice::OpenAi(settings) => {
+            if args.model_dir.is_some() || args.threads.is_some() || no_cache {
+                bail!("--model-dir, --threads and --no-cache are for the embedded engine; SHOPKEEP_BACKEND=openai uses the server at SHOPKEEP_OPENAI_BASE_URL");
+            }
+            let backend = runtime
+                .block_on(OpenAiBackend::connect(settings.clone()))
+                .with_context(|| {
+                    format!("could not use the model server at {}", settings.base_url)
+                })?;
+            Ok(Arc::new(backend))
+        }
+    }
 }
 
 /// Loads the model named by `args`, else the configured one.
