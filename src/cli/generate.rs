@@ -78,7 +78,11 @@ pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
         stop: args.stop,
         prefix_cache_key: None,
     };
-    let mut stream = backend.generate(request);
+    // A server backend's request runs as a task on the runtime.
+    let mut stream = {
+        let _entered = runtime.enter();
+        backend.generate(request)
+    };
     let mut stdout = std::io::stdout().lock();
     while let Some(event) = runtime.block_on(stream.next()) {
         match event {
