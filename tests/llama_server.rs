@@ -82,6 +82,8 @@ impl LlamaServer {
                 "--model_alias",
                 ALIAS,
             ])
+            // By default a new request interrupts the one streaming; queue them instead.
+            .args(["--interrupt_requests", "False"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -5,6 +5,7 @@
 //! the last lines of `eval` and `perplexity`) are listed in DESIGN.md §3.
 
 mod bench;
+mod bench_server;
 mod chat;
 mod eval;
 mod generate;
@@ -45,7 +46,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Perplexity of the model on a text file; the last line is `perplexity: X`.
     Perplexity(generate::PerplexityArgs),
-    /// Decode speed against a plain onnxruntime Python loop on the same model, in one run.
+    /// Decode speed against a plain onnxruntime Python loop on the same model, and the default
+    /// model on llama.cpp's server next to the embedded engine, in one run.
     Bench(bench::BenchArgs),
     /// What is stored about a user, for admins and privacy requests.
     #[command(subcommand)]
