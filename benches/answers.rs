@@ -17,6 +17,7 @@ use shopkeep::assistant::eval::answers::read_cases;
 use shopkeep::assistant::{
     load_embedder, AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role,
 };
+use shopkeep::backend::OnnxBackend;
 use shopkeep::config::{cache_dir, Config};
 use shopkeep::engine::{EngineHandle, SessionOptions, TextEmbedder};
 use shopkeep::store::Store;
@@ -53,7 +54,7 @@ fn assistant(config: &Config, embedder: Option<Arc<dyn TextEmbedder>>) -> Assist
     };
     let prompts = Prompts::load_with(&config.prompts_dir, options).expect("prompts/ loads");
     Assistant::new(
-        engine,
+        Arc::new(OnnxBackend::new(engine)),
         Arc::new(config.clone()),
         Arc::new(Store::open_in_memory().unwrap()),
         Arc::new(prompts),

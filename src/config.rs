@@ -56,6 +56,99 @@ pub struct ModelSettings {
     pub repetition_penalty: f32,
 }
 
+/// Which backend writes the model's words (`SHOPKEEP_BACKEND`).
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    /// The embedded engine on [`ModelSettings::model_dir`] (the default).
+    Onnx,
+    /// An OpenAI-compatible server.
+    OpenAi(OpenAiSettings),
+}
+
+/// An OpenAI-compatible server (`SHOPKEEP_OPENAI_*`).
+#[derive(Debug, Clone)]
+pub struct OpenAiSettings {
+    /// The API root, e.g. `http://127.0.0.1:8080/v1`, without a trailing slash.
+    pub base_url: String,
+    /// The model id to ask for; `None` = the first the server lists.
+    pub model: Option<String>,
+    /// Sent as a bearer token; redacted in every Debug and Display.
+    pub api_key: Option<crate::backend::openai::ApiKey>,
+    /// A local tokenizer.json for exact token counts.
+    pub tokenizer: Option<PathBuf>,
+    /// Requests to the server at once; more wait their turn.
+    pub max_concurrency: usize,
+    /// Used when the server does not say its context length.
+    pub context_length: Option<usize>,
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for the server's next bytes.
+    pub read_timeout: Duration,
+    /// How long the first health check waits for a server that is still starting.
+    pub start_timeout: Duration,
+}
+
+impl OpenAiSettings {
+    /// Settings for a server at `base_url` with every other setting at its default.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim().trim_end_matches('/').to_string(),
+            model: None,
+            api_key: None,
+            tokenizer: None,
+            max_concurrency: 4,
+            context_length: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn from_env() -> Result<Self, ConfigError> {
+        let base_url = var("SHOPKEEP_OPENAI_BASE_URL").ok_or_else(|| ConfigError {
+            variable: "SHOPKEEP_OPENAI_BASE_URL",
+            value: String::new(),
+            expected: "the server's API root, e.g. http://127.0.0.1:8080/v1 (SHOPKEEP_BACKEND=openai needs it)".into(),
+        })?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError {
+                variable: "SHOPKEEP_OPENAI_BASE_URL",
+                value: base_url,
+                expected: "an http:// or https:// URL".into(),
+            });
+        }
+        let defaults = Self::new(&base_url);
+        Ok(Self {
+            model: var("SHOPKEEP_OPENAI_MODEL"),
+            api_key: var("SHOPKEEP_OPENAI_API_KEY").map(crate::backend::openai::ApiKey::new),
+            tokenizer: var("SHOPKEEP_OPENAI_TOKENIZER").map(PathBuf::from),
+            max_concurrency: at_least_one(
+                "SHOPKEEP_OPENAI_MAX_CONCURRENCY",
+                defaults.max_concurrency,
+                "a request count",
+            )?,
+            context_length: var("SHOPKEEP_OPENAI_CONTEXT_LENGTH")
+                .map(|_| at_least_one("SHOPKEEP_OPENAI_CONTEXT_LENGTH", 1usize, "a token count"))
+                .transpose()?,
+            connect_timeout: Duration::from_secs(at_least_one(
+                "SHOPKEEP_OPENAI_CONNECT_TIMEOUT_SECS",
+                defaults.connect_timeout.as_secs(),
+                "seconds",
+            )?),
+            read_timeout: Duration::from_secs(at_least_one(
+                "SHOPKEEP_OPENAI_READ_TIMEOUT_SECS",
+                defaults.read_timeout.as_secs(),
+                "seconds",
+            )?),
+            start_timeout: Duration::from_secs(parsed(
+                "SHOPKEEP_OPENAI_START_TIMEOUT_SECS",
+                defaults.start_timeout.as_secs(),
+                "seconds (0 = do not wait)",
+            )?),
+            ..defaults
+        })
+    }
+}
+
 /// Conversation memory.
 #[derive(Debug, Clone)]
 pub struct ConversationSettings {
@@ -90,6 +183,7 @@ pub struct LimitSettings {
 /// Everything the bot reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub backend: BackendChoice,
     pub model: ModelSettings,
     pub conversation: ConversationSettings,
     pub limits: LimitSettings,
@@ -107,6 +201,19 @@ impl Config {
     /// Reads and validates every setting; the first bad one is the error.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
+            backend: match var("SHOPKEEP_BACKEND").as_deref().map(str::trim) {
+                None | Some("onnx") => BackendChoice::Onnx,
+                Some("openai") => BackendChoice::OpenAi(OpenAiSettings::from_env()?),
+                Some(other) => {
+                    return Err(ConfigError {
+                        variable: "SHOPKEEP_BACKEND",
+                        value: other.to_string(),
+                        expected:
+                            "onnx (the embedded engine) or openai (an OpenAI-compatible server)"
+                                .into(),
+                    })
+                }
+            },
             model: ModelSettings {
                 model_dir: var("SHOPKEEP_MODEL_DIR")
                     .map(PathBuf::from)
@@ -351,6 +458,20 @@ mod tests {
         assert_eq!(from_env_with("SHOPKEEP_TOP_K", "0").unwrap().model.top_k, 0);
         let config = from_env_with("SHOPKEEP_RETENTION_DAYS", "0").unwrap();
         assert_eq!(config.conversation.retention, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_backend_is_onnx_unless_openai_is_chosen_with_a_url() {
+        assert!(matches!(
+            from_env_with("SHOPKEEP_BACKEND", "onnx").unwrap().backend,
+            BackendChoice::Onnx
+        ));
+        refused("SHOPKEEP_BACKEND", "vllm");
+        // openai without SHOPKEEP_OPENAI_BASE_URL names the missing variable.
+        let error = from_env_with("SHOPKEEP_BACKEND", "openai").unwrap_err();
+        assert_eq!(error.variable, "SHOPKEEP_OPENAI_BASE_URL");
+        let settings = OpenAiSettings::new("http://127.0.0.1:8080/v1/ ");
+        assert_eq!(settings.base_url, "http://127.0.0.1:8080/v1");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`discord`]: the serenity adapter (the only code that knows Discord).
 //! - [`assistant`]: the platform-neutral core: routing, limits, context, knowledge,
 //!   prompts, guard. The terminal chat, the tests and the Discord adapter all drive it.
+//! - [`backend`]: what writes the model's words, behind one trait: the embedded engine, an
+//!   OpenAI-compatible server, or scripted text for tests.
 //! - [`engine`]: the language model on ONNX Runtime (the only code that knows it).
 //!
 //! Beside them, used by all three:
@@ -19,6 +21,7 @@
 #![warn(unreachable_pub)]
 
 pub mod assistant;
+pub mod backend;
 pub mod config;
 pub mod discord;
 pub mod engine;

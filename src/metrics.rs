@@ -2,14 +2,16 @@
 //! `SHOPKEEP_METRICS_ADDR` is set (off by default).
 //!
 //! Counters and histograms live in one process-wide [`METRICS`] of atomics, so recording is
-//! a few relaxed atomic adds and never blocks or fails. The engine's queue depth and batch
-//! size are read from the [`EngineHandle`] at scrape time.
+//! a few relaxed atomic adds and never blocks or fails. The backend's health, queue depth
+//! and batch size are read from its [`Backend::status`] at scrape time.
 //!
 //! Exposed series (all prefixed `shopkeep_`):
 //! - `requests_total{source="message"|"command"}`: questions routed to the assistant;
 //! - `answers_total`: answers whose final text was posted;
 //! - `refusals_total{reason="limited"|"busy"|"too_long"|"error"}`;
-//! - `queue_depth`, `batch_size` (gauges, from the engine);
+//! - `backend_up` (1 while the backend can answer: a server's circuit breaker is closed),
+//!   `queue_depth`, `batch_size` (gauges, from the backend; batch size for the embedded
+//!   engine only);
 //! - `generated_tokens_total`, `generation_seconds_total` (their ratio is the rate),
 //!   `last_tokens_per_second` (decode rate of the last answer);
 //! - `first_reply_seconds`, `final_reply_seconds` (histograms: from the gateway event to
@@ -26,7 +28,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::engine::EngineHandle;
+use crate::backend::{Backend, SharedBackend};
 
 /// Why a question was not answered by the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,9 +224,9 @@ impl Metrics {
         self.discord_send_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of every metric; queue depth and batch size come
-    /// from `engine` when given.
-    pub fn render(&self, engine: Option<&EngineHandle>) -> String {
+    /// The Prometheus text exposition of every metric; health, queue depth and batch size
+    /// come from `backend` when given.
+    pub fn render(&self, backend: Option<&dyn Backend>) -> String {
         let mut out = String::with_capacity(4096);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
@@ -256,19 +258,28 @@ impl Metrics {
                 load(&self.refusals[reason as usize])
             );
         }
-        if let Some(engine) = engine {
+        if let Some(backend) = backend {
+            let status = backend.status();
+            gauge(
+                &mut out,
+                "shopkeep_backend_up",
+                "1 while the model backend can answer, 0 while it is down.",
+                if status.healthy { 1.0 } else { 0.0 },
+            );
             gauge(
                 &mut out,
                 "shopkeep_queue_depth",
                 "Generations queued or running.",
-                engine.pending() as f64,
+                status.pending as f64,
             );
-            gauge(
-                &mut out,
-                "shopkeep_batch_size",
-                "Sequences in the running decode batch.",
-                engine.batch_size() as f64,
-            );
+            if let Some(batch_size) = status.batch_size {
+                gauge(
+                    &mut out,
+                    "shopkeep_batch_size",
+                    "Sequences in the running decode batch.",
+                    batch_size as f64,
+                );
+            }
         }
         counter(
             &mut out,
@@ -349,7 +360,7 @@ pub struct MetricsError {
 /// as long as the runtime runs. Returns the bound address (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
-    engine: Option<EngineHandle>,
+    backend: Option<SharedBackend>,
 ) -> Result<SocketAddr, MetricsError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -363,7 +374,7 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let engine = engine.clone();
+            let backend = backend.clone();
             tokio::spawn(async move {
                 let mut request = Vec::with_capacity(1024);
                 let mut buf = [0u8; 1024];
@@ -384,7 +395,7 @@ pub async fn serve(
                 let mut words = head.split_whitespace();
                 let response = match (words.next(), words.next()) {
                     (Some("GET"), Some(path)) if path.split('?').next() == Some("/metrics") => {
-                        let body = METRICS.render(engine.as_ref());
+                        let body = METRICS.render(backend.as_deref());
                         format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()

@@ -1,6 +1,7 @@
 //! Answers customers can use, end to end through `Assistant::handle` on the demo shop
 //! (prompts/) with the sentence-embedding model, as on Discord: one test per kind of
-//! question. The language model is the tiny random GPT-2; none of these answers use it.
+//! question. The model is the scripted backend: none of these answers may use it, and the
+//! tests check that none reached it.
 
 mod support;
 
@@ -10,15 +11,14 @@ use shopkeep::assistant::content::{LoadOptions, Prompts};
 use shopkeep::assistant::{
     AnswerEvent, Assistant, Inbound, InboundKind, ModeratorEvent, Outcome, Role,
 };
+use shopkeep::backend::ScriptedBackend;
 use shopkeep::config::Config;
-use shopkeep::engine::{EngineHandle, SentenceEmbedder, SessionOptions, TextEmbedder};
+use shopkeep::engine::{SentenceEmbedder, TextEmbedder};
 use shopkeep::store::Store;
-use support::test_model;
 
-/// The demo shop's assistant; `embedded` loads the sentence-embedding model as the bot does.
+/// The demo shop's assistant on a scripted model; `embedded` loads the sentence-embedding
+/// model as the bot does.
 fn assistant(embedded: bool) -> Assistant {
-    let engine =
-        EngineHandle::load(&test_model("tiny-gpt2"), &SessionOptions::with_threads(1)).unwrap();
     let mut config = Config::from_env().unwrap();
     config.model.max_new_tokens = 8;
     let embedder = embedded.then(|| {
@@ -32,7 +32,7 @@ fn assistant(embedded: bool) -> Assistant {
     };
     let prompts = Prompts::load_with(&config.prompts_dir, options).expect("prompts/ loads");
     Assistant::new(
-        engine,
+        Arc::new(ScriptedBackend::new()),
         Arc::new(config),
         Arc::new(Store::open_in_memory().unwrap()),
         Arc::new(prompts),

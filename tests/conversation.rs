@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use shopkeep::assistant::content::Prompts;
 use shopkeep::assistant::conversation::conversation_key;
 use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Outcome, Role};
+use shopkeep::backend::OnnxBackend;
 use shopkeep::config::Config;
 use shopkeep::engine::{EngineHandle, SessionOptions};
 use shopkeep::store::Store;
@@ -115,7 +116,12 @@ fn assistant_on(store: Store, configure: impl FnOnce(&mut Config)) -> Assistant 
     config.model.max_new_tokens = 8;
     configure(&mut config);
     let prompts = Prompts::load(&config.prompts_dir).expect("the repository's prompts/ load");
-    Assistant::new(engine, Arc::new(config), Arc::new(store), Arc::new(prompts))
+    Assistant::new(
+        Arc::new(OnnxBackend::new(engine)),
+        Arc::new(config),
+        Arc::new(store),
+        Arc::new(prompts),
+    )
 }
 
 fn inbound(user: &str, text: &str) -> Inbound {

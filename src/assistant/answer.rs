@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 use super::content::{self, HistoryTurn, PromptError, PromptSet, Speaker};
-use super::conversation::{newest_turns_within_budget, Turn, UserTurnGuard};
+use super::conversation::{Turn, UserTurnGuard};
 use super::guard::Guarded;
 use super::knowledge::{Route, RouteKind};
 use super::limits::{Asker, Verdict};
@@ -14,7 +14,7 @@ use super::{
     reply_check, AnswerEvent, Assistant, FinalAnswer, Inbound, ModeratorEvent, Notice, Outcome,
     GENERATION_FAILED, MAINTENANCE_INTERVAL_MS,
 };
-use crate::engine::{GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
+use crate::backend::{BoxFuture, GenerateRequest, GenerationStream, SamplingParams, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
 use crate::store::{QuestionOutcome, QuestionRecord};
 
@@ -73,22 +73,32 @@ impl Assistant {
         if let Some(reply) = written {
             return self.post_written(&set, &turn, &inbound, &question, &route, reply);
         }
-        let prompt = match self.build_prompt(&question, &route, &history) {
-            Ok(prompt) => prompt,
+        let prompt = match self.build_prompt(&question, &route, &history).await {
+            Ok(Budgeted::Prompt(prompt)) => prompt,
+            Ok(Budgeted::TooLong { tokens, room }) => {
+                METRICS.refusal(Refusal::TooLong);
+                tracing::info!(
+                    tokens,
+                    room,
+                    "refused: the question does not fit the model's context"
+                );
+                self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
+                return Outcome::Notice(Notice::TooLongForModel);
+            }
             Err(error) => {
                 tracing::error!(%error, "could not render the answer prompt");
                 self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
                 return Outcome::Notice(Notice::Unavailable);
             }
         };
-        let mut stop = content::PromptSet::stop_strings(self.engine.info().prompt_format);
+        let mut stop = content::PromptSet::stop_strings(self.backend.model().prompt_format);
         let general = route.kind == RouteKind::General;
         if general {
             // General answers stay brief: one paragraph.
             stop.push("\n\n".into());
         }
         let request = self.request(prompt, stop, Some(inbound.user_id.clone()));
-        let stream = self.engine.generate(request);
+        let stream = self.backend.generate(request);
         let assistant = self.clone();
         let guard_route = route.clone();
         let checked_question = question.clone();
@@ -232,34 +242,38 @@ impl Assistant {
         });
         // Users forgotten by any process: their cached prompt prefixes go too.
         for user in self.conversations.take_erased() {
-            self.engine.forget_prefixes(Some(&user));
+            self.backend.forget_prefixes(Some(&user));
         }
         history
     }
 
     /// The answer prompt (persona, the routed facts, history, question) with as many of the
     /// newest history turns as fit the model's context minus the reply room
-    /// (`max_new_tokens`); see [`prompt_within_budget`].
-    pub(super) fn build_prompt(
+    /// (`max_new_tokens`), counted in the backend's tokens; see [`prompt_within_budget`].
+    pub(super) async fn build_prompt(
         &self,
         question: &str,
         route: &Route,
         history: &[Turn],
-    ) -> Result<String, PromptError> {
-        let info = self.engine.info();
-        let tokenizer = self.engine.tokenizer();
+    ) -> Result<Budgeted, PromptError> {
+        let model = self.backend.model();
         let set = self.prompts.current();
-        let room = info
+        let room = model
             .context_length
             .saturating_sub(self.config.model.max_new_tokens);
-        let format = info.prompt_format;
-        prompt_within_budget(history, room, &|text| tokenizer.count(text), &|turns| {
+        let format = model.prompt_format;
+        let count_tokens = |text: String| -> BoxFuture<'static, usize> {
+            let backend = self.backend.clone();
+            Box::pin(async move { backend.count_tokens(&text).await })
+        };
+        prompt_within_budget(history, room, &count_tokens, &|turns| {
             set.render_answer(format, question, route, &history_turns(turns))
         })
+        .await
     }
 
     /// A generation request; `prefix_cache_key` (the user id for conversations) lets the
-    /// engine reuse the keys and values of the previous turn's prompt prefix.
+    /// backend reuse the previous turn's prompt prefix.
     pub(super) fn request(
         &self,
         prompt: String,
@@ -278,7 +292,6 @@ impl Assistant {
                 seed: rand_seed(),
             },
             stop,
-            use_kv_cache: true,
             prefix_cache_key,
         }
     }
@@ -412,7 +425,13 @@ where
     let (tx, rx) = mpsc::channel(64);
     let task = async move {
         let mut text = String::new();
-        while let Some(event) = stream.next().await {
+        loop {
+            // The receiver going away cancels at once, even while the backend is silent.
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = tx.closed() => return,
+            };
+            let Some(event) = event else { break };
             match event {
                 StreamEvent::Text(delta) => {
                     text.push_str(&delta);
@@ -428,7 +447,7 @@ where
                     let text = match result {
                         Ok(generated) => {
                             METRICS.generation(
-                                generated.output_ids.len(),
+                                generated.output_tokens,
                                 generated.prefill_ms,
                                 generated.tokens_per_s,
                             );
@@ -449,7 +468,7 @@ where
                 }
             }
         }
-        // The engine went away without a result: a failure, answered with the apology.
+        // The backend went away without a result: a failure, answered with the apology.
         METRICS.refusal(Refusal::Error);
         tracing::error!("generation ended without a result");
         on_finished(None);
@@ -468,26 +487,51 @@ fn rand_seed() -> u64 {
         .unwrap_or(0)
 }
 
+/// A prompt that fits the model's context with room for the reply, or why none does.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Budgeted {
+    Prompt(String),
+    /// Even without any history the prompt has `tokens` tokens, more than the `room`.
+    TooLong {
+        tokens: usize,
+        room: usize,
+    },
+}
+
 /// The prompt rendered with the newest history turns that fit in `room` tokens, counted by
-/// `count_tokens`; older turns go first. The result never exceeds `room` unless the prompt
-/// without any history already does.
-fn prompt_within_budget<E>(
+/// `count_tokens`: older turns go first, and the system turn and the question always stay.
+/// When the prompt without any history is already over `room`, [`Budgeted::TooLong`].
+/// The count of the whole prompt decides (counts of parts need not add up to it); more
+/// turns never count fewer tokens, so the largest number that fits is found by bisection,
+/// in a few counts (a server's tokenizer is a request each).
+async fn prompt_within_budget<E>(
     history: &[Turn],
     room: usize,
-    count_tokens: &dyn Fn(&str) -> usize,
-    render: &dyn Fn(&[Turn]) -> Result<String, E>,
-) -> Result<String, E> {
-    let fixed = count_tokens(&render(&[])?);
-    let turn_tokens = |turn: &Turn| count_tokens(&turn.question) + count_tokens(&turn.answer) + 8;
-    let mut kept = newest_turns_within_budget(history, room.saturating_sub(fixed), &turn_tokens);
-    // Token counts of parts need not add up to the count of the whole; check and trim.
-    loop {
-        let prompt = render(kept)?;
-        if kept.is_empty() || count_tokens(&prompt) <= room {
-            return Ok(prompt);
-        }
-        kept = &kept[1..];
+    count_tokens: &(dyn Fn(String) -> BoxFuture<'static, usize> + Sync),
+    render: &(dyn Fn(&[Turn]) -> Result<String, E> + Sync),
+) -> Result<Budgeted, E> {
+    let newest = |kept: usize| &history[history.len() - kept..];
+    let bare = render(&[])?;
+    let tokens = count_tokens(bare.clone()).await;
+    if tokens > room {
+        return Ok(Budgeted::TooLong { tokens, room });
     }
+    let everything = render(history)?;
+    if history.is_empty() || count_tokens(everything.clone()).await <= room {
+        return Ok(Budgeted::Prompt(everything));
+    }
+    // `fits` turns fit and `over` turns do not.
+    let (mut fits, mut over, mut best) = (0, history.len(), bare);
+    while over - fits > 1 {
+        let middle = (fits + over) / 2;
+        let prompt = render(newest(middle))?;
+        if count_tokens(prompt.clone()).await <= room {
+            (fits, best) = (middle, prompt);
+        } else {
+            over = middle;
+        }
+    }
+    Ok(Budgeted::Prompt(best))
 }
 
 /// Stored turns as the templates see them, oldest first.
@@ -534,33 +578,74 @@ mod tests {
         Ok(prompt)
     }
 
-    #[test]
-    fn the_prompt_keeps_the_newest_turns_within_the_room() {
+    /// Bytes as tokens.
+    fn bytes(text: String) -> BoxFuture<'static, usize> {
+        Box::pin(std::future::ready(text.len()))
+    }
+
+    fn prompt(budgeted: Budgeted) -> String {
+        match budgeted {
+            Budgeted::Prompt(prompt) => prompt,
+            other => panic!("no prompt: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_prompt_keeps_the_newest_turns_within_the_room() {
         let history: Vec<Turn> = (0..10)
             .map(|i| turn(&format!("question {i}"), &format!("answer {i}")))
             .collect();
-        let bytes = |text: &str| text.len();
-        let room = render(&history[7..]).unwrap().len();
-        let prompt = prompt_within_budget(&history, room, &bytes, &render).unwrap();
-        assert!(prompt.len() <= room);
-        assert_eq!(prompt, render(&history[7..]).unwrap());
-
-        let everything = prompt_within_budget(&history, 100_000, &bytes, &render).unwrap();
-        assert_eq!(everything, render(&history).unwrap());
-
-        let too_small = prompt_within_budget(&history, 3, &bytes, &render).unwrap();
-        assert_eq!(too_small, render(&[]).unwrap());
+        for kept in 0..=10 {
+            let room = render(&history[10 - kept..]).unwrap().len();
+            let budgeted = prompt_within_budget(&history, room, &bytes, &render).await;
+            assert_eq!(
+                prompt(budgeted.unwrap()),
+                render(&history[10 - kept..]).unwrap()
+            );
+            // One token less and the oldest of those turns goes too.
+            if kept > 0 {
+                let budgeted = prompt_within_budget(&history, room - 1, &bytes, &render).await;
+                assert_eq!(
+                    prompt(budgeted.unwrap()),
+                    render(&history[11 - kept..]).unwrap()
+                );
+            }
+        }
+        let everything = prompt_within_budget(&history, 100_000, &bytes, &render).await;
+        assert_eq!(prompt(everything.unwrap()), render(&history).unwrap());
     }
 
-    #[test]
-    fn the_budget_holds_even_when_parts_undercount_the_whole() {
+    #[tokio::test]
+    async fn a_question_that_does_not_fit_alone_is_too_long() {
+        let history = vec![turn("q", "a")];
+        let bare = render(&[]).unwrap().len();
+        let budgeted = prompt_within_budget(&history, bare - 1, &bytes, &render).await;
+        assert_eq!(
+            budgeted.unwrap(),
+            Budgeted::TooLong {
+                tokens: bare,
+                room: bare - 1
+            }
+        );
+        // Exactly the system turn and the question: kept, without the history.
+        let budgeted = prompt_within_budget(&history, bare, &bytes, &render).await;
+        assert_eq!(prompt(budgeted.unwrap()), render(&[]).unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_budget_holds_even_when_parts_undercount_the_whole() {
         // A counter where the whole costs more than the sum of its parts.
         let history: Vec<Turn> = (0..5).map(|i| turn(&format!("q{i}"), "a")).collect();
-        let count = |text: &str| text.len() + text.matches("\nCustomer:").count() * 10;
-        let room = count(&render(&history[2..]).unwrap());
-        let prompt = prompt_within_budget(&history, room, &count, &render).unwrap();
-        assert!(count(&prompt) <= room);
-        assert_eq!(prompt, render(&history[2..]).unwrap());
+        fn count(text: String) -> BoxFuture<'static, usize> {
+            Box::pin(std::future::ready(
+                text.len() + text.matches("\nCustomer:").count() * 10,
+            ))
+        }
+        let room = count(render(&history[2..]).unwrap()).await;
+        let budgeted = prompt_within_budget(&history, room, &count, &render).await;
+        let kept = prompt(budgeted.unwrap());
+        assert!(count(kept.clone()).await <= room);
+        assert_eq!(kept, render(&history[2..]).unwrap());
     }
 
     #[test]

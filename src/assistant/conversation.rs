@@ -68,32 +68,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// The newest turns whose total cost fits in `budget` tokens, oldest first.
-///
-/// `turn_tokens` gives what one turn costs once rendered into the prompt (question, answer
-/// and the template's role markers). Turns are taken from the newest backwards and the first
-/// one that does not fit ends the selection, so the result is always a suffix of `turns`
-/// (never a gap in the middle) and its total never exceeds `budget`.
-pub fn newest_turns_within_budget<'a>(
-    turns: &'a [Turn],
-    budget: usize,
-    turn_tokens: &dyn Fn(&Turn) -> usize,
-) -> &'a [Turn] {
-    let mut used = 0usize;
-    let mut first_kept = turns.len();
-    for (index, turn) in turns.iter().enumerate().rev() {
-        let cost = turn_tokens(turn);
-        match used.checked_add(cost) {
-            Some(total) if total <= budget => {
-                used = total;
-                first_kept = index;
-            }
-            _ => break,
-        }
-    }
-    &turns[first_kept..]
-}
-
 /// Held while one user's turn is processed; see [`ConversationStore::lock_user`].
 /// Dropping it lets that user's next turn proceed.
 pub struct UserTurnGuard {
@@ -517,64 +491,6 @@ mod tests {
     async fn history(conversations: &ConversationStore, user: &str) -> Vec<Turn> {
         let turn = conversations.lock_user(user).await;
         conversations.history(&turn).unwrap()
-    }
-
-    fn turn(question: &str, tokens: usize) -> Turn {
-        Turn {
-            at: 0,
-            question: question.into(),
-            answer: "x".repeat(tokens),
-        }
-    }
-
-    #[test]
-    fn budget_keeps_the_newest_turns_that_fit() {
-        let turns = [turn("a", 5), turn("b", 3), turn("c", 4), turn("d", 2)];
-        let cost = |t: &Turn| t.answer.len();
-        assert_eq!(
-            questions(newest_turns_within_budget(&turns, 6, &cost)),
-            ["c", "d"]
-        );
-        assert_eq!(
-            questions(newest_turns_within_budget(&turns, 9, &cost)),
-            ["b", "c", "d"]
-        );
-        assert_eq!(
-            questions(newest_turns_within_budget(&turns, 14, &cost)),
-            ["a", "b", "c", "d"]
-        );
-        assert!(newest_turns_within_budget(&turns, 1, &cost).is_empty());
-        assert!(newest_turns_within_budget(&[], 100, &cost).is_empty());
-    }
-
-    #[test]
-    fn budget_stops_at_the_first_turn_that_does_not_fit() {
-        // "b" is too big; "a" would fit on its own but must not be kept across the gap.
-        let turns = [turn("a", 1), turn("b", 50), turn("c", 2)];
-        let cost = |t: &Turn| t.answer.len();
-        assert_eq!(
-            questions(newest_turns_within_budget(&turns, 10, &cost)),
-            ["c"]
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn budget_is_never_exceeded_and_keeps_a_maximal_suffix(
-            costs in proptest::collection::vec(0usize..50, 0..20),
-            budget in 0usize..200,
-        ) {
-            let turns: Vec<Turn> = costs.iter().map(|&c| turn("q", c)).collect();
-            let cost = |t: &Turn| t.answer.len();
-            let kept = newest_turns_within_budget(&turns, budget, &cost);
-            let total: usize = kept.iter().map(cost).sum();
-            proptest::prop_assert!(total <= budget);
-            // A suffix, and the next older turn (if any) would not have fit.
-            let start = turns.len() - kept.len();
-            if start > 0 {
-                proptest::prop_assert!(total + cost(&turns[start - 1]) > budget);
-            }
-        }
     }
 
     #[tokio::test]

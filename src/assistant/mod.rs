@@ -1,5 +1,6 @@
 //! The assistant core: plain Rust, no Discord, no ONNX Runtime. It turns an [`Inbound`]
-//! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
+//! question into an [`Outcome`]: a streamed answer, a short notice, or silence. The model's
+//! words come from a [`Backend`](crate::backend::Backend) (the embedded engine, a server, or scripted text).
 
 mod answer;
 pub mod content;
@@ -24,8 +25,9 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
+use crate::backend::SharedBackend;
 use crate::config::Config;
-use crate::engine::{EngineError, EngineHandle, SentenceEmbedder, TextEmbedder};
+use crate::engine::{EngineError, SentenceEmbedder, TextEmbedder};
 use crate::store::{FeedbackRecord, Store, StoreError, Vote};
 use content::LoadOptions;
 use content::{PromptError, Prompts};
@@ -125,6 +127,9 @@ pub enum Notice {
     },
     /// The question is longer than allowed.
     TooLong { length: usize, max: usize },
+    /// The question alone (with the system turn and room for the reply) does not fit the
+    /// model's context.
+    TooLongForModel,
     /// The model failed mid-answer.
     GenerationFailed,
     /// A prompt could not be rendered; the team has been told (in the log).
@@ -145,6 +150,9 @@ impl fmt::Display for Notice {
             Notice::TooLong { length, max } => write!(
                 f,
                 "Your question is too long ({length} characters); please keep it under {max}."
+            ),
+            Notice::TooLongForModel => f.write_str(
+                "Your question is too long for me to read in one go; please make it shorter.",
             ),
             Notice::GenerationFailed => f.write_str(GENERATION_FAILED),
             Notice::Unavailable => {
@@ -242,7 +250,7 @@ pub enum ModeratorEvent {
 /// The assistant; cheap to clone.
 #[derive(Clone)]
 pub struct Assistant {
-    engine: EngineHandle,
+    backend: SharedBackend,
     config: Arc<Config>,
     prompts: Arc<Prompts>,
     moderator_events: broadcast::Sender<ModeratorEvent>,
@@ -256,7 +264,7 @@ impl Assistant {
     /// An assistant whose conversations live in `store` and whose prompts and knowledge
     /// come from `prompts`.
     pub fn new(
-        engine: EngineHandle,
+        backend: SharedBackend,
         config: Arc<Config>,
         store: Arc<Store>,
         prompts: Arc<Prompts>,
@@ -265,7 +273,7 @@ impl Assistant {
             ConversationStore::new(store, config.conversation.clone(), Arc::new(SystemClock));
         let limits = Limits::new(&config.limits);
         Self {
-            engine,
+            backend,
             config,
             prompts,
             moderator_events: broadcast::channel(256).0,
@@ -277,7 +285,7 @@ impl Assistant {
 
     /// An assistant with the store opened from `config.db_path` and the prompts loaded
     /// from `config.prompts_dir` (a broken folder is an error naming file and line).
-    pub fn open(engine: EngineHandle, config: Arc<Config>) -> Result<Self, AssistantError> {
+    pub fn open(backend: SharedBackend, config: Arc<Config>) -> Result<Self, AssistantError> {
         let options = LoadOptions {
             embedder: load_embedder(&config).map_err(AssistantError::Embedding)?,
             ..LoadOptions::default()
@@ -285,7 +293,7 @@ impl Assistant {
         let prompts =
             Prompts::load_with(&config.prompts_dir, options).map_err(AssistantError::Prompts)?;
         let store = Arc::new(Store::open(&config.db_path)?);
-        Ok(Self::new(engine, config, store, Arc::new(prompts)))
+        Ok(Self::new(backend, config, store, Arc::new(prompts)))
     }
 
     /// The prompts and knowledge in service.
@@ -299,8 +307,9 @@ impl Assistant {
         self.moderator_events.subscribe()
     }
 
-    pub fn engine(&self) -> &EngineHandle {
-        &self.engine
+    /// What writes the model's words.
+    pub fn backend(&self) -> &SharedBackend {
+        &self.backend
     }
 
     pub fn config(&self) -> &Config {
@@ -366,7 +375,7 @@ impl Assistant {
     /// theirs in flight to finish first.
     pub async fn forget(&self, user_id: &str) -> Result<(), AssistantError> {
         self.conversations.forget(user_id).await?;
-        self.engine.forget_prefixes(Some(user_id));
+        self.backend.forget_prefixes(Some(user_id));
         tracing::info!(user = user_id, "conversation forgotten");
         Ok(())
     }
@@ -378,7 +387,7 @@ impl Assistant {
         match self.prompts.reload() {
             Ok(report) => {
                 // Cached prompt prefixes were rendered from the old templates.
-                self.engine.forget_prefixes(None);
+                self.backend.forget_prefixes(None);
                 tracing::info!(version = %report.version, "prompts reloaded");
                 Ok(ReloadReport {
                     summary: report.to_string(),

@@ -88,7 +88,20 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         tuning: args.tuning,
     };
     let engine = EngineHandle::load(&model_dir, &SessionOptions::with_threads(args.threads))?;
-    let report = super::runtime()?.block_on(run(&options, &engine))?;
+    let runtime = super::runtime()?;
+    let mut report = runtime.block_on(run(&options, &engine))?;
+    drop(engine);
+    let server = super::bench_server::ServerBench {
+        threads: options.threads,
+        runs: options.runs,
+        prompt: options.prompt.clone(),
+        new_tokens: options.new_tokens,
+        concurrent: options.concurrent,
+    };
+    match runtime.block_on(super::bench_server::rows(&server))? {
+        Ok(rows) => report.server_rows = rows,
+        Err(why) => report.server_skipped = Some(why),
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -122,16 +135,17 @@ struct BenchOptions {
 
 /// One row of the result table.
 #[derive(Debug, Clone, Serialize)]
-struct BenchRow {
-    name: String,
-    /// Decode tokens/s (rows a, b, e), aggregate tokens/s (c), or 0 where not measured.
-    tokens_per_s: f64,
-    /// Prefill (a, b, e) or time to first token (c, d), milliseconds.
-    prefill_ms: f64,
-    samples: Vec<f64>,
+pub(super) struct BenchRow {
+    pub(super) name: String,
+    /// Decode tokens/s (rows a, b, e, f, g), aggregate tokens/s (c, f, g), or 0 where not
+    /// measured.
+    pub(super) tokens_per_s: f64,
+    /// Prefill (a, b, e) or time to first token (c, d, f, g), milliseconds.
+    pub(super) prefill_ms: f64,
+    pub(super) samples: Vec<f64>,
     /// The engine's own share of its time (everything outside `Session::run`: tensors,
     /// copies, sampling, streaming), in percent; engine rows only.
-    overhead_pct: Option<f64>,
+    pub(super) overhead_pct: Option<f64>,
 }
 
 /// The whole report; `ratios` are the machine-readable comparisons.
@@ -146,10 +160,15 @@ struct BenchReport {
     ratios: serde_json::Map<String, serde_json::Value>,
     /// Batch-1 decode under each session setting (with `--tuning`).
     tuning: Vec<BenchRow>,
+    /// Rows (f) and (g): the default model on the embedded engine and on llama.cpp's
+    /// server, side by side; empty when skipped.
+    server_rows: Vec<BenchRow>,
+    /// Why rows (f) and (g) were skipped.
+    server_skipped: Option<String>,
 }
 
 /// Median of non-empty samples.
-fn median(samples: &[f64]) -> f64 {
+pub(super) fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
@@ -264,6 +283,8 @@ async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchRepor
         rows,
         ratios,
         tuning,
+        server_rows: Vec::new(),
+        server_skipped: None,
     })
 }
 
@@ -535,6 +556,11 @@ fn table(report: &BenchReport) -> String {
             "{name}: {:.3}\n",
             value.as_f64().unwrap_or(f64::NAN)
         ));
+    }
+    out.push_str("\nthe default model's GGUF on llama.cpp's server next to the embedded engine (same prompt as ChatML, same threads):\n");
+    match &report.server_skipped {
+        Some(why) => out.push_str(&format!("skipped: {why}\n")),
+        None => out.push_str(&rows_table(&report.server_rows)),
     }
     if !report.tuning.is_empty() {
         out.push_str("\nsession tuning (batch 1):\n");

@@ -54,14 +54,15 @@ impl Default for ChatArgs {
 
 /// Answers `--once`, or each line of stdin until end of input or a termination signal.
 pub(super) fn chat(config: Config, args: ChatArgs) -> Result<()> {
-    let engine = super::load_engine(&config, &args.model)?;
-    let assistant = Assistant::open(engine, Arc::new(config))?;
+    let runtime = super::runtime()?;
+    let backend = super::load_backend(&config, &args.model, &runtime)?;
+    let assistant = Assistant::open(backend, Arc::new(config))?;
     let terminal = Terminal {
         assistant,
         user: args.user,
         in_flight: InFlight::new(),
     };
-    super::runtime()?.block_on(terminal.serve(args.once))
+    runtime.block_on(terminal.serve(args.once))
 }
 
 struct Terminal {

@@ -92,9 +92,10 @@ fn eval_answers(args: EvalAnswersArgs) -> Result<()> {
     config.db_path = ":memory:".into();
     config.limits.user_burst = u32::MAX / 2;
     config.limits.user_per_minute = u32::MAX / 2;
-    let engine = super::load_engine(&config, &args.model)?;
-    let assistant = Assistant::open(engine, Arc::new(config))?;
-    let report = super::runtime()?.block_on(answers::run(&assistant, &cases));
+    let runtime = super::runtime()?;
+    let backend = super::load_backend(&config, &args.model, &runtime)?;
+    let assistant = Assistant::open(backend, Arc::new(config))?;
+    let report = runtime.block_on(answers::run(&assistant, &cases));
     if args.verbose {
         for result in &report.results {
             println!(

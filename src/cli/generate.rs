@@ -1,4 +1,5 @@
-//! `shopkeep generate` and `shopkeep perplexity`: the raw engine, without the assistant.
+//! `shopkeep generate` and `shopkeep perplexity`: the raw model, without the assistant.
+//! `generate` runs on the configured backend; `perplexity` needs the embedded engine.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use shopkeep::backend::{GenerateRequest, SamplingParams, StreamEvent};
 use shopkeep::config::Config;
-use shopkeep::engine::{GenerateRequest, SamplingParams, StreamEvent};
 
 use super::ModelArgs;
 
@@ -36,7 +37,8 @@ pub(super) struct GenerateArgs {
     /// Recompute the whole sequence every step instead of using the KV cache (for checks).
     #[arg(long)]
     no_cache: bool,
-    /// Print one JSON line: prompt_ids, output_ids, text, tokens_per_s, prefill_ms.
+    /// Print one JSON line: prompt_ids, output_ids (null on a server backend, which streams
+    /// text), prompt_tokens, output_tokens, text, tokens_per_s, prefill_ms, finish.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -53,7 +55,8 @@ pub(super) struct PerplexityArgs {
 
 /// Streams the continuation of `--prompt` to stdout, or prints one JSON line with `--json`.
 pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
-    let engine = super::load_engine(&config, &args.model)?;
+    let runtime = super::runtime()?;
+    let backend = super::load_generate_backend(&config, &args.model, &runtime, args.no_cache)?;
     let sampling = if args.greedy {
         SamplingParams {
             repetition_penalty: args.repetition_penalty,
@@ -73,12 +76,15 @@ pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
         max_new_tokens: args.max_new_tokens,
         sampling,
         stop: args.stop,
-        use_kv_cache: !args.no_cache,
         prefix_cache_key: None,
     };
-    let mut stream = engine.generate(request);
+    // A server backend's request runs as a task on the runtime.
+    let mut stream = {
+        let _entered = runtime.enter();
+        backend.generate(request)
+    };
     let mut stdout = std::io::stdout().lock();
-    while let Some(event) = stream.blocking_next() {
+    while let Some(event) = runtime.block_on(stream.next()) {
         match event {
             StreamEvent::Text(delta) => {
                 if !args.json {
@@ -89,9 +95,15 @@ pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
             StreamEvent::Done(result) => {
                 let generated = result?;
                 if args.json {
+                    let (prompt_ids, output_ids) = match &generated.ids {
+                        Some(ids) => (Some(&ids.prompt), Some(&ids.output)),
+                        None => (None, None),
+                    };
                     let line = serde_json::json!({
-                        "prompt_ids": generated.prompt_ids,
-                        "output_ids": generated.output_ids,
+                        "prompt_ids": prompt_ids,
+                        "output_ids": output_ids,
+                        "prompt_tokens": generated.prompt_tokens,
+                        "output_tokens": generated.output_tokens,
                         "text": generated.text,
                         "tokens_per_s": generated.tokens_per_s,
                         "prefill_ms": generated.prefill_ms,
@@ -103,7 +115,7 @@ pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
                     writeln!(stdout)?;
                     eprintln!(
                         "[{} tokens, prefill {:.0} ms, {:.1} tokens/s, {:?}]",
-                        generated.output_ids.len(),
+                        generated.output_tokens,
                         generated.prefill_ms,
                         generated.tokens_per_s,
                         generated.finish
@@ -113,7 +125,7 @@ pub(super) fn generate(config: Config, args: GenerateArgs) -> Result<()> {
             }
         }
     }
-    bail!("the engine stopped before finishing")
+    bail!("the model stopped before finishing")
 }
 
 /// Prints `tokens`, `mean_nll` and, last, `perplexity: X` for the text of `--text-file`.

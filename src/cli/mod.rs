@@ -5,6 +5,7 @@
 //! the last lines of `eval` and `perplexity`) are listed in DESIGN.md §3.
 
 mod bench;
+mod bench_server;
 mod chat;
 mod eval;
 mod generate;
@@ -15,10 +16,13 @@ mod user;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use shopkeep::config::Config;
+use shopkeep::config::{BackendChoice, Config};
+use std::sync::Arc;
+
+use shopkeep::backend::{OnnxBackend, OpenAiBackend, SharedBackend};
 use shopkeep::engine::{EngineHandle, SessionOptions};
 
 #[derive(Parser)]
@@ -42,7 +46,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Perplexity of the model on a text file; the last line is `perplexity: X`.
     Perplexity(generate::PerplexityArgs),
-    /// Decode speed against a plain onnxruntime Python loop on the same model, in one run.
+    /// Decode speed against a plain onnxruntime Python loop on the same model, and the default
+    /// model on llama.cpp's server next to the embedded engine, in one run.
     Bench(bench::BenchArgs),
     /// What is stored about a user, for admins and privacy requests.
     #[command(subcommand)]
@@ -111,6 +116,47 @@ pub fn describe(error: &anyhow::Error) -> String {
 /// The prompts folder: the one given on the command line, else the configured one.
 fn prompts_dir(explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(shopkeep::config::prompts_dir)
+}
+
+/// The configured backend (`SHOPKEEP_BACKEND`): the embedded engine on the model named by
+/// `args` (else the configured one), or the OpenAI-compatible server, connected on
+/// `runtime` (its health check runs there, so the command must use the same runtime).
+fn load_backend(
+    config: &Config,
+    args: &ModelArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<SharedBackend> {
+    load_generate_backend(config, args, runtime, false)
+}
+
+/// [`load_backend`] for `generate`; `no_cache` turns the embedded engine's KV cache off.
+fn load_generate_backend(
+    config: &Config,
+    args: &ModelArgs,
+    runtime: &tokio::runtime::Runtime,
+    no_cache: bool,
+) -> Result<SharedBackend> {
+    match &config.backend {
+        BackendChoice::Onnx => {
+            let onnx = OnnxBackend::new(load_engine(config, args)?);
+            Ok(Arc::new(if no_cache {
+                onnx.without_kv_cache()
+            } else {
+                onnx
+            }))
+        }
+        BackendChoice::OpenAi(settings) => {
+            if args.model_dir.is_some() || args.threads.is_some() || no_cache {
+                bail!("--model-dir, --threads and --no-cache are for the embedded engine; SHOPKEEP_BACKEND=openai uses the server at SHOPKEEP_OPENAI_BASE_URL");
+            }
+            let backend = runtime
+                .block_on(OpenAiBackend::connect(settings.clone()))
+                .with_context(|| {
+                    format!("could not use the model server at {}", settings.base_url)
+                })?;
+            Ok(Arc::new(backend))
+        }
+    }
 }
 
 /// Loads the model named by `args`, else the configured one.

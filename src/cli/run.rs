@@ -20,9 +20,10 @@ pub(super) fn run(config: Config) -> Result<()> {
         eprintln!("(See README.md to connect the bot to a Discord server.)");
         return chat::chat(config, ChatArgs::default());
     }
-    let engine = super::load_engine(&config, &ModelArgs::default())?;
-    let assistant = Assistant::open(engine, Arc::new(config))?;
-    super::runtime()?.block_on(async {
+    let runtime = super::runtime()?;
+    let backend = super::load_backend(&config, &ModelArgs::default(), &runtime)?;
+    let assistant = Assistant::open(backend, Arc::new(config))?;
+    runtime.block_on(async {
         reload_prompts_on_sighup(assistant.clone())?;
         shopkeep::discord::run(assistant, settings).await?;
         anyhow::Ok(())

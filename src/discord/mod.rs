@@ -425,7 +425,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
 
     if let Some(addr) = assistant.config().metrics_addr {
-        let bound = crate::metrics::serve(addr, Some(assistant.engine().clone())).await?;
+        let bound = crate::metrics::serve(addr, Some(assistant.backend().clone())).await?;
         tracing::info!(addr = %bound, "serving metrics on /metrics");
     }
 

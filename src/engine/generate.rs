@@ -10,6 +10,7 @@ use super::decoder::{Decoder, KvCache};
 use super::sampler::{Sampler, SamplingParams};
 use super::tokenizer::{StreamDecoder, TextTokenizer};
 use super::{EngineError, ModelInfo};
+pub use crate::backend::FinishReason;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -39,17 +40,6 @@ impl GenerateRequest {
             prefix_cache_key: None,
         }
     }
-}
-
-/// Why a generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    EndToken,
-    StopString,
-    MaxTokens,
-    ContextFull,
-    Cancelled,
 }
 
 /// The finished generation.

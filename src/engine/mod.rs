@@ -60,6 +60,14 @@ impl GenerationStream {
         self.events.recv().await
     }
 
+    /// The next event, for a caller that polls (see [`crate::backend::OnnxBackend`]).
+    pub fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<StreamEvent>> {
+        self.events.poll_recv(cx)
+    }
+
     /// Blocking variant for non-async callers (the CLI).
     pub fn blocking_next(&mut self) -> Option<StreamEvent> {
         self.events.blocking_recv()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::EngineError;
+pub use crate::backend::PromptFormat;
 
 pub(crate) const MODEL_FILE: &str = "model.onnx";
 pub(crate) const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -22,16 +23,6 @@ pub enum ModelFamily {
     Llama,
     #[serde(other)]
     Other,
-}
-
-/// How conversation prompts are laid out for this model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PromptFormat {
-    /// Plain text transcript (`Customer: …\nAssistant:`), for base models such as GPT-2.
-    Completion,
-    /// `<|im_start|>role\n…<|im_end|>` turns, for ChatML-tuned models.
-    Chatml,
 }
 
 /// `manifest.json`, every field optional.

@@ -3,50 +3,8 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
-/// How to pick tokens. `temperature == 0` means greedy (argmax).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SamplingParams {
-    pub temperature: f32,
-    /// Keep only the k most likely tokens; 0 disables.
-    pub top_k: usize,
-    /// Keep the smallest set of tokens whose probability mass reaches p; 1.0 disables.
-    pub top_p: f32,
-    /// CTRL-style penalty (> 1 discourages repeats) on tokens already in the prompt or
-    /// output; 1.0 disables.
-    pub repetition_penalty: f32,
-    pub seed: u64,
-}
-
-impl SamplingParams {
-    pub fn greedy() -> Self {
-        Self {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            repetition_penalty: 1.0,
-            seed: 0,
-        }
-    }
-
-    pub fn is_greedy(&self) -> bool {
-        self.temperature <= 0.0 || self.top_k == 1
-    }
-}
-
-impl Default for SamplingParams {
-    /// Conversational defaults: mildly creative, no runaway repetition.
-    fn default() -> Self {
-        Self {
-            temperature: 0.7,
-            top_k: 40,
-            top_p: 0.9,
-            repetition_penalty: 1.1,
-            seed: 0,
-        }
-    }
-}
+pub use crate::backend::SamplingParams;
 
 /// A stateful sampler; one per generation.
 #[derive(Debug)]

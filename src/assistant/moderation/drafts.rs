@@ -146,7 +146,7 @@ impl Assistant {
     /// close names, busy, a failed generation). Takes a place in the generation queue.
     pub async fn draft(&self, request: DraftRequest) -> Outcome {
         let set = self.prompts.current();
-        let format = self.engine.info().prompt_format;
+        let format = self.backend.model().prompt_format;
         let (subject, prompt, route) = match &request {
             DraftRequest::Product { name, notes } => {
                 let product = match find_product(&set.knowledge.catalogue, name) {

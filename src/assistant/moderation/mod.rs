@@ -1,5 +1,5 @@
 //! The moderator tools: channel summaries ([`summary`]), drafts ([`drafts`]) and the
-//! question-log figures ([`insights`]). They use the same engine queue and guard as
+//! question-log figures ([`insights`]). They use the same generation queue and guard as
 //! answers, and store nothing.
 
 pub mod drafts;
@@ -29,13 +29,13 @@ impl Assistant {
                 tracing::error!(%error, "could not render a prompt");
                 Notice::Unavailable
             })?;
-        let stop = PromptSet::stop_strings(self.engine.info().prompt_format);
+        let stop = PromptSet::stop_strings(self.backend.model().prompt_format);
         let requests = prompts
             .into_iter()
             .map(|prompt| self.request(prompt, stop.clone(), None))
             .collect();
         let mut texts = Vec::new();
-        for stream in self.engine.generate_many(requests) {
+        for stream in self.backend.generate_many(requests) {
             match stream.finish().await {
                 Ok(generated) => texts.push(generated.text.trim().to_string()),
                 Err(error) => {

@@ -267,7 +267,7 @@ impl Assistant {
             Err(notice) => return Outcome::Notice(notice),
         };
         let set = self.prompts.current();
-        let format = self.engine.info().prompt_format;
+        let format = self.backend.model().prompt_format;
         let numbered: Vec<crate::assistant::content::SummaryMessage> = messages
             .iter()
             .enumerate()
@@ -281,8 +281,8 @@ impl Assistant {
         // Each map prompt must leave room for its template and the reply; about three
         // characters per token is a safe estimate for English chat.
         let room_tokens = self
-            .engine
-            .info()
+            .backend
+            .model()
             .context_length
             .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
         let chunks =
