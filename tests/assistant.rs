@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shopkeep::assistant::content::Prompts;
 use shopkeep::assistant::moderation::drafts::DraftRequest;
+use shopkeep::assistant::moderation::summary::MAX_SUMMARY_CHUNKS;
 use shopkeep::assistant::{
     AnswerEvent, Assistant, ChannelMessage, Inbound, InboundKind, Notice, Outcome, Role,
 };
@@ -257,6 +258,50 @@ async fn a_summary_asks_the_model_once_per_chunk_and_keeps_its_overview() {
     }
     assert!(requests[0].stop.iter().any(|s| s == "<|im_end|>"));
     assert_eq!(requests[0].prefix_cache_key, None);
+}
+
+#[tokio::test]
+async fn a_long_history_is_summarised_in_at_most_the_chunk_cap_newest_first() {
+    let backend = Arc::new(ScriptedBackend::new().with_context_length(1024));
+    let assistant = assistant(&backend);
+    let messages: Vec<ChannelMessage> = (1..=400)
+        .map(|n| {
+            message(
+                n,
+                "ann",
+                &format!("message {n}: {}", "where is my parcel? ".repeat(5)),
+            )
+        })
+        .collect();
+    let Outcome::Summary(summary) = assistant.summarise(messages).await else {
+        panic!("no summary");
+    };
+    let requests = backend.requests();
+    let maps = requests.len() - 1;
+    assert_eq!(
+        maps, MAX_SUMMARY_CHUNKS,
+        "capped map steps, then one reduce"
+    );
+    assert!(
+        summary.overview.starts_with("(Overview of messages ")
+            && summary.overview.contains("of 400.)"),
+        "{}",
+        summary.overview
+    );
+    let all_maps: String = requests[..maps].iter().map(|r| r.prompt.as_str()).collect();
+    assert!(
+        all_maps.contains("message 400:"),
+        "the newest messages are in"
+    );
+    assert!(
+        !all_maps.contains("message 1:"),
+        "the oldest are left to the sections"
+    );
+    assert_eq!(
+        summary.messages.len(),
+        400,
+        "the sections still see every message"
+    );
 }
 
 #[tokio::test]

@@ -609,6 +609,13 @@ fn prefix_reuse_gives_the_same_tokens_as_a_full_prefill() {
         "reused {}",
         reused.reused_prefix_tokens
     );
+    // Another user's identical prompt reuses nothing of user-1's conversation.
+    let other_user = GenerateRequest {
+        prefix_cache_key: Some("user-2".into()),
+        ..greedy(&second_prompt, 12, true)
+    };
+    let other = rt.block_on(engine.generate(other_user).finish()).unwrap();
+    assert_eq!(other.reused_prefix_tokens, 0);
     let fresh = load_with(
         "tiny-gpt2",
         SchedulerOptions {

@@ -161,6 +161,37 @@ impl<C: Clock + Clone> Limits<C> {
         self.admission.clone().try_acquire_owned().map_err(|_| Busy)
     }
 
+    /// Places a moderator job may take at once ([`Limits::try_admit_background`]): the queue
+    /// less the quarter kept free for customers (at least one place each).
+    pub fn background_places(&self) -> usize {
+        (self.max_queue - self.customer_reserve()).max(1)
+    }
+
+    /// Takes `places` places in the generation queue for a moderator job (a summary's
+    /// chunks), one permit for all of them, and only while a quarter of the queue (at least
+    /// one place) stays free for customers' questions afterwards. `places` is at most
+    /// [`Limits::background_places`].
+    pub fn try_admit_background(&self, places: usize) -> Result<OwnedSemaphorePermit, Busy> {
+        let places = places.clamp(1, self.background_places());
+        let reserve = if places + self.customer_reserve() > self.max_queue {
+            0
+        } else {
+            self.customer_reserve()
+        };
+        if self.admission.available_permits() < places + reserve {
+            return Err(Busy);
+        }
+        let places = u32::try_from(places).map_err(|_| Busy)?;
+        self.admission
+            .clone()
+            .try_acquire_many_owned(places)
+            .map_err(|_| Busy)
+    }
+
+    fn customer_reserve(&self) -> usize {
+        self.max_queue.div_ceil(4)
+    }
+
     /// Generations admitted and not yet finished.
     pub fn admitted(&self) -> usize {
         self.max_queue - self.admission.available_permits()
@@ -369,6 +400,34 @@ mod tests {
         };
         let answered = (0..20).filter(|_| allowed(&strict, admin)).count();
         assert_eq!(answered, 3);
+    }
+
+    #[test]
+    fn moderator_jobs_take_their_places_and_leave_room_for_customers() {
+        let settings = LimitSettings {
+            max_queue: 8,
+            ..settings()
+        };
+        let limits = Limits::with_clock(&settings, FakeRelativeClock::default());
+        assert_eq!(limits.background_places(), 6);
+        let summary = limits
+            .try_admit_background(6)
+            .expect("6 places and 2 spare");
+        assert_eq!(limits.admitted(), 6);
+        assert!(
+            limits.try_admit_background(1).is_err(),
+            "the last two places are for customers"
+        );
+        let customers: Vec<_> = (0..2).map(|_| limits.try_admit().unwrap()).collect();
+        assert!(limits.try_admit().is_err());
+        drop(summary);
+        drop(customers);
+        assert_eq!(limits.admitted(), 0);
+        let all = limits
+            .try_admit_background(100)
+            .expect("clamped to the background places");
+        assert_eq!(limits.admitted(), 6);
+        drop(all);
     }
 
     #[test]

@@ -150,14 +150,24 @@ impl PrefixCache {
         self.entries.iter().map(|e| e.kv.bytes()).sum()
     }
 
-    /// The longest cached prefix of `prompt` (leaving at least one token to prefill): its
-    /// length and its entry (see [`PrefixCache::prefix`]).
-    fn lookup(&mut self, prompt: &[u32], min_tokens: usize) -> Option<(usize, usize)> {
+    /// The longest cached prefix of `prompt` (leaving at least one token to prefill) among
+    /// the entries of `key`: its length and its entry (see [`PrefixCache::prefix`]). Only the
+    /// same key's entries count, so that time to first token never tells one user how much
+    /// of their prompt another user's conversation shares; requests without a key reuse
+    /// nothing.
+    fn lookup(
+        &mut self,
+        prompt: &[u32],
+        key: Option<&str>,
+        min_tokens: usize,
+    ) -> Option<(usize, usize)> {
+        let key = key?;
         let limit = prompt.len().saturating_sub(1);
         let (index, shared) = self
             .entries
             .iter()
             .enumerate()
+            .filter(|(_, entry)| entry.key.as_deref() == Some(key))
             .map(|(i, entry)| {
                 let common = entry
                     .tokens
@@ -373,9 +383,11 @@ impl Worker<'_> {
                 }
             };
             let prompt_len = sequence.prompt_ids.len();
-            let reused = self
-                .prefixes
-                .lookup(&sequence.prompt_ids, self.options.min_prefix_tokens);
+            let reused = self.prefixes.lookup(
+                &sequence.prompt_ids,
+                sequence.request.prefix_cache_key.as_deref(),
+                self.options.min_prefix_tokens,
+            );
             // Prefill cost: new tokens on a reused prefix, padded tokens in the batch.
             let spent = match &reused {
                 Some((shared, _)) => {
@@ -724,18 +736,25 @@ mod tests {
             row(10, 2.0),
         );
         let prompt: Vec<u32> = (0..20).collect();
-        let (shared, entry) = cache.lookup(&prompt, 2).unwrap();
+        let (shared, entry) = cache.lookup(&prompt, Some("a"), 2).unwrap();
         assert_eq!(shared, 10);
         assert_eq!(cache.entries[entry].kv.layers[0].0[0], 1.0);
         // Never the whole prompt: one token must be left to produce logits.
-        let (shared, _) = cache.lookup(&(0..10).collect::<Vec<_>>(), 2).unwrap();
+        let (shared, _) = cache
+            .lookup(&(0..10).collect::<Vec<_>>(), Some("a"), 2)
+            .unwrap();
         assert_eq!(shared, 9);
         // A third entry evicts the least recently used ("b").
         cache.insert(Some("c".into()), (100..110).collect(), row(10, 3.0));
         assert_eq!(cache.entries.len(), 2);
         assert!(cache.entries.iter().all(|e| e.key.as_deref() != Some("b")));
+        // Another key's entry is never reused, however much it shares ("a" shares 10
+        // tokens with the prompt, "c" none); nor is any entry for a request without a key.
+        assert!(cache.lookup(&prompt, Some("c"), 2).is_none());
+        assert!(cache.lookup(&prompt, Some("z"), 2).is_none());
+        assert!(cache.lookup(&prompt, None, 2).is_none());
         cache.forget(Some("a"));
-        assert!(cache.lookup(&prompt, 2).is_none());
+        assert!(cache.lookup(&prompt, Some("a"), 2).is_none());
     }
 
     #[test]

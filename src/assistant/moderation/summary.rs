@@ -12,9 +12,14 @@ use crate::assistant::content::PromptSet;
 use crate::assistant::knowledge::{Route, RouteKind};
 use crate::assistant::question::Lang;
 use crate::assistant::{Assistant, Notice, Outcome};
+use crate::metrics::{Refusal, METRICS};
 
 /// Tokens reserved for the summary templates' own text and the message numbers.
 const SUMMARY_TEMPLATE_TOKENS: usize = 300;
+
+/// The most chunks one summary's overview generates (map prompts), so that a long history
+/// cannot fill the generation queue ahead of customers.
+pub const MAX_SUMMARY_CHUNKS: usize = 8;
 
 /// A summarised message counts toward a knowledge entry's topic from this match score.
 const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
@@ -256,16 +261,14 @@ impl Assistant {
     /// overview. The model summarises numbered chunks (map), then merges the partial
     /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
     /// unknown numbers are dropped. Channel text is data: it never changes the sections,
-    /// and no mention in it survives. Nothing is stored. Takes a place in the generation
-    /// queue like a question (queue full: the busy notice).
+    /// and no mention in it survives. Nothing is stored. Takes one place in the generation
+    /// queue per chunk, at most [`MAX_SUMMARY_CHUNKS`] (the overview then covers the newest
+    /// messages and says so), and only while a quarter of the queue stays free for customers
+    /// (otherwise: the busy notice).
     pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
         if messages.is_empty() {
             return Outcome::Notice(Notice::NothingToSummarise);
         }
-        let _permit = match self.admit() {
-            Ok(permit) => permit,
-            Err(notice) => return Outcome::Notice(notice),
-        };
         let set = self.prompts.current();
         let format = self.backend.model().prompt_format;
         let numbered: Vec<crate::assistant::content::SummaryMessage> = messages
@@ -285,9 +288,26 @@ impl Assistant {
             .model()
             .context_length
             .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
-        let chunks =
+        let mut chunks =
             crate::assistant::content::summary_chunks(&numbered, (room_tokens * 3).max(500));
+        // At most MAX_SUMMARY_CHUNKS generations, each a place in the queue, with room left
+        // for customers: the overview covers the newest messages that fit (the sections
+        // below it still cover all of them).
+        let max_chunks = MAX_SUMMARY_CHUNKS.min(self.limits.background_places());
+        let skipped_chunks = chunks.len().saturating_sub(max_chunks);
+        let overview_from = chunks
+            .get(skipped_chunks)
+            .and_then(|chunk| chunk.first())
+            .map_or(1, |message| message.number);
+        chunks.drain(..skipped_chunks);
         let parts = chunks.len();
+        let _permit = match self.limits.try_admit_background(parts) {
+            Ok(permit) => permit,
+            Err(_) => {
+                METRICS.refusal(Refusal::Busy);
+                return Outcome::Notice(Notice::Busy);
+            }
+        };
         tracing::info!(parts, messages = messages.len(), "summary map step");
         let map_prompts = chunks
             .iter()
@@ -313,6 +333,15 @@ impl Assistant {
             }
         };
         let overview = guard_overview(&set, &overview);
+        let overview = if overview_from > 1 {
+            format!(
+                "(Overview of messages {overview_from}–{} of {}.) {overview}",
+                messages.len(),
+                messages.len()
+            )
+        } else {
+            overview
+        };
         // A message's topic: the closest knowledge entry when it is close enough (a
         // looser bar than answering needs), else the first catalogue product it names.
         // Routing every message (embeddings included) is blocking work: off the async
