@@ -704,6 +704,7 @@ mod tests {
             "Is the kyusu dishwasher safe?",
             "Is the mug microwave safe?",
             "Where is the kettle made?",
+            "How much caffeine is in the Smoky Lapsang compared to a coffee?",
         ] {
             let route = knowledge.route(question);
             assert_eq!(route.kind, RouteKind::NotSure, "{question}: {route:?}");

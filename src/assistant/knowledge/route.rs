@@ -232,7 +232,8 @@ impl Knowledge {
         }
         if !named.is_empty() {
             let (wanted, stated) = index.stated_properties(question, named);
-            let about_products = asks_about_products(asked) || asked.compare || named.len() >= 2;
+            // A comparison needs two products of the catalogue ("compared to a coffee" is not one).
+            let about_products = asks_about_products(asked) || named.len() >= 2;
             if !about_products && stated * 2 < wanted {
                 return None;
             }
