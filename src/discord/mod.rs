@@ -7,6 +7,7 @@
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
 //! - [`split`]: the splitting itself (pure);
 //! - [`turns`]: one user's messages answered one at a time, in order;
+//! - [`threads`]: threads and forum posts under support channels, and forum tags;
 //! - [`rest`]: sends with retries, and with no mentions allowed on every message;
 //! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself.
 //!
@@ -26,6 +27,7 @@ pub mod settings;
 pub mod split;
 pub mod staff;
 pub mod summary;
+pub mod threads;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::{
-    Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Reaction, Ready,
+    Command, Context, EventHandler, GatewayIntents, GuildChannel, GuildId, Interaction, Message,
+    Reaction, Ready,
 };
 use serenity::client::ClientBuilder;
 use serenity::gateway::GatewayError;
@@ -79,7 +82,8 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(60);
 /// Gateway intents the bot asks for. Message Content is privileged: it must be switched on
 /// in the Developer Portal.
 pub fn intents() -> GatewayIntents {
-    GatewayIntents::GUILD_MESSAGES
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
@@ -107,6 +111,8 @@ pub struct Shared {
     own_messages: OwnMessages,
     /// The shop's servers' roles, for server-wide permissions.
     guild_permissions: staff::GuildPermissions,
+    /// Threads and forums seen, for their parents and tags.
+    channels: threads::Channels,
 }
 
 impl Shared {
@@ -212,6 +218,11 @@ impl Shared {
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
         let outcome = self.assistant.handle(inbound).await;
+        let post_state = match &outcome {
+            Outcome::Answer(_) | Outcome::Reply(_) => Some(threads::PostState::Answered),
+            Outcome::Handoff(_) => Some(threads::PostState::HandedOff),
+            _ => None,
+        };
         typing.first_attempt_settled(reply::TYPING_FIRST_WAIT).await;
         let mut reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
@@ -219,6 +230,16 @@ impl Shared {
         });
         let posted = self.post_outcome(&mut reply, outcome).await;
         drop(typing);
+        if let (true, Some(state), Some(_)) = (posted, post_state, msg.guild_id) {
+            threads::tag_post(
+                &self.channels,
+                &self.rest,
+                &self.settings.forum_tags,
+                msg.channel_id.get(),
+                state,
+            )
+            .await;
+        }
         if let Some(first) = reply.first_posted() {
             METRICS
                 .first_reply
@@ -288,10 +309,28 @@ impl EventHandler for Handler {
         let received = Instant::now();
         let shared = &self.shared;
         let bot_id = shared.known_bot_id().await;
-        let facts = MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
-        let Some(inbound) = shared.rules().route(&facts) else {
+        let mut facts =
+            MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
+        let rules = shared.rules();
+        let mut thread = None;
+        if rules.route(&facts).is_none() && rules.needs_parent(&facts) {
+            thread = shared
+                .channels
+                .get(&shared.rest, facts.channel_id)
+                .await
+                .filter(|info| info.kind == threads::ChannelKind::Thread);
+            facts.parent_channel_id = thread.as_ref().and_then(|info| info.parent_id);
+        }
+        let Some(mut inbound) = rules.route(&facts) else {
             return;
         };
+        // A forum post's first message is its thread's starter: the title is part of it.
+        if let Some(title) = thread
+            .filter(|_| msg.id.get() == msg.channel_id.get())
+            .and_then(|info| info.name)
+        {
+            inbound.text = format!("{title}\n{}", inbound.text);
+        }
         let span = tracing::info_span!(
             "message",
             guild = facts.guild_id,
@@ -324,6 +363,16 @@ impl EventHandler for Handler {
                 .show(&mut reply, SHUTTING_DOWN)
                 .instrument(span)
                 .await;
+        }
+    }
+
+    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        match serde_json::to_value(&thread)
+            .ok()
+            .and_then(|value| threads::ChannelInfo::from_json(&value))
+        {
+            Some(info) => self.shared.channels.learn(info),
+            None => tracing::debug!(thread = thread.id.get(), "an unreadable thread"),
         }
     }
 
@@ -401,10 +450,15 @@ where
 }
 
 /// The bot permissions to grant in the invite (docs/discord.md): View Channels, Send
-/// Messages, Send Messages in Threads, Read Message History.
+/// Messages, Send Messages in Threads, Read Message History, Manage Threads (to tag forum
+/// posts).
 pub fn invite_permissions() -> serenity::model::Permissions {
     use serenity::model::Permissions as P;
-    P::VIEW_CHANNEL | P::SEND_MESSAGES | P::SEND_MESSAGES_IN_THREADS | P::READ_MESSAGE_HISTORY
+    P::VIEW_CHANNEL
+        | P::SEND_MESSAGES
+        | P::SEND_MESSAGES_IN_THREADS
+        | P::READ_MESSAGE_HISTORY
+        | P::MANAGE_THREADS
 }
 
 /// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
@@ -449,6 +503,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         turns: Turns::default(),
         own_messages: OwnMessages::default(),
         guild_permissions: staff::GuildPermissions::default(),
+        channels: threads::Channels::default(),
         settings,
     });
 

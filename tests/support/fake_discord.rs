@@ -106,6 +106,9 @@ pub struct State {
     pub(super) channel_limits: Mutex<HashMap<u64, (u64, Duration)>>,
     /// Per bucket (method + route + channel): requests in the current window, and its start.
     pub(super) buckets: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Channel objects the test created (threads, forums, text channels), by id; any other
+    /// id reads as a plain text channel of the server.
+    pub(super) channels: Mutex<HashMap<u64, Value>>,
 }
 
 /// An interaction the fake dispatched, and what the bot did with it.
@@ -200,6 +203,27 @@ impl FakeDiscord {
                 follow_ups: Default::default(),
             },
         );
+    }
+
+    /// Adds (or replaces) a channel object, as `GET /channels/{id}` will answer it.
+    pub fn add_channel(&self, channel: Value) {
+        let id = channel["id"].as_str().and_then(|s| s.parse().ok()).unwrap();
+        self.state.channels.lock().unwrap().insert(id, channel);
+    }
+
+    /// The channel object as it is now (tags applied by the bot included).
+    pub fn channel(&self, id: u64) -> Option<Value> {
+        self.state.channels.lock().unwrap().get(&id).cloned()
+    }
+
+    /// A member opens a thread (a forum post, for a forum parent): the channel exists from
+    /// now on and THREAD_CREATE is dispatched with `newly_created`, as Discord does before
+    /// the starter message's MESSAGE_CREATE.
+    pub fn create_thread(&self, thread: Value) {
+        self.add_channel(thread.clone());
+        let mut event = thread;
+        event["newly_created"] = json!(true);
+        self.dispatch("THREAD_CREATE", event);
     }
 
     /// HELLO announces this heartbeat interval from the next connection on.

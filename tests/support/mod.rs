@@ -11,7 +11,11 @@
 //!   interaction callbacks and webhooks (else 401); 400 for message content that is empty
 //!   or over 2,000 characters; 404 for edits and deletes of messages that do not exist;
 //!   one acknowledgement per interaction, within [`INTERACTION_DEADLINE`] (else 404, and
-//!   400 for a second one). Its gateway sends HELLO with a settable heartbeat interval,
+//!   400 for a second one). Channels: `GET /channels/{id}` answers the threads (type 11,
+//!   with `parent_id`) and forums (type 15, with `available_tags`) a test added, any
+//!   other id as a text channel; a message posted into a forum itself is refused (400);
+//!   `PATCH /channels/{thread}` sets `applied_tags` only on a forum post, only with the
+//!   forum's tags, at most 5, no repeats (else 400). Its gateway sends HELLO with a settable heartbeat interval,
 //!   ACKs heartbeats (or not: a zombie connection), sends op 7 and op 9 on demand, checks
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
