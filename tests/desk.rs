@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::components::custom_ids;
 use support::*;
 
 const CHANNEL: u64 = 500_000_000_000_000_001;
@@ -13,6 +14,8 @@ const SUPPORT_CHANNEL: u64 = 500_000_000_000_000_002;
 const FORUM: u64 = 500_000_000_000_000_003;
 const CUSTOMER: u64 = 400_000_000_000_000_001;
 const COVERED: &str = "How much do I have to spend before shipping is free?";
+/// Answered from a knowledge entry (a source and a topic in the question log).
+const FROM_AN_ENTRY: &str = "What is your return policy?";
 const UNCOVERED: &str = "do you sell refurbished tractors with a lifetime warranty?";
 
 /// A message from `author` in `channel` (a thread), with no mention.
@@ -44,13 +47,6 @@ async fn a_thread_under_a_support_channel_is_answered_in_the_thread_without_ment
     assert!(
         fake.posts_to(SUPPORT_CHANNEL).is_empty(),
         "answered in the parent channel"
-    );
-    // THREAD_CREATE told the bot the parent: no need to read the thread.
-    let thread_path = format!("/api/v10/channels/{thread}");
-    assert!(
-        !fake.requests().iter().any(|r| r.path == thread_path),
-        "{}",
-        fake.describe_requests()
     );
     assert_no_mentions_allowed(&fake);
 }
@@ -179,4 +175,218 @@ async fn configured_tag_names_are_used_and_off_applies_none() {
         fake.channel(covered.channel).unwrap()["applied_tags"],
         json!([])
     );
+}
+
+const OTHER_CUSTOMER: u64 = 400_000_000_000_000_002;
+
+/// The bot's message in `channel` that carries the answer buttons now, once there is one.
+async fn answer_with_buttons(fake: &FakeDiscord, channel: u64) -> Value {
+    fake.wait_for("an answer with buttons", ANSWER_WAIT, |f| {
+        f.created()
+            .into_iter()
+            .filter(|c| c.channel == channel)
+            .filter_map(|c| f.message(c.message["id"].as_str()?.parse().ok()?))
+            .find(|m| !custom_ids(&m["components"]).is_empty())
+    })
+    .await
+}
+
+fn message_id(message: &Value) -> u64 {
+    message["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// The bot's first callback for interaction `id`: (status, body).
+async fn callback(fake: &FakeDiscord, id: u64) -> (u16, Value) {
+    let prefix = format!("/api/v10/interactions/{id}/");
+    fake.wait_for("the interaction's callback", ANSWER_WAIT, |f| {
+        f.requests()
+            .into_iter()
+            .find(|r| r.path.starts_with(&prefix) && r.path.ends_with("/callback"))
+            .map(|r| (r.status, r.body.clone().unwrap_or(Value::Null)))
+    })
+    .await
+}
+
+fn reaction(channel: u64, message: u64, user_id: u64, emoji: &str) -> Value {
+    json!({
+        "user_id": user_id.to_string(), "channel_id": channel.to_string(),
+        "message_id": message.to_string(), "guild_id": GUILD_ID.to_string(),
+        "message_author_id": BOT_ID.to_string(), "emoji": {"id": null, "name": emoji},
+        "burst": false, "type": 0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_buttons_are_stored_with_the_question_and_work_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shopkeep.sqlite").display().to_string();
+    let support = SUPPORT_CHANNEL.to_string();
+    let env = [
+        ("SHOPKEEP_SUPPORT_CHANNELS", support.as_str()),
+        ("SHOPKEEP_DB", db.as_str()),
+    ];
+    let fake = FakeDiscord::start().await;
+    let first = Bot::start(&fake, &env);
+    fake.wait_ready().await;
+    let question = plain(&fake, SUPPORT_CHANNEL, CUSTOMER, FROM_AN_ENTRY);
+    question.send(&fake);
+    reply_to(&fake, SUPPORT_CHANNEL, question.id).await;
+    let answer = answer_with_buttons(&fake, SUPPORT_CHANNEL).await;
+    let row = &answer["components"][0]["components"];
+    let labels: Vec<&str> = row
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["Helpful", "Not helpful", "Talk to a person"]);
+    let ids = custom_ids(&answer["components"]);
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+
+    drop(first);
+    let _second = Bot::start(&fake, &env);
+    fake.wait_sessions(2).await;
+    let answer_id = message_id(&answer);
+    let (press, _) = fake.press(answer_id, &ids[0], OTHER_CUSTOMER);
+    let (status, body) = callback(&fake, press).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(body["type"], 4);
+    assert_eq!(body["data"]["flags"], 64, "the thanks is private: {body}");
+    assert!(body["data"]["content"].as_str().unwrap().contains("Thanks"));
+    // A reaction still counts, beside the button.
+    fake.dispatch(
+        "MESSAGE_REACTION_ADD",
+        reaction(SUPPORT_CHANNEL, answer_id, CUSTOMER, "👎"),
+    );
+
+    let store = shopkeep::store::Store::open(&db).unwrap();
+    let votes = fake
+        .wait_for("two votes", ANSWER_WAIT, |_| {
+            let votes = store.feedback_on_answer(&answer_id.to_string()).unwrap();
+            (votes.len() == 2).then_some(votes)
+        })
+        .await;
+    let button = votes
+        .iter()
+        .find(|v| v.user == OTHER_CUSTOMER.to_string())
+        .unwrap();
+    assert_eq!(button.vote, shopkeep::store::Vote::Up);
+    assert_eq!(button.question.as_deref(), Some(FROM_AN_ENTRY));
+    assert!(button.entry_id.is_some(), "no source: {button:?}");
+    assert!(button.intent.is_some(), "no topic: {button:?}");
+    let reaction = votes
+        .iter()
+        .find(|v| v.user == CUSTOMER.to_string())
+        .unwrap();
+    assert_eq!(reaction.vote, shopkeep::store::Vote::Down);
+    assert_eq!(reaction.question.as_deref(), Some(FROM_AN_ENTRY));
+    assert_no_mentions_allowed(&fake);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_asker_can_hand_an_answer_to_a_person() {
+    const MOD_LOG: u64 = 500_000_000_000_000_099;
+    let (fake, _bot) = started(&[("SHOPKEEP_MOD_LOG_CHANNEL", &MOD_LOG.to_string())]).await;
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, COVERED).mentioning_bot();
+    question.send(&fake);
+    reply_to(&fake, CHANNEL, question.id).await;
+    let answer = answer_with_buttons(&fake, CHANNEL).await;
+    let person = custom_ids(&answer["components"])
+        .into_iter()
+        .find(|id| id.contains("person"))
+        .unwrap();
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+
+    let (other, _) = fake.press(message_id(&answer), &person, OTHER_CUSTOMER);
+    let (status, body) = callback(&fake, other).await;
+    assert_eq!((status, body["data"]["flags"].clone()), (204, json!(64)));
+    assert!(
+        body["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Only the person who asked"),
+        "{body}"
+    );
+
+    let (asker, token) = fake.press(message_id(&answer), &person, CUSTOMER);
+    let (status, body) = callback(&fake, asker).await;
+    assert_eq!((status, body["type"].clone()), (204, json!(5)), "{body}");
+    assert_eq!(body["data"]["flags"], 64, "a private deferral: {body}");
+    let told = fake
+        .wait_for("the asker's note", ANSWER_WAIT, |f| {
+            f.requests()
+                .into_iter()
+                .find(|r| r.method == "PATCH" && r.path.contains(&token) && r.status < 300)
+        })
+        .await;
+    assert!(
+        body_text(&told).contains("passed your question to the team"),
+        "{told:?}"
+    );
+    let log = fake
+        .wait_for("the hand-off", ANSWER_WAIT, |f| {
+            f.posts_to(MOD_LOG).into_iter().next()
+        })
+        .await;
+    let log = body_text(&log);
+    assert!(
+        log.contains("Hand-off") && log.contains("needs a person"),
+        "{log}"
+    );
+    assert!(log.contains("spend before shipping"), "{log}");
+    assert!(log.contains("Conversation so far"), "{log}");
+    assert_eq!(
+        fake.posts_to(MOD_LOG).len(),
+        1,
+        "the other customer's press handed off too"
+    );
+    assert_no_mentions_allowed(&fake);
+}
+
+fn body_text(r: &Recorded) -> String {
+    body(r)["content"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_answer_carries_the_buttons_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shopkeep.sqlite").display().to_string();
+    let (fake, _bot) = started(&[("SHOPKEEP_DB", db.as_str())]).await;
+    let options = json!([{"name": "question", "type": 3, "value": FROM_AN_ENTRY}]);
+    let (_, token, payload) = command_interaction(&fake, "ask", options, CHANNEL, CUSTOMER, &[], 0);
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let original = fake
+        .wait_for("the answer with buttons", ANSWER_WAIT, |f| {
+            f.requests().into_iter().find(|r| {
+                r.method == "PATCH"
+                    && r.path.contains(&token)
+                    && r.path.ends_with("@original")
+                    && r.body
+                        .as_ref()
+                        .is_some_and(|b| b.get("components").is_some())
+            })
+        })
+        .await;
+    let answer = original.response.clone().unwrap();
+    let down = custom_ids(&answer["components"])
+        .into_iter()
+        .find(|id| id.contains(":down:"))
+        .unwrap();
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+    let (press, _) = fake.press(message_id(&answer), &down, OTHER_CUSTOMER);
+    assert_eq!(callback(&fake, press).await.0, 204);
+    let store = shopkeep::store::Store::open(&db).unwrap();
+    let vote = fake
+        .wait_for("the vote", ANSWER_WAIT, |_| {
+            store
+                .feedback_on_answer(&message_id(&answer).to_string())
+                .unwrap()
+                .pop()
+        })
+        .await;
+    assert_eq!(vote.vote, shopkeep::store::Vote::Down);
+    assert_eq!(vote.question.as_deref(), Some(FROM_AN_ENTRY));
 }

@@ -2,6 +2,7 @@
 //! question into an [`Outcome`]: a streamed answer, a short notice, or silence.
 
 mod answer;
+pub mod answer_feedback;
 pub mod content;
 pub mod conversation;
 pub mod eval;

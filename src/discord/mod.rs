@@ -15,6 +15,8 @@
 //! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
 //! and returns `Ok(())`.
 
+mod answering;
+pub mod buttons;
 pub mod commands;
 pub mod events;
 pub mod feedback;
@@ -45,11 +47,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::assistant::{Assistant, Inbound, Outcome, Role};
+use crate::assistant::{Assistant, Role};
 use crate::lifecycle::{self, InFlight};
 use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
-use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
+use reply::{OwnMessages, Target};
 use rest::DiscordErrorKind;
 use rest::{no_mentions, Rest};
 pub use settings::{DiscordSettings, DiscordToken};
@@ -147,107 +149,6 @@ impl Shared {
             .of(&self.rest, shop_guild, user, roles)
             .await;
         rules.role(guild, roles, permissions)
-    }
-
-    fn reply(&self, target: Target) -> Reply {
-        Reply::new(self.rest.clone(), target, self.own_messages.clone())
-    }
-
-    /// Posts what the assistant decided: streams an answer, posts a notice, or nothing.
-    /// Returns whether a final text was posted. Failures are logged (within the caller's
-    /// span, with its ids) and counted; none is silent.
-    async fn post_outcome(&self, reply: &mut Reply, outcome: Outcome) -> bool {
-        match outcome {
-            Outcome::Silent => {
-                tracing::debug!("nothing to post");
-                if let Err(error) = reply.withdraw().await {
-                    tracing::warn!(%error, "could not withdraw a deferred response");
-                }
-                false
-            }
-            Outcome::Reply(text) | Outcome::Handoff(text) => self.show(reply, &text).await,
-            Outcome::Notice(notice) => self.show(reply, &notice.to_string()).await,
-            Outcome::Summary(summary) => self.show(reply, &summary::summary_text(&summary)).await,
-            Outcome::Draft(draft) => self.show(reply, &summary::draft_text(&draft)).await,
-            Outcome::Answer(events) => {
-                match reply::stream_answer(reply, events, self.in_flight.cancellation()).await {
-                    StreamEnd::Finished => {
-                        METRICS.answer();
-                        true
-                    }
-                    StreamEnd::Cancelled => {
-                        tracing::warn!("answer cancelled by shutdown");
-                        true
-                    }
-                    StreamEnd::NotPosted => false,
-                }
-            }
-        }
-    }
-
-    /// Posts a finished text; whether it was posted (a failure is logged).
-    async fn show(&self, reply: &mut Reply, text: &str) -> bool {
-        match reply.show(text).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(%error, "could not post a reply");
-                false
-            }
-        }
-    }
-
-    async fn answer_message(
-        self: Arc<Self>,
-        msg: Message,
-        mut inbound: Inbound,
-        received: Instant,
-    ) {
-        let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
-        if self.in_flight.is_cancelled() {
-            tracing::info!("shutting down: question dropped before it was started");
-            return;
-        }
-        let roles: Vec<u64> = msg
-            .member
-            .as_ref()
-            .map(|m| m.roles.iter().map(|r| r.get()).collect())
-            .unwrap_or_default();
-        inbound.role = self
-            .role_of(msg.guild_id.map(|g| g.get()), msg.author.id.get(), &roles)
-            .await;
-        tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-        let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
-        let outcome = self.assistant.handle(inbound).await;
-        let post_state = match &outcome {
-            Outcome::Answer(_) | Outcome::Reply(_) => Some(threads::PostState::Answered),
-            Outcome::Handoff(_) => Some(threads::PostState::HandedOff),
-            _ => None,
-        };
-        typing.first_attempt_settled(reply::TYPING_FIRST_WAIT).await;
-        let mut reply = self.reply(Target::Channel {
-            channel_id: msg.channel_id,
-            reply_to: Some(msg.id),
-        });
-        let posted = self.post_outcome(&mut reply, outcome).await;
-        drop(typing);
-        if let (true, Some(state), Some(_)) = (posted, post_state, msg.guild_id) {
-            threads::tag_post(
-                &self.channels,
-                &self.rest,
-                &self.settings.forum_tags,
-                msg.channel_id.get(),
-                state,
-            )
-            .await;
-        }
-        if let Some(first) = reply.first_posted() {
-            METRICS
-                .first_reply
-                .observe(first.saturating_duration_since(received));
-        }
-        if posted {
-            METRICS.final_reply.observe(received.elapsed());
-        }
     }
 }
 
@@ -385,26 +286,50 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
-        let Interaction::Command(command) = interaction else {
-            return;
+        let (id, application, token, span) = match &interaction {
+            Interaction::Command(command) => (
+                command.id,
+                command.application_id,
+                command.token.clone(),
+                tracing::info_span!(
+                    "interaction",
+                    guild = command.guild_id.map(|g| g.get()),
+                    channel = command.channel_id.get(),
+                    user = command.user.id.get(),
+                    command = %command.data.name,
+                ),
+            ),
+            Interaction::Component(press) => (
+                press.id,
+                press.application_id,
+                press.token.clone(),
+                tracing::info_span!(
+                    "button",
+                    guild = press.guild_id.map(|g| g.get()),
+                    channel = press.channel_id.get(),
+                    user = press.user.id.get(),
+                    message_id = press.message.id.get(),
+                    button = %press.data.custom_id,
+                ),
+            ),
+            _ => return,
         };
-        let span = tracing::info_span!(
-            "interaction",
-            guild = command.guild_id.map(|g| g.get()),
-            channel = command.channel_id.get(),
-            user = command.user.id.get(),
-            command = %command.data.name,
-        );
         let shared = Arc::clone(&self.shared);
-        let (id, application, token) = (command.id, command.application_id, command.token.clone());
         let panic_token = token.clone();
         let task = async move {
             let work = {
                 let shared = Arc::clone(&shared);
-                async move { commands::handle(&shared, command).await }.in_current_span()
+                async move {
+                    match interaction {
+                        Interaction::Command(command) => commands::handle(&shared, command).await,
+                        Interaction::Component(press) => buttons::on_press(&shared, press).await,
+                        _ => {}
+                    }
+                }
+                .in_current_span()
             };
             if let Err(panic) = lifecycle::catch_panic(work).await {
-                tracing::error!(%panic, "a slash command panicked");
+                tracing::error!(%panic, "an interaction panicked");
                 commands::answer_after_panic(
                     &shared,
                     (id, application),

@@ -1,4 +1,5 @@
 //! SQLite persistence: conversations and their turns, the question log and feedback.
+//! Links from answer messages to their questions are in [`answers`].
 //!
 //! [`Store`] wraps one connection behind a mutex; every call is a short statement or a
 //! small transaction. Async callers may call it directly: each call leaves the async
@@ -18,7 +19,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+mod answers;
 mod privacy;
+pub use answers::{AnswerFeedback, AnsweredQuestion};
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
 
@@ -102,6 +105,14 @@ const MIGRATIONS: &[&str] = &[
         user_key TEXT NOT NULL,
         at INTEGER NOT NULL
     );",
+    // 3: which logged question each of the bot's answer messages answered (feedback and
+    // hand-offs on request read the question, its source and topic through it).
+    "CREATE TABLE answers (
+        message_id TEXT PRIMARY KEY,
+        question_id INTEGER NOT NULL REFERENCES questions (id) ON DELETE CASCADE,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX answers_by_question ON answers (question_id);",
 ];
 
 /// Longest question text stored in the question log, in characters (Discord's message

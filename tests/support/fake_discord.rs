@@ -106,6 +106,8 @@ pub struct State {
     pub(super) channel_limits: Mutex<HashMap<u64, (u64, Duration)>>,
     /// Per bucket (method + route + channel): requests in the current window, and its start.
     pub(super) buckets: Mutex<HashMap<String, (u64, Instant)>>,
+    /// The bot's channel messages as they are now (content and components), by id.
+    pub(super) messages: Mutex<HashMap<u64, Value>>,
     /// Channel objects the test created (threads, forums, text channels), by id; any other
     /// id reads as a plain text channel of the server.
     pub(super) channels: Mutex<HashMap<u64, Value>>,
@@ -114,11 +116,17 @@ pub struct State {
 /// An interaction the fake dispatched, and what the bot did with it.
 #[derive(Debug, Clone)]
 pub(super) struct Interaction {
+    /// 2: a slash command, 3: a message component (a button press).
+    pub(super) kind: u64,
     pub(super) token: String,
     pub(super) dispatched: Instant,
     pub(super) acknowledged: bool,
     /// Follow-up messages created through its webhook.
     pub(super) follow_ups: std::collections::HashSet<u64>,
+    /// The original response's message id, once it has content.
+    pub(super) original: Option<u64>,
+    /// The channel it came from.
+    pub(super) channel: u64,
 }
 
 /// How long Discord waits for an interaction's first response.
@@ -197,10 +205,13 @@ impl FakeDiscord {
         self.state.interactions.lock().unwrap().insert(
             id,
             Interaction {
+                kind: 2,
                 token: token.to_string(),
                 dispatched: Instant::now(),
                 acknowledged: false,
                 follow_ups: Default::default(),
+                original: None,
+                channel: 0,
             },
         );
     }
@@ -224,6 +235,30 @@ impl FakeDiscord {
         let mut event = thread;
         event["newly_created"] = json!(true);
         self.dispatch("THREAD_CREATE", event);
+    }
+
+    /// The bot's channel message `id` as it is now (content, components), if it exists.
+    pub fn message(&self, id: u64) -> Option<Value> {
+        self.state.messages.lock().unwrap().get(&id).cloned()
+    }
+
+    /// `user` presses the button `custom_id` on the bot's message `message` in `channel`:
+    /// INTERACTION_CREATE of type 3 with the message as it is now. Panics when the message
+    /// has no such button (Discord shows only the buttons a message has). Returns the
+    /// interaction's id and token.
+    pub fn press(&self, message: u64, custom_id: &str, user_id: u64) -> (u64, String) {
+        let current = self
+            .message(message)
+            .unwrap_or_else(|| panic!("no message {message} to press a button on"));
+        assert!(
+            super::components::custom_ids(&current["components"]).contains(&custom_id.to_string()),
+            "message {message} has no button {custom_id}: {}",
+            current["components"]
+        );
+        let (id, token, payload) =
+            super::components::press_payload(self, &current, custom_id, user_id);
+        self.dispatch("INTERACTION_CREATE", payload);
+        (id, token)
     }
 
     /// HELLO announces this heartbeat interval from the next connection on.

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::channels::{channel_object, edit_channel};
 use super::fake_discord::{
     is_channel_message_path, Created, Recorded, State, INTERACTION_DEADLINE, NONCE_WINDOW,
 };
@@ -161,6 +162,13 @@ fn refusal(
         None
     };
     let message = message?;
+    if let Some(Err(problem)) = message.get("components").map(super::components::check) {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Answer::Json(json!({"message": "Invalid Form Body", "code": 50035,
+                "errors": {"components": {"_errors": [{"code": "INVALID", "message": problem}]}}})),
+        ));
+    }
     let content = message.get("content").and_then(Value::as_str).unwrap_or("");
     let has_embeds = message
         .get("embeds")
@@ -182,14 +190,14 @@ fn refusal(
     None
 }
 
-fn unknown(what: &str, code: u32) -> (StatusCode, Answer) {
+pub(super) fn unknown(what: &str, code: u32) -> (StatusCode, Answer) {
     (
         StatusCode::NOT_FOUND,
         Answer::Json(json!({"message": format!("Unknown {what}"), "code": code})),
     )
 }
 
-enum Answer {
+pub(super) enum Answer {
     Json(Value),
     Empty,
     RateLimited(Value, f64),
@@ -383,6 +391,9 @@ fn process(
                 message["message_reference"] = reference.clone();
                 message["type"] = json!(19);
             }
+            if let Some(components) = body.and_then(|b| b.get("components")) {
+                message["components"] = components.clone();
+            }
             if let Some(nonce) = &nonce {
                 message["nonce"] = json!(nonce);
                 if enforce {
@@ -391,6 +402,7 @@ fn process(
             }
             if let Some(id) = message["id"].as_str().and_then(|s| s.parse().ok()) {
                 state.live_messages.lock().unwrap().insert((channel, id));
+                state.messages.lock().unwrap().insert(id, message.clone());
             }
             state.created.lock().unwrap().push(Created {
                 channel,
@@ -410,19 +422,23 @@ fn process(
             {
                 return unknown("Message", 10008);
             }
-            ok(message_json(
-                message,
-                channel,
-                Some(GUILD_ID),
-                bot(),
-                &content,
-            ))
+            let mut messages = state.messages.lock().unwrap();
+            let current = messages
+                .entry(message)
+                .or_insert_with(|| message_json(message, channel, Some(GUILD_ID), bot(), &content));
+            for key in ["content", "components"] {
+                if let Some(value) = body.and_then(|b| b.get(key)) {
+                    current[key] = value.clone();
+                }
+            }
+            ok(current.clone())
         }
         ("DELETE", ["channels", channel, "messages", message]) => {
             let key = (channel.parse().unwrap_or(0), message.parse().unwrap_or(0));
             if !state.live_messages.lock().unwrap().remove(&key) {
                 return unknown("Message", 10008);
             }
+            state.messages.lock().unwrap().remove(&key.1);
             (StatusCode::NO_CONTENT, Answer::Empty)
         }
         ("POST", ["channels", _, "typing"]) => (StatusCode::NO_CONTENT, Answer::Empty),
@@ -466,6 +482,21 @@ fn process(
             {
                 return unknown("interaction", 10062);
             }
+            let kind = body.and_then(|b| b["type"].as_u64()).unwrap_or(0);
+            // Commands: a message (4), a deferral (5), a modal (9); components also an
+            // update of their message (7) or a silent deferral (6).
+            let allowed: &[u64] = if interaction.kind == 3 {
+                &[4, 5, 6, 7, 9]
+            } else {
+                &[4, 5, 9]
+            };
+            if !allowed.contains(&kind) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Answer::Json(json!({"message": "Invalid Form Body", "code": 50035,
+                        "errors": {"type": {"_errors": [{"code": "INVALID", "message": "not a response type for this interaction"}]}}})),
+                );
+            }
             if interaction.acknowledged {
                 return (
                     StatusCode::BAD_REQUEST,
@@ -507,84 +538,21 @@ fn process(
                 }
                 return (StatusCode::NO_CONTENT, Answer::Empty);
             }
-            ok(message_json(
-                id.unwrap_or_else(new_id),
-                0,
-                Some(GUILD_ID),
-                bot(),
-                &content,
-            ))
+            let id = id.unwrap_or_else(|| *interaction.original.get_or_insert_with(new_id));
+            let channel = interaction.channel;
+            let mut messages = state.messages.lock().unwrap();
+            let current = messages
+                .entry(id)
+                .or_insert_with(|| message_json(id, channel, Some(GUILD_ID), bot(), &content));
+            for key in ["content", "components"] {
+                if let Some(value) = body.and_then(|b| b.get(key)) {
+                    current[key] = value.clone();
+                }
+            }
+            ok(current.clone())
         }
         _ => not_found(),
     }
-}
-
-/// The channel object for `id`: one the test added, else a text channel of the server.
-fn channel_object(state: &State, id: u64) -> Value {
-    state
-        .channels
-        .lock()
-        .unwrap()
-        .get(&id)
-        .cloned()
-        .unwrap_or_else(|| {
-            json!({"id": id.to_string(), "type": 0, "guild_id": GUILD_ID.to_string(),
-                "name": format!("channel-{id}"), "position": 0, "permission_overwrites": [],
-                "nsfw": false, "parent_id": null})
-        })
-}
-
-fn invalid_form(field: &str, message: &str) -> (StatusCode, Answer) {
-    (
-        StatusCode::BAD_REQUEST,
-        Answer::Json(json!({"message": "Invalid Form Body", "code": 50035,
-            "errors": {field: {"_errors": [{"code": "INVALID", "message": message}]}}})),
-    )
-}
-
-/// `PATCH /channels/{id}`: only `applied_tags` of a forum post is supported, checked as
-/// Discord does: the channel must be a thread in a forum, every tag one the forum offers,
-/// at most 5, no repeats.
-fn edit_channel(state: &State, id: u64, body: Option<&Value>) -> (StatusCode, Answer) {
-    let Some(body) = body.and_then(Value::as_object) else {
-        return invalid_form("_", "a JSON object is required");
-    };
-    let mut channels = state.channels.lock().unwrap();
-    let Some(thread) = channels.get(&id).cloned() else {
-        return unknown("Channel", 10003);
-    };
-    if let Some(key) = body.keys().find(|k| *k != "applied_tags") {
-        panic!("the fake does not edit a channel's {key}");
-    }
-    let Some(tags) = body.get("applied_tags").and_then(Value::as_array) else {
-        return invalid_form("applied_tags", "must be a list of snowflakes");
-    };
-    let forum = thread["parent_id"]
-        .as_str()
-        .and_then(|p| p.parse::<u64>().ok())
-        .and_then(|p| channels.get(&p).cloned());
-    let is_post = matches!(thread["type"].as_u64(), Some(11 | 12))
-        && forum.as_ref().is_some_and(|f| f["type"] == json!(15));
-    let Some(forum) = forum.filter(|_| is_post) else {
-        return invalid_form("applied_tags", "tags can only be applied to forum posts");
-    };
-    let offered: Vec<&Value> = forum["available_tags"]
-        .as_array()
-        .map(|t| t.iter().map(|t| &t["id"]).collect())
-        .unwrap_or_default();
-    if tags.len() > 5 {
-        return invalid_form("applied_tags", "Must be 5 or fewer in length.");
-    }
-    let mut seen = std::collections::HashSet::new();
-    for tag in tags {
-        if !tag.is_string() || !offered.contains(&tag) || !seen.insert(tag.to_string()) {
-            return invalid_form("applied_tags", "unknown or repeated tag");
-        }
-    }
-    let mut updated = thread;
-    updated["applied_tags"] = json!(tags);
-    channels.insert(id, updated.clone());
-    ok(updated)
 }
 
 /// The acknowledged interaction whose token is `token`.
@@ -597,7 +565,7 @@ fn acknowledged<'a>(
         .find(|i| i.token == token && i.acknowledged)
 }
 
-fn ok(value: Value) -> (StatusCode, Answer) {
+pub(super) fn ok(value: Value) -> (StatusCode, Answer) {
     (StatusCode::OK, Answer::Json(value))
 }
 
