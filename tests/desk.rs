@@ -390,3 +390,29 @@ async fn an_ask_answer_carries_the_buttons_too() {
     assert_eq!(vote.vote, shopkeep::store::Vote::Down);
     assert_eq!(vote.question.as_deref(), Some(FROM_AN_ENTRY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talk_to_a_person_on_a_forum_post_retags_it_needs_staff() {
+    let (fake, _bot, forum) = forum_desk(&[]).await;
+    let covered = post(&fake, "Returns", FROM_AN_ENTRY);
+    reply_to(&fake, covered.channel, covered.id).await;
+    let answered = tag_id(&forum, "Answered");
+    fake.wait_for("the Answered tag", ANSWER_WAIT, |f| {
+        (f.channel(covered.channel)?["applied_tags"] == json!([answered])).then_some(())
+    })
+    .await;
+    let answer = answer_with_buttons(&fake, covered.channel).await;
+    let person = custom_ids(&answer["components"])
+        .into_iter()
+        .find(|id| id.contains(":person:"))
+        .unwrap();
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+    let (press, _) = fake.press(message_id(&answer), &person, CUSTOMER);
+    assert_eq!(callback(&fake, press).await.0, 204);
+    let needs_staff = tag_id(&forum, "Needs staff");
+    fake.wait_for("the Needs staff tag instead", ANSWER_WAIT, |f| {
+        (f.channel(covered.channel)?["applied_tags"] == json!([needs_staff])).then_some(())
+    })
+    .await;
+}
