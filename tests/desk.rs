@@ -337,10 +337,26 @@ async fn only_the_asker_can_hand_an_answer_to_a_person() {
     );
     assert!(log.contains("spend before shipping"), "{log}");
     assert!(log.contains("Conversation so far"), "{log}");
+    // Pressed again: the team is not told twice.
+    let (again, token) = fake.press(message_id(&answer), &person, CUSTOMER);
+    assert_eq!(callback(&fake, again).await.0, 204);
+    let told = fake
+        .wait_for("the second note", ANSWER_WAIT, |f| {
+            f.requests()
+                .into_iter()
+                .find(|r| r.method == "PATCH" && r.path.contains(&token) && r.status < 300)
+        })
+        .await;
+    assert!(
+        body_text(&told).contains("already with the team"),
+        "{told:?}"
+    );
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
     assert_eq!(
         fake.posts_to(MOD_LOG).len(),
         1,
-        "the other customer's press handed off too"
+        "handed off twice, or for the other customer"
     );
     assert_no_mentions_allowed(&fake);
 }

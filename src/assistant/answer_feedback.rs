@@ -5,12 +5,16 @@
 
 use super::conversation::conversation_key;
 use super::{Assistant, AssistantError, ModeratorEvent};
+use crate::store::QuestionOutcome;
 
 /// What a hand-off asked for from an answer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandoffOnRequest {
     /// The team was told, with the question and the conversation.
     HandedOff,
+    /// The question was handed off already (by the bot, or by an earlier request): the
+    /// team is not told twice.
+    AlreadyHandedOff,
     /// Neither the answer's question nor a conversation of the asker is stored any more
     /// (forgotten, expired): there is nothing to hand over.
     NothingStored,
@@ -51,7 +55,8 @@ impl Assistant {
     /// Hands the question answered at `place` to the team because the asker asked for a
     /// person: a [`ModeratorEvent::Handoff`] (a case for a person) with the question, the
     /// answer's source as the closest topic, and the asker's conversation in that place;
-    /// the logged question counts as handed off from now on. The caller checks that the
+    /// the logged question counts as handed off from now on, and a second request for it
+    /// tells nobody. The caller checks that the
     /// one asking is the asker. Waits for a turn of the asker in flight to finish first.
     pub async fn hand_off_on_request(
         &self,
@@ -69,6 +74,9 @@ impl Assistant {
             (None, None) => return Ok(HandoffOnRequest::NothingStored),
         };
         if let Some(answered) = &answered {
+            if answered.record.outcome == QuestionOutcome::Handoff {
+                return Ok(HandoffOnRequest::AlreadyHandedOff);
+            }
             self.store().mark_handed_off(answered.question_id)?;
         }
         let closest = answered

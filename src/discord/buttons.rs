@@ -111,6 +111,8 @@ const HANDED_OFF: &str =
      on this channel.";
 const NOTHING_STORED: &str = "Sorry, I no longer have that conversation (it expired or was \
     forgotten). Please ask your question again.";
+const ALREADY_HANDED_OFF: &str =
+    "Your question is already with the team; a person will follow up here.";
 const UNKNOWN_BUTTON: &str = "That button is no longer in use.";
 
 /// Handles a press of a button (any component interaction). Votes and refusals are
@@ -185,6 +187,7 @@ async fn hand_off(shared: &Shared, press: &ComponentInteraction, button: AnswerB
             .await;
             HANDED_OFF.to_string()
         }
+        Ok(HandoffOnRequest::AlreadyHandedOff) => ALREADY_HANDED_OFF.to_string(),
         Ok(HandoffOnRequest::NothingStored) => NOTHING_STORED.to_string(),
         Err(error) => {
             tracing::warn!(%error, "could not hand off on request");
