@@ -432,3 +432,147 @@ async fn talk_to_a_person_on_a_forum_post_retags_it_needs_staff() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_is_claimed_and_resolved_and_the_customer_gets_the_staff_answer() {
+    const TICKETS: u64 = 500_000_000_000_000_077;
+    const MODERATOR: u64 = 400_000_000_000_000_050;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shopkeep.sqlite").display().to_string();
+    let tickets = TICKETS.to_string();
+    let (fake, _bot) = started(&[
+        ("SHOPKEEP_TICKET_CHANNEL", tickets.as_str()),
+        ("SHOPKEEP_DB", db.as_str()),
+    ])
+    .await;
+    let question = Msg::new(&fake, CHANNEL, CUSTOMER, FROM_AN_ENTRY).mentioning_bot();
+    question.send(&fake);
+    reply_to(&fake, CHANNEL, question.id).await;
+    let answer = answer_with_buttons(&fake, CHANNEL).await;
+    let person = custom_ids(&answer["components"])
+        .into_iter()
+        .find(|id| id.contains(":person:"))
+        .unwrap();
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+    fake.press(message_id(&answer), &person, CUSTOMER);
+
+    let threads_path = format!("/api/v10/channels/{TICKETS}/threads");
+    let opened = fake
+        .wait_for("the ticket thread", ANSWER_WAIT, |f| {
+            f.requests()
+                .into_iter()
+                .find(|r| r.method == "POST" && r.path == threads_path && r.status == 201)
+        })
+        .await;
+    assert_eq!(
+        body(&opened)["type"],
+        12,
+        "not a private thread: {opened:?}"
+    );
+    let thread: u64 = opened.response.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let transcript = answer_with_buttons(&fake, thread).await;
+    let text = transcript["content"].as_str().unwrap().to_string();
+    let jump = format!(
+        "https://discord.com/channels/{GUILD_ID}/{CHANNEL}/{}",
+        question.id
+    );
+    assert!(text.contains(&jump), "{text}");
+    assert!(
+        text.contains("return policy") && text.contains("Conversation so far"),
+        "{text}"
+    );
+    let staff_ids = custom_ids(&transcript["components"]);
+    let (claim, resolve) = (staff_ids[0].clone(), staff_ids[1].clone());
+
+    // Asking again while the ticket is open opens no second ticket.
+    let again = Msg::new(&fake, CHANNEL, CUSTOMER, UNCOVERED).mentioning_bot();
+    again.send(&fake);
+    reply_to(&fake, CHANNEL, again.id).await;
+
+    // Customers cannot claim; a moderator can.
+    let (refused, _) = fake.press(message_id(&transcript), &claim, CUSTOMER);
+    let (_, body_refused) = callback(&fake, refused).await;
+    assert!(body_refused["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Only the shop's staff"));
+    let (claimed, _) =
+        fake.press_with_roles(message_id(&transcript), &claim, MODERATOR, &[MOD_ROLE]);
+    let (status, claim_body) = callback(&fake, claimed).await;
+    assert_eq!(
+        (status, claim_body["type"].clone()),
+        (204, json!(7)),
+        "{claim_body}"
+    );
+    let shown = fake.message(message_id(&transcript)).unwrap();
+    assert!(
+        shown["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Claimed by** <@{MODERATOR}>")),
+        "{shown}"
+    );
+
+    let (resolving, _) =
+        fake.press_with_roles(message_id(&transcript), &resolve, MODERATOR, &[MOD_ROLE]);
+    let (status, modal) = callback(&fake, resolving).await;
+    assert_eq!((status, modal["type"].clone()), (204, json!(9)), "{modal}");
+    let modal_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
+    let staff_answer = "Your refund left today @everyone <@123>; write to ann@example.com if not.";
+    let (submitted, _) = fake.submit_modal(
+        &modal_id,
+        &[("answer", staff_answer)],
+        MODERATOR,
+        &[MOD_ROLE],
+        thread,
+    );
+    assert_eq!(callback(&fake, submitted).await.0, 204);
+    let delivered = fake
+        .wait_for("the staff answer", ANSWER_WAIT, |f| {
+            f.posts_to(CHANNEL)
+                .into_iter()
+                .find(|r| body_text(r).contains("From the team"))
+        })
+        .await;
+    let delivered_text = body_text(&delivered);
+    assert_eq!(
+        body(&delivered)["message_reference"]["message_id"],
+        json!(question.id.to_string())
+    );
+    assert!(
+        delivered_text.contains("refund left today"),
+        "{delivered_text}"
+    );
+    assert!(
+        !delivered_text.contains("ann@example.com"),
+        "not guarded: {delivered_text}"
+    );
+    assert_no_mentions_allowed(&fake);
+    let thread_opens = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == threads_path)
+        .count();
+    assert_eq!(thread_opens, 1, "a second ticket for the same customer");
+
+    // The ticket is the customer's data: exported, then forgotten.
+    let store = shopkeep::store::Store::open(&db).unwrap();
+    let export = store.export_user(&CUSTOMER.to_string()).unwrap();
+    let ticket = &export["tickets"][0];
+    assert_eq!(ticket["claimed_by"], json!(MODERATOR.to_string()));
+    assert!(ticket["resolved_at"].is_i64(), "{ticket}");
+    assert!(ticket["answer"]
+        .as_str()
+        .unwrap()
+        .contains("refund left today"));
+    assert_eq!(store.forget_user(&CUSTOMER.to_string()).unwrap().tickets, 1);
+    assert_eq!(
+        store.export_user(&CUSTOMER.to_string()).unwrap()["tickets"],
+        json!([])
+    );
+}

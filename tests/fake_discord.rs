@@ -309,3 +309,106 @@ async fn buttons_follow_discords_limits_and_presses_take_component_responses() {
         400
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_open_in_text_channels_and_modals_keep_discords_limits() {
+    use reqwest::Method;
+    let fake = FakeDiscord::start().await;
+    let threads = format!("/channels/{CHANNEL}/threads");
+    let open = |path: String, body: Value| {
+        let fake = &fake;
+        async move { call(fake, Method::POST, &path, Some(TOKEN), Some(body)).await }
+    };
+    let (status, thread) = open(threads.clone(), json!({"name": "Ticket 1", "type": 12})).await;
+    assert_eq!(
+        (status, thread["parent_id"].clone()),
+        (201, json!(CHANNEL.to_string()))
+    );
+    let id: u64 = thread["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(fake.channel(id).unwrap()["type"], 12);
+    assert_eq!(
+        open(threads.clone(), json!({"name": "", "type": 12}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(open(threads, json!({"name": "x", "type": 0})).await.0, 400);
+    assert_eq!(
+        open(format!("/channels/{id}/threads"), json!({"name": "x"}))
+            .await
+            .0,
+        400
+    );
+
+    let posted = call(
+        &fake,
+        Method::POST,
+        &format!("/channels/{CHANNEL}/messages"),
+        Some(TOKEN),
+        Some(
+            json!({"content": "t", "components": [{"type": 1, "components": [
+            {"type": 2, "style": 1, "label": "Resolve", "custom_id": "r"}]}]}),
+        ),
+    )
+    .await
+    .1;
+    let message: u64 = posted["id"].as_str().unwrap().parse().unwrap();
+    let input = |label: &str| json!({"type": 1, "components": [{"type": 4, "custom_id": "a", "style": 2, "label": label}]});
+    let modal = |title: &str, label: &str| json!({"type": 9, "data": {"custom_id": "m", "title": title, "components": [input(label)]}});
+    for bad in [
+        modal(&"t".repeat(46), "Answer"),
+        modal("Resolve", ""),
+        modal("", "Answer"),
+    ] {
+        let (press, token) = fake.press(message, "r", 7);
+        let callback = format!("/interactions/{press}/{token}/callback");
+        assert_eq!(
+            call(&fake, Method::POST, &callback, None, Some(bad))
+                .await
+                .0,
+            400
+        );
+    }
+    let (press, token) = fake.press(message, "r", 7);
+    let callback = format!("/interactions/{press}/{token}/callback");
+    assert_eq!(
+        call(
+            &fake,
+            Method::POST,
+            &callback,
+            None,
+            Some(modal("Resolve", "Answer"))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(fake.modals().len(), 1);
+    let (submit, token) = fake.submit_modal("m", &[("a", "done")], 7, &[], CHANNEL);
+    let callback = format!("/interactions/{submit}/{token}/callback");
+    // A submitted modal cannot open another modal.
+    assert_eq!(
+        call(
+            &fake,
+            Method::POST,
+            &callback,
+            None,
+            Some(modal("Again", "Answer"))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            &fake,
+            Method::POST,
+            &callback,
+            None,
+            Some(json!({"type": 5, "data": {"flags": 64}}))
+        )
+        .await
+        .0,
+        204
+    );
+}

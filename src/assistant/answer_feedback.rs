@@ -8,10 +8,10 @@ use super::{Assistant, AssistantError, ModeratorEvent};
 use crate::store::QuestionOutcome;
 
 /// What a hand-off asked for from an answer did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandoffOnRequest {
-    /// The team was told, with the question and the conversation.
-    HandedOff,
+    /// The team was told, with the question (given here) and the conversation.
+    HandedOff(String),
     /// The question was handed off already (by the bot, or by an earlier request): the
     /// team is not told twice.
     AlreadyHandedOff,
@@ -86,7 +86,7 @@ impl Assistant {
         let _ = self.moderator_events.send(ModeratorEvent::Handoff {
             user_id: place.asker,
             channel_id: place.channel_id,
-            question,
+            question: question.clone(),
             closest,
             needs_person: true,
             conversation: history
@@ -95,6 +95,6 @@ impl Assistant {
                 .collect(),
         });
         tracing::info!(user = turn.user(), "handed off on request");
-        Ok(HandoffOnRequest::HandedOff)
+        Ok(HandoffOnRequest::HandedOff(question))
     }
 }

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod question;
 pub mod reply_check;
 pub mod shop;
+pub mod tickets;
 
 pub use moderation::summary::ChannelMessage;
 

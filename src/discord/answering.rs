@@ -7,7 +7,8 @@ use serenity::all::Message;
 use tokio::time::Instant;
 
 use super::reply::{self, Reply, StreamEnd, Target, Typing};
-use super::{buttons, summary, threads, Shared};
+use super::{buttons, summary, threads, tickets, Shared};
+use crate::assistant::tickets::TicketPlace;
 use crate::assistant::{Inbound, Outcome};
 use crate::metrics::METRICS;
 
@@ -80,6 +81,7 @@ impl Shared {
             .await;
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
+        let question = inbound.text.clone();
         let outcome = self.assistant.handle(inbound).await;
         let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
         let post_state = match &outcome {
@@ -100,6 +102,15 @@ impl Shared {
         if posted && answered {
             self.link_answer(&reply, msg.author.id.get(), msg.channel_id.get())
                 .await;
+        }
+        if posted && post_state == Some(threads::PostState::HandedOff) {
+            let place = TicketPlace {
+                asker: msg.author.id.get().to_string(),
+                guild_id: msg.guild_id.map(|g| g.get().to_string()),
+                channel_id: Some(msg.channel_id.get().to_string()),
+                question_message_id: Some(msg.id.get().to_string()),
+            };
+            tickets::open(&self, place, &question).await;
         }
         if let (true, Some(state), Some(_)) = (posted, post_state, msg.guild_id) {
             threads::tag_post(

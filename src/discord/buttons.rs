@@ -11,8 +11,10 @@ use serenity::all::ComponentInteraction;
 
 use super::reply::{self, ephemeral_message, Target};
 use super::threads::{self, PostState};
+use super::tickets;
 use super::Shared;
 use crate::assistant::answer_feedback::{AnswerPlace, HandoffOnRequest};
+use crate::assistant::tickets::TicketPlace;
 use crate::store::Vote;
 
 /// What a button does.
@@ -123,6 +125,9 @@ pub async fn on_press(shared: &Shared, press: ComponentInteraction) {
     if !shared.rules().serves(guild) {
         return answer(shared, &press, super::commands::NOT_THIS_SERVER).await;
     }
+    if let Some((action, ticket)) = tickets::parse(&press.data.custom_id) {
+        return tickets::on_press(shared, press, action, ticket).await;
+    }
     let Some(button) = AnswerButton::parse(&press.data.custom_id) else {
         return answer(shared, &press, UNKNOWN_BUTTON).await;
     };
@@ -176,7 +181,14 @@ async fn hand_off(shared: &Shared, press: &ComponentInteraction, button: AnswerB
         guild_id: press.guild_id.map(|g| g.get().to_string()),
     };
     let text = match shared.assistant.hand_off_on_request(place).await {
-        Ok(HandoffOnRequest::HandedOff) => {
+        Ok(HandoffOnRequest::HandedOff(question)) => {
+            let place = TicketPlace {
+                asker: button.asker.to_string(),
+                guild_id: press.guild_id.map(|g| g.get().to_string()),
+                channel_id: Some(press.channel_id.get().to_string()),
+                question_message_id: (button.question != 0).then(|| button.question.to_string()),
+            };
+            tickets::open(shared, place, &question).await;
             threads::tag_post(
                 &shared.channels,
                 &shared.rest,

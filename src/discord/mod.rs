@@ -30,6 +30,7 @@ pub mod split;
 pub mod staff;
 pub mod summary;
 pub mod threads;
+pub mod tickets;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -312,6 +313,18 @@ impl EventHandler for Handler {
                     button = %press.data.custom_id,
                 ),
             ),
+            Interaction::Modal(submit) => (
+                submit.id,
+                submit.application_id,
+                submit.token.clone(),
+                tracing::info_span!(
+                    "modal",
+                    guild = submit.guild_id.map(|g| g.get()),
+                    channel = submit.channel_id.get(),
+                    user = submit.user.id.get(),
+                    modal = %submit.data.custom_id,
+                ),
+            ),
             _ => return,
         };
         let shared = Arc::clone(&self.shared);
@@ -323,6 +336,7 @@ impl EventHandler for Handler {
                     match interaction {
                         Interaction::Command(command) => commands::handle(&shared, command).await,
                         Interaction::Component(press) => buttons::on_press(&shared, press).await,
+                        Interaction::Modal(submit) => tickets::on_submit(&shared, submit).await,
                         _ => {}
                     }
                 }
@@ -376,7 +390,7 @@ where
 
 /// The bot permissions to grant in the invite (docs/discord.md): View Channels, Send
 /// Messages, Send Messages in Threads, Read Message History, Manage Threads (to tag forum
-/// posts).
+/// posts), Create Private Threads (hand-off tickets).
 pub fn invite_permissions() -> serenity::model::Permissions {
     use serenity::model::Permissions as P;
     P::VIEW_CHANNEL
@@ -384,6 +398,7 @@ pub fn invite_permissions() -> serenity::model::Permissions {
         | P::SEND_MESSAGES_IN_THREADS
         | P::READ_MESSAGE_HISTORY
         | P::MANAGE_THREADS
+        | P::CREATE_PRIVATE_THREADS
 }
 
 /// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.

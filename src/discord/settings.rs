@@ -57,6 +57,8 @@ pub struct DiscordSettings {
     pub shutdown_grace: Duration,
     /// Most channel messages `/summarise` reads, whatever count a moderator asks for.
     pub summary_max_messages: usize,
+    /// The staff channel where hand-off tickets open as private threads.
+    pub ticket_channel: Option<u64>,
     /// The forum tags applied to posts the bot answered or handed off.
     pub forum_tags: ForumTagNames,
 }
@@ -82,6 +84,7 @@ impl DiscordSettings {
                 "a number of seconds",
             )?),
             summary_max_messages: parsed("SHOPKEEP_SUMMARY_MAX_MESSAGES", 500, "a message count")?,
+            ticket_channel: id_list("SHOPKEEP_TICKET_CHANNEL")?.first().copied(),
             forum_tags: ForumTagNames {
                 answered: tag_name("SHOPKEEP_FORUM_TAG_ANSWERED", "Answered"),
                 handed_off: tag_name("SHOPKEEP_FORUM_TAG_HANDOFF", "Needs staff"),

@@ -21,9 +21,11 @@ use serde::Serialize;
 
 mod answers;
 mod privacy;
+mod tickets;
 pub use answers::{AnswerFeedback, AnsweredQuestion};
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
+pub use tickets::{NewTicket, Ticket};
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
@@ -113,6 +115,22 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     CREATE INDEX answers_by_question ON answers (question_id);",
+    // 4: hand-off tickets.
+    "CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        user_key TEXT NOT NULL,
+        channel_id TEXT,
+        question_message_id TEXT,
+        question TEXT NOT NULL,
+        thread_id TEXT,
+        opened_at INTEGER NOT NULL,
+        claimed_by TEXT,
+        claimed_at INTEGER,
+        resolved_by TEXT,
+        resolved_at INTEGER,
+        answer TEXT
+    );
+    CREATE INDEX tickets_by_user ON tickets (user_key, resolved_at);",
 ];
 
 /// Longest question text stored in the question log, in characters (Discord's message
@@ -232,6 +250,7 @@ pub struct ForgetReport {
     pub turns: usize,
     pub questions: usize,
     pub feedback: usize,
+    pub tickets: usize,
 }
 
 /// The SQLite store. Safe to share (`Arc<Store>`) across threads and tasks.

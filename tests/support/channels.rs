@@ -75,3 +75,38 @@ pub(super) fn edit_channel(state: &State, id: u64, body: Option<&Value>) -> (Sta
     channels.insert(id, updated.clone());
     ok(updated)
 }
+
+/// `POST /channels/{parent}/threads` without a message: a public (11) or private (12)
+/// thread in a text channel, named 1 to 100 characters; it exists from now on.
+pub(super) fn create_thread(
+    state: &State,
+    parent: u64,
+    body: Option<&Value>,
+    id: u64,
+) -> (StatusCode, Answer) {
+    let Some(body) = body else {
+        return invalid_form("_", "a JSON object is required");
+    };
+    if channel_object(state, parent)["type"] != json!(0) {
+        return invalid_form(
+            "type",
+            "threads without a message open only in text channels",
+        );
+    }
+    let name = body["name"].as_str().unwrap_or("");
+    if name.is_empty() || name.chars().count() > 100 {
+        return invalid_form("name", "must be 1 to 100 characters");
+    }
+    let kind = body["type"].as_u64().unwrap_or(12);
+    if !matches!(kind, 11 | 12) {
+        return invalid_form("type", "a thread is type 11 or 12");
+    }
+    let thread = json!({
+        "id": id.to_string(), "type": kind, "guild_id": GUILD_ID.to_string(), "name": name,
+        "parent_id": parent.to_string(), "owner_id": super::BOT_ID.to_string(),
+        "invitable": body.get("invitable").cloned().unwrap_or(json!(true)),
+        "flags": 0, "applied_tags": [],
+    });
+    state.channels.lock().unwrap().insert(id, thread.clone());
+    (StatusCode::CREATED, Answer::Json(thread))
+}

@@ -106,6 +106,8 @@ pub struct State {
     pub(super) channel_limits: Mutex<HashMap<u64, (u64, Duration)>>,
     /// Per bucket (method + route + channel): requests in the current window, and its start.
     pub(super) buckets: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Modals the bot showed (the callbacks' `data`), in order.
+    pub(super) modals: Mutex<Vec<Value>>,
     /// The bot's channel messages as they are now (content and components), by id.
     pub(super) messages: Mutex<HashMap<u64, Value>>,
     /// Channel objects the test created (threads, forums, text channels), by id; any other
@@ -127,6 +129,8 @@ pub(super) struct Interaction {
     pub(super) original: Option<u64>,
     /// The channel it came from.
     pub(super) channel: u64,
+    /// A component interaction's message.
+    pub(super) message: Option<u64>,
 }
 
 /// How long Discord waits for an interaction's first response.
@@ -212,6 +216,7 @@ impl FakeDiscord {
                 follow_ups: Default::default(),
                 original: None,
                 channel: 0,
+                message: None,
             },
         );
     }
@@ -247,6 +252,17 @@ impl FakeDiscord {
     /// has no such button (Discord shows only the buttons a message has). Returns the
     /// interaction's id and token.
     pub fn press(&self, message: u64, custom_id: &str, user_id: u64) -> (u64, String) {
+        self.press_with_roles(message, custom_id, user_id, &[])
+    }
+
+    /// [`FakeDiscord::press`] by a member with `roles`.
+    pub fn press_with_roles(
+        &self,
+        message: u64,
+        custom_id: &str,
+        user_id: u64,
+        roles: &[u64],
+    ) -> (u64, String) {
         let current = self
             .message(message)
             .unwrap_or_else(|| panic!("no message {message} to press a button on"));
@@ -256,7 +272,41 @@ impl FakeDiscord {
             current["components"]
         );
         let (id, token, payload) =
-            super::components::press_payload(self, &current, custom_id, user_id);
+            super::components::press_payload(self, &current, custom_id, user_id, roles);
+        self.dispatch("INTERACTION_CREATE", payload);
+        (id, token)
+    }
+
+    /// Modals the bot showed so far (each callback's `data`).
+    pub fn modals(&self) -> Vec<Value> {
+        self.state.modals.lock().unwrap().clone()
+    }
+
+    /// `user` (a member with `roles`) fills in and submits the modal `custom_id` the bot
+    /// showed: INTERACTION_CREATE of type 5 with `values` (text input custom id, text) in
+    /// `channel`. Panics when the
+    /// bot never showed that modal. Returns the interaction's id and token.
+    pub fn submit_modal(
+        &self,
+        custom_id: &str,
+        values: &[(&str, &str)],
+        user_id: u64,
+        roles: &[u64],
+        channel: u64,
+    ) -> (u64, String) {
+        assert!(
+            self.modals()
+                .iter()
+                .any(|m| m["custom_id"] == json!(custom_id)),
+            "the bot showed no modal {custom_id}"
+        );
+        let (id, token, payload) = super::components::modal_submit_payload(
+            self,
+            custom_id,
+            values,
+            (user_id, roles),
+            channel,
+        );
         self.dispatch("INTERACTION_CREATE", payload);
         (id, token)
     }

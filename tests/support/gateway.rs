@@ -33,6 +33,7 @@ pub(super) fn send_dispatch(state: &State, event: &str, data: Value) {
                     .as_str()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0),
+                message: data["message"]["id"].as_str().and_then(|s| s.parse().ok()),
             },
         );
     }

@@ -19,7 +19,10 @@
 //!   keep Discord's limits (else 400); the fake keeps each of the bot's messages as it is
 //!   now, and [`FakeDiscord::press`] presses one of its buttons (INTERACTION_CREATE of type
 //!   3, answered like any interaction: once, within 3 s, with a response type a component
-//!   allows). Its gateway sends HELLO with a settable heartbeat interval,
+//!   allows). `POST /channels/{id}/threads` opens a thread in a text channel (201);
+//!   a modal (response type 9) must keep Discord's limits, and only a modal the bot showed
+//!   can be submitted ([`FakeDiscord::submit_modal`], type 5); a type 7 response updates
+//!   the pressed message. Its gateway sends HELLO with a settable heartbeat interval,
 //!   ACKs heartbeats (or not: a zombie connection), sends op 7 and op 9 on demand, checks
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.

@@ -485,10 +485,11 @@ fn process(
             let kind = body.and_then(|b| b["type"].as_u64()).unwrap_or(0);
             // Commands: a message (4), a deferral (5), a modal (9); components also an
             // update of their message (7) or a silent deferral (6).
-            let allowed: &[u64] = if interaction.kind == 3 {
-                &[4, 5, 6, 7, 9]
-            } else {
-                &[4, 5, 9]
+            // Modal submits: no modal (9).
+            let allowed: &[u64] = match interaction.kind {
+                3 => &[4, 5, 6, 7, 9],
+                5 => &[4, 5, 6, 7],
+                _ => &[4, 5, 9],
             };
             if !allowed.contains(&kind) {
                 return (
@@ -505,8 +506,29 @@ fn process(
                     ),
                 );
             }
+            let data = body.map(|b| b["data"].clone()).unwrap_or(Value::Null);
+            if kind == 9 {
+                if let Err(problem) = super::components::check_modal(&data) {
+                    return super::channels::invalid_form("data", &problem);
+                }
+                state.modals.lock().unwrap().push(data.clone());
+            }
+            if kind == 7 {
+                // The component's message is updated in place.
+                let mut messages = state.messages.lock().unwrap();
+                if let Some(current) = interaction.message.and_then(|m| messages.get_mut(&m)) {
+                    for key in ["content", "components"] {
+                        if let Some(value) = data.get(key) {
+                            current[key] = value.clone();
+                        }
+                    }
+                }
+            }
             interaction.acknowledged = true;
             (StatusCode::NO_CONTENT, Answer::Empty)
+        }
+        ("POST", ["channels", channel, "threads"]) => {
+            super::channels::create_thread(state, channel.parse().unwrap_or(0), body, new_id())
         }
         ("POST", ["webhooks", _, token]) => {
             let mut interactions = state.interactions.lock().unwrap();
