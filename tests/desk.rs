@@ -552,6 +552,17 @@ async fn a_ticket_is_claimed_and_resolved_and_the_customer_gets_the_staff_answer
         !delivered_text.contains("ann@example.com"),
         "not guarded: {delivered_text}"
     );
+    let note = fake
+        .wait_for("the note in the ticket thread", ANSWER_WAIT, |f| {
+            f.posts_to(thread)
+                .into_iter()
+                .find(|r| body_text(r).contains("Resolved by"))
+        })
+        .await;
+    assert!(
+        body_text(&note).contains(&format!("<@{MODERATOR}>")),
+        "{note:?}"
+    );
     assert_no_mentions_allowed(&fake);
     let thread_opens = fake
         .requests()

@@ -280,10 +280,17 @@ pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
         .assistant
         .resolve_ticket(id, &staff.to_string(), text.trim())
     {
-        Ok(Some(ticket)) => match post_to_customer(shared, &ticket).await {
-            true => "Sent to the customer; the ticket is resolved.".to_string(),
-            false => "The ticket is resolved, but the answer could not be posted to the customer (see the log).".to_string(),
-        },
+        Ok(Some(ticket)) => {
+            let delivered = post_to_customer(shared, &ticket).await;
+            note_in_thread(shared, &ticket, staff, delivered).await;
+            if delivered {
+                "Sent to the customer; the ticket is resolved.".to_string()
+            } else {
+                "The ticket is resolved, but the answer could not be posted to the customer \
+                 (see the log)."
+                    .to_string()
+            }
+        }
         Ok(None) => GONE.to_string(),
         Err(error) => error.user_message(),
     };
@@ -293,6 +300,36 @@ pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
         ephemeral: true,
     });
     shared.show(&mut told, &note).await;
+}
+
+/// Notes the resolution in the ticket's thread, for the rest of the team.
+async fn note_in_thread(
+    shared: &Shared,
+    ticket: &crate::store::Ticket,
+    staff: u64,
+    delivered: bool,
+) {
+    let Some(thread) = ticket
+        .thread_id
+        .as_deref()
+        .and_then(|t| t.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let outcome = if delivered {
+        "sent to the customer"
+    } else {
+        "could not be posted to the customer"
+    };
+    let text = format!(
+        "**Resolved by** <@{staff}>; the answer ({outcome}): {}",
+        super::modlog::quoted(ticket.answer.as_deref().unwrap_or_default())
+    );
+    let mut note = shared.reply(Target::Channel {
+        channel_id: ChannelId::new(thread),
+        reply_to: None,
+    });
+    shared.show(&mut note, &text).await;
 }
 
 /// Posts a resolved ticket's answer where the customer asked, as a reply to their
