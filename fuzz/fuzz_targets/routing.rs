@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         is_regular: bit(3),
         guild_id: (!bit(4)).then_some(1),
         channel_id: if bit(5) { SUPPORT } else { 2 },
+        parent_channel_id: bit(5).then_some(SUPPORT).filter(|_| bit(6)),
         content: content.clone(),
         mentions: if bit(6) { vec![BOT] } else { Vec::new() },
         replies_to_bot: bit(7),

@@ -3,6 +3,7 @@
 //! words come from a [`Backend`](crate::backend::Backend) (the embedded engine, a server, or scripted text).
 
 mod answer;
+pub mod answer_feedback;
 pub mod content;
 pub mod conversation;
 pub mod eval;
@@ -15,6 +16,7 @@ pub mod policy;
 pub mod question;
 pub mod reply_check;
 pub mod shop;
+pub mod tickets;
 
 pub use moderation::summary::ChannelMessage;
 

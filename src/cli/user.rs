@@ -33,8 +33,8 @@ pub(super) fn user(config: Config, command: UserCommand) -> Result<()> {
         UserCommand::Forget { user } => {
             let deleted = store.forget_user(&user)?;
             eprintln!(
-                "Deleted {} conversation(s) with {} turn(s), {} logged question(s) and {} feedback vote(s) of {user}.",
-                deleted.conversations, deleted.turns, deleted.questions, deleted.feedback
+                "Deleted {} conversation(s) with {} turn(s), {} logged question(s), {} feedback vote(s) and {} ticket(s) of {user}.",
+                deleted.conversations, deleted.turns, deleted.questions, deleted.feedback, deleted.tickets
             );
         }
     }

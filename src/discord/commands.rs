@@ -14,7 +14,7 @@ use super::reply::{self, defer, ephemeral_message, Target};
 use super::Shared;
 use crate::assistant::moderation::drafts::DraftRequest;
 use crate::assistant::policy::{may, Action};
-use crate::assistant::{Inbound, InboundKind, Role};
+use crate::assistant::{Inbound, InboundKind, Outcome, Role};
 
 /// The `count` option's upper bound; `SHOPKEEP_SUMMARY_MAX_MESSAGES` caps it further.
 pub const MAX_SUMMARY_COUNT: u64 = 2000;
@@ -223,9 +223,16 @@ async fn ask(
     };
     crate::metrics::METRICS.request(crate::metrics::Source::Command);
     let outcome = shared.assistant.handle(inbound).await;
-    shared
-        .post_outcome(&mut shared.reply(target(command, false)), outcome)
-        .await;
+    let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
+    let mut reply = shared.reply(target(command, false));
+    if answered {
+        reply.set_buttons(super::buttons::answer_buttons(command.user.id.get(), 0));
+    }
+    if shared.post_outcome(&mut reply, outcome).await && answered {
+        shared
+            .link_answer(&reply, command.user.id.get(), command.channel_id.get())
+            .await;
+    }
     Ok(())
 }
 

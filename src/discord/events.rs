@@ -21,6 +21,8 @@ pub struct MessageFacts {
     pub is_regular: bool,
     pub guild_id: Option<u64>,
     pub channel_id: u64,
+    /// For a message in a thread: the thread's parent channel (or forum), when known.
+    pub parent_channel_id: Option<u64>,
     pub content: String,
     /// Users the message mentions (Discord adds a replied-to author here too).
     pub mentions: Vec<u64>,
@@ -50,6 +52,7 @@ impl MessageFacts {
             is_regular: matches!(msg.kind, MessageType::Regular | MessageType::InlineReply),
             guild_id: msg.guild_id.map(|g| g.get()),
             channel_id: msg.channel_id.get(),
+            parent_channel_id: None,
             content: msg.content.clone(),
             mentions: msg.mentions.iter().map(|u| u.id.get()).collect(),
             replies_to_bot,
@@ -125,10 +128,32 @@ impl RoutingRules {
         }
     }
 
+    /// Whether the message is in a support channel, or in a thread (a forum post
+    /// included) whose parent is one.
+    pub fn is_support_channel(&self, facts: &MessageFacts) -> bool {
+        self.support_channels.contains(&facts.channel_id)
+            || facts
+                .parent_channel_id
+                .is_some_and(|parent| self.support_channels.contains(&parent))
+    }
+
+    /// Whether the message would be answered if its channel were a thread under a
+    /// support channel: the only case where the channel's parent must be looked up.
+    pub fn needs_parent(&self, facts: &MessageFacts) -> bool {
+        !self.support_channels.is_empty()
+            && facts.parent_channel_id.is_none()
+            && facts.guild_id.is_some()
+            && facts.author_id != self.bot_id
+            && !facts.author_is_bot
+            && facts.is_regular
+            && self.serves(facts.guild_id)
+    }
+
     /// Decides whether the bot answers this message, and how it reached the bot.
     ///
     /// Answered: a reply to the bot's own message; a mention of the bot; a DM (unless DMs
-    /// are off); any message in a support channel. Ignored: the bot itself, other bots and
+    /// are off); any message in a support channel or in a thread under one (a post in a forum
+    /// listed as one). Ignored: the bot itself, other bots and
     /// webhooks, system messages, servers that are not the shop's, everything else. The
     /// role is from role ids alone; the caller adds server-wide permissions. The returned
     /// text has the bot's mention (`<@id>` or `<@!id>`) removed.
@@ -152,7 +177,7 @@ impl RoutingRules {
             InboundKind::ReplyToBot
         } else if mentioned {
             InboundKind::Mention
-        } else if self.support_channels.contains(&facts.channel_id) {
+        } else if self.is_support_channel(facts) {
             InboundKind::SupportChannel
         } else {
             return None;
@@ -267,6 +292,19 @@ mod tests {
         let mut no_dms = rules();
         no_dms.answer_dms = false;
         assert!(no_dms.route(&dm).is_none());
+
+        let mut thread = guild_msg("my lid cracked");
+        thread.channel_id = 77;
+        assert!(rules().route(&thread).is_none());
+        assert!(rules().needs_parent(&thread));
+        thread.parent_channel_id = Some(SUPPORT);
+        assert_eq!(
+            rules().route(&thread).unwrap().kind,
+            InboundKind::SupportChannel
+        );
+        assert!(!rules().needs_parent(&thread));
+        thread.parent_channel_id = Some(2);
+        assert!(rules().route(&thread).is_none());
 
         let mut reply = guild_msg("and what about returns?");
         reply.replies_to_bot = true;

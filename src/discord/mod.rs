@@ -7,6 +7,7 @@
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
 //! - [`split`]: the splitting itself (pure);
 //! - [`turns`]: one user's messages answered one at a time, in order;
+//! - [`threads`]: threads and forum posts under support channels, and forum tags;
 //! - [`rest`]: sends with retries, and with no mentions allowed on every message;
 //! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself.
 //!
@@ -14,6 +15,8 @@
 //! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
 //! and returns `Ok(())`.
 
+mod answering;
+pub mod buttons;
 pub mod commands;
 pub mod events;
 pub mod feedback;
@@ -26,6 +29,8 @@ pub mod settings;
 pub mod split;
 pub mod staff;
 pub mod summary;
+pub mod threads;
+pub mod tickets;
 pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::{
-    Command, Context, EventHandler, GatewayIntents, GuildId, Interaction, Message, Reaction, Ready,
+    Command, Context, EventHandler, GatewayIntents, GuildChannel, GuildId, Interaction, Message,
+    Reaction, Ready,
 };
 use serenity::client::ClientBuilder;
 use serenity::gateway::GatewayError;
@@ -42,11 +48,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::assistant::{Assistant, Inbound, Outcome, Role};
+use crate::assistant::{Assistant, Role};
 use crate::lifecycle::{self, InFlight};
 use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
-use reply::{OwnMessages, Reply, StreamEnd, Target, Typing};
+use reply::{OwnMessages, Target};
 use rest::DiscordErrorKind;
 use rest::{no_mentions, Rest};
 pub use settings::{DiscordSettings, DiscordToken};
@@ -79,7 +85,8 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(60);
 /// Gateway intents the bot asks for. Message Content is privileged: it must be switched on
 /// in the Developer Portal.
 pub fn intents() -> GatewayIntents {
-    GatewayIntents::GUILD_MESSAGES
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::GUILD_MESSAGE_REACTIONS
@@ -107,6 +114,8 @@ pub struct Shared {
     own_messages: OwnMessages,
     /// The shop's servers' roles, for server-wide permissions.
     guild_permissions: staff::GuildPermissions,
+    /// Threads and forums seen, for their parents and tags.
+    channels: threads::Channels,
 }
 
 impl Shared {
@@ -141,92 +150,6 @@ impl Shared {
             .of(&self.rest, shop_guild, user, roles)
             .await;
         rules.role(guild, roles, permissions)
-    }
-
-    fn reply(&self, target: Target) -> Reply {
-        Reply::new(self.rest.clone(), target, self.own_messages.clone())
-    }
-
-    /// Posts what the assistant decided: streams an answer, posts a notice, or nothing.
-    /// Returns whether a final text was posted. Failures are logged (within the caller's
-    /// span, with its ids) and counted; none is silent.
-    async fn post_outcome(&self, reply: &mut Reply, outcome: Outcome) -> bool {
-        match outcome {
-            Outcome::Silent => {
-                tracing::debug!("nothing to post");
-                if let Err(error) = reply.withdraw().await {
-                    tracing::warn!(%error, "could not withdraw a deferred response");
-                }
-                false
-            }
-            Outcome::Reply(text) | Outcome::Handoff(text) => self.show(reply, &text).await,
-            Outcome::Notice(notice) => self.show(reply, &notice.to_string()).await,
-            Outcome::Summary(summary) => self.show(reply, &summary::summary_text(&summary)).await,
-            Outcome::Draft(draft) => self.show(reply, &summary::draft_text(&draft)).await,
-            Outcome::Answer(events) => {
-                match reply::stream_answer(reply, events, self.in_flight.cancellation()).await {
-                    StreamEnd::Finished => {
-                        METRICS.answer();
-                        true
-                    }
-                    StreamEnd::Cancelled => {
-                        tracing::warn!("answer cancelled by shutdown");
-                        true
-                    }
-                    StreamEnd::NotPosted => false,
-                }
-            }
-        }
-    }
-
-    /// Posts a finished text; whether it was posted (a failure is logged).
-    async fn show(&self, reply: &mut Reply, text: &str) -> bool {
-        match reply.show(text).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(%error, "could not post a reply");
-                false
-            }
-        }
-    }
-
-    async fn answer_message(
-        self: Arc<Self>,
-        msg: Message,
-        mut inbound: Inbound,
-        received: Instant,
-    ) {
-        let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
-        if self.in_flight.is_cancelled() {
-            tracing::info!("shutting down: question dropped before it was started");
-            return;
-        }
-        let roles: Vec<u64> = msg
-            .member
-            .as_ref()
-            .map(|m| m.roles.iter().map(|r| r.get()).collect())
-            .unwrap_or_default();
-        inbound.role = self
-            .role_of(msg.guild_id.map(|g| g.get()), msg.author.id.get(), &roles)
-            .await;
-        tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-        let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
-        let outcome = self.assistant.handle(inbound).await;
-        typing.first_attempt_settled(reply::TYPING_FIRST_WAIT).await;
-        let mut reply = self.reply(Target::Channel {
-            channel_id: msg.channel_id,
-            reply_to: Some(msg.id),
-        });
-        let posted = self.post_outcome(&mut reply, outcome).await;
-        drop(typing);
-        if let Some(first) = reply.first_posted() {
-            METRICS
-                .first_reply
-                .observe(first.saturating_duration_since(received));
-        }
-        if posted {
-            METRICS.final_reply.observe(received.elapsed());
-        }
     }
 }
 
@@ -288,10 +211,28 @@ impl EventHandler for Handler {
         let received = Instant::now();
         let shared = &self.shared;
         let bot_id = shared.known_bot_id().await;
-        let facts = MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
-        let Some(inbound) = shared.rules().route(&facts) else {
+        let mut facts =
+            MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
+        let rules = shared.rules();
+        let mut thread = None;
+        if rules.route(&facts).is_none() && rules.needs_parent(&facts) {
+            thread = shared
+                .channels
+                .get(&shared.rest, facts.channel_id)
+                .await
+                .filter(|info| info.kind == threads::ChannelKind::Thread);
+            facts.parent_channel_id = thread.as_ref().and_then(|info| info.parent_id);
+        }
+        let Some(mut inbound) = rules.route(&facts) else {
             return;
         };
+        // A forum post's first message is its thread's starter: the title is part of it.
+        if let Some(title) = thread
+            .filter(|_| msg.id.get() == msg.channel_id.get())
+            .and_then(|info| info.name)
+        {
+            inbound.text = format!("{title}\n{}", inbound.text);
+        }
         let span = tracing::info_span!(
             "message",
             guild = facts.guild_id,
@@ -327,6 +268,16 @@ impl EventHandler for Handler {
         }
     }
 
+    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        match serde_json::to_value(&thread)
+            .ok()
+            .and_then(|value| threads::ChannelInfo::from_json(&value))
+        {
+            Some(info) => self.shared.channels.learn(info),
+            None => tracing::debug!(thread = thread.id.get(), "an unreadable thread"),
+        }
+    }
+
     async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {
         feedback::on_reaction(&self.shared, reaction, true).await;
     }
@@ -336,26 +287,63 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
-        let Interaction::Command(command) = interaction else {
-            return;
+        let (id, application, token, span) = match &interaction {
+            Interaction::Command(command) => (
+                command.id,
+                command.application_id,
+                command.token.clone(),
+                tracing::info_span!(
+                    "interaction",
+                    guild = command.guild_id.map(|g| g.get()),
+                    channel = command.channel_id.get(),
+                    user = command.user.id.get(),
+                    command = %command.data.name,
+                ),
+            ),
+            Interaction::Component(press) => (
+                press.id,
+                press.application_id,
+                press.token.clone(),
+                tracing::info_span!(
+                    "button",
+                    guild = press.guild_id.map(|g| g.get()),
+                    channel = press.channel_id.get(),
+                    user = press.user.id.get(),
+                    message_id = press.message.id.get(),
+                    button = %press.data.custom_id,
+                ),
+            ),
+            Interaction::Modal(submit) => (
+                submit.id,
+                submit.application_id,
+                submit.token.clone(),
+                tracing::info_span!(
+                    "modal",
+                    guild = submit.guild_id.map(|g| g.get()),
+                    channel = submit.channel_id.get(),
+                    user = submit.user.id.get(),
+                    modal = %submit.data.custom_id,
+                ),
+            ),
+            _ => return,
         };
-        let span = tracing::info_span!(
-            "interaction",
-            guild = command.guild_id.map(|g| g.get()),
-            channel = command.channel_id.get(),
-            user = command.user.id.get(),
-            command = %command.data.name,
-        );
         let shared = Arc::clone(&self.shared);
-        let (id, application, token) = (command.id, command.application_id, command.token.clone());
         let panic_token = token.clone();
         let task = async move {
             let work = {
                 let shared = Arc::clone(&shared);
-                async move { commands::handle(&shared, command).await }.in_current_span()
+                async move {
+                    match interaction {
+                        Interaction::Command(command) => commands::handle(&shared, command).await,
+                        Interaction::Component(press) => buttons::on_press(&shared, press).await,
+                        Interaction::Modal(submit) => tickets::on_submit(&shared, submit).await,
+                        _ => {}
+                    }
+                }
+                .in_current_span()
             };
             if let Err(panic) = lifecycle::catch_panic(work).await {
-                tracing::error!(%panic, "a slash command panicked");
+                tracing::error!(%panic, "an interaction panicked");
                 commands::answer_after_panic(
                     &shared,
                     (id, application),
@@ -401,10 +389,16 @@ where
 }
 
 /// The bot permissions to grant in the invite (docs/discord.md): View Channels, Send
-/// Messages, Send Messages in Threads, Read Message History.
+/// Messages, Send Messages in Threads, Read Message History, Manage Threads (to tag forum
+/// posts), Create Private Threads (hand-off tickets).
 pub fn invite_permissions() -> serenity::model::Permissions {
     use serenity::model::Permissions as P;
-    P::VIEW_CHANNEL | P::SEND_MESSAGES | P::SEND_MESSAGES_IN_THREADS | P::READ_MESSAGE_HISTORY
+    P::VIEW_CHANNEL
+        | P::SEND_MESSAGES
+        | P::SEND_MESSAGES_IN_THREADS
+        | P::READ_MESSAGE_HISTORY
+        | P::MANAGE_THREADS
+        | P::CREATE_PRIVATE_THREADS
 }
 
 /// Connects to Discord and serves until SIGTERM or SIGINT; see the module docs.
@@ -449,6 +443,7 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         turns: Turns::default(),
         own_messages: OwnMessages::default(),
         guild_permissions: staff::GuildPermissions::default(),
+        channels: threads::Channels::default(),
         settings,
     });
 

@@ -152,7 +152,7 @@ pub fn describe(event: &ModeratorEvent) -> String {
 /// `text` as one inline code span: backticks turned into quotes, personal data redacted,
 /// at most 700 characters, and `://` broken (`[:]//`) so that a link stays
 /// unclickable even if a split of a long log message ever cut the span.
-fn quoted(text: &str) -> String {
+pub(super) fn quoted(text: &str) -> String {
     let redacted =
         crate::assistant::guard::redact_personal_data(text, &[], "[redacted]", &mut Vec::new());
     let cleaned: String = redacted

@@ -124,7 +124,13 @@ impl OwnMessages {
 pub struct Reply {
     rest: Rest,
     target: Target,
-    posted: Vec<(Posted, String)>,
+    /// Each part posted: where, its text, and whether it carries the buttons.
+    posted: Vec<(Posted, String, bool)>,
+    /// Message components (rows of buttons) the last part carries, if any.
+    buttons: Option<Value>,
+    /// The id of an interaction's original response, once an edit has shown it (0: not
+    /// known).
+    original_id: AtomicU64,
     own: OwnMessages,
     /// When the first message of this reply was posted.
     first_posted: Option<Instant>,
@@ -156,6 +162,8 @@ impl Reply {
             rest,
             target,
             posted: Vec::new(),
+            buttons: None,
+            original_id: AtomicU64::new(0),
             own,
             first_posted: None,
             nonces: Vec::new(),
@@ -177,35 +185,65 @@ impl Reply {
         if parts.is_empty() {
             return Ok(());
         }
+        let last = parts.len() - 1;
         for (index, part) in parts.iter().enumerate() {
+            let with_buttons = index == last && self.buttons.is_some();
+            let buttons = |shown: bool| match (with_buttons, &self.buttons) {
+                (true, Some(buttons)) => Some(buttons.clone()),
+                // Buttons move to the new last part; this one drops them.
+                _ if shown => Some(Value::Array(Vec::new())),
+                _ => None,
+            };
             match self.posted.get(index) {
-                Some((_, shown)) if shown == part => {}
-                Some((posted, _)) => {
-                    let posted = *posted;
-                    self.edit(posted, part).await?;
-                    self.posted[index].1 = part.clone();
+                Some((_, shown, had)) if shown == part && *had == with_buttons => {}
+                Some((posted, _, had)) => {
+                    let (posted, components) = (*posted, buttons(*had));
+                    self.edit(posted, part, components).await?;
+                    self.posted[index] = (posted, part.clone(), with_buttons);
                 }
                 None => {
                     while self.nonces.len() <= index {
                         self.nonces.push(new_nonce());
                     }
-                    let posted = self.create(index, part, &self.nonces[index]).await?;
+                    let components = buttons(false);
+                    let posted = self
+                        .create(index, part, &self.nonces[index], components)
+                        .await?;
                     self.first_posted.get_or_insert_with(Instant::now);
                     if let Posted::Message(id) = posted {
                         self.own.remember(id.get());
                     }
-                    self.posted.push((posted, part.clone()));
+                    self.posted.push((posted, part.clone(), with_buttons));
                 }
             }
         }
         while self.posted.len() > parts.len() {
-            if let Some((posted, _)) = self.posted.pop() {
+            if let Some((posted, _, _)) = self.posted.pop() {
                 // A part posted again later is a new message: it gets a new nonce.
                 self.nonces.truncate(self.posted.len());
                 self.delete(posted).await?;
             }
         }
         Ok(())
+    }
+
+    /// From the next [`Reply::show`] on, the last part carries these message components
+    /// (a JSON list of action rows).
+    pub fn set_buttons(&mut self, components: Value) {
+        self.buttons = Some(components);
+    }
+
+    /// The ids of the messages posted so far, in order (an interaction's original
+    /// response included once Discord has named it).
+    pub fn message_ids(&self) -> Vec<u64> {
+        let original = self.original_id.load(Ordering::Relaxed);
+        self.posted
+            .iter()
+            .filter_map(|(posted, _, _)| match posted {
+                Posted::Message(id) => Some(id.get()),
+                Posted::Original => (original != 0).then_some(original),
+            })
+            .collect()
     }
 
     /// Whether anything has been posted yet.
@@ -222,7 +260,13 @@ impl Reply {
         Ok(())
     }
 
-    async fn create(&self, index: usize, content: &str, nonce: &str) -> Result<Posted, RestError> {
+    async fn create(
+        &self,
+        index: usize,
+        content: &str,
+        nonce: &str,
+        components: Option<Value>,
+    ) -> Result<Posted, RestError> {
         match &self.target {
             Target::Channel {
                 channel_id,
@@ -243,6 +287,9 @@ impl Reply {
                 // gets the message already posted instead of a duplicate.
                 body["nonce"] = Value::String(nonce.to_string());
                 body["enforce_nonce"] = Value::Bool(true);
+                if let Some(components) = components {
+                    body["components"] = components;
+                }
                 let answer = self
                     .rest
                     .send(
@@ -263,13 +310,17 @@ impl Reply {
                 ephemeral,
             } => {
                 if index == 0 {
-                    self.edit(Posted::Original, content).await?;
+                    self.edit(Posted::Original, content, components).await?;
                     return Ok(Posted::Original);
                 }
                 let builder = CreateInteractionResponseFollowup::new()
                     .content(content)
                     .ephemeral(*ephemeral)
                     .allowed_mentions(no_mentions());
+                let mut body = to_value("post a follow-up", &builder)?;
+                if let Some(components) = components {
+                    body["components"] = components;
+                }
                 let answer = self
                     .rest
                     .send(
@@ -279,7 +330,7 @@ impl Reply {
                             token,
                         },
                         LightMethod::Post,
-                        Some(to_value("post a follow-up", &builder)?),
+                        Some(body),
                         Body::Message,
                     )
                     .await?;
@@ -288,7 +339,18 @@ impl Reply {
         }
     }
 
-    async fn edit(&self, posted: Posted, content: &str) -> Result<(), RestError> {
+    async fn edit(
+        &self,
+        posted: Posted,
+        content: &str,
+        components: Option<Value>,
+    ) -> Result<(), RestError> {
+        let with_components = |mut body: Value| {
+            if let Some(components) = &components {
+                body["components"] = components.clone();
+            }
+            body
+        };
         match (&self.target, posted) {
             (Target::Channel { channel_id, .. }, Posted::Message(message_id)) => {
                 let builder = EditMessage::new()
@@ -302,7 +364,7 @@ impl Reply {
                             message_id,
                         },
                         LightMethod::Patch,
-                        Some(to_value("edit a message", &builder)?),
+                        Some(with_components(to_value("edit a message", &builder)?)),
                         Body::Message,
                     )
                     .await?;
@@ -318,7 +380,7 @@ impl Reply {
                 let builder = EditInteractionResponse::new()
                     .content(content)
                     .allowed_mentions(no_mentions());
-                let body = Some(to_value("edit a response", &builder)?);
+                let body = Some(with_components(to_value("edit a response", &builder)?));
                 let route = match posted {
                     Posted::Original => Route::WebhookOriginalInteractionResponse {
                         application_id: *application_id,
@@ -330,7 +392,8 @@ impl Reply {
                         message_id,
                     },
                 };
-                self.rest
+                let answer = self
+                    .rest
                     .send(
                         "edit a response",
                         route,
@@ -339,6 +402,9 @@ impl Reply {
                         Body::Message,
                     )
                     .await?;
+                if let (Posted::Original, Some(id)) = (posted, message_id(&answer)) {
+                    self.original_id.store(id, Ordering::Relaxed);
+                }
             }
             (Target::Channel { .. }, Posted::Original) => {}
         }

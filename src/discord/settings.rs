@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::threads::ForumTagNames;
 use crate::config::{parsed, var, ConfigError};
 
 /// The Discord bot token. Its `Debug` and `Display` never show the secret; only
@@ -56,6 +57,10 @@ pub struct DiscordSettings {
     pub shutdown_grace: Duration,
     /// Most channel messages `/summarise` reads, whatever count a moderator asks for.
     pub summary_max_messages: usize,
+    /// The staff channel where hand-off tickets open as private threads.
+    pub ticket_channel: Option<u64>,
+    /// The forum tags applied to posts the bot answered or handed off.
+    pub forum_tags: ForumTagNames,
 }
 
 impl DiscordSettings {
@@ -79,6 +84,11 @@ impl DiscordSettings {
                 "a number of seconds",
             )?),
             summary_max_messages: parsed("SHOPKEEP_SUMMARY_MAX_MESSAGES", 500, "a message count")?,
+            ticket_channel: id_list("SHOPKEEP_TICKET_CHANNEL")?.first().copied(),
+            forum_tags: ForumTagNames {
+                answered: tag_name("SHOPKEEP_FORUM_TAG_ANSWERED", "Answered"),
+                handed_off: tag_name("SHOPKEEP_FORUM_TAG_HANDOFF", "Needs staff"),
+            },
         })
     }
 }
@@ -124,6 +134,13 @@ pub fn api_url(value: &str) -> Result<String, ConfigError> {
         _ => return Err(bad("an https:// URL")),
     }
     Ok(value.trim().trim_end_matches('/').to_string())
+}
+
+/// A forum tag name: the variable, else `default`; `off` switches the tag off.
+fn tag_name(name: &'static str, default: &str) -> Option<String> {
+    let value = var(name).unwrap_or_else(|| default.to_string());
+    let value = value.trim();
+    (!value.eq_ignore_ascii_case("off")).then(|| value.to_string())
 }
 
 /// A comma- or space-separated list of Discord ids (snowflakes).

@@ -1,4 +1,5 @@
 //! SQLite persistence: conversations and their turns, the question log and feedback.
+//! Links from answer messages to their questions are in [`answers`].
 //!
 //! [`Store`] wraps one connection behind a mutex; every call is a short statement or a
 //! small transaction. Async callers may call it directly: each call leaves the async
@@ -18,9 +19,13 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+mod answers;
 mod privacy;
+mod tickets;
+pub use answers::{AnswerFeedback, AnsweredQuestion};
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
+pub use tickets::{NewTicket, Ticket};
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
@@ -102,6 +107,30 @@ const MIGRATIONS: &[&str] = &[
         user_key TEXT NOT NULL,
         at INTEGER NOT NULL
     );",
+    // 3: which logged question each of the bot's answer messages answered (feedback and
+    // hand-offs on request read the question, its source and topic through it).
+    "CREATE TABLE answers (
+        message_id TEXT PRIMARY KEY,
+        question_id INTEGER NOT NULL REFERENCES questions (id) ON DELETE CASCADE,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX answers_by_question ON answers (question_id);",
+    // 4: hand-off tickets.
+    "CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        user_key TEXT NOT NULL,
+        channel_id TEXT,
+        question_message_id TEXT,
+        question TEXT NOT NULL,
+        thread_id TEXT,
+        opened_at INTEGER NOT NULL,
+        claimed_by TEXT,
+        claimed_at INTEGER,
+        resolved_by TEXT,
+        resolved_at INTEGER,
+        answer TEXT
+    );
+    CREATE INDEX tickets_by_user ON tickets (user_key, resolved_at);",
 ];
 
 /// Longest question text stored in the question log, in characters (Discord's message
@@ -221,6 +250,7 @@ pub struct ForgetReport {
     pub turns: usize,
     pub questions: usize,
     pub feedback: usize,
+    pub tickets: usize,
 }
 
 /// The SQLite store. Safe to share (`Arc<Store>`) across threads and tasks.

@@ -106,16 +106,31 @@ pub struct State {
     pub(super) channel_limits: Mutex<HashMap<u64, (u64, Duration)>>,
     /// Per bucket (method + route + channel): requests in the current window, and its start.
     pub(super) buckets: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Modals the bot showed (the callbacks' `data`), in order.
+    pub(super) modals: Mutex<Vec<Value>>,
+    /// The bot's channel messages as they are now (content and components), by id.
+    pub(super) messages: Mutex<HashMap<u64, Value>>,
+    /// Channel objects the test created (threads, forums, text channels), by id; any other
+    /// id reads as a plain text channel of the server.
+    pub(super) channels: Mutex<HashMap<u64, Value>>,
 }
 
 /// An interaction the fake dispatched, and what the bot did with it.
 #[derive(Debug, Clone)]
 pub(super) struct Interaction {
+    /// 2: a slash command, 3: a message component (a button press).
+    pub(super) kind: u64,
     pub(super) token: String,
     pub(super) dispatched: Instant,
     pub(super) acknowledged: bool,
     /// Follow-up messages created through its webhook.
     pub(super) follow_ups: std::collections::HashSet<u64>,
+    /// The original response's message id, once it has content.
+    pub(super) original: Option<u64>,
+    /// The channel it came from.
+    pub(super) channel: u64,
+    /// A component interaction's message.
+    pub(super) message: Option<u64>,
 }
 
 /// How long Discord waits for an interaction's first response.
@@ -194,12 +209,106 @@ impl FakeDiscord {
         self.state.interactions.lock().unwrap().insert(
             id,
             Interaction {
+                kind: 2,
                 token: token.to_string(),
                 dispatched: Instant::now(),
                 acknowledged: false,
                 follow_ups: Default::default(),
+                original: None,
+                channel: 0,
+                message: None,
             },
         );
+    }
+
+    /// Adds (or replaces) a channel object, as `GET /channels/{id}` will answer it.
+    pub fn add_channel(&self, channel: Value) {
+        let id = channel["id"].as_str().and_then(|s| s.parse().ok()).unwrap();
+        self.state.channels.lock().unwrap().insert(id, channel);
+    }
+
+    /// The channel object as it is now (tags applied by the bot included).
+    pub fn channel(&self, id: u64) -> Option<Value> {
+        self.state.channels.lock().unwrap().get(&id).cloned()
+    }
+
+    /// A member opens a thread (a forum post, for a forum parent): the channel exists from
+    /// now on and THREAD_CREATE is dispatched with `newly_created`, as Discord does before
+    /// the starter message's MESSAGE_CREATE.
+    pub fn create_thread(&self, thread: Value) {
+        self.add_channel(thread.clone());
+        let mut event = thread;
+        event["newly_created"] = json!(true);
+        self.dispatch("THREAD_CREATE", event);
+    }
+
+    /// The bot's channel message `id` as it is now (content, components), if it exists.
+    pub fn message(&self, id: u64) -> Option<Value> {
+        self.state.messages.lock().unwrap().get(&id).cloned()
+    }
+
+    /// `user` presses the button `custom_id` on the bot's message `message` in `channel`:
+    /// INTERACTION_CREATE of type 3 with the message as it is now. Panics when the message
+    /// has no such button (Discord shows only the buttons a message has). Returns the
+    /// interaction's id and token.
+    pub fn press(&self, message: u64, custom_id: &str, user_id: u64) -> (u64, String) {
+        self.press_with_roles(message, custom_id, user_id, &[])
+    }
+
+    /// [`FakeDiscord::press`] by a member with `roles`.
+    pub fn press_with_roles(
+        &self,
+        message: u64,
+        custom_id: &str,
+        user_id: u64,
+        roles: &[u64],
+    ) -> (u64, String) {
+        let current = self
+            .message(message)
+            .unwrap_or_else(|| panic!("no message {message} to press a button on"));
+        assert!(
+            super::components::custom_ids(&current["components"]).contains(&custom_id.to_string()),
+            "message {message} has no button {custom_id}: {}",
+            current["components"]
+        );
+        let (id, token, payload) =
+            super::components::press_payload(self, &current, custom_id, user_id, roles);
+        self.dispatch("INTERACTION_CREATE", payload);
+        (id, token)
+    }
+
+    /// Modals the bot showed so far (each callback's `data`).
+    pub fn modals(&self) -> Vec<Value> {
+        self.state.modals.lock().unwrap().clone()
+    }
+
+    /// `user` (a member with `roles`) fills in and submits the modal `custom_id` the bot
+    /// showed: INTERACTION_CREATE of type 5 with `values` (text input custom id, text) in
+    /// `channel`. Panics when the
+    /// bot never showed that modal. Returns the interaction's id and token.
+    pub fn submit_modal(
+        &self,
+        custom_id: &str,
+        values: &[(&str, &str)],
+        user_id: u64,
+        roles: &[u64],
+        channel: u64,
+    ) -> (u64, String) {
+        assert!(
+            self.modals()
+                .iter()
+                .any(|m| m["custom_id"] == json!(custom_id)),
+            "the bot showed no modal {custom_id}"
+        );
+        let (id, token, payload) = super::components::modal_submit_payload(
+            self,
+            custom_id,
+            values,
+            (user_id, roles),
+            channel,
+        );
+        self.dispatch("INTERACTION_CREATE", payload);
+        (id, token)
     }
 
     /// HELLO announces this heartbeat interval from the next connection on.

@@ -23,10 +23,17 @@ pub(super) fn send_dispatch(state: &State, event: &str, data: Value) {
         state.interactions.lock().unwrap().insert(
             id,
             super::fake_discord::Interaction {
+                kind: data["type"].as_u64().unwrap_or(2),
                 token: data["token"].as_str().unwrap_or("").to_string(),
                 dispatched: Instant::now(),
                 acknowledged: false,
                 follow_ups: Default::default(),
+                original: None,
+                channel: data["channel_id"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+                message: data["message"]["id"].as_str().and_then(|s| s.parse().ok()),
             },
         );
     }

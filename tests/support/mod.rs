@@ -11,10 +11,22 @@
 //!   interaction callbacks and webhooks (else 401); 400 for message content that is empty
 //!   or over 2,000 characters; 404 for edits and deletes of messages that do not exist;
 //!   one acknowledgement per interaction, within [`INTERACTION_DEADLINE`] (else 404, and
-//!   400 for a second one). Its gateway sends HELLO with a settable heartbeat interval,
+//!   400 for a second one). Channels: `GET /channels/{id}` answers the threads (type 11,
+//!   with `parent_id`) and forums (type 15, with `available_tags`) a test added, any
+//!   other id as a text channel; a message posted into a forum itself is refused (400);
+//!   `PATCH /channels/{thread}` sets `applied_tags` only on a forum post, only with the
+//!   forum's tags, at most 5, no repeats (else 400). Message components (buttons) must
+//!   keep Discord's limits (else 400); the fake keeps each of the bot's messages as it is
+//!   now, and [`FakeDiscord::press`] presses one of its buttons (INTERACTION_CREATE of type
+//!   3, answered like any interaction: once, within 3 s, with a response type a component
+//!   allows). `POST /channels/{id}/threads` opens a thread in a text channel (201);
+//!   a modal (response type 9) must keep Discord's limits, and only a modal the bot showed
+//!   can be submitted ([`FakeDiscord::submit_modal`], type 5); a type 7 response updates
+//!   the pressed message. Its gateway sends HELLO with a settable heartbeat interval,
 //!   ACKs heartbeats (or not: a zombie connection), sends op 7 and op 9 on demand, checks
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
+//! - [`channels`] and [`components`]: threads, forums and tags; buttons and presses.
 //! - [`payloads`]: the events a test injects, with the minimal fields serenity 0.12.5 needs
 //!   to deserialise (listed there).
 //! - [`bot`]: [`Bot`] runs the real `shopkeep run` binary against the fake.
@@ -23,6 +35,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bot;
+pub mod channels;
+pub mod components;
 pub mod fake_discord;
 pub mod gateway;
 pub mod models;

@@ -179,3 +179,46 @@ pub fn command_interaction(
     });
     (id, token, payload)
 }
+
+/// A forum channel (type 15) of the server offering `tags` (names; ids are fresh).
+pub fn forum_json(fake: &FakeDiscord, id: u64, tags: &[&str]) -> Value {
+    let tags: Vec<Value> = tags
+        .iter()
+        .map(|name| {
+            json!({"id": fake.id().to_string(), "name": name, "moderated": false,
+                "emoji_id": null, "emoji_name": null})
+        })
+        .collect();
+    json!({
+        "id": id.to_string(), "type": 15, "guild_id": GUILD_ID.to_string(), "name": "help-forum",
+        "position": 3, "permission_overwrites": [], "nsfw": false, "parent_id": null,
+        "flags": 0, "available_tags": tags, "default_reaction_emoji": null,
+    })
+}
+
+/// A public thread (type 11) under `parent`, opened by `owner`; in a forum, a post whose
+/// starter message has the thread's id.
+pub fn thread_json(id: u64, parent: u64, owner: u64, name: &str) -> Value {
+    json!({
+        "id": id.to_string(), "type": 11, "guild_id": GUILD_ID.to_string(), "name": name,
+        "parent_id": parent.to_string(), "owner_id": owner.to_string(),
+        "last_message_id": null, "rate_limit_per_user": 0, "message_count": 0,
+        "member_count": 1, "flags": 0, "applied_tags": [], "total_message_sent": 0,
+        "thread_metadata": {"archived": false, "auto_archive_duration": 4320,
+            "archive_timestamp": "2026-11-28T12:00:00.000000+00:00", "locked": false,
+            "create_timestamp": "2026-11-28T12:00:00.000000+00:00"},
+    })
+}
+
+/// The id of the tag named `name` in a forum object.
+pub fn tag_id(forum: &Value, name: &str) -> String {
+    forum["available_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == json!(name))
+        .unwrap_or_else(|| panic!("no tag {name} in {forum}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::channels::{channel_object, edit_channel};
 use super::fake_discord::{
     is_channel_message_path, Created, Recorded, State, INTERACTION_DEADLINE, NONCE_WINDOW,
 };
@@ -161,6 +162,13 @@ fn refusal(
         None
     };
     let message = message?;
+    if let Some(Err(problem)) = message.get("components").map(super::components::check) {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Answer::Json(json!({"message": "Invalid Form Body", "code": 50035,
+                "errors": {"components": {"_errors": [{"code": "INVALID", "message": problem}]}}})),
+        ));
+    }
     let content = message.get("content").and_then(Value::as_str).unwrap_or("");
     let has_embeds = message
         .get("embeds")
@@ -182,14 +190,14 @@ fn refusal(
     None
 }
 
-fn unknown(what: &str, code: u32) -> (StatusCode, Answer) {
+pub(super) fn unknown(what: &str, code: u32) -> (StatusCode, Answer) {
     (
         StatusCode::NOT_FOUND,
         Answer::Json(json!({"message": format!("Unknown {what}"), "code": code})),
     )
 }
 
-enum Answer {
+pub(super) enum Answer {
     Json(Value),
     Empty,
     RateLimited(Value, f64),
@@ -342,8 +350,25 @@ fn process(
                 .collect();
             ok(json!(commands))
         }
+        ("GET", ["channels", channel]) => {
+            let channel: u64 = channel.parse().unwrap_or(0);
+            ok(channel_object(state, channel))
+        }
+        ("PATCH", ["channels", channel]) => {
+            let channel: u64 = channel.parse().unwrap_or(0);
+            edit_channel(state, channel, body)
+        }
         ("POST", ["channels", channel, "messages"]) => {
             let channel: u64 = channel.parse().unwrap_or(0);
+            if channel_object(state, channel)["type"] == json!(15) {
+                // A forum holds posts (threads), not messages.
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Answer::Json(
+                        json!({"message": "Cannot send messages in a non-text channel", "code": 50008}),
+                    ),
+                );
+            }
             let nonce = body.and_then(|b| b.get("nonce")).and_then(|n| {
                 n.as_str()
                     .map(str::to_string)
@@ -366,6 +391,9 @@ fn process(
                 message["message_reference"] = reference.clone();
                 message["type"] = json!(19);
             }
+            if let Some(components) = body.and_then(|b| b.get("components")) {
+                message["components"] = components.clone();
+            }
             if let Some(nonce) = &nonce {
                 message["nonce"] = json!(nonce);
                 if enforce {
@@ -374,6 +402,7 @@ fn process(
             }
             if let Some(id) = message["id"].as_str().and_then(|s| s.parse().ok()) {
                 state.live_messages.lock().unwrap().insert((channel, id));
+                state.messages.lock().unwrap().insert(id, message.clone());
             }
             state.created.lock().unwrap().push(Created {
                 channel,
@@ -393,19 +422,23 @@ fn process(
             {
                 return unknown("Message", 10008);
             }
-            ok(message_json(
-                message,
-                channel,
-                Some(GUILD_ID),
-                bot(),
-                &content,
-            ))
+            let mut messages = state.messages.lock().unwrap();
+            let current = messages
+                .entry(message)
+                .or_insert_with(|| message_json(message, channel, Some(GUILD_ID), bot(), &content));
+            for key in ["content", "components"] {
+                if let Some(value) = body.and_then(|b| b.get(key)) {
+                    current[key] = value.clone();
+                }
+            }
+            ok(current.clone())
         }
         ("DELETE", ["channels", channel, "messages", message]) => {
             let key = (channel.parse().unwrap_or(0), message.parse().unwrap_or(0));
             if !state.live_messages.lock().unwrap().remove(&key) {
                 return unknown("Message", 10008);
             }
+            state.messages.lock().unwrap().remove(&key.1);
             (StatusCode::NO_CONTENT, Answer::Empty)
         }
         ("POST", ["channels", _, "typing"]) => (StatusCode::NO_CONTENT, Answer::Empty),
@@ -449,6 +482,22 @@ fn process(
             {
                 return unknown("interaction", 10062);
             }
+            let kind = body.and_then(|b| b["type"].as_u64()).unwrap_or(0);
+            // Commands: a message (4), a deferral (5), a modal (9); components also an
+            // update of their message (7) or a silent deferral (6).
+            // Modal submits: no modal (9).
+            let allowed: &[u64] = match interaction.kind {
+                3 => &[4, 5, 6, 7, 9],
+                5 => &[4, 5, 6, 7],
+                _ => &[4, 5, 9],
+            };
+            if !allowed.contains(&kind) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Answer::Json(json!({"message": "Invalid Form Body", "code": 50035,
+                        "errors": {"type": {"_errors": [{"code": "INVALID", "message": "not a response type for this interaction"}]}}})),
+                );
+            }
             if interaction.acknowledged {
                 return (
                     StatusCode::BAD_REQUEST,
@@ -457,8 +506,29 @@ fn process(
                     ),
                 );
             }
+            let data = body.map(|b| b["data"].clone()).unwrap_or(Value::Null);
+            if kind == 9 {
+                if let Err(problem) = super::components::check_modal(&data) {
+                    return super::channels::invalid_form("data", &problem);
+                }
+                state.modals.lock().unwrap().push(data.clone());
+            }
+            if kind == 7 {
+                // The component's message is updated in place.
+                let mut messages = state.messages.lock().unwrap();
+                if let Some(current) = interaction.message.and_then(|m| messages.get_mut(&m)) {
+                    for key in ["content", "components"] {
+                        if let Some(value) = data.get(key) {
+                            current[key] = value.clone();
+                        }
+                    }
+                }
+            }
             interaction.acknowledged = true;
             (StatusCode::NO_CONTENT, Answer::Empty)
+        }
+        ("POST", ["channels", channel, "threads"]) => {
+            super::channels::create_thread(state, channel.parse().unwrap_or(0), body, new_id())
         }
         ("POST", ["webhooks", _, token]) => {
             let mut interactions = state.interactions.lock().unwrap();
@@ -490,13 +560,18 @@ fn process(
                 }
                 return (StatusCode::NO_CONTENT, Answer::Empty);
             }
-            ok(message_json(
-                id.unwrap_or_else(new_id),
-                0,
-                Some(GUILD_ID),
-                bot(),
-                &content,
-            ))
+            let id = id.unwrap_or_else(|| *interaction.original.get_or_insert_with(new_id));
+            let channel = interaction.channel;
+            let mut messages = state.messages.lock().unwrap();
+            let current = messages
+                .entry(id)
+                .or_insert_with(|| message_json(id, channel, Some(GUILD_ID), bot(), &content));
+            for key in ["content", "components"] {
+                if let Some(value) = body.and_then(|b| b.get(key)) {
+                    current[key] = value.clone();
+                }
+            }
+            ok(current.clone())
         }
         _ => not_found(),
     }
@@ -512,7 +587,7 @@ fn acknowledged<'a>(
         .find(|i| i.token == token && i.acknowledged)
 }
 
-fn ok(value: Value) -> (StatusCode, Answer) {
+pub(super) fn ok(value: Value) -> (StatusCode, Answer) {
     (StatusCode::OK, Answer::Json(value))
 }
 

@@ -1,0 +1,348 @@
+//! Threads and forum channels: which channel a thread belongs to, and the forum tags the
+//! bot applies to a post it answered ("Answered") or handed to the team ("Needs staff").
+//!
+//! A message carries only its channel id; for a thread, the parent (a support channel, or
+//! a forum listed as one) comes from THREAD_CREATE, or from `GET /channels/{id}` the first
+//! time the bot sees the thread. Both are kept in [`Channels`], a cache that never
+//! expires (a thread's parent never changes; its tags are updated by the bot itself).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use serenity::http::{LightMethod, Route};
+use serenity::model::id::ChannelId;
+
+use super::rest::{Body, Rest, RestError};
+
+/// Discord's channel types the bot cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// A text channel (type 0), or any other kind of channel the bot does not treat apart.
+    Other,
+    /// A thread: announcement (10), public (11) or private (12).
+    Thread,
+    /// A forum channel (type 15): every post is a thread.
+    Forum,
+}
+
+impl ChannelKind {
+    fn from_type(kind: u64) -> Self {
+        match kind {
+            10..=12 => ChannelKind::Thread,
+            15 => ChannelKind::Forum,
+            _ => ChannelKind::Other,
+        }
+    }
+}
+
+/// A tag a forum offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForumTag {
+    pub id: u64,
+    pub name: String,
+}
+
+/// What the bot knows of one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub id: u64,
+    pub kind: ChannelKind,
+    /// For a thread: the channel (or forum) it was opened in.
+    pub parent_id: Option<u64>,
+    /// A thread's name: a forum post's title.
+    pub name: Option<String>,
+    /// Tags applied to a forum post (a thread), by id.
+    pub applied_tags: Vec<u64>,
+    /// Tags a forum offers.
+    pub available_tags: Vec<ForumTag>,
+}
+
+fn snowflake(value: &Value) -> Option<u64> {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| value.as_u64())
+}
+
+impl ChannelInfo {
+    /// Reads a Discord channel object; `None` without an id.
+    pub fn from_json(channel: &Value) -> Option<Self> {
+        let ids = |key: &str| -> Vec<u64> {
+            channel[key]
+                .as_array()
+                .map(|list| list.iter().filter_map(snowflake).collect())
+                .unwrap_or_default()
+        };
+        Some(Self {
+            id: snowflake(&channel["id"])?,
+            kind: ChannelKind::from_type(channel["type"].as_u64().unwrap_or(0)),
+            parent_id: snowflake(&channel["parent_id"]),
+            name: channel["name"].as_str().map(str::to_string),
+            applied_tags: ids("applied_tags"),
+            available_tags: channel["available_tags"]
+                .as_array()
+                .map(|tags| {
+                    tags.iter()
+                        .filter_map(|tag| {
+                            Some(ForumTag {
+                                id: snowflake(&tag["id"])?,
+                                name: tag["name"].as_str()?.to_string(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Channels seen so far, by id; cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct Channels(Arc<Mutex<HashMap<u64, ChannelInfo>>>);
+
+impl Channels {
+    /// Remembers a channel (from THREAD_CREATE or a channel read).
+    pub fn learn(&self, info: ChannelInfo) {
+        if let Ok(mut known) = self.0.lock() {
+            known.insert(info.id, info);
+        }
+    }
+
+    /// The channel `id` if it has been seen (never reads it from Discord).
+    pub fn known(&self, id: u64) -> Option<ChannelInfo> {
+        self.0.lock().ok()?.get(&id).cloned()
+    }
+
+    /// The channel `id`, read from Discord the first time (`None` when that fails; the
+    /// failure is logged by [`Rest`] and tried again next time).
+    pub async fn get(&self, rest: &Rest, id: u64) -> Option<ChannelInfo> {
+        if let Some(info) = self.known(id) {
+            return Some(info);
+        }
+        let channel_id = ChannelId::new(id);
+        let answer = rest
+            .send(
+                "read a channel",
+                Route::Channel { channel_id },
+                LightMethod::Get,
+                None,
+                Body::Other,
+            )
+            .await
+            .ok()??;
+        let info = ChannelInfo::from_json(&answer)?;
+        self.learn(info.clone());
+        Some(info)
+    }
+
+    /// Sets a forum post's tags (`PATCH /channels/{thread}`), and remembers them.
+    pub async fn set_tags(
+        &self,
+        rest: &Rest,
+        thread: u64,
+        tags: Vec<u64>,
+    ) -> Result<(), RestError> {
+        let body = json!({"applied_tags": tags.iter().map(u64::to_string).collect::<Vec<_>>()});
+        rest.send(
+            "tag a forum post",
+            Route::Channel {
+                channel_id: ChannelId::new(thread),
+            },
+            LightMethod::Patch,
+            Some(body),
+            Body::Other,
+        )
+        .await?;
+        if let Some(mut info) = self.known(thread) {
+            info.applied_tags = tags;
+            self.learn(info);
+        }
+        Ok(())
+    }
+}
+
+/// How a forum post's question ended, for its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostState {
+    Answered,
+    HandedOff,
+}
+
+/// The configured tag names (`SHOPKEEP_FORUM_TAG_ANSWERED`, `SHOPKEEP_FORUM_TAG_HANDOFF`);
+/// `None`: that tag is not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForumTagNames {
+    pub answered: Option<String>,
+    pub handed_off: Option<String>,
+}
+
+/// Most tags Discord allows on one forum post.
+pub const MAX_APPLIED_TAGS: usize = 5;
+
+impl ForumTagNames {
+    fn name(&self, state: PostState) -> Option<&str> {
+        match state {
+            PostState::Answered => self.answered.as_deref(),
+            PostState::HandedOff => self.handed_off.as_deref(),
+        }
+    }
+
+    /// The post's tags after marking it `state`: the forum's tag with the configured name
+    /// (matched case-insensitively) added, the other state's tag removed, the rest kept.
+    /// `None` when nothing changes: no such tag in the forum, already applied, or the post
+    /// already has the most tags Discord allows.
+    pub fn tags_after(
+        &self,
+        state: PostState,
+        applied: &[u64],
+        available: &[ForumTag],
+    ) -> Option<Vec<u64>> {
+        let find = |name: Option<&str>| {
+            let name = name?;
+            available
+                .iter()
+                .find(|tag| tag.name.trim().eq_ignore_ascii_case(name.trim()))
+                .map(|tag| tag.id)
+        };
+        let wanted = find(self.name(state))?;
+        let other = match state {
+            PostState::Answered => PostState::HandedOff,
+            PostState::HandedOff => PostState::Answered,
+        };
+        let unwanted = find(self.name(other));
+        let mut tags: Vec<u64> = applied
+            .iter()
+            .copied()
+            .filter(|t| Some(*t) != unwanted)
+            .collect();
+        if tags.contains(&wanted) {
+            return (tags.len() != applied.len()).then_some(tags);
+        }
+        if tags.len() >= MAX_APPLIED_TAGS {
+            return None;
+        }
+        tags.push(wanted);
+        Some(tags)
+    }
+}
+
+/// Tags the forum post `thread` as `state`, when it is a thread already seen (THREAD_CREATE
+/// or a channel read) whose parent is a forum; failures are logged.
+pub async fn tag_post(
+    channels: &Channels,
+    rest: &Rest,
+    names: &ForumTagNames,
+    thread: u64,
+    state: PostState,
+) {
+    let Some(post) = channels.known(thread) else {
+        return;
+    };
+    let Some(parent) = post.parent_id.filter(|_| post.kind == ChannelKind::Thread) else {
+        return;
+    };
+    let Some(forum) = channels.get(rest, parent).await else {
+        return;
+    };
+    if forum.kind != ChannelKind::Forum {
+        return;
+    }
+    let Some(tags) = names.tags_after(state, &post.applied_tags, &forum.available_tags) else {
+        return;
+    };
+    match channels.set_tags(rest, thread, tags).await {
+        Ok(()) => tracing::info!(?state, thread, "forum post tagged"),
+        Err(error) => tracing::warn!(%error, thread, "could not tag a forum post"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> ForumTagNames {
+        ForumTagNames {
+            answered: Some("Answered".into()),
+            handed_off: Some("Needs staff".into()),
+        }
+    }
+
+    fn forum_tags() -> Vec<ForumTag> {
+        vec![
+            ForumTag {
+                id: 1,
+                name: "answered".into(),
+            },
+            ForumTag {
+                id: 2,
+                name: "Needs staff".into(),
+            },
+            ForumTag {
+                id: 3,
+                name: "Shipping".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn channel_objects_are_read_as_discord_sends_them() {
+        let thread = json!({"id": "10", "type": 11, "parent_id": "20", "name": "Lid cracked",
+            "applied_tags": ["3"], "guild_id": "1"});
+        let info = ChannelInfo::from_json(&thread).unwrap();
+        assert_eq!(info.kind, ChannelKind::Thread);
+        assert_eq!(info.parent_id, Some(20));
+        assert_eq!(info.applied_tags, vec![3]);
+        assert_eq!(info.name.as_deref(), Some("Lid cracked"));
+        let forum = json!({"id": "20", "type": 15, "name": "help",
+            "available_tags": [{"id": "1", "name": "Answered", "moderated": false}]});
+        let info = ChannelInfo::from_json(&forum).unwrap();
+        assert_eq!(info.kind, ChannelKind::Forum);
+        assert_eq!(info.available_tags[0].id, 1);
+        assert_eq!(
+            ChannelInfo::from_json(&json!({"id": "5", "type": 0}))
+                .unwrap()
+                .kind,
+            ChannelKind::Other
+        );
+        assert!(ChannelInfo::from_json(&json!({"type": 0})).is_none());
+    }
+
+    #[test]
+    fn answered_and_handed_off_replace_each_other_and_keep_other_tags() {
+        let names = names();
+        let tags = forum_tags();
+        assert_eq!(
+            names.tags_after(PostState::Answered, &[3], &tags),
+            Some(vec![3, 1])
+        );
+        assert_eq!(
+            names.tags_after(PostState::HandedOff, &[3, 1], &tags),
+            Some(vec![3, 2])
+        );
+        assert_eq!(names.tags_after(PostState::HandedOff, &[2], &tags), None);
+    }
+
+    #[test]
+    fn missing_tags_full_posts_and_switched_off_names_change_nothing() {
+        let tags = forum_tags();
+        let off = ForumTagNames {
+            answered: None,
+            handed_off: Some("Needs staff".into()),
+        };
+        assert_eq!(off.tags_after(PostState::Answered, &[], &tags), None);
+        assert_eq!(
+            names().tags_after(PostState::Answered, &[], &tags[2..]),
+            None
+        );
+        assert_eq!(
+            names().tags_after(PostState::Answered, &[11, 12, 13, 14, 15], &tags),
+            None
+        );
+        // The other state's tag still comes off a full post, making room.
+        assert_eq!(
+            names().tags_after(PostState::Answered, &[11, 12, 13, 14, 2], &tags),
+            Some(vec![11, 12, 13, 14, 1])
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Hand-off tickets: a customer's question handed to the team, the staff thread it is
+//! worked in, who claimed it and when, and the answer it was resolved with.
+//!
+//! A customer has at most one unresolved ticket: opening another returns it. Tickets
+//! belong to the customer (`user_key`): `user export` lists them and `user forget`
+//! deletes them.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::{offload, Store, StoreError, UnixMillis};
+
+/// One ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ticket {
+    pub id: i64,
+    /// The customer.
+    pub user: String,
+    /// Where the customer asked (`None`: a direct message).
+    pub channel_id: Option<String>,
+    /// The customer's question message, replied to when the ticket is resolved.
+    pub question_message_id: Option<String>,
+    pub question: String,
+    /// The staff thread the ticket is worked in, once opened.
+    pub thread_id: Option<String>,
+    pub opened_at: UnixMillis,
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<UnixMillis>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<UnixMillis>,
+    /// The staff's answer, as posted to the customer.
+    pub answer: Option<String>,
+}
+
+/// What a new ticket is about.
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub user: &'a str,
+    pub channel_id: Option<&'a str>,
+    pub question_message_id: Option<&'a str>,
+    pub question: &'a str,
+    pub at: UnixMillis,
+}
+
+const COLUMNS: &str = "id, user_key, channel_id, question_message_id, question, thread_id, \
+    opened_at, claimed_by, claimed_at, resolved_by, resolved_at, answer";
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
+    Ok(Ticket {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        channel_id: r.get(2)?,
+        question_message_id: r.get(3)?,
+        question: r.get(4)?,
+        thread_id: r.get(5)?,
+        opened_at: r.get(6)?,
+        claimed_by: r.get(7)?,
+        claimed_at: r.get(8)?,
+        resolved_by: r.get(9)?,
+        resolved_at: r.get(10)?,
+        answer: r.get(11)?,
+    })
+}
+
+impl Store {
+    /// Opens a ticket, or returns the customer's unresolved one; `true` when it is new.
+    pub fn open_ticket(&self, new: &NewTicket<'_>) -> Result<(Ticket, bool), StoreError> {
+        offload(|| {
+            let mut connection = self.lock();
+            let tx = connection.transaction()?;
+            let open = tx
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS} FROM tickets WHERE user_key = ?1 AND resolved_at IS NULL
+                         ORDER BY id LIMIT 1"
+                    ),
+                    params![new.user],
+                    ticket_row,
+                )
+                .optional()?;
+            if let Some(open) = open {
+                return Ok((open, false));
+            }
+            tx.execute(
+                "INSERT INTO tickets (user_key, channel_id, question_message_id, question, opened_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    new.user,
+                    new.channel_id,
+                    new.question_message_id,
+                    super::capped(new.question),
+                    new.at
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let ticket = tx.query_row(
+                &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
+                params![id],
+                ticket_row,
+            )?;
+            tx.commit()?;
+            Ok((ticket, true))
+        })
+    }
+
+    /// The ticket `id`, if it exists.
+    pub fn ticket(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
+        offload(|| {
+            Ok(self
+                .lock()
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
+                    params![id],
+                    ticket_row,
+                )
+                .optional()?)
+        })
+    }
+
+    /// Records the staff thread of ticket `id`.
+    pub fn set_ticket_thread(&self, id: i64, thread_id: &str) -> Result<(), StoreError> {
+        offload(|| {
+            self.lock().execute(
+                "UPDATE tickets SET thread_id = ?2 WHERE id = ?1",
+                params![id, thread_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// `staff` claims ticket `id` (a later claim takes it over); the ticket after, `None`
+    /// when it does not exist or is resolved.
+    pub fn claim_ticket(
+        &self,
+        id: i64,
+        staff: &str,
+        at: UnixMillis,
+    ) -> Result<Option<Ticket>, StoreError> {
+        offload(|| {
+            let changed = self.lock().execute(
+                "UPDATE tickets SET claimed_by = ?2, claimed_at = ?3
+                 WHERE id = ?1 AND resolved_at IS NULL",
+                params![id, staff, at],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            self.ticket(id)
+        })
+    }
+
+    /// Resolves ticket `id` with `answer`; the ticket after, `None` when it does not exist
+    /// or was resolved already.
+    pub fn resolve_ticket(
+        &self,
+        id: i64,
+        staff: &str,
+        answer: &str,
+        at: UnixMillis,
+    ) -> Result<Option<Ticket>, StoreError> {
+        offload(|| {
+            let changed = self.lock().execute(
+                "UPDATE tickets SET resolved_by = ?2, resolved_at = ?3, answer = ?4,
+                     claimed_by = coalesce(claimed_by, ?2), claimed_at = coalesce(claimed_at, ?3)
+                 WHERE id = ?1 AND resolved_at IS NULL",
+                params![id, staff, at, answer],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            self.ticket(id)
+        })
+    }
+
+    pub(super) fn tickets_of(&self, user: &str) -> Result<Vec<Ticket>, StoreError> {
+        offload(|| {
+            let connection = self.lock();
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM tickets WHERE user_key = ?1 ORDER BY id"
+            ))?;
+            let rows = statement
+                .query_map(params![user], ticket_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(user: &str) -> NewTicket<'_> {
+        NewTicket {
+            user,
+            channel_id: Some("c"),
+            question_message_id: Some("m"),
+            question: "where is my parcel",
+            at: 10,
+        }
+    }
+
+    #[test]
+    fn one_open_ticket_per_customer_claimed_then_resolved_once() {
+        let store = Store::open_in_memory().unwrap();
+        let (ticket, created) = store.open_ticket(&new("ann")).unwrap();
+        assert!(created);
+        let (again, created) = store.open_ticket(&new("ann")).unwrap();
+        assert_eq!((again.id, created), (ticket.id, false));
+        store.set_ticket_thread(ticket.id, "t1").unwrap();
+        let claimed = store.claim_ticket(ticket.id, "mod", 20).unwrap().unwrap();
+        assert_eq!(
+            (claimed.claimed_by.as_deref(), claimed.claimed_at),
+            (Some("mod"), Some(20))
+        );
+        let resolved = store
+            .resolve_ticket(ticket.id, "mod2", "It left today.", 30)
+            .unwrap()
+            .unwrap();
+        assert_eq!(resolved.answer.as_deref(), Some("It left today."));
+        assert_eq!(resolved.claimed_by.as_deref(), Some("mod"));
+        assert_eq!(resolved.thread_id.as_deref(), Some("t1"));
+        assert_eq!(
+            store.resolve_ticket(ticket.id, "mod", "again", 40).unwrap(),
+            None
+        );
+        assert_eq!(store.claim_ticket(ticket.id, "mod", 40).unwrap(), None);
+        let (next, created) = store.open_ticket(&new("ann")).unwrap();
+        assert!(created && next.id != ticket.id);
+    }
+
+    #[test]
+    fn tickets_are_exported_and_forgotten_with_their_customer() {
+        let store = Store::open_in_memory().unwrap();
+        store.open_ticket(&new("ann")).unwrap();
+        store.open_ticket(&new("bob")).unwrap();
+        let export = store.export_user("ann").unwrap();
+        assert_eq!(export["tickets"][0]["question"], "where is my parcel");
+        let report = store.forget_user("ann").unwrap();
+        assert_eq!(report.tickets, 1);
+        assert!(store.tickets_of("ann").unwrap().is_empty());
+        assert_eq!(store.tickets_of("bob").unwrap().len(), 1);
+    }
+}
