@@ -345,7 +345,13 @@ impl Assistant {
             user: inbound.user_id.clone(),
             channel_id: inbound.channel_id.clone(),
             question: question.to_string(),
-            entry_id: best.map(|hit| hit.entry_id.clone()),
+            // The FAQ entry it was routed to, else the source it was answered from (a
+            // policy, the catalogue), so insights and feedback know every answer's topic.
+            entry_id: best.map(|hit| hit.entry_id.clone()).or_else(|| {
+                route
+                    .and_then(|route| route.sources.first())
+                    .map(|source| source.id.clone())
+            }),
             intent: best.and_then(|hit| hit.intent.clone()),
             confidence: route.map(|route| route.confidence),
             outcome,
