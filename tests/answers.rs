@@ -8,9 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use shopkeep::assistant::content::{LoadOptions, Prompts};
-use shopkeep::assistant::{
-    AnswerEvent, Assistant, Inbound, InboundKind, ModeratorEvent, Outcome, Role,
-};
+use shopkeep::assistant::{Assistant, Inbound, InboundKind, ModeratorEvent, Role};
 use shopkeep::backend::ScriptedBackend;
 use shopkeep::config::Config;
 use shopkeep::engine::{SentenceEmbedder, TextEmbedder};
@@ -58,20 +56,7 @@ async fn ask(assistant: &Assistant, user: &str, question: &str) -> Answered {
             role: Role::Customer,
         })
         .await;
-    let text = match outcome {
-        Outcome::Reply(text) | Outcome::Handoff(text) => text,
-        Outcome::Notice(notice) => notice.to_string(),
-        Outcome::Answer(mut stream) => {
-            let mut text = String::new();
-            while let Some(event) = stream.recv().await {
-                if let AnswerEvent::Final(answer) = event {
-                    text = answer.text;
-                }
-            }
-            text
-        }
-        Outcome::Silent | Outcome::Summary(_) | Outcome::Draft(_) => String::new(),
-    };
+    let text = outcome.shown_text().await;
     let mut handed_off = false;
     while let Ok(event) = events.try_recv() {
         handed_off |= matches!(event, ModeratorEvent::Handoff { user_id, .. } if user_id == user);

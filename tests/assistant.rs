@@ -8,9 +8,7 @@ use std::time::Duration;
 use shopkeep::assistant::content::Prompts;
 use shopkeep::assistant::moderation::drafts::DraftRequest;
 use shopkeep::assistant::moderation::summary::MAX_SUMMARY_CHUNKS;
-use shopkeep::assistant::{
-    AnswerEvent, Assistant, ChannelMessage, Inbound, InboundKind, Notice, Outcome, Role,
-};
+use shopkeep::assistant::{Assistant, ChannelMessage, Inbound, InboundKind, Notice, Outcome, Role};
 use shopkeep::backend::scripted::Scripted;
 use shopkeep::backend::{estimate_tokens, ScriptedBackend};
 use shopkeep::config::Config;
@@ -55,23 +53,11 @@ fn inbound(user: &str, text: &str, role: Role) -> Inbound {
 
 /// What the customer is shown in the end, and whether the model streamed it.
 async fn ask(assistant: &Assistant, user: &str, question: &str) -> (String, bool) {
-    match assistant
+    let outcome = assistant
         .handle(inbound(user, question, Role::Customer))
-        .await
-    {
-        Outcome::Reply(text) | Outcome::Handoff(text) => (text, false),
-        Outcome::Notice(notice) => (notice.to_string(), false),
-        Outcome::Answer(mut events) => {
-            let mut text = String::new();
-            while let Some(event) = events.recv().await {
-                if let AnswerEvent::Final(answer) = event {
-                    text = answer.text;
-                }
-            }
-            (text, true)
-        }
-        Outcome::Silent | Outcome::Summary(_) | Outcome::Draft(_) => (String::new(), false),
-    }
+        .await;
+    let streamed = matches!(outcome, Outcome::Answer(_));
+    (outcome.shown_text().await, streamed)
 }
 
 #[tokio::test]

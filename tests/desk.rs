@@ -191,6 +191,14 @@ async fn answer_with_buttons(fake: &FakeDiscord, channel: u64) -> Value {
     .await
 }
 
+/// The custom id of the message's button whose id contains `part` (":person:", ":down:").
+fn button(message: &Value, part: &str) -> String {
+    custom_ids(&message["components"])
+        .into_iter()
+        .find(|id| id.contains(part))
+        .unwrap_or_else(|| panic!("no {part} button on {message}"))
+}
+
 fn message_id(message: &Value) -> u64 {
     message["id"].as_str().unwrap().parse().unwrap()
 }
@@ -292,10 +300,7 @@ async fn only_the_asker_can_hand_an_answer_to_a_person() {
     question.send(&fake);
     reply_to(&fake, CHANNEL, question.id).await;
     let answer = answer_with_buttons(&fake, CHANNEL).await;
-    let person = custom_ids(&answer["components"])
-        .into_iter()
-        .find(|id| id.contains("person"))
-        .unwrap();
+    let person = button(&answer, "person");
     fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
         .await;
 
@@ -386,10 +391,7 @@ async fn an_ask_answer_carries_the_buttons_too() {
         })
         .await;
     let answer = original.response.clone().unwrap();
-    let down = custom_ids(&answer["components"])
-        .into_iter()
-        .find(|id| id.contains(":down:"))
-        .unwrap();
+    let down = button(&answer, ":down:");
     fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
         .await;
     let (press, _) = fake.press(message_id(&answer), &down, OTHER_CUSTOMER);
@@ -418,10 +420,7 @@ async fn talk_to_a_person_on_a_forum_post_retags_it_needs_staff() {
     })
     .await;
     let answer = answer_with_buttons(&fake, covered.channel).await;
-    let person = custom_ids(&answer["components"])
-        .into_iter()
-        .find(|id| id.contains(":person:"))
-        .unwrap();
+    let person = button(&answer, ":person:");
     fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
         .await;
     let (press, _) = fake.press(message_id(&answer), &person, CUSTOMER);
@@ -449,10 +448,7 @@ async fn a_ticket_is_claimed_and_resolved_and_the_customer_gets_the_staff_answer
     question.send(&fake);
     reply_to(&fake, CHANNEL, question.id).await;
     let answer = answer_with_buttons(&fake, CHANNEL).await;
-    let person = custom_ids(&answer["components"])
-        .into_iter()
-        .find(|id| id.contains(":person:"))
-        .unwrap();
+    let person = button(&answer, ":person:");
     fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
         .await;
     fake.press(message_id(&answer), &person, CUSTOMER);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use shopkeep::assistant::content::Prompts;
-use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Notice, Outcome, Role};
+use shopkeep::assistant::{Assistant, Inbound, InboundKind, Notice, Role};
 use shopkeep::backend::{
     chatml, Backend, GenerateRequest, OpenAiBackend, SamplingParams, StreamEvent,
 };
@@ -188,22 +188,7 @@ async fn ask(assistant: &Assistant, question: &str) -> String {
         kind: InboundKind::Mention,
         role: Role::Customer,
     };
-    let answer = async {
-        match assistant.handle(inbound).await {
-            Outcome::Reply(text) | Outcome::Handoff(text) => text,
-            Outcome::Notice(notice) => notice.to_string(),
-            Outcome::Answer(mut events) => {
-                let mut text = String::new();
-                while let Some(event) = events.recv().await {
-                    if let AnswerEvent::Final(answer) = event {
-                        text = answer.text;
-                    }
-                }
-                text
-            }
-            _ => String::new(),
-        }
-    };
+    let answer = async { assistant.handle(inbound).await.shown_text().await };
     tokio::time::timeout(Duration::from_secs(120), answer)
         .await
         .expect("the answer hung")

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use shopkeep::assistant::content::Prompts;
-use shopkeep::assistant::{AnswerEvent, Assistant, Inbound, InboundKind, Notice, Outcome, Role};
+use shopkeep::assistant::{Assistant, Inbound, InboundKind, Notice, Role};
 use shopkeep::backend::openai::ApiKey;
 use shopkeep::backend::{Backend, GenerateRequest, OpenAiBackend, StreamEvent};
 use shopkeep::config::{Config, OpenAiSettings};
@@ -335,20 +335,7 @@ async fn ask(assistant: &Assistant, question: &str) -> String {
         kind: InboundKind::Mention,
         role: Role::Customer,
     };
-    match assistant.handle(inbound).await {
-        Outcome::Reply(text) | Outcome::Handoff(text) => text,
-        Outcome::Notice(notice) => notice.to_string(),
-        Outcome::Answer(mut events) => {
-            let mut text = String::new();
-            while let Some(event) = events.recv().await {
-                if let AnswerEvent::Final(answer) = event {
-                    text = answer.text;
-                }
-            }
-            text
-        }
-        _ => String::new(),
-    }
+    assistant.handle(inbound).await.shown_text().await
 }
 
 #[tokio::test]

@@ -164,7 +164,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// Places a moderator job may take at once ([`Limits::try_admit_background`]): the queue
     /// less the quarter kept free for customers (at least one place each).
     pub fn background_places(&self) -> usize {
-        (self.max_queue - self.customer_reserve()).max(1)
+        (self.max_queue - self.max_queue.div_ceil(4)).max(1)
     }
 
     /// Takes `places` places in the generation queue for a moderator job (a summary's
@@ -173,11 +173,7 @@ impl<C: Clock + Clone> Limits<C> {
     /// [`Limits::background_places`].
     pub fn try_admit_background(&self, places: usize) -> Result<OwnedSemaphorePermit, Busy> {
         let places = places.clamp(1, self.background_places());
-        let reserve = if places + self.customer_reserve() > self.max_queue {
-            0
-        } else {
-            self.customer_reserve()
-        };
+        let reserve = self.max_queue - self.background_places();
         if self.admission.available_permits() < places + reserve {
             return Err(Busy);
         }
@@ -186,10 +182,6 @@ impl<C: Clock + Clone> Limits<C> {
             .clone()
             .try_acquire_many_owned(places)
             .map_err(|_| Busy)
-    }
-
-    fn customer_reserve(&self) -> usize {
-        self.max_queue.div_ceil(4)
     }
 
     /// Generations admitted and not yet finished.

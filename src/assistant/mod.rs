@@ -117,6 +117,29 @@ pub enum Outcome {
     Silent,
 }
 
+impl Outcome {
+    /// The text a customer is shown in the end: a streamed answer read to its final text
+    /// (or its last partial, if the stream ends without one), a reply or hand-off as
+    /// written, a notice's text; empty for summaries, drafts and silence.
+    pub async fn shown_text(self) -> String {
+        match self {
+            Outcome::Reply(text) | Outcome::Handoff(text) => text,
+            Outcome::Notice(notice) => notice.to_string(),
+            Outcome::Silent | Outcome::Summary(_) | Outcome::Draft(_) => String::new(),
+            Outcome::Answer(mut events) => {
+                let mut text = String::new();
+                while let Some(event) = events.recv().await {
+                    match event {
+                        AnswerEvent::Partial(partial) => text = partial,
+                        AnswerEvent::Final(done) => return done.text,
+                    }
+                }
+                text
+            }
+        }
+    }
+}
+
 /// Why a short notice is posted instead of an answer; `Display` is the plain text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {

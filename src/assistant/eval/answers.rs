@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::assistant::{
-    AnswerEvent, Assistant, Inbound, InboundKind, ModeratorEvent, Outcome, Role,
-};
+use crate::assistant::{Assistant, Inbound, InboundKind, ModeratorEvent, Role};
 
 /// What a case expects of the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -126,7 +124,7 @@ pub async fn run(assistant: &Assistant, cases: &[AnswerCase]) -> AnswersReport {
             role: Role::Customer,
         };
         let started = Instant::now();
-        let reply = reply_text(assistant.handle(inbound).await).await;
+        let reply = assistant.handle(inbound).await.shown_text().await;
         let elapsed = started.elapsed();
         let mut handed_off = false;
         while let Ok(event) = events.try_recv() {
@@ -143,25 +141,6 @@ pub async fn run(assistant: &Assistant, cases: &[AnswerCase]) -> AnswersReport {
         });
     }
     AnswersReport { results }
-}
-
-/// The text a user would see for an outcome.
-async fn reply_text(outcome: Outcome) -> String {
-    match outcome {
-        Outcome::Reply(text) | Outcome::Handoff(text) => text,
-        Outcome::Notice(notice) => notice.to_string(),
-        Outcome::Silent | Outcome::Summary(_) | Outcome::Draft(_) => String::new(),
-        Outcome::Answer(mut events) => {
-            let mut text = String::new();
-            while let Some(event) = events.recv().await {
-                match event {
-                    AnswerEvent::Partial(partial) => text = partial,
-                    AnswerEvent::Final(done) => return done.text,
-                }
-            }
-            text
-        }
-    }
 }
 
 /// The results of a run.

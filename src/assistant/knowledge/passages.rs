@@ -48,11 +48,7 @@ pub struct ShopFact {
 pub struct Passage {
     /// Index into [`Passages::sources`].
     pub source: usize,
-    /// The sentence as quoted.
     pub text: String,
-    /// What retrieval reads: a FAQ or policy sentence under its source's title ("Shipping
-    /// policy Standard delivery…"), so that a sentence is found by what it is about.
-    pub indexed: String,
 }
 
 /// A passage with its score for a question.
@@ -109,24 +105,13 @@ impl Passages {
         let mut passages = Vec::new();
         let mut add = |kind, id: &str, title: &str, link: &Option<String>, texts: Vec<String>| {
             let source = sources.len();
-            let heading = match kind {
-                SourceKind::Policy | SourceKind::Faq => Some(title.to_string()),
-                SourceKind::Product | SourceKind::Shop => None,
-            };
             sources.push(Source {
                 kind,
                 id: id.to_string(),
                 title: title.to_string(),
                 link: link.clone(),
             });
-            passages.extend(texts.into_iter().map(|text| Passage {
-                source,
-                indexed: match &heading {
-                    Some(heading) => format!("{heading} {text}"),
-                    None => text.clone(),
-                },
-                text,
-            }));
+            passages.extend(texts.into_iter().map(|text| Passage { source, text }));
         };
         for policy in policies {
             let texts = sentences(&policy.text);
@@ -164,25 +149,28 @@ impl Passages {
             let texts = vec![fact.text.clone()];
             add(SourceKind::Shop, "shop", "Shop details", &fact.link, texts);
         }
-        let documents: Vec<(usize, String)> = passages
-            .iter()
-            .enumerate()
-            .map(|(at, p)| (at, p.indexed.clone()))
-            .collect();
-        let canonical = |word: String| synonyms.get(&word).cloned().unwrap_or(word);
-        let words = passages
+        // What retrieval reads: a FAQ or policy sentence under its source's title ("Shipping
+        // policy Standard delivery…"), so that a sentence is found by what it is about.
+        let indexed: Vec<String> = passages
             .iter()
             .map(|p| {
-                content_words(&p.indexed)
-                    .into_iter()
-                    .map(canonical)
-                    .collect()
+                let source: &Source = &sources[p.source];
+                match source.kind {
+                    SourceKind::Policy | SourceKind::Faq => format!("{} {}", source.title, p.text),
+                    SourceKind::Product | SourceKind::Shop => p.text.clone(),
+                }
             })
+            .collect();
+        let documents: Vec<(usize, String)> = indexed.iter().cloned().enumerate().collect();
+        let canonical = |word: String| synonyms.get(&word).cloned().unwrap_or(word);
+        let words = indexed
+            .iter()
+            .map(|text| content_words(text).into_iter().map(canonical).collect())
             .collect();
         let lexical = Index::build(passages.len(), &documents, synonyms.clone());
         let vectors = match &embedder {
             Some(embedder) => {
-                let texts: Vec<&str> = passages.iter().map(|p| p.indexed.as_str()).collect();
+                let texts: Vec<&str> = indexed.iter().map(String::as_str).collect();
                 Some(embedder.embed(&texts).map_err(EmbedError)?)
             }
             None => None,
