@@ -117,9 +117,8 @@ mod tests {
             &mut findings,
         );
         assert_eq!(text, "see https://kettleandkiln.example/help and [link removed] and https://shop.kettleandkiln.example");
-        let text = replace_blocked_phrases(
+        let text = BlockedPhrases::from(vec!["free forever".to_string()]).replace(
             "Guaranteed FREE forever",
-            &["free forever".into()],
             "[removed]",
             &mut findings,
         );

@@ -17,6 +17,7 @@
 //! - length: capped at a word boundary;
 //! - citations: grounded answers end with "Source: <title> (<link>)".
 
+mod blocked;
 mod length;
 mod links;
 mod mentions;
@@ -24,12 +25,12 @@ mod money;
 mod personal;
 mod stock;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::knowledge::{Knowledge, Route};
 use super::shop::Shop;
 
+pub use blocked::BlockedPhrases;
 use length::fit_lines;
 pub use length::{cap_length, citations, MIN_MAX_CHARS};
 use links::allowed_domains;
@@ -51,7 +52,7 @@ pub struct GuardRules {
     /// Remove sentences with prices that are not in the catalogue or the facts.
     pub check_prices: bool,
     /// Phrases (case-insensitive) replaced by `blocked_replacement`.
-    pub blocked_phrases: Vec<String>,
+    pub blocked_phrases: BlockedPhrases,
     pub blocked_replacement: String,
     /// Domains links may point to (subdomains included). Empty: any domain. The shop's
     /// website and the domains of knowledge links are always allowed.
@@ -76,7 +77,7 @@ impl Default for GuardRules {
         Self {
             max_chars: 1900,
             check_prices: true,
-            blocked_phrases: Vec::new(),
+            blocked_phrases: BlockedPhrases::default(),
             blocked_replacement: "[removed]".into(),
             allowed_link_domains: Vec::new(),
             cite_sources: true,
@@ -164,12 +165,11 @@ pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarde
         );
     }
     text = remove_foreign_links(&text, &domains, &mut findings);
-    text = replace_blocked_phrases(
-        &text,
-        &input.rules.blocked_phrases,
-        &input.rules.blocked_replacement,
-        &mut findings,
-    );
+    text =
+        input
+            .rules
+            .blocked_phrases
+            .replace(&text, &input.rules.blocked_replacement, &mut findings);
     // What the rules removed (with empty replacements, say) may have joined a mention
     // back together: "@" + "free forever" + "everyone".
     text = neutralise_mentions(&text, &mut findings);
@@ -233,28 +233,6 @@ fn sentence_around(text: &str, start: usize, end: usize) -> (usize, usize) {
         sentence_end += 1;
     }
     (sentence_start, sentence_end)
-}
-
-/// Replaces every case-insensitive occurrence of each phrase.
-pub fn replace_blocked_phrases(
-    text: &str,
-    phrases: &[String],
-    replacement: &str,
-    findings: &mut Vec<Finding>,
-) -> String {
-    let mut text = text.to_string();
-    for phrase in phrases.iter().filter(|p| !p.trim().is_empty()) {
-        let pattern = Regex::new(&format!("(?i){}", regex::escape(phrase)))
-            .expect("escaped phrase is a valid regex");
-        if pattern.is_match(&text) {
-            findings.push(Finding {
-                rule: Rule::BlockedPhrase,
-                detail: phrase.clone(),
-            });
-            text = pattern.replace_all(&text, replacement).into_owned();
-        }
-    }
-    text
 }
 
 #[cfg(test)]

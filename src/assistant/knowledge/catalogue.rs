@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use super::distance::edit_distance_within;
 use super::text::{content_words, is_cjk, normalise, stem};
 use super::Product;
 use crate::assistant::question::cues::Cues;
@@ -206,10 +207,12 @@ impl CatalogueIndex {
             }
             let mut best: Option<(usize, usize)> = None;
             for (candidate, &product) in &self.distinctive {
-                let distance = edit_distance(word, candidate);
-                if distance <= budget.min(typo_budget(candidate))
-                    && best.is_none_or(|(d, _)| distance < d)
-                {
+                let Some(distance) =
+                    edit_distance_within(word, candidate, budget.min(typo_budget(candidate)))
+                else {
+                    continue;
+                };
+                if best.is_none_or(|(d, _)| distance < d) {
                     best = Some((distance, product));
                 }
             }
@@ -497,43 +500,4 @@ pub fn answer(
         return Some(CatalogueAnswer::Facts(named.to_vec()));
     }
     None
-}
-
-/// Damerau-Levenshtein distance (optimal string alignment) over characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in table.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in table[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (table[i - 1][j] + 1)
-                .min(table[i][j - 1] + 1)
-                .min(table[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(table[i - 2][j - 2] + 1);
-            }
-            table[i][j] = best;
-        }
-    }
-    table[a.len()][b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edit_distance_counts_transpositions_as_one() {
-        assert_eq!(edit_distance("kettel", "kettle"), 1);
-        assert_eq!(edit_distance("rooibus", "rooibos"), 1);
-        assert_eq!(edit_distance("mug", "mug"), 0);
-        assert_eq!(edit_distance("abc", ""), 3);
-    }
 }

@@ -14,6 +14,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub mod catalogue;
+mod distance;
 mod follow_up;
 mod intents;
 pub mod passages;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::catalogue::edit_distance;
+use super::distance::{edit_distance_within, LetterCounts};
 use super::text::normalise;
 use crate::engine::TextEmbedder;
 
@@ -21,8 +21,9 @@ const KNOWN_WEIGHT: u32 = 3;
 #[derive(Clone, Default)]
 pub(super) struct Speller {
     counts: HashMap<String, u32>,
-    /// Vocabulary words by length in characters, for quick candidate lookup.
-    by_length: HashMap<usize, Vec<String>>,
+    /// Vocabulary words (with their letter counts) by length in characters, for quick
+    /// candidate lookup.
+    by_length: HashMap<usize, Vec<(String, LetterCounts)>>,
     /// Knows common words of the language, which are never "corrected" ("exactly" is not
     /// a misspelt "exact").
     common: Option<Arc<dyn TextEmbedder>>,
@@ -49,16 +50,16 @@ impl Speller {
                 *counts.entry(word.to_string()).or_insert(0) += weight;
             }
         }
-        let mut by_length: HashMap<usize, Vec<String>> = HashMap::new();
+        let mut by_length: HashMap<usize, Vec<(String, LetterCounts)>> = HashMap::new();
         counts.retain(|_, count| *count >= KNOWN_WEIGHT);
         for word in counts.keys() {
             by_length
                 .entry(word.chars().count())
                 .or_default()
-                .push(word.clone());
+                .push((word.clone(), LetterCounts::of(word)));
         }
         for words in by_length.values_mut() {
-            words.sort();
+            words.sort_by(|a, b| a.0.cmp(&b.0));
         }
         Speller {
             counts,
@@ -92,16 +93,18 @@ impl Speller {
             return None;
         }
         let budget = if length <= 6 { 1 } else { 2 };
+        let letters = LetterCounts::of(word);
         let mut best: Option<(usize, u32, &String)> = None;
-        for candidate_length in length.saturating_sub(budget)..=length + budget {
-            for candidate in self.by_length.get(&candidate_length).into_iter().flatten() {
-                if candidate.chars().count() < MIN_LENGTH {
+        for candidate_length in length.saturating_sub(budget).max(MIN_LENGTH)..=length + budget {
+            for (candidate, candidate_letters) in
+                self.by_length.get(&candidate_length).into_iter().flatten()
+            {
+                if letters.distance_at_least(candidate_letters) > budget {
                     continue;
                 }
-                let distance = edit_distance(word, candidate);
-                if distance > budget {
+                let Some(distance) = edit_distance_within(word, candidate, budget) else {
                     continue;
-                }
+                };
                 let count = self.counts[candidate];
                 let better = match best {
                     None => true,

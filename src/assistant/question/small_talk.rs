@@ -2,6 +2,9 @@
 //! "who are you / what can you do", in English, German, French, Spanish, Chinese and
 //! Japanese. A message with a real question in it ("hi, where is my order?") is not.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use super::words;
 
 /// The kind of a small-talk message, which selects the reply template (`kind` in
@@ -40,17 +43,15 @@ pub fn small_talk(text: &str) -> Option<SmallTalk> {
         .iter()
         .map(|token| squeeze_repeats(token))
         .collect();
-    let listed =
-        |list: &[&str], token: &str| list.iter().any(|entry| squeeze_repeats(entry) == token);
     let mut found: Vec<SmallTalk> = Vec::new();
     let mut position = 0;
     while position < tokens.len() {
         if let Some((kind, length)) = longest_phrase_at(&tokens[position..]) {
             found.push(kind);
             position += length;
-        } else if listed(FILLERS, &tokens[position]) {
+        } else if SQUEEZED.fillers.contains(&tokens[position]) {
             position += 1;
-        } else if listed(ACKNOWLEDGEMENTS, &tokens[position]) {
+        } else if SQUEEZED.acknowledgements.contains(&tokens[position]) {
             found.push(SmallTalk::Thanks);
             position += 1;
         } else {
@@ -70,20 +71,43 @@ pub fn small_talk(text: &str) -> Option<SmallTalk> {
 
 /// The longest small-talk phrase that `tokens` starts with, and its length in words.
 fn longest_phrase_at(tokens: &[String]) -> Option<(SmallTalk, usize)> {
-    PHRASES
+    SQUEEZED
+        .phrases
         .iter()
-        .flat_map(|(kind, phrases)| phrases.iter().map(move |phrase| (*kind, phrase)))
-        .filter_map(|(kind, phrase)| {
-            let parts: Vec<&str> = phrase_words(phrase);
-            let matches = parts.len() <= tokens.len()
-                && parts
-                    .iter()
-                    .zip(tokens)
-                    .all(|(part, token)| squeeze_repeats(part) == *token);
-            matches.then_some((kind, parts.len()))
+        .filter(|(_, parts)| {
+            parts.len() <= tokens.len()
+                && parts.iter().zip(tokens).all(|(part, token)| part == token)
         })
+        .map(|(kind, parts)| (*kind, parts.len()))
         .max_by_key(|(_, length)| *length)
 }
+
+/// The word lists as messages are compared with them: split like [`words`] and with
+/// repeated letters squeezed, prepared once.
+struct Squeezed {
+    phrases: Vec<(SmallTalk, Vec<String>)>,
+    fillers: HashSet<String>,
+    acknowledgements: HashSet<String>,
+}
+
+static SQUEEZED: LazyLock<Squeezed> = LazyLock::new(|| Squeezed {
+    phrases: PHRASES
+        .iter()
+        .flat_map(|(kind, phrases)| phrases.iter().map(move |phrase| (*kind, phrase)))
+        .map(|(kind, phrase)| {
+            let parts = phrase_words(phrase)
+                .into_iter()
+                .map(squeeze_repeats)
+                .collect();
+            (kind, parts)
+        })
+        .collect(),
+    fillers: FILLERS.iter().map(|entry| squeeze_repeats(entry)).collect(),
+    acknowledgements: ACKNOWLEDGEMENTS
+        .iter()
+        .map(|entry| squeeze_repeats(entry))
+        .collect(),
+});
 
 /// A phrase's words: space-separated, and each Chinese or Japanese character on its own,
 /// as [`words`] splits a message.
