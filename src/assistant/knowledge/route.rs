@@ -9,6 +9,9 @@
 use super::catalogue::{self, CatalogueAnswer};
 use super::follow_up::is_elliptical;
 use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::passages::{Scored, Source, SourceKind};
 use super::text::normalise;
@@ -177,7 +180,9 @@ impl Knowledge {
             }
             None => text,
         };
-        if let Some(mut route) = self.route_retrieved(text, &ranked, products_only) {
+        if let Some(mut route) =
+            self.route_retrieved(text, &ranked, products_only, asked.asks_price)
+        {
             route.confidence = route.confidence.max(confidence);
             return route;
         }
@@ -291,12 +296,15 @@ impl Knowledge {
     /// (and is quoted whole); a policy or the shop's details score their best sentence (quoted
     /// with its neighbours); a product its record (its facts). With `shop_texts_only`,
     /// product records are not answers (the question names a product and asks something
-    /// its description does not say: only a policy or FAQ may answer it).
+    /// its description does not say: only a policy or FAQ may answer it). With
+    /// `asks_price`, a policy is quoted from its best sentence that states an amount (see
+    /// [`Knowledge::priced_passage`]).
     fn route_retrieved(
         &self,
         text: &str,
         ranked: &[(usize, f32)],
         shop_texts_only: bool,
+        asks_price: bool,
     ) -> Option<Route> {
         let query = self.passages.embed_query(text);
         let scored = self.passages.search(text, query.as_deref());
@@ -358,7 +366,33 @@ impl Knowledge {
             route.confidence = score;
             return Some(route);
         }
-        Some(self.passage_route(passage, &scored))
+        let quoted = if asks_price {
+            self.priced_passage(passage, &scored)
+        } else {
+            passage
+        };
+        let mut route = self.passage_route(quoted, &scored);
+        route.confidence = route.confidence.max(passage.score);
+        Some(route)
+    }
+
+    /// For a question about what something costs: `top` when it states an amount, else the
+    /// best sentence of the same source that does and scores at least [`NEIGHBOUR_SHARE`] of
+    /// `top` ("how much is shipping on a 25 euro order" is answered by "Standard delivery
+    /// … costs 4.50 EUR", not by the customs sentence that scored a little higher).
+    fn priced_passage(&self, top: Scored, scored: &[Scored]) -> Scored {
+        let passages = &self.passages.passages;
+        if states_an_amount(&passages[top.passage].text) {
+            return top;
+        }
+        let source = passages[top.passage].source;
+        scored
+            .iter()
+            .filter(|s| passages[s.passage].source == source)
+            .filter(|s| s.score >= top.score * NEIGHBOUR_SHARE)
+            .find(|s| states_an_amount(&passages[s.passage].text))
+            .copied()
+            .unwrap_or(top)
     }
 
     /// Quotes a passage with its best neighbours, or a product's facts for a product record.
@@ -457,6 +491,16 @@ impl Knowledge {
 }
 
 /// The cues of either reading of a question (as written, and spelling-corrected).
+/// Whether `text` states an amount of money: a number with a currency sign or code next to
+/// it ("4.50 EUR", "€9.90", "$5").
+fn states_an_amount(text: &str) -> bool {
+    static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)[€$£]\s?\d|\d(?:[.,]\d+)?\s?(?:[€$£]|(?:eur|euros?|usd|gbp|chf)\b)")
+            .expect("amount pattern is valid")
+    });
+    AMOUNT.is_match(text)
+}
+
 fn merge_cues(written: Cues, corrected: Cues) -> Cues {
     Cues {
         asks_price: written.asks_price || corrected.asks_price,
@@ -479,4 +523,66 @@ fn asks_about_products(asked: &Cues) -> bool {
         || asked.most_expensive
         || asked.max_price.is_some()
         || asked.min_price.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::content::test_support::demo;
+
+    #[test]
+    fn amounts_are_numbers_with_a_currency() {
+        for priced in [
+            "costs 4.50 EUR",
+            "only €9.90",
+            "for 5 euros",
+            "$5 off",
+            "12,50 €",
+        ] {
+            assert!(states_an_amount(priced), "{priced}");
+        }
+        for plain in [
+            "3-5 working days",
+            "before 14:00 CET",
+            "within 30 days",
+            "euro zone",
+        ] {
+            assert!(!states_an_amount(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn a_price_question_quotes_the_sentence_with_the_amount() {
+        let knowledge = demo().knowledge;
+        let passages = &knowledge.passages.passages;
+        let find = |start: &str| {
+            passages
+                .iter()
+                .position(|p| p.text.starts_with(start))
+                .unwrap_or_else(|| panic!("no passage starts with {start:?}"))
+        };
+        let customs = find("Customs charges");
+        let standard = find("Standard delivery takes");
+        let scored = |pairs: &[(usize, f32)]| -> Vec<Scored> {
+            pairs
+                .iter()
+                .map(|&(passage, score)| Scored {
+                    passage,
+                    score,
+                    lexical: score,
+                    semantic: score,
+                })
+                .collect()
+        };
+        let top = scored(&[(customs, 0.45)])[0];
+        let close = scored(&[(customs, 0.45), (standard, 0.44)]);
+        assert_eq!(knowledge.priced_passage(top, &close).passage, standard);
+        let far = scored(&[(customs, 0.45), (standard, 0.2)]);
+        assert_eq!(knowledge.priced_passage(top, &far).passage, customs);
+        let priced_top = close[1];
+        assert_eq!(
+            knowledge.priced_passage(priced_top, &close).passage,
+            standard
+        );
+    }
 }
