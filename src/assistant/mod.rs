@@ -296,7 +296,7 @@ impl Assistant {
     ) -> Self {
         let conversations =
             ConversationStore::new(store, config.conversation.clone(), Arc::new(SystemClock));
-        let limits = Limits::new(&config.limits);
+        let limits = Limits::new(&config.limits, backend.model());
         Self {
             backend,
             config,

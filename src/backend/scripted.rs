@@ -55,6 +55,7 @@ impl ScriptedBackend {
                 name: "scripted".into(),
                 prompt_format: PromptFormat::Chatml,
                 context_length: 2048,
+                kv_bytes_per_token: None,
             },
             queue: Mutex::new(VecDeque::new()),
             default_reply: Scripted::Text("Scripted reply.".into()),
@@ -66,6 +67,13 @@ impl ScriptedBackend {
 
     pub fn with_context_length(mut self, tokens: usize) -> Self {
         self.model.context_length = tokens;
+        self
+    }
+
+    /// Says that each token of a sequence holds `bytes` of key/value cache, as the
+    /// embedded engine does (the queue's token bound is then derived from it).
+    pub fn with_kv_bytes_per_token(mut self, bytes: usize) -> Self {
+        self.model.kv_bytes_per_token = Some(bytes);
         self
     }
 
