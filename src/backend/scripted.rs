@@ -22,6 +22,9 @@ pub enum Scripted {
     Fail,
     /// Never produces anything until the stream is dropped.
     Hang,
+    /// Panics in [`Backend::generate`] (a bug in a backend), for the tests of what a panic
+    /// while answering does.
+    Panic,
 }
 
 #[derive(Default)]
@@ -139,6 +142,9 @@ impl Backend for ScriptedBackend {
     fn generate(&self, request: GenerateRequest) -> GenerationStream {
         lock(&self.requests).push(request.clone());
         let reply = self.next_reply();
+        if reply == Scripted::Panic {
+            panic!("the scripted backend panics, as asked");
+        }
         self.counters.pending.fetch_add(1, Ordering::SeqCst);
         GenerationStream::new(ScriptedEvents::new(reply, &request, self.counters.clone()))
     }
@@ -175,7 +181,7 @@ impl ScriptedEvents {
             counters,
         };
         match reply {
-            Scripted::Hang => events.hang = true,
+            Scripted::Hang | Scripted::Panic => events.hang = true,
             Scripted::Fail => {
                 events.end = Some(StreamEvent::Done(Err(BackendError::Stopped)));
             }
