@@ -5,15 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
 use shopkeep::assistant::content::Prompts;
 use shopkeep::assistant::limits::DEFAULT_QUEUE_KV_BYTES;
 use shopkeep::assistant::moderation::drafts::DraftRequest;
 use shopkeep::assistant::moderation::summary::MAX_SUMMARY_CHUNKS;
 use shopkeep::assistant::{Assistant, ChannelMessage, Inbound, InboundKind, Notice, Outcome, Role};
 use shopkeep::backend::scripted::Scripted;
-use shopkeep::backend::{estimate_tokens, ScriptedBackend};
+use shopkeep::backend::{
+    estimate_tokens, Backend, BackendError, BackendStatus, BoxFuture, FinishReason,
+    GenerateRequest, Generated, GenerationStream, ModelSummary, ScriptedBackend, StreamEvent,
+};
 use shopkeep::config::Config;
 use shopkeep::store::{QuestionOutcome, Store};
+use tokio::sync::mpsc;
 
 const GROUNDED: &str = "where is my parcel??";
 const RETURNS: &str = "what is your return policy?";
@@ -208,6 +213,73 @@ async fn the_queue_counts_tokens_and_refuses_more_near_context_generations_as_bu
         "refused after room was freed"
     );
     drop(running);
+}
+
+/// A backend whose one answer is written by the test, when it chooses.
+struct HeldBackend {
+    model: ModelSummary,
+    answer: std::sync::Mutex<Option<mpsc::UnboundedReceiver<StreamEvent>>>,
+}
+
+impl Backend for HeldBackend {
+    fn model(&self) -> &ModelSummary {
+        &self.model
+    }
+
+    fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, usize> {
+        Box::pin(std::future::ready(estimate_tokens(text)))
+    }
+
+    fn generate(&self, _request: GenerateRequest) -> GenerationStream {
+        match self.answer.lock().unwrap().take() {
+            Some(events) => GenerationStream::new(events),
+            None => GenerationStream::failed(BackendError::Stopped),
+        }
+    }
+
+    fn status(&self) -> BackendStatus {
+        BackendStatus::default()
+    }
+}
+
+#[tokio::test]
+async fn a_forget_while_the_answer_is_written_is_not_undone_by_it() {
+    let (answer, events) = mpsc::unbounded_channel();
+    let backend = Arc::new(HeldBackend {
+        model: ScriptedBackend::new().model().clone(),
+        answer: std::sync::Mutex::new(Some(events)),
+    });
+    let config = config();
+    let prompts = Prompts::load(&config.prompts_dir).unwrap();
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let assistant = Assistant::new(backend, Arc::new(config), store.clone(), Arc::new(prompts));
+    let (_, _) = ask(&assistant, "fay", GROUNDED).await;
+    let question = format!("{GENERAL} I live at 1 Canary Lane.");
+    let Outcome::Answer(answering) = assistant
+        .handle(inbound("fay", &question, Role::Customer))
+        .await
+    else {
+        panic!("not a model answer");
+    };
+    assistant.forget("fay").await.unwrap();
+    answer
+        .send(StreamEvent::Done(Ok(Generated {
+            text: "Paris.".into(),
+            finish: FinishReason::EndToken,
+            prompt_tokens: 1,
+            output_tokens: 1,
+            prefill_ms: 0.0,
+            tokens_per_s: 0.0,
+            dropped_prompt_tokens: 0,
+            ids: None,
+        })))
+        .unwrap();
+    let shown = Outcome::Answer(answering).shown_text().await;
+    assert_eq!(shown, "Paris.", "the answer is still shown");
+    let export = store.export_user("fay").unwrap();
+    assert_eq!(export["conversations"], json!([]), "{export}");
+    assert_eq!(export["questions"], json!([]), "{export}");
+    assert!(!export.to_string().contains("Canary"), "{export}");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 use super::content::{self, HistoryTurn, PromptError, PromptSet, Speaker};
-use super::conversation::{Turn, UserTurnGuard};
+use super::conversation::{RecordedTurn, Turn, UserTurnGuard};
 use super::guard::Guarded;
 use super::knowledge::{Route, RouteKind};
 use super::limits::{generation_tokens, Admission, Asker, Claim, Verdict};
@@ -171,8 +171,13 @@ impl Assistant {
                 "I'm not sure about that one, so I've passed your question to our team; they will follow up.".to_string()
             }
         };
-        if let Err(error) = self.conversations.record_turn(turn, question, &reply) {
-            tracing::error!(%error, user = turn.user(), "could not record the turn");
+        match self.conversations.record_turn(turn, question, &reply) {
+            Ok(RecordedTurn::Stored) => {}
+            // Forgotten meanwhile: the reply is shown, nothing of the question is kept.
+            Ok(RecordedTurn::Forgotten) => return Outcome::Handoff(reply),
+            Err(error) => {
+                tracing::error!(%error, user = turn.user(), "could not record the turn")
+            }
         }
         self.log_question(inbound, question, Some(route), QuestionOutcome::Handoff);
         let _ = self.moderator_events.send(ModeratorEvent::Handoff {
@@ -314,11 +319,16 @@ impl Assistant {
     ) {
         let outcome = match answer {
             Some((raw, guarded)) => {
-                if let Err(error) = self
+                match self
                     .conversations
                     .record_turn(turn, question, &guarded.text)
                 {
-                    tracing::error!(%error, user = turn.user(), "could not record the turn");
+                    Ok(RecordedTurn::Stored) => {}
+                    // Forgotten meanwhile: neither logged nor shown to moderators.
+                    Ok(RecordedTurn::Forgotten) => return,
+                    Err(error) => {
+                        tracing::error!(%error, user = turn.user(), "could not record the turn")
+                    }
                 }
                 if !guarded.findings.is_empty() {
                     tracing::warn!(findings = ?guarded.findings, user = turn.user(), "the output guard changed a reply");
