@@ -250,7 +250,8 @@ impl<C: Clock + Clone> Limits<C> {
     /// The one admission to the generation queue: takes `claim`'s places and tokens together,
     /// or neither. A customer claim takes what is free; a background claim only what leaves
     /// the customers' reserve free ([`Priority::Background`]). A claim larger than its class
-    /// may ever hold is cut to that (it then waits for an otherwise empty queue). Hold the
+    /// may ever hold is cut to that (so it is admitted only while nothing else holds those
+    /// places or tokens). Hold the
     /// [`Admission`] until the generations end. A refusal is counted
     /// (`shopkeep_refusals_total{reason="busy"}`) and logged with what was short.
     pub fn admit(&self, claim: Claim) -> Result<Admission, Busy> {
