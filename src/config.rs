@@ -174,6 +174,9 @@ pub struct LimitSettings {
     pub channel_per_minute: u32,
     /// Generations queued or running at once; more are refused as "busy".
     pub max_queue: usize,
+    /// Tokens (each generation's prompt plus its reply room) queued or running at once;
+    /// `None` = derived from the model ([`crate::assistant::limits::queue_token_bound`]).
+    pub max_queue_tokens: Option<usize>,
     /// Moderators and admins skip the per-user and per-channel limits.
     pub exempt_staff: bool,
     /// Longest question accepted, in characters.
@@ -268,6 +271,9 @@ impl Config {
                     "a whole number",
                 )?,
                 max_queue: at_least_one("SHOPKEEP_MAX_QUEUE", 16, "a whole number")?,
+                max_queue_tokens: var("SHOPKEEP_MAX_QUEUE_TOKENS")
+                    .map(|_| at_least_one("SHOPKEEP_MAX_QUEUE_TOKENS", 1usize, "a token count"))
+                    .transpose()?,
                 exempt_staff: parsed("SHOPKEEP_EXEMPT_STAFF", true, "true or false")?,
                 max_question_chars: at_least_one(
                     "SHOPKEEP_MAX_QUESTION_CHARS",
@@ -401,6 +407,7 @@ mod tests {
             "SHOPKEEP_CHANNEL_BURST",
             "SHOPKEEP_CHANNEL_PER_MINUTE",
             "SHOPKEEP_MAX_QUEUE",
+            "SHOPKEEP_MAX_QUEUE_TOKENS",
             "SHOPKEEP_MAX_QUESTION_CHARS",
         ] {
             let error = refused(variable, "0");

@@ -5,14 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
 use shopkeep::assistant::content::Prompts;
+use shopkeep::assistant::limits::DEFAULT_QUEUE_KV_BYTES;
 use shopkeep::assistant::moderation::drafts::DraftRequest;
 use shopkeep::assistant::moderation::summary::MAX_SUMMARY_CHUNKS;
 use shopkeep::assistant::{Assistant, ChannelMessage, Inbound, InboundKind, Notice, Outcome, Role};
 use shopkeep::backend::scripted::Scripted;
-use shopkeep::backend::{estimate_tokens, ScriptedBackend};
+use shopkeep::backend::{
+    estimate_tokens, Backend, BackendError, BackendStatus, BoxFuture, FinishReason,
+    GenerateRequest, Generated, GenerationStream, ModelSummary, ScriptedBackend, StreamEvent,
+};
 use shopkeep::config::Config;
-use shopkeep::store::Store;
+use shopkeep::store::{QuestionOutcome, Store};
+use tokio::sync::mpsc;
 
 const GROUNDED: &str = "where is my parcel??";
 const RETURNS: &str = "what is your return policy?";
@@ -142,6 +148,138 @@ async fn dropping_an_answer_cancels_its_generation_and_frees_the_turn() {
         .expect("the user's next question waited")
         .0
         .contains("tracking"));
+}
+
+#[tokio::test]
+async fn the_queue_counts_tokens_and_refuses_more_near_context_generations_as_busy() {
+    // A 2,048-token context whose tokens take enough cache that the default bound
+    // (DEFAULT_QUEUE_KV_BYTES) holds two full contexts; every answer may grow to nearly a
+    // whole context (reply room 1,500). The queue has 16 places: only tokens can refuse.
+    let context = 2048;
+    let backend = Arc::new(
+        ScriptedBackend::new()
+            .with_context_length(context)
+            .with_kv_bytes_per_token(DEFAULT_QUEUE_KV_BYTES / (2 * context))
+            .with_default(Scripted::Hang),
+    );
+    let mut config = config();
+    config.model.max_new_tokens = 1500;
+    config.limits.max_queue = 16;
+    let assistant = assistant_with(&backend, config);
+    assert_eq!(assistant.limits().max_tokens(), 2 * context);
+    let mut running = Vec::new();
+    for user in ["u1", "u2"] {
+        match assistant
+            .handle(inbound(user, GENERAL, Role::Customer))
+            .await
+        {
+            Outcome::Answer(events) => running.push(events),
+            other => panic!("{user} was not answered: {:?}", other.shown_text().await),
+        }
+    }
+    assert_eq!(assistant.limits().admitted(), 2);
+    let (third, streamed) = ask(&assistant, "u3", GENERAL).await;
+    assert!(!streamed);
+    assert_eq!(third, Notice::Busy.to_string());
+    assert_eq!(
+        backend.requests().len(),
+        2,
+        "the refused one never reached the model"
+    );
+    let logged = assistant.store().questions_since(0, 10).unwrap();
+    assert_eq!(
+        logged
+            .last()
+            .map(|record| (record.user.as_str(), record.outcome)),
+        Some(("u3", QuestionOutcome::Busy))
+    );
+    // Answers written without the model need no room in the queue.
+    let (parcel, _) = ask(&assistant, "u3", GROUNDED).await;
+    assert!(parcel.contains("tracking"), "{parcel}");
+    // A finished (here: dropped) generation gives its tokens back.
+    running.pop();
+    let freed = tokio::time::timeout(Duration::from_secs(5), async {
+        while assistant.limits().admitted() > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(freed.is_ok(), "the dropped answer kept its tokens");
+    let fourth = assistant
+        .handle(inbound("u4", GENERAL, Role::Customer))
+        .await;
+    assert!(
+        matches!(fourth, Outcome::Answer(_)),
+        "refused after room was freed"
+    );
+    drop(running);
+}
+
+/// A backend whose one answer is written by the test, when it chooses.
+struct HeldBackend {
+    model: ModelSummary,
+    answer: std::sync::Mutex<Option<mpsc::UnboundedReceiver<StreamEvent>>>,
+}
+
+impl Backend for HeldBackend {
+    fn model(&self) -> &ModelSummary {
+        &self.model
+    }
+
+    fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, usize> {
+        Box::pin(std::future::ready(estimate_tokens(text)))
+    }
+
+    fn generate(&self, _request: GenerateRequest) -> GenerationStream {
+        match self.answer.lock().unwrap().take() {
+            Some(events) => GenerationStream::new(events),
+            None => GenerationStream::failed(BackendError::Stopped),
+        }
+    }
+
+    fn status(&self) -> BackendStatus {
+        BackendStatus::default()
+    }
+}
+
+#[tokio::test]
+async fn a_forget_while_the_answer_is_written_is_not_undone_by_it() {
+    let (answer, events) = mpsc::unbounded_channel();
+    let backend = Arc::new(HeldBackend {
+        model: ScriptedBackend::new().model().clone(),
+        answer: std::sync::Mutex::new(Some(events)),
+    });
+    let config = config();
+    let prompts = Prompts::load(&config.prompts_dir).unwrap();
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let assistant = Assistant::new(backend, Arc::new(config), store.clone(), Arc::new(prompts));
+    let (_, _) = ask(&assistant, "fay", GROUNDED).await;
+    let question = format!("{GENERAL} I live at 1 Canary Lane.");
+    let Outcome::Answer(answering) = assistant
+        .handle(inbound("fay", &question, Role::Customer))
+        .await
+    else {
+        panic!("not a model answer");
+    };
+    assistant.forget("fay").await.unwrap();
+    answer
+        .send(StreamEvent::Done(Ok(Generated {
+            text: "Paris.".into(),
+            finish: FinishReason::EndToken,
+            prompt_tokens: 1,
+            output_tokens: 1,
+            prefill_ms: 0.0,
+            tokens_per_s: 0.0,
+            dropped_prompt_tokens: 0,
+            ids: None,
+        })))
+        .unwrap();
+    let shown = Outcome::Answer(answering).shown_text().await;
+    assert_eq!(shown, "Paris.", "the answer is still shown");
+    let export = store.export_user("fay").unwrap();
+    assert_eq!(export["conversations"], json!([]), "{export}");
+    assert_eq!(export["questions"], json!([]), "{export}");
+    assert!(!export.to_string().contains("Canary"), "{export}");
 }
 
 #[tokio::test]
@@ -288,6 +426,52 @@ async fn a_long_history_is_summarised_in_at_most_the_chunk_cap_newest_first() {
         400,
         "the sections still see every message"
     );
+}
+
+#[tokio::test]
+async fn a_summary_takes_only_the_newest_chunks_whose_tokens_fit_the_queue() {
+    let backend = Arc::new(ScriptedBackend::new().with_context_length(1024));
+    let mut config = config();
+    // Three whole contexts: a moderator job may hold three quarters of that.
+    config.limits.max_queue_tokens = Some(3 * 1024);
+    let assistant = assistant_with(&backend, config);
+    let messages: Vec<ChannelMessage> = (1..=400)
+        .map(|n| {
+            message(
+                n,
+                "ann",
+                &format!("message {n}: {}", "where is my parcel? ".repeat(5)),
+            )
+        })
+        .collect();
+    let Outcome::Summary(summary) = assistant.summarise(messages).await else {
+        panic!("no summary");
+    };
+    let requests = backend.requests();
+    let maps = requests.len() - 1;
+    let claimed: usize = requests[..maps]
+        .iter()
+        .map(|request| (estimate_tokens(&request.prompt) + request.max_new_tokens).min(1024))
+        .sum();
+    assert!(
+        (1..MAX_SUMMARY_CHUNKS).contains(&maps),
+        "{maps} map steps for 400 messages"
+    );
+    assert!(
+        claimed <= assistant.limits().background_tokens(),
+        "{claimed}"
+    );
+    let all_maps: String = requests[..maps].iter().map(|r| r.prompt.as_str()).collect();
+    assert!(
+        all_maps.contains("message 400:"),
+        "the newest messages are in"
+    );
+    assert!(
+        summary.overview.starts_with("(Overview of messages "),
+        "{}",
+        summary.overview
+    );
+    assert_eq!(assistant.limits().admitted_tokens(), 0, "all given back");
 }
 
 #[tokio::test]

@@ -653,3 +653,46 @@ fn last_perplexity(command: &mut Command) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// The tiny GPT-2 with a manifest that claims a far longer context than its 1,024
+/// positions: it loads, and a step past position 1,023 fails at run time.
+fn tiny_gpt2_overclaimed() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(test_model("tiny-gpt2").join(file), dir.path().join(file))
+            .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        r#"{"name": "tiny-gpt2-overclaimed", "family": "gpt2", "context_length": 100000}"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_decode_step_that_fails_for_one_request_ends_only_that_request() {
+    let rt = runtime();
+    let model = tiny_gpt2_overclaimed();
+    let engine =
+        EngineHandle::load(model.path(), &SessionOptions::with_threads(1)).expect("model loads");
+    // 1,020 prompt tokens: the prefill fits the model's 1,024 positions, the fifth decode
+    // step does not.
+    let doomed_prompt = " a".repeat(1020);
+    assert_eq!(engine.tokenizer().count(&doomed_prompt), 1020);
+    let survivor = "Customer: where is my parcel?\nAssistant:";
+    let alone = rt
+        .block_on(engine.generate(greedy(survivor, 24, true)).finish())
+        .unwrap();
+    let streams = engine.generate_many(vec![
+        greedy(&doomed_prompt, 24, true),
+        greedy(survivor, 24, true),
+    ]);
+    let [doomed, survivor] = <[_; 2]>::try_from(streams).ok().expect("two streams");
+    let (doomed, survived) =
+        rt.block_on(async { (doomed.finish().await, survivor.finish().await) });
+    let error = doomed.expect_err("the request past the model's positions fails");
+    let survived = survived.expect("the other request in the batch finishes");
+    assert_eq!(survived.output_ids, alone.output_ids, "{error}");
+    assert!(survived.max_batch >= 2, "the two were decoded together");
+}

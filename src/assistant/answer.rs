@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 use super::content::{self, HistoryTurn, PromptError, PromptSet, Speaker};
-use super::conversation::{Turn, UserTurnGuard};
+use super::conversation::{RecordedTurn, Turn, UserTurnGuard};
 use super::guard::Guarded;
 use super::knowledge::{Route, RouteKind};
-use super::limits::{Asker, Verdict};
+use super::limits::{generation_tokens, Admission, Asker, Claim, Verdict};
 use super::{
     reply_check, AnswerEvent, Assistant, FinalAnswer, Inbound, ModeratorEvent, Notice, Outcome,
     GENERATION_FAILED, MAINTENANCE_INTERVAL_MS,
@@ -22,10 +22,12 @@ impl Assistant {
     /// Answers one question.
     ///
     /// Flow: rate limits (first refusal in a window: a notice; later ones: silence) ->
-    /// length check -> admission (queue full: busy notice) -> the user's turn lock -> facts
-    /// and token-budgeted history -> generation. The answer streams from a task that records
-    /// the turn and logs the question *before* sending [`AnswerEvent::Final`], then releases
-    /// the turn lock and the queue place.
+    /// length check -> the user's turn lock -> facts (a quoted answer, small talk or a
+    /// hand-off ends here, with no model) -> token-budgeted history -> admission of the
+    /// prompt's tokens and reply room to the generation queue (full: busy notice) ->
+    /// generation. The answer streams from a task that records the turn and logs the
+    /// question *before* sending [`AnswerEvent::Final`], then releases the turn lock and the
+    /// queue's place and tokens.
     ///
     /// Ordering contract: this returns only once it holds the user's turn lock, so an
     /// adapter that awaits `handle` for one message before calling it for the next gets
@@ -47,10 +49,6 @@ impl Assistant {
         if let Some(notice) = self.refuse_if_too_long(&question) {
             return Outcome::Notice(notice);
         }
-        let Ok(permit) = self.admit() else {
-            self.log_question(&inbound, &question, None, QuestionOutcome::Busy);
-            return Outcome::Notice(Notice::Busy);
-        };
         let turn = self
             .conversations
             .lock_user(&super::conversation::conversation_key(
@@ -73,8 +71,8 @@ impl Assistant {
         if let Some(reply) = written {
             return self.post_written(&set, &turn, &inbound, &question, &route, reply);
         }
-        let prompt = match self.build_prompt(&question, &route, &history).await {
-            Ok(Budgeted::Prompt(prompt)) => prompt,
+        let (prompt, tokens) = match self.build_prompt(&question, &route, &history).await {
+            Ok(Budgeted::Prompt { text, tokens }) => (text, tokens),
             Ok(Budgeted::TooLong { tokens, room }) => {
                 METRICS.refusal(Refusal::TooLong);
                 tracing::info!(
@@ -90,6 +88,10 @@ impl Assistant {
                 self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
                 return Outcome::Notice(Notice::Unavailable);
             }
+        };
+        let Ok(permit) = self.admit(tokens) else {
+            self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Busy);
+            return Outcome::Notice(Notice::Busy);
         };
         let mut stop = content::PromptSet::stop_strings(self.backend.model().prompt_format);
         let general = route.kind == RouteKind::General;
@@ -169,8 +171,13 @@ impl Assistant {
                 "I'm not sure about that one, so I've passed your question to our team; they will follow up.".to_string()
             }
         };
-        if let Err(error) = self.conversations.record_turn(turn, question, &reply) {
-            tracing::error!(%error, user = turn.user(), "could not record the turn");
+        match self.conversations.record_turn(turn, question, &reply) {
+            Ok(RecordedTurn::Stored) => {}
+            // Forgotten meanwhile: the reply is shown, nothing of the question is kept.
+            Ok(RecordedTurn::Forgotten) => return Outcome::Handoff(reply),
+            Err(error) => {
+                tracing::error!(%error, user = turn.user(), "could not record the turn")
+            }
         }
         self.log_question(inbound, question, Some(route), QuestionOutcome::Handoff);
         let _ = self.moderator_events.send(ModeratorEvent::Handoff {
@@ -221,17 +228,21 @@ impl Assistant {
         })
     }
 
-    /// A place in the generation queue, held until the permit drops; when the queue is
-    /// full, the refusal is counted and logged and the answer is [`Notice::Busy`].
-    pub(super) fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Notice> {
-        self.limits.try_admit().map_err(|_| {
-            METRICS.refusal(Refusal::Busy);
-            tracing::info!(
-                queue = self.limits.admitted(),
-                "refused: the generation queue is full"
-            );
-            Notice::Busy
-        })
+    /// A place in the generation queue for one generation of a `prompt_tokens`-token prompt
+    /// and its reply room, held until the admission drops; when the queue is full (places or
+    /// tokens), the refusal is counted and logged ([`Limits::admit`]) and the answer is
+    /// [`Notice::Busy`].
+    ///
+    /// [`Limits::admit`]: super::limits::Limits::admit
+    pub(super) fn admit(&self, prompt_tokens: usize) -> Result<Admission, Notice> {
+        let tokens = generation_tokens(
+            prompt_tokens,
+            self.config.model.max_new_tokens,
+            self.backend.model().context_length,
+        );
+        self.limits
+            .admit(Claim::customer(tokens))
+            .map_err(|_| Notice::Busy)
     }
 
     /// The user's recent turns; on a storage error, none (the question is still answered).
@@ -308,11 +319,16 @@ impl Assistant {
     ) {
         let outcome = match answer {
             Some((raw, guarded)) => {
-                if let Err(error) = self
+                match self
                     .conversations
                     .record_turn(turn, question, &guarded.text)
                 {
-                    tracing::error!(%error, user = turn.user(), "could not record the turn");
+                    Ok(RecordedTurn::Stored) => {}
+                    // Forgotten meanwhile: neither logged nor shown to moderators.
+                    Ok(RecordedTurn::Forgotten) => return,
+                    Err(error) => {
+                        tracing::error!(%error, user = turn.user(), "could not record the turn")
+                    }
                 }
                 if !guarded.findings.is_empty() {
                     tracing::warn!(findings = ?guarded.findings, user = turn.user(), "the output guard changed a reply");
@@ -496,12 +512,10 @@ fn rand_seed() -> u64 {
 /// A prompt that fits the model's context with room for the reply, or why none does.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Budgeted {
-    Prompt(String),
+    /// The prompt and its token count.
+    Prompt { text: String, tokens: usize },
     /// Even without any history the prompt has `tokens` tokens, more than the `room`.
-    TooLong {
-        tokens: usize,
-        room: usize,
-    },
+    TooLong { tokens: usize, room: usize },
 }
 
 /// The prompt rendered with the newest history turns that fit in `room` tokens, counted by
@@ -522,22 +536,31 @@ async fn prompt_within_budget<E>(
     if tokens > room {
         return Ok(Budgeted::TooLong { tokens, room });
     }
+    if history.is_empty() {
+        return Ok(Budgeted::Prompt { text: bare, tokens });
+    }
     let everything = render(history)?;
-    if history.is_empty() || count_tokens(everything.clone()).await <= room {
-        return Ok(Budgeted::Prompt(everything));
+    let all_tokens = count_tokens(everything.clone()).await;
+    if all_tokens <= room {
+        return Ok(Budgeted::Prompt {
+            text: everything,
+            tokens: all_tokens,
+        });
     }
     // `fits` turns fit and `over` turns do not.
-    let (mut fits, mut over, mut best) = (0, history.len(), bare);
+    let (mut fits, mut over, mut best) = (0, history.len(), (bare, tokens));
     while over - fits > 1 {
         let middle = (fits + over) / 2;
         let prompt = render(newest(middle))?;
-        if count_tokens(prompt.clone()).await <= room {
-            (fits, best) = (middle, prompt);
+        let tokens = count_tokens(prompt.clone()).await;
+        if tokens <= room {
+            (fits, best) = (middle, (prompt, tokens));
         } else {
             over = middle;
         }
     }
-    Ok(Budgeted::Prompt(best))
+    let (text, tokens) = best;
+    Ok(Budgeted::Prompt { text, tokens })
 }
 
 /// Stored turns as the templates see them, oldest first.
@@ -591,7 +614,7 @@ mod tests {
 
     fn prompt(budgeted: Budgeted) -> String {
         match budgeted {
-            Budgeted::Prompt(prompt) => prompt,
+            Budgeted::Prompt { text, .. } => text,
             other => panic!("no prompt: {other:?}"),
         }
     }
@@ -649,8 +672,15 @@ mod tests {
         }
         let room = count(render(&history[2..]).unwrap()).await;
         let budgeted = prompt_within_budget(&history, room, &count, &render).await;
-        let kept = prompt(budgeted.unwrap());
-        assert!(count(kept.clone()).await <= room);
+        let Budgeted::Prompt { text: kept, tokens } = budgeted.unwrap() else {
+            panic!("no prompt")
+        };
+        assert_eq!(
+            tokens,
+            count(kept.clone()).await,
+            "the count is the prompt's"
+        );
+        assert!(tokens <= room);
         assert_eq!(kept, render(&history[2..]).unwrap());
     }
 

@@ -11,6 +11,9 @@
 //! - At most `max_users_in_memory` users are cached; the least recently used go first and
 //!   are reloaded from SQLite when they come back.
 //! - Time comes from a [`Clock`], so expiry is testable without sleeping.
+//! - A forget (here, or `shopkeep user forget` in another process, through the store's
+//!   erasure journal) is never undone by a turn that was in flight: such a turn is not
+//!   recorded ([`RecordedTurn::Forgotten`]).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,6 +75,9 @@ impl Clock for ManualClock {
 /// Dropping it lets that user's next turn proceed.
 pub struct UserTurnGuard {
     user: String,
+    /// The newest erasure-journal id when the turn began: an erasure of its user after it
+    /// means the turn is not recorded ([`RecordedTurn::Forgotten`]).
+    erasures_seen: i64,
     /// Taken (released) first in `Drop`, before the map cleanup.
     guard: Option<OwnedMutexGuard<()>>,
     locks: Arc<DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -101,6 +107,22 @@ impl Drop for UserTurnGuard {
         self.locks
             .remove_if(&self.user, |_, lock| Arc::strong_count(lock) == 1);
     }
+}
+
+/// What [`ConversationStore::record_turn`] did with a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedTurn {
+    /// Written to the store and memory.
+    Stored,
+    /// Not written: its user was forgotten (by `/forget` or `shopkeep user forget`) while
+    /// the turn was being answered, and the erasure covers what they said before it.
+    Forgotten,
+}
+
+/// The user id of a conversation key (the key itself when it names no place).
+pub fn user_of_key(key: &str) -> &str {
+    key.rsplit_once(PLACE_SEPARATOR)
+        .map_or(key, |(user, _)| user)
 }
 
 /// Separates the user id from the place in a conversation key.
@@ -226,7 +248,9 @@ impl ConversationStore {
     }
 
     /// Waits until no other turn of `user` is in progress and returns the guard for this
-    /// one. Waiters are served in the order they called (tokio's mutex is fair).
+    /// one. Waiters are served in the order they called (tokio's mutex is fair). The turn
+    /// begins after the erasures journalled so far (they are applied first); a later one
+    /// of its user means it is not recorded.
     pub async fn lock_user(&self, user: &str) -> UserTurnGuard {
         let lock = self
             .locks
@@ -234,8 +258,12 @@ impl ConversationStore {
             .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
             .clone();
         let guard = lock.lock_owned().await;
+        if let Err(error) = self.sync_erasures() {
+            tracing::warn!(%error, "could not read the erasure journal");
+        }
         UserTurnGuard {
             user: user.to_string(),
+            erasures_seen: self.erasures_seen.load(Ordering::SeqCst),
             guard: Some(guard),
             locks: self.locks.clone(),
         }
@@ -253,21 +281,35 @@ impl ConversationStore {
 
     /// Records a finished turn: appends it to the open conversation, or starts a new
     /// conversation when there is none or it expired. Written to the store first; memory
-    /// follows only on success.
+    /// follows only on success. When the turn's user was forgotten since the turn began
+    /// (in this process or another), nothing is written ([`RecordedTurn::Forgotten`]): the
+    /// erased conversation is gone, and a new one is started only in the same transaction
+    /// that checks the erasure journal.
     pub fn record_turn(
         &self,
         turn: &UserTurnGuard,
         question: &str,
         answer: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<RecordedTurn, StoreError> {
         let now = self.clock.now_ms();
         let user = turn.user();
+        let start = || {
+            self.store.start_conversation_unless_erased(
+                user,
+                user_of_key(user),
+                turn.erasures_seen,
+                now,
+            )
+        };
         let mut conversation = match self.open_conversation(user, now)? {
             Some(conversation) => conversation,
-            None => OpenConversation {
-                id: self.store.start_conversation(user, now)?,
-                last_active_at: now,
-                turns: Vec::new(),
+            None => match start()? {
+                Some(id) => OpenConversation {
+                    id,
+                    last_active_at: now,
+                    turns: Vec::new(),
+                },
+                None => return Ok(self.forgotten_turn(user)),
             },
         };
         let stored = Turn {
@@ -276,10 +318,13 @@ impl ConversationStore {
             answer: answer.to_string(),
         };
         match self.store.append_turn(conversation.id, &stored) {
-            // Deleted behind our back (`shopkeep user forget` while the bot runs): start over.
+            // Deleted behind our back (a forget, or pruned): start over, unless forgotten.
             Err(StoreError::UnknownConversation(_)) => {
+                let Some(id) = start()? else {
+                    return Ok(self.forgotten_turn(user));
+                };
                 conversation = OpenConversation {
-                    id: self.store.start_conversation(user, now)?,
+                    id,
                     last_active_at: now,
                     turns: Vec::new(),
                 };
@@ -295,14 +340,24 @@ impl ConversationStore {
             .saturating_sub(self.settings.max_turns_in_memory);
         conversation.turns.drain(..excess);
         self.cache(user, Some(conversation));
-        Ok(())
+        Ok(RecordedTurn::Stored)
+    }
+
+    /// A turn not recorded because its user was forgotten meanwhile; nothing of it stays
+    /// in memory either.
+    fn forgotten_turn(&self, key: &str) -> RecordedTurn {
+        self.cached.remove(key);
+        tracing::info!(
+            user = user_of_key(key),
+            "a turn answered while its user was forgotten is not recorded"
+        );
+        RecordedTurn::Forgotten
     }
 
     /// Deletes everything stored about `user`, in memory and on disk (conversations,
-    /// turns, logged questions, feedback). Waits for a turn in flight to finish first, so it
-    /// cannot be written back afterwards.
+    /// turns, logged questions, feedback), in every place. A turn of theirs in flight is
+    /// not written back afterwards ([`RecordedTurn::Forgotten`]).
     pub async fn forget(&self, user: &str) -> Result<(), StoreError> {
-        let _turn = self.lock_user(user).await;
         self.store.forget_user(user)?;
         self.cached
             .retain(|key, _| key != user && !key.starts_with(&format!("{user}{PLACE_SEPARATOR}")));
@@ -701,6 +756,46 @@ mod tests {
         assert!(history(&conversations, &key).await.is_empty());
         assert_eq!(conversations.take_erased(), ["alice"]);
         assert!(conversations.take_erased().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_turn_in_flight_when_its_user_is_forgotten_is_not_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite3");
+        let path = path.to_str().unwrap();
+        let (conversations, _clock) = conversations(Arc::new(Store::open(path).unwrap()), 10);
+        let in_a_server = conversation_key("alice", Some("1"));
+        let in_dms = conversation_key("alice", None);
+        say(&conversations, &in_a_server, "my order is 4711").await;
+        for forget_from_the_command_line in [false, true] {
+            // Being answered (history read, the model writing) while alice is forgotten.
+            let server_turn = conversations.lock_user(&in_a_server).await;
+            conversations.history(&server_turn).unwrap();
+            let dm_turn = conversations.lock_user(&in_dms).await;
+            conversations.history(&dm_turn).unwrap();
+            if forget_from_the_command_line {
+                Store::open(path).unwrap().forget_user("alice").unwrap();
+            } else {
+                conversations.forget("alice").await.unwrap();
+            }
+            let recorded = conversations
+                .record_turn(&server_turn, "I live at 1 Canary Lane", "Noted.")
+                .unwrap();
+            assert_eq!(recorded, RecordedTurn::Forgotten);
+            let recorded = conversations
+                .record_turn(&dm_turn, "my card ends 4242", "Noted.")
+                .unwrap();
+            assert_eq!(recorded, RecordedTurn::Forgotten);
+            drop((server_turn, dm_turn));
+            let export = conversations.export("alice").unwrap();
+            assert_eq!(export["conversations"], serde_json::json!([]), "{export}");
+            // What alice says after being forgotten is hers to keep.
+            say(&conversations, &in_a_server, "hello again").await;
+            assert_eq!(
+                questions(&history(&conversations, &in_a_server).await),
+                ["hello again"]
+            );
+        }
     }
 
     #[tokio::test]

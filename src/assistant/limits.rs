@@ -6,9 +6,10 @@
 //! - A refused key gets at most one notice per window: the first refusal says when to try
 //!   again; later refusals before that moment are silent.
 //! - Staff (moderators, admins) skip both limiters when `exempt_staff` is set.
-//! - Global admission: at most `max_queue` generations queued or running; more are refused
-//!   at once ([`Busy`]) instead of queueing without bound (text-generation-inference's
-//!   "overloaded").
+//! - Global admission ([`Limits::admit`]): at most `max_queue` generations queued or running,
+//!   and at most [`queue_token_bound`] tokens among them (each generation's prompt plus its
+//!   reply room, the key/value cache it can grow to); more are refused at once ([`Busy`])
+//!   instead of queueing without bound (text-generation-inference's "overloaded").
 //! - Limiter state is pruned every [`PRUNE_EVERY_CHECKS`] checks and on [`Limits::prune`].
 
 use std::num::NonZeroU32;
@@ -24,10 +25,16 @@ use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Role;
+use crate::backend::ModelSummary;
 use crate::config::LimitSettings;
+use crate::metrics::{Refusal, METRICS};
 
 /// Limiter state is pruned after this many checks (besides explicit [`Limits::prune`]).
 pub const PRUNE_EVERY_CHECKS: u64 = 4096;
+
+/// Key/value cache the default token bound allows for all queued and running generations
+/// together, when the backend says how much a token takes (512 MiB).
+pub const DEFAULT_QUEUE_KV_BYTES: usize = 512 << 20;
 
 type KeyedLimiter<C> =
     RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -75,23 +82,107 @@ pub struct Limits<C: Clock + Clone = DefaultClock> {
     notified_until: DashMap<String, C::Instant>,
     admission: Arc<Semaphore>,
     max_queue: usize,
+    /// Tokens (prompt plus reply room) of the admitted generations, out of `max_tokens`.
+    tokens: Arc<Semaphore>,
+    max_tokens: usize,
     checks: AtomicU64,
 }
 
+/// Who a claim on the generation queue is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A customer's question (or a moderator's draft): may use the whole queue.
+    Customer,
+    /// A moderator job (a summary's chunks): admitted only while a quarter of the queue's
+    /// places and of its tokens (at least one place, at least one context) stays free for
+    /// customers afterwards.
+    Background,
+}
+
+/// What one admission asks of the generation queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// Generations (queue places), at least one.
+    pub places: usize,
+    /// Their tokens together: each generation's prompt plus its reply room
+    /// ([`generation_tokens`]).
+    pub tokens: usize,
+    pub priority: Priority,
+}
+
+impl Claim {
+    /// One customer generation of `tokens` tokens.
+    pub fn customer(tokens: usize) -> Self {
+        Self {
+            places: 1,
+            tokens,
+            priority: Priority::Customer,
+        }
+    }
+}
+
+/// Places and tokens held in the generation queue; dropping it gives them back.
+#[derive(Debug)]
+pub struct Admission {
+    _places: OwnedSemaphorePermit,
+    _tokens: OwnedSemaphorePermit,
+}
+
+/// The tokens one generation can hold in the queue: its prompt plus the reply room, never
+/// more than the model's context.
+pub fn generation_tokens(prompt_tokens: usize, max_new_tokens: usize, context: usize) -> usize {
+    prompt_tokens.saturating_add(max_new_tokens).min(context)
+}
+
+/// The queue's token bound: `max_queue_tokens` when set; else, when the backend says how many
+/// bytes of key/value cache a token holds, as many tokens as [`DEFAULT_QUEUE_KV_BYTES`]
+/// holds; else (a server, whose memory is its own) `max_queue` full contexts, so places
+/// alone bound it. Always at least one full context (a single longest prompt must be
+/// admissible) and at most `max_queue` full contexts (more could never be used).
+pub fn queue_token_bound(settings: &LimitSettings, model: &ModelSummary) -> usize {
+    let context = model.context_length.max(1);
+    let all_places = settings.max_queue.max(1).saturating_mul(context);
+    let chosen = match (settings.max_queue_tokens, model.kv_bytes_per_token) {
+        (Some(tokens), _) => tokens,
+        (None, Some(bytes)) => DEFAULT_QUEUE_KV_BYTES / bytes.max(1),
+        (None, None) => all_places,
+    };
+    chosen.clamp(context, all_places.max(context))
+}
+
 impl Limits<DefaultClock> {
-    /// Limits on the real clock.
-    pub fn new(settings: &LimitSettings) -> Self {
-        Self::with_clock(settings, DefaultClock::default())
+    /// Limits on the real clock, the queue's token bound chosen for `model`
+    /// ([`queue_token_bound`]).
+    pub fn new(settings: &LimitSettings, model: &ModelSummary) -> Self {
+        Self::with_clock(settings, model, DefaultClock::default())
     }
 }
 
 impl<C: Clock + Clone> Limits<C> {
     /// Limits on the given clock (governor's `FakeRelativeClock` in tests). Zero burst or
     /// rate settings are treated as 1.
-    pub fn with_clock(settings: &LimitSettings, clock: C) -> Self {
+    pub fn with_clock(settings: &LimitSettings, model: &ModelSummary, clock: C) -> Self {
         let user_quota = quota(settings.user_burst, settings.user_per_minute);
         let channel_quota = quota(settings.channel_burst, settings.channel_per_minute);
+        let max_tokens = queue_token_bound(settings, model);
+        if settings
+            .max_queue_tokens
+            .is_some_and(|tokens| tokens < max_tokens)
+        {
+            tracing::warn!(
+                configured = settings.max_queue_tokens,
+                used = max_tokens,
+                "SHOPKEEP_MAX_QUEUE_TOKENS is below the model's context; raised to one context"
+            );
+        }
+        tracing::debug!(
+            places = settings.max_queue.max(1),
+            tokens = max_tokens,
+            "generation queue bound"
+        );
         Self {
+            tokens: Arc::new(Semaphore::new(max_tokens)),
+            max_tokens,
             per_user: RateLimiter::dashmap_with_clock(user_quota, clock.clone()),
             per_channel: RateLimiter::dashmap_with_clock(channel_quota, clock.clone()),
             clock,
@@ -156,37 +247,90 @@ impl<C: Clock + Clone> Limits<C> {
         }
     }
 
-    /// Takes a place in the generation queue; hold the permit until the generation ends.
-    pub fn try_admit(&self) -> Result<OwnedSemaphorePermit, Busy> {
-        self.admission.clone().try_acquire_owned().map_err(|_| Busy)
+    /// The one admission to the generation queue: takes `claim`'s places and tokens together,
+    /// or neither. A customer claim takes what is free; a background claim only what leaves
+    /// the customers' reserve free ([`Priority::Background`]). A claim larger than its class
+    /// may ever hold is cut to that (so it is admitted only while nothing else holds those
+    /// places or tokens). Hold the
+    /// [`Admission`] until the generations end. A refusal is counted
+    /// (`shopkeep_refusals_total{reason="busy"}`) and logged with what was short.
+    pub fn admit(&self, claim: Claim) -> Result<Admission, Busy> {
+        let (places, tokens, reserved_places, reserved_tokens) = match claim.priority {
+            Priority::Customer => (
+                claim.places.clamp(1, self.max_queue),
+                claim.tokens.clamp(1, self.max_tokens),
+                0,
+                0,
+            ),
+            Priority::Background => (
+                claim.places.clamp(1, self.background_places()),
+                claim.tokens.clamp(1, self.background_tokens()),
+                self.max_queue - self.background_places(),
+                self.max_tokens - self.background_tokens(),
+            ),
+        };
+        let free_places = self.admission.available_permits();
+        let free_tokens = self.tokens.available_permits();
+        let taken = (free_places >= places + reserved_places
+            && free_tokens >= tokens + reserved_tokens)
+            .then(|| {
+                let places = self
+                    .admission
+                    .clone()
+                    .try_acquire_many_owned(u32::try_from(places).ok()?)
+                    .ok()?;
+                let tokens = self
+                    .tokens
+                    .clone()
+                    .try_acquire_many_owned(u32::try_from(tokens).ok()?)
+                    .ok()?;
+                Some(Admission {
+                    _places: places,
+                    _tokens: tokens,
+                })
+            })
+            .flatten();
+        taken.ok_or_else(|| {
+            METRICS.refusal(Refusal::Busy);
+            tracing::info!(
+                priority = ?claim.priority,
+                places,
+                tokens,
+                queued = self.admitted(),
+                queued_tokens = self.admitted_tokens(),
+                max_queue = self.max_queue,
+                max_tokens = self.max_tokens,
+                "refused: the generation queue is full"
+            );
+            Busy
+        })
     }
 
-    /// Places a moderator job may take at once ([`Limits::try_admit_background`]): the queue
+    /// Places a moderator job may take at once ([`Priority::Background`]): the queue
     /// less the quarter kept free for customers (at least one place each).
     pub fn background_places(&self) -> usize {
         (self.max_queue - self.max_queue.div_ceil(4)).max(1)
     }
 
-    /// Takes `places` places in the generation queue for a moderator job (a summary's
-    /// chunks), one permit for all of them, and only while a quarter of the queue (at least
-    /// one place) stays free for customers' questions afterwards. `places` is at most
-    /// [`Limits::background_places`].
-    pub fn try_admit_background(&self, places: usize) -> Result<OwnedSemaphorePermit, Busy> {
-        let places = places.clamp(1, self.background_places());
-        let reserve = self.max_queue - self.background_places();
-        if self.admission.available_permits() < places + reserve {
-            return Err(Busy);
-        }
-        let places = u32::try_from(places).map_err(|_| Busy)?;
-        self.admission
-            .clone()
-            .try_acquire_many_owned(places)
-            .map_err(|_| Busy)
+    /// Tokens a moderator job may take at once: the token bound less the quarter kept free
+    /// for customers (at least one token).
+    pub fn background_tokens(&self) -> usize {
+        (self.max_tokens - self.max_tokens.div_ceil(4)).max(1)
     }
 
     /// Generations admitted and not yet finished.
     pub fn admitted(&self) -> usize {
         self.max_queue - self.admission.available_permits()
+    }
+
+    /// Tokens of the generations admitted and not yet finished.
+    pub fn admitted_tokens(&self) -> usize {
+        self.max_tokens - self.tokens.available_permits()
+    }
+
+    /// The queue's token bound ([`queue_token_bound`]).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// Forgets limiter state that no longer limits anyone (and the notice marks whose
@@ -245,14 +389,36 @@ mod tests {
             channel_burst: 5,
             channel_per_minute: 60,
             max_queue: 2,
+            max_queue_tokens: None,
             exempt_staff: true,
             max_question_chars: 2000,
         }
     }
 
+    /// A model with a 1,000-token context whose tokens take 1 KiB of cache each.
+    fn model() -> ModelSummary {
+        ModelSummary {
+            name: "test".into(),
+            prompt_format: crate::backend::PromptFormat::Chatml,
+            context_length: 1000,
+            kv_bytes_per_token: Some(1024),
+        }
+    }
+
     fn limits() -> (Limits<FakeRelativeClock>, FakeRelativeClock) {
         let clock = FakeRelativeClock::default();
-        (Limits::with_clock(&settings(), clock.clone()), clock)
+        (
+            Limits::with_clock(&settings(), &model(), clock.clone()),
+            clock,
+        )
+    }
+
+    fn background(places: usize, tokens: usize) -> Claim {
+        Claim {
+            places,
+            tokens,
+            priority: Priority::Background,
+        }
     }
 
     fn customer<'a>(user: &'a str, channel: &'a str) -> Asker<'a> {
@@ -384,6 +550,7 @@ mod tests {
                 exempt_staff: false,
                 ..settings()
             },
+            &model(),
             FakeRelativeClock::default(),
         );
         let admin = Asker {
@@ -400,23 +567,25 @@ mod tests {
             max_queue: 8,
             ..settings()
         };
-        let limits = Limits::with_clock(&settings, FakeRelativeClock::default());
+        let limits = Limits::with_clock(&settings, &model(), FakeRelativeClock::default());
         assert_eq!(limits.background_places(), 6);
         let summary = limits
-            .try_admit_background(6)
+            .admit(background(6, 60))
             .expect("6 places and 2 spare");
         assert_eq!(limits.admitted(), 6);
         assert!(
-            limits.try_admit_background(1).is_err(),
+            limits.admit(background(1, 10)).is_err(),
             "the last two places are for customers"
         );
-        let customers: Vec<_> = (0..2).map(|_| limits.try_admit().unwrap()).collect();
-        assert!(limits.try_admit().is_err());
+        let customers: Vec<_> = (0..2)
+            .map(|_| limits.admit(Claim::customer(10)).unwrap())
+            .collect();
+        assert!(limits.admit(Claim::customer(10)).is_err());
         drop(summary);
         drop(customers);
-        assert_eq!(limits.admitted(), 0);
+        assert_eq!((limits.admitted(), limits.admitted_tokens()), (0, 0));
         let all = limits
-            .try_admit_background(100)
+            .admit(background(100, 10))
             .expect("clamped to the background places");
         assert_eq!(limits.admitted(), 6);
         drop(all);
@@ -425,12 +594,106 @@ mod tests {
     #[test]
     fn admission_is_bounded_and_released_with_the_permit() {
         let (limits, _) = limits();
-        let first = limits.try_admit().unwrap();
-        let _second = limits.try_admit().unwrap();
-        assert_eq!(limits.try_admit().unwrap_err(), Busy);
+        let first = limits.admit(Claim::customer(10)).unwrap();
+        let _second = limits.admit(Claim::customer(10)).unwrap();
+        assert_eq!(limits.admit(Claim::customer(10)).unwrap_err(), Busy);
         assert_eq!(limits.admitted(), 2);
         drop(first);
-        assert!(limits.try_admit().is_ok());
+        assert!(limits.admit(Claim::customer(10)).is_ok());
+    }
+
+    #[test]
+    fn the_queue_counts_tokens_so_near_context_prompts_cannot_fill_it() {
+        // 16 places; a 2,000-token context whose tokens take 45 KiB each (SmolLM2-135M):
+        // 16 full contexts would be 1.4 GiB of cache, the bound keeps it to 512 MiB.
+        let settings = LimitSettings {
+            max_queue: 16,
+            ..settings()
+        };
+        let model = ModelSummary {
+            context_length: 2000,
+            kv_bytes_per_token: Some(45 * 1024),
+            ..model()
+        };
+        let limits = Limits::with_clock(&settings, &model, FakeRelativeClock::default());
+        assert_eq!(limits.max_tokens(), DEFAULT_QUEUE_KV_BYTES / (45 * 1024));
+        let near_context = generation_tokens(1900, 200, 2000);
+        assert_eq!(near_context, 2000);
+        let held: Vec<_> = (0..16)
+            .map_while(|_| limits.admit(Claim::customer(near_context)).ok())
+            .collect();
+        assert_eq!(held.len(), limits.max_tokens() / 2000);
+        assert!(
+            held.len() < 16,
+            "{} near-context prompts admitted",
+            held.len()
+        );
+        assert!(limits.admitted_tokens() * 45 * 1024 <= DEFAULT_QUEUE_KV_BYTES);
+        // Short questions still fit in what is left, up to the places.
+        let short: Vec<_> = (0..16)
+            .map_while(|_| limits.admit(Claim::customer(100)).ok())
+            .collect();
+        assert_eq!(held.len() + short.len(), 16);
+        drop(held);
+        assert_eq!(limits.admitted(), short.len());
+    }
+
+    #[test]
+    fn the_token_bound_is_configurable_and_holds_one_context_at_least() {
+        let with = |max_queue_tokens, kv_bytes_per_token| {
+            let settings = LimitSettings {
+                max_queue: 4,
+                max_queue_tokens,
+                ..settings()
+            };
+            let model = ModelSummary {
+                kv_bytes_per_token,
+                ..model()
+            };
+            queue_token_bound(&settings, &model)
+        };
+        assert_eq!(with(Some(2500), Some(1024)), 2500, "configured");
+        assert_eq!(with(Some(10), None), 1000, "at least one context");
+        assert_eq!(
+            with(Some(1_000_000), None),
+            4000,
+            "at most every place full"
+        );
+        assert_eq!(with(None, None), 4000, "a server: places alone bound it");
+        assert_eq!(with(None, Some(512 << 10)), 1024, "512 MiB of cache");
+        let limits = Limits::with_clock(
+            &LimitSettings {
+                max_queue_tokens: Some(10),
+                ..settings()
+            },
+            &model(),
+            FakeRelativeClock::default(),
+        );
+        let longest = limits
+            .admit(Claim::customer(5000))
+            .expect("cut to the bound");
+        assert_eq!(limits.admitted_tokens(), 1000);
+        assert!(limits.admit(Claim::customer(1)).is_err());
+        drop(longest);
+    }
+
+    #[test]
+    fn a_background_job_leaves_a_quarter_of_the_tokens_to_customers() {
+        let settings = LimitSettings {
+            max_queue: 16,
+            max_queue_tokens: Some(4000),
+            ..settings()
+        };
+        let limits = Limits::with_clock(&settings, &model(), FakeRelativeClock::default());
+        assert_eq!(limits.background_tokens(), 3000);
+        let customer = limits.admit(Claim::customer(1000)).unwrap();
+        assert!(
+            limits.admit(background(2, 2001)).is_err(),
+            "it would eat into the customers' thousand"
+        );
+        let summary = limits.admit(background(2, 2000)).unwrap();
+        assert!(limits.admit(Claim::customer(1000)).is_ok());
+        drop((customer, summary));
     }
 
     #[test]

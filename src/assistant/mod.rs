@@ -296,7 +296,7 @@ impl Assistant {
     ) -> Self {
         let conversations =
             ConversationStore::new(store, config.conversation.clone(), Arc::new(SystemClock));
-        let limits = Limits::new(&config.limits);
+        let limits = Limits::new(&config.limits, backend.model());
         Self {
             backend,
             config,
@@ -396,8 +396,8 @@ impl Assistant {
         Ok(insights)
     }
 
-    /// Deletes everything stored about the user, from memory and disk; waits for a turn of
-    /// theirs in flight to finish first.
+    /// Deletes everything stored about the user, from memory and disk, in every place; an
+    /// answer of theirs being written meanwhile is still shown but not recorded.
     pub async fn forget(&self, user_id: &str) -> Result<(), AssistantError> {
         self.conversations.forget(user_id).await?;
         self.backend.forget_prefixes(Some(user_id));

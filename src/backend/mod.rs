@@ -104,6 +104,10 @@ pub struct ModelSummary {
     pub prompt_format: PromptFormat,
     /// Prompt plus generated tokens never exceed this.
     pub context_length: usize,
+    /// Bytes of key/value cache one token of a sequence holds while it is generated, where
+    /// the backend knows it (the embedded engine); `None` for a server, whose memory is its
+    /// own. The generation queue's token bound is derived from it.
+    pub kv_bytes_per_token: Option<usize>,
 }
 
 /// What to generate.

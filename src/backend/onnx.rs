@@ -24,6 +24,7 @@ impl OnnxBackend {
             name: info.name.clone(),
             prompt_format: info.prompt_format,
             context_length: info.context_length,
+            kv_bytes_per_token: Some(kv_bytes_per_token(info)),
         };
         Self {
             engine,
@@ -95,6 +96,12 @@ impl Backend for OnnxBackend {
             batch_size: Some(self.engine.batch_size()),
         }
     }
+}
+
+/// A key and a value vector per layer and KV head, f32 (the engine's past layout,
+/// `past_key_values.{i}.key|value` f32 [b, kv_heads, past, head_dim]).
+fn kv_bytes_per_token(info: &engine::ModelInfo) -> usize {
+    2 * info.layers * info.kv_heads * info.head_dim * std::mem::size_of::<f32>()
 }
 
 /// The engine's stream with its events in the shared types; dropping it drops the engine's

@@ -22,6 +22,9 @@ pub enum Scripted {
     Fail,
     /// Never produces anything until the stream is dropped.
     Hang,
+    /// Panics in [`Backend::generate`] (a bug in a backend), for the tests of what a panic
+    /// while answering does.
+    Panic,
 }
 
 #[derive(Default)]
@@ -55,6 +58,7 @@ impl ScriptedBackend {
                 name: "scripted".into(),
                 prompt_format: PromptFormat::Chatml,
                 context_length: 2048,
+                kv_bytes_per_token: None,
             },
             queue: Mutex::new(VecDeque::new()),
             default_reply: Scripted::Text("Scripted reply.".into()),
@@ -66,6 +70,13 @@ impl ScriptedBackend {
 
     pub fn with_context_length(mut self, tokens: usize) -> Self {
         self.model.context_length = tokens;
+        self
+    }
+
+    /// Says that each token of a sequence holds `bytes` of key/value cache, as the
+    /// embedded engine does (the queue's token bound is then derived from it).
+    pub fn with_kv_bytes_per_token(mut self, bytes: usize) -> Self {
+        self.model.kv_bytes_per_token = Some(bytes);
         self
     }
 
@@ -131,6 +142,9 @@ impl Backend for ScriptedBackend {
     fn generate(&self, request: GenerateRequest) -> GenerationStream {
         lock(&self.requests).push(request.clone());
         let reply = self.next_reply();
+        if reply == Scripted::Panic {
+            panic!("the scripted backend panics, as asked");
+        }
         self.counters.pending.fetch_add(1, Ordering::SeqCst);
         GenerationStream::new(ScriptedEvents::new(reply, &request, self.counters.clone()))
     }
@@ -167,7 +181,7 @@ impl ScriptedEvents {
             counters,
         };
         match reply {
-            Scripted::Hang => events.hang = true,
+            Scripted::Hang | Scripted::Panic => events.hang = true,
             Scripted::Fail => {
                 events.end = Some(StreamEvent::Done(Err(BackendError::Stopped)));
             }

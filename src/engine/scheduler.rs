@@ -572,7 +572,11 @@ impl Worker<'_> {
             mask.extend(std::iter::repeat_n(0i64, width - row.len));
             mask.extend(std::iter::repeat_n(1i64, row.len + 1));
         }
-        let step = self.decoder.forward(&input_ids, &positions, &mask, cache)?;
+        let step = match self.decoder.forward(&input_ids, &positions, &mask, cache) {
+            Ok(step) => step,
+            Err(error) if self.rows.len() > 1 => return self.decode_rows_alone(error),
+            Err(error) => return Err(error),
+        };
         let batch = self.rows.len();
         for (b, row) in self.rows.iter_mut().enumerate() {
             row.len += 1;
@@ -589,6 +593,58 @@ impl Worker<'_> {
         self.cache = Some(step.cache);
         if let Some(shared) = self.shared.upgrade() {
             shared.batch_size.store(self.rows.len(), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// After a batched decode step failed (its cache went with it): each row's step is redone
+    /// alone by prefilling its tokens so far, so a failure ends only the request that
+    /// causes it; the others go on in a re-packed batch.
+    fn decode_rows_alone(&mut self, error: EngineError) -> Result<(), EngineError> {
+        tracing::warn!(%error, rows = self.rows.len(), "batched decode step failed; retrying each sequence alone");
+        let mut joining = Vec::new();
+        for row in std::mem::take(&mut self.rows) {
+            let tokens: Vec<i64> = row.sequence.tokens().iter().map(|&t| t as i64).collect();
+            let positions: Vec<i64> = (0..tokens.len() as i64).collect();
+            let mask = vec![1i64; tokens.len()];
+            let step = self
+                .decoder
+                .empty_cache(1)
+                .and_then(|past| self.decoder.forward(&tokens, &positions, &mask, past));
+            let Active {
+                mut sequence,
+                events,
+                ..
+            } = row;
+            let redone = step.and_then(|step| {
+                let kv = self.split_rows(&step.cache, &[tokens.len()])?.remove(0);
+                let mut logits = step.last_logits(0).to_vec();
+                sequence.accept(
+                    &mut logits,
+                    self.tokenizer,
+                    self.info,
+                    &mut text_sink(&events),
+                )?;
+                Ok(kv)
+            });
+            match redone {
+                Ok(kv) => {
+                    let active = Active {
+                        len: tokens.len(),
+                        sequence,
+                        events,
+                    };
+                    joining.push(Joining { active, kv });
+                }
+                Err(error) => {
+                    tracing::error!(%error, "decode step failed");
+                    let _ = events.send(StreamEvent::Done(Err(error)));
+                    self.release(false);
+                }
+            }
+        }
+        if !joining.is_empty() {
+            self.merge(joining)?;
         }
         Ok(())
     }

@@ -2,10 +2,10 @@
 //! checkpointed out of the write-ahead log), the logs pruned after their retention, and the
 //! database file readable by its owner only.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::json;
 
-use super::{offload, ForgetReport, Store, StoreError, UnixMillis};
+use super::{offload, ConversationId, ForgetReport, Store, StoreError, UnixMillis};
 
 /// How long an erasure stays in the journal: long enough for a running bot to see it.
 pub const ERASURE_JOURNAL_MS: UnixMillis = 86_400_000;
@@ -91,8 +91,42 @@ impl Store {
         })
     }
 
+    /// Starts a new, open conversation under `key` (a conversation key of `user`), unless
+    /// `user` (or `key`) was forgotten after the erasure `seen`: then `None`, and nothing is
+    /// written. The check and the insert are one write transaction, so a forget in another
+    /// process comes wholly before or wholly after it.
+    pub fn start_conversation_unless_erased(
+        &self,
+        key: &str,
+        user: &str,
+        seen: i64,
+        at: UnixMillis,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        offload(|| {
+            let mut connection = self.lock();
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let erased: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS(SELECT 1 FROM erasures WHERE id > ?1 AND user_key IN (?2, ?3))",
+                )?
+                .query_row(params![seen, user, key], |row| row.get(0))?;
+            if erased {
+                return Ok(None);
+            }
+            tx.prepare_cached(
+                "INSERT INTO conversations (user_key, started_at, last_active_at) VALUES (?1, ?2, ?2)",
+            )?
+            .execute(params![key, at])?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Some(id))
+        })
+    }
+
     /// Deletes logged questions and feedback older than `before`, and erasure-journal rows
-    /// older than [`ERASURE_JOURNAL_MS`] before `now`; returns (questions, feedback) deleted.
+    /// older than [`ERASURE_JOURNAL_MS`] before `now` except the newest (so journal ids keep
+    /// growing: a bot that has applied id N never misses a later erasure given an id at or
+    /// below N); returns (questions, feedback) deleted.
     pub fn prune_logs(
         &self,
         before: UnixMillis,
@@ -105,7 +139,7 @@ impl Store {
             let feedback =
                 connection.execute("DELETE FROM feedback WHERE at < ?1", params![before])?;
             connection.execute(
-                "DELETE FROM erasures WHERE at < ?1",
+                "DELETE FROM erasures WHERE at < ?1 AND id < (SELECT max(id) FROM erasures)",
                 params![now - ERASURE_JOURNAL_MS],
             )?;
             Ok((questions, feedback))
@@ -166,6 +200,54 @@ mod tests {
     use super::super::tests::{question, turn};
     use super::super::*;
     use super::*;
+
+    #[test]
+    fn erasure_ids_keep_growing_after_the_journal_is_pruned() {
+        let store = Store::open_in_memory().unwrap();
+        store.forget_user_at("alice", 0).unwrap();
+        let (seen, _) = *store.erasures_after(0).unwrap().last().unwrap();
+        // A day later everything old is pruned; a bot has applied `seen`.
+        store.prune_logs(0, 2 * ERASURE_JOURNAL_MS).unwrap();
+        store.forget_user_at("bob", 2 * ERASURE_JOURNAL_MS).unwrap();
+        let after: Vec<String> = store
+            .erasures_after(seen)
+            .unwrap()
+            .into_iter()
+            .map(|(_, user)| user)
+            .collect();
+        assert_eq!(
+            after,
+            ["bob"],
+            "a later erasure reused an id already applied"
+        );
+    }
+
+    #[test]
+    fn a_conversation_is_not_started_for_a_user_forgotten_since() {
+        let store = Store::open_in_memory().unwrap();
+        let seen = store.erasures_after(0).unwrap().len() as i64;
+        assert!(store
+            .start_conversation_unless_erased("alice@dm", "alice", seen, 1)
+            .unwrap()
+            .is_some());
+        store.forget_user("alice").unwrap();
+        for key in ["alice@dm", "alice@guild:1"] {
+            let started = store
+                .start_conversation_unless_erased(key, "alice", seen, 2)
+                .unwrap();
+            assert_eq!(started, None, "{key}");
+        }
+        assert!(store.conversations_of("alice").unwrap().is_empty());
+        let (newest, _) = *store.erasures_after(0).unwrap().last().unwrap();
+        assert!(store
+            .start_conversation_unless_erased("alice@dm", "alice", newest, 3)
+            .unwrap()
+            .is_some());
+        assert!(store
+            .start_conversation_unless_erased("bob@dm", "bob", seen, 3)
+            .unwrap()
+            .is_some());
+    }
 
     #[test]
     fn forget_user_deletes_everything_of_that_user_only() {

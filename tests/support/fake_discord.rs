@@ -318,8 +318,9 @@ impl FakeDiscord {
             .store(interval.as_millis() as u64, Ordering::SeqCst);
     }
 
-    /// The current connection stops acknowledging heartbeats (a zombie connection); the
-    /// next connection is acknowledged again.
+    /// The current connection becomes a zombie: its heartbeats get no ACK and dispatches no
+    /// longer reach it (they stay in the session, for a RESUME to replay); the next
+    /// connection works again.
     pub fn stop_acking_heartbeats(&self) {
         self.state
             .zombie_connection

@@ -1,5 +1,7 @@
 //! The fake gateway: HELLO, heartbeats, READY or RESUMED, dispatches injected by the test,
-//! a dropped socket or a refused IDENTIFY on demand.
+//! a dropped socket or a refused IDENTIFY on demand. A zombie connection (on demand) gets
+//! no heartbeat ACKs and no dispatches, as a half-dead connection to Discord does; its
+//! session keeps the events for a RESUME, and a new IDENTIFY starts a session without them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +43,13 @@ pub(super) fn send_dispatch(state: &State, event: &str, data: Value) {
     let seq = state.seq.fetch_add(1, Ordering::SeqCst) + 1;
     let frame = json!({"op": 0, "t": event, "s": seq, "d": data});
     dispatched.push(frame.clone());
+    // A zombie connection is dead both ways: the session keeps the event (a RESUME replays
+    // it), but nothing reaches the bot over it.
+    let zombie =
+        state.zombie_connection.load(Ordering::SeqCst) == state.connections.load(Ordering::SeqCst);
+    if zombie {
+        return;
+    }
     if let Some(conn) = state.conn.lock().unwrap().as_ref() {
         let _ = conn.send(Outgoing::Frame(frame));
     }

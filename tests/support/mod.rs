@@ -23,7 +23,8 @@
 //!   a modal (response type 9) must keep Discord's limits, and only a modal the bot showed
 //!   can be submitted ([`FakeDiscord::submit_modal`], type 5); a type 7 response updates
 //!   the pressed message. Its gateway sends HELLO with a settable heartbeat interval,
-//!   ACKs heartbeats (or not: a zombie connection), sends op 7 and op 9 on demand, checks
+//!   ACKs heartbeats (or not: a zombie connection, which no dispatch reaches either; a new
+//!   IDENTIFY starts a session without what it missed), sends op 7 and op 9 on demand, checks
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
 //! - [`channels`] and [`components`]: threads, forums and tags; buttons and presses.

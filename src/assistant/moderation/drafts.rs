@@ -143,7 +143,8 @@ impl Assistant {
     /// Drafts a product description or community post for a moderator:
     /// [`Outcome::Draft`] with the guarded draft (prices not in the catalogue removed,
     /// mentions broken), or a [`Notice`] saying why there is none (an unknown product with
-    /// close names, busy, a failed generation). Takes a place in the generation queue.
+    /// close names, busy, a failed generation). Takes a place in the generation queue, and
+    /// the prompt's tokens and reply room.
     pub async fn draft(&self, request: DraftRequest) -> Outcome {
         let set = self.prompts.current();
         let format = self.backend.model().prompt_format;
@@ -173,8 +174,12 @@ impl Assistant {
                 )
             }
         };
-        let _permit = match self.admit() {
-            Ok(permit) => permit,
+        let prompt_tokens = match &prompt {
+            Ok(text) => self.backend.count_tokens(text).await,
+            Err(_) => 0,
+        };
+        let _admission = match self.admit(prompt_tokens) {
+            Ok(admission) => admission,
             Err(notice) => return Outcome::Notice(notice),
         };
         let text = match self.generate_text(prompt).await {

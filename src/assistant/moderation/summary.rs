@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 
-use crate::assistant::content::PromptSet;
+use crate::assistant::content::{PromptError, PromptSet};
 use crate::assistant::knowledge::{Route, RouteKind};
+use crate::assistant::limits::{generation_tokens, Claim, Priority};
 use crate::assistant::question::Lang;
 use crate::assistant::{Assistant, Notice, Outcome};
-use crate::metrics::{Refusal, METRICS};
 
 /// Tokens reserved for the summary templates' own text and the message numbers.
 const SUMMARY_TEMPLATE_TOKENS: usize = 300;
@@ -263,7 +263,8 @@ impl Assistant {
     /// unknown numbers are dropped. Channel text is data: it never changes the sections,
     /// and no mention in it survives. Nothing is stored. Takes one place in the generation
     /// queue per chunk, at most [`MAX_SUMMARY_CHUNKS`] (the overview then covers the newest
-    /// messages and says so), and only while a quarter of the queue stays free for customers
+    /// messages and says so) and at most what fits the queue's tokens (a context per chunk),
+    /// and only while a quarter of the queue's places and tokens stays free for customers
     /// (otherwise: the busy notice).
     pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
         if messages.is_empty() {
@@ -290,30 +291,26 @@ impl Assistant {
             .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
         let mut chunks =
             crate::assistant::content::summary_chunks(&numbered, (room_tokens * 3).max(500));
-        // At most MAX_SUMMARY_CHUNKS generations, each a place in the queue, with room left
-        // for customers: the overview covers the newest messages that fit (the sections
-        // below it still cover all of them).
+        // At most MAX_SUMMARY_CHUNKS generations, each a place in the queue and its tokens,
+        // with room left for customers: the overview covers the newest messages that fit (the
+        // sections below it still cover all of them).
         let max_chunks = MAX_SUMMARY_CHUNKS.min(self.limits.background_places());
-        let skipped_chunks = chunks.len().saturating_sub(max_chunks);
+        chunks.drain(..chunks.len().saturating_sub(max_chunks));
+        let (map_prompts, tokens) = self.newest_chunks_that_fit(&set, &mut chunks).await;
         let overview_from = chunks
-            .get(skipped_chunks)
+            .first()
             .and_then(|chunk| chunk.first())
             .map_or(1, |message| message.number);
-        chunks.drain(..skipped_chunks);
         let parts = chunks.len();
-        let _permit = match self.limits.try_admit_background(parts) {
-            Ok(permit) => permit,
-            Err(_) => {
-                METRICS.refusal(Refusal::Busy);
-                return Outcome::Notice(Notice::Busy);
-            }
+        let claim = Claim {
+            places: parts,
+            tokens,
+            priority: Priority::Background,
+        };
+        let Ok(_admission) = self.limits.admit(claim) else {
+            return Outcome::Notice(Notice::Busy);
         };
         tracing::info!(parts, messages = messages.len(), "summary map step");
-        let map_prompts = chunks
-            .iter()
-            .enumerate()
-            .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
-            .collect();
         // The parts are independent: queued together, they are prefilled and decoded in
         // one batch.
         let mut partials = match self.generate_texts(map_prompts).await {
@@ -372,6 +369,53 @@ impl Assistant {
             messages,
             overview,
         })
+    }
+}
+
+impl Assistant {
+    /// Drops the oldest of `chunks` until their map generations' tokens together (each its
+    /// prompt and reply room) fit what a moderator job may hold in the queue, keeping one at
+    /// least; returns the map prompts of those kept and the tokens they claim. The reduce
+    /// step later runs in what the map step held: its prompt is the map's replies.
+    async fn newest_chunks_that_fit(
+        &self,
+        set: &PromptSet,
+        chunks: &mut Vec<&[crate::assistant::content::SummaryMessage]>,
+    ) -> (Vec<Result<String, PromptError>>, usize) {
+        let format = self.backend.model().prompt_format;
+        let context = self.backend.model().context_length;
+        let reply_room = self.config.model.max_new_tokens;
+        let render = |chunks: &[&[_]]| -> Vec<_> {
+            let parts = chunks.len();
+            chunks
+                .iter()
+                .enumerate()
+                .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
+                .collect()
+        };
+        let claims = |prompts: Vec<Result<String, PromptError>>| async move {
+            let mut claims = Vec::new();
+            for prompt in &prompts {
+                let tokens = match prompt {
+                    Ok(text) => self.backend.count_tokens(text).await,
+                    Err(_) => 0,
+                };
+                claims.push(generation_tokens(tokens, reply_room, context));
+            }
+            (prompts, claims)
+        };
+        let (mut prompts, mut tokens) = claims(render(chunks)).await;
+        let room = self.limits.background_tokens();
+        let over = (0..tokens.len())
+            .take_while(|&dropped| {
+                dropped + 1 < tokens.len() && tokens[dropped..].iter().sum::<usize>() > room
+            })
+            .count();
+        if over > 0 {
+            chunks.drain(..over);
+            (prompts, tokens) = claims(render(chunks)).await;
+        }
+        (prompts, tokens.iter().sum())
     }
 }
 

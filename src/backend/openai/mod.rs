@@ -246,6 +246,7 @@ impl OpenAiBackend {
                 name: model_id.clone(),
                 prompt_format: PromptFormat::Chatml,
                 context_length,
+                kv_bytes_per_token: None,
             },
             model_id,
             counter,
