@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::reply::{self, Reply, StreamEnd, Target, Typing};
 use super::{buttons, summary, threads, tickets, Shared};
-use crate::assistant::tickets::TicketPlace;
+use crate::assistant::tickets::{TicketPlace, STILL_WITH_THE_TEAM};
 use crate::assistant::{Inbound, Outcome};
 use crate::metrics::METRICS;
 
@@ -82,13 +82,25 @@ impl Shared {
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
         let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
         let question = inbound.text.clone();
-        let outcome = self.assistant.handle(inbound).await;
+        let mut outcome = self.assistant.handle(inbound).await;
         let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
         let post_state = match &outcome {
             Outcome::Answer(_) | Outcome::Reply(_) => Some(threads::PostState::Answered),
             Outcome::Handoff(_) => Some(threads::PostState::HandedOff),
             _ => None,
         };
+        if let Outcome::Handoff(_) = outcome {
+            // The ticket first: a customer whose ticket is still open is told so instead.
+            let place = TicketPlace {
+                asker: msg.author.id.get().to_string(),
+                guild_id: msg.guild_id.map(|g| g.get().to_string()),
+                channel_id: Some(msg.channel_id.get().to_string()),
+                question_message_id: Some(msg.id.get().to_string()),
+            };
+            if tickets::open(&self, place, &question).await == tickets::Opened::StillOpen {
+                outcome = Outcome::Handoff(STILL_WITH_THE_TEAM.to_string());
+            }
+        }
         typing.first_attempt_settled(reply::TYPING_FIRST_WAIT).await;
         let mut reply = self.reply(Target::Channel {
             channel_id: msg.channel_id,
@@ -102,15 +114,6 @@ impl Shared {
         if posted && answered {
             self.link_answer(&reply, msg.author.id.get(), msg.channel_id.get())
                 .await;
-        }
-        if posted && post_state == Some(threads::PostState::HandedOff) {
-            let place = TicketPlace {
-                asker: msg.author.id.get().to_string(),
-                guild_id: msg.guild_id.map(|g| g.get().to_string()),
-                channel_id: Some(msg.channel_id.get().to_string()),
-                question_message_id: Some(msg.id.get().to_string()),
-            };
-            tickets::open(&self, place, &question).await;
         }
         if let (true, Some(state), Some(_)) = (posted, post_state, msg.guild_id) {
             threads::tag_post(

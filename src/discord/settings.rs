@@ -88,6 +88,7 @@ impl DiscordSettings {
             forum_tags: ForumTagNames {
                 answered: tag_name("SHOPKEEP_FORUM_TAG_ANSWERED", "Answered"),
                 handed_off: tag_name("SHOPKEEP_FORUM_TAG_HANDOFF", "Needs staff"),
+                solved: tag_name("SHOPKEEP_FORUM_TAG_SOLVED", "Solved"),
             },
         })
     }

@@ -1,5 +1,6 @@
 //! Threads and forum channels: which channel a thread belongs to, and the forum tags the
-//! bot applies to a post it answered ("Answered") or handed to the team ("Needs staff").
+//! bot applies to a post it answered ("Answered"), handed to the team ("Needs staff"), or
+//! whose ticket the team resolved ("Solved").
 //!
 //! A message carries only its channel id; for a thread, the parent (a support channel, or
 //! a forum listed as one) comes from THREAD_CREATE, or from `GET /channels/{id}` the first
@@ -167,14 +168,21 @@ impl Channels {
 pub enum PostState {
     Answered,
     HandedOff,
+    /// The post's ticket was resolved by the team.
+    Solved,
 }
 
-/// The configured tag names (`SHOPKEEP_FORUM_TAG_ANSWERED`, `SHOPKEEP_FORUM_TAG_HANDOFF`);
-/// `None`: that tag is not applied.
+impl PostState {
+    const ALL: [PostState; 3] = [PostState::Answered, PostState::HandedOff, PostState::Solved];
+}
+
+/// The configured tag names (`SHOPKEEP_FORUM_TAG_ANSWERED`, `SHOPKEEP_FORUM_TAG_HANDOFF`,
+/// `SHOPKEEP_FORUM_TAG_SOLVED`); `None`: that tag is not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForumTagNames {
     pub answered: Option<String>,
     pub handed_off: Option<String>,
+    pub solved: Option<String>,
 }
 
 /// Most tags Discord allows on one forum post.
@@ -185,11 +193,12 @@ impl ForumTagNames {
         match state {
             PostState::Answered => self.answered.as_deref(),
             PostState::HandedOff => self.handed_off.as_deref(),
+            PostState::Solved => self.solved.as_deref(),
         }
     }
 
     /// The post's tags after marking it `state`: the forum's tag with the configured name
-    /// (matched case-insensitively) added, the other state's tag removed, the rest kept.
+    /// (matched case-insensitively) added, the other states' tags removed, the rest kept.
     /// `None` when nothing changes: no such tag in the forum, already applied, or the post
     /// already has the most tags Discord allows.
     pub fn tags_after(
@@ -206,15 +215,15 @@ impl ForumTagNames {
                 .map(|tag| tag.id)
         };
         let wanted = find(self.name(state))?;
-        let other = match state {
-            PostState::Answered => PostState::HandedOff,
-            PostState::HandedOff => PostState::Answered,
-        };
-        let unwanted = find(self.name(other));
+        let unwanted: Vec<u64> = PostState::ALL
+            .into_iter()
+            .filter(|other| *other != state)
+            .filter_map(|other| find(self.name(other)))
+            .collect();
         let mut tags: Vec<u64> = applied
             .iter()
             .copied()
-            .filter(|t| Some(*t) != unwanted)
+            .filter(|t| !unwanted.contains(t))
             .collect();
         if tags.contains(&wanted) {
             return (tags.len() != applied.len()).then_some(tags);
@@ -239,6 +248,32 @@ pub async fn tag_post(
     let Some(post) = channels.known(thread) else {
         return;
     };
+    tag(channels, rest, names, post, state).await;
+}
+
+/// [`tag_post`] for a post the bot may not have seen since it started (a ticket resolved
+/// after a restart): the channel is read from Discord when it is not known.
+pub async fn tag_post_reading(
+    channels: &Channels,
+    rest: &Rest,
+    names: &ForumTagNames,
+    thread: u64,
+    state: PostState,
+) {
+    let Some(post) = channels.get(rest, thread).await else {
+        return;
+    };
+    tag(channels, rest, names, post, state).await;
+}
+
+async fn tag(
+    channels: &Channels,
+    rest: &Rest,
+    names: &ForumTagNames,
+    post: ChannelInfo,
+    state: PostState,
+) {
+    let thread = post.id;
     let Some(parent) = post.parent_id.filter(|_| post.kind == ChannelKind::Thread) else {
         return;
     };
@@ -265,6 +300,7 @@ mod tests {
         ForumTagNames {
             answered: Some("Answered".into()),
             handed_off: Some("Needs staff".into()),
+            solved: Some("Solved".into()),
         }
     }
 
@@ -281,6 +317,10 @@ mod tests {
             ForumTag {
                 id: 3,
                 name: "Shipping".into(),
+            },
+            ForumTag {
+                id: 4,
+                name: "Solved".into(),
             },
         ]
     }
@@ -321,6 +361,19 @@ mod tests {
             Some(vec![3, 2])
         );
         assert_eq!(names.tags_after(PostState::HandedOff, &[2], &tags), None);
+        // Solved replaces either.
+        assert_eq!(
+            names.tags_after(PostState::Solved, &[3, 2], &tags),
+            Some(vec![3, 4])
+        );
+        assert_eq!(
+            names.tags_after(PostState::Solved, &[1], &tags),
+            Some(vec![4])
+        );
+        assert_eq!(
+            names.tags_after(PostState::Answered, &[4], &tags),
+            Some(vec![1])
+        );
     }
 
     #[test]
@@ -329,12 +382,14 @@ mod tests {
         let off = ForumTagNames {
             answered: None,
             handed_off: Some("Needs staff".into()),
+            solved: None,
         };
         assert_eq!(off.tags_after(PostState::Answered, &[], &tags), None);
         assert_eq!(
             names().tags_after(PostState::Answered, &[], &tags[2..]),
             None
         );
+        assert_eq!(off.tags_after(PostState::Solved, &[2], &tags), None);
         assert_eq!(
             names().tags_after(PostState::Answered, &[11, 12, 13, 14, 15], &tags),
             None

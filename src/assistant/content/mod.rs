@@ -13,6 +13,7 @@
 //! [`PromptSet::load`] checks everything and reports every problem with its file and line.
 //! [`Prompts`] holds the set in service and swaps in a new one only when it loads cleanly.
 
+mod learn;
 mod live;
 mod load;
 mod problems;
@@ -29,6 +30,7 @@ use super::guard::GuardRules;
 use super::knowledge::Knowledge;
 use super::shop::Shop;
 
+pub use learn::{add_faq_entry, LearnError, NewFaqEntry, LEARNED_FILE};
 pub use live::{Prompts, ReloadReport};
 pub use load::{read_utterance_csv, LoadOptions};
 pub use problems::{Problem, ProblemKind, PromptError};
