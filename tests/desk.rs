@@ -624,8 +624,13 @@ async fn resolve(fake: &FakeDiscord, thread: u64, transcript: &Value, answer: &s
         fake.press_with_roles(message_id(transcript), &resolve, MODERATOR, &[MOD_ROLE]);
     let (_, modal) = callback(fake, pressed).await;
     let modal_id = modal["data"]["custom_id"].as_str().unwrap().to_string();
-    let (submitted, _) =
-        fake.submit_modal(&modal_id, &[("answer", answer)], MODERATOR, &[MOD_ROLE], thread);
+    let (submitted, _) = fake.submit_modal(
+        &modal_id,
+        &[("answer", answer)],
+        MODERATOR,
+        &[MOD_ROLE],
+        thread,
+    );
     assert_eq!(callback(fake, submitted).await.0, 204);
 }
 
@@ -657,7 +662,10 @@ async fn a_team_answer_becomes_a_faq_entry_that_answers_the_same_question_in_new
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, GIFT_WRAP).mentioning_bot();
     question.send(&fake);
     let handed_off = reply_to(&fake, CHANNEL, question.id).await;
-    assert!(body_text(&handed_off).contains("not sure"), "{handed_off:?}");
+    assert!(
+        body_text(&handed_off).contains("not sure"),
+        "{handed_off:?}"
+    );
 
     // The ticket says what the bot made of the question.
     let (thread, transcript) = ticket_thread(&fake, 0).await;
@@ -670,10 +678,7 @@ async fn a_team_answer_becomes_a_faq_entry_that_answers_the_same_question_in_new
     let again = Msg::new(&fake, CHANNEL, CUSTOMER, UNCOVERED).mentioning_bot();
     again.send(&fake);
     let told = reply_to(&fake, CHANNEL, again.id).await;
-    assert!(
-        body_text(&told).contains("still with the team"),
-        "{told:?}"
-    );
+    assert!(body_text(&told).contains("still with the team"), "{told:?}");
     let noted = fake
         .wait_for("the question noted in the ticket", ANSWER_WAIT, |f| {
             f.posts_to(thread)
@@ -711,7 +716,11 @@ async fn a_team_answer_becomes_a_faq_entry_that_answers_the_same_question_in_new
                 .into_iter()
                 .filter(|c| c.channel == thread)
                 .filter_map(|c| f.message(c.message["id"].as_str()?.parse().ok()?))
-                .find(|m| custom_ids(&m["components"]).iter().any(|id| id.contains(":learn:")))
+                .find(|m| {
+                    custom_ids(&m["components"])
+                        .iter()
+                        .any(|id| id.contains(":learn:"))
+                })
         })
         .await;
     let learn = button(&note, ":learn:");
@@ -728,13 +737,23 @@ async fn a_team_answer_becomes_a_faq_entry_that_answers_the_same_question_in_new
     assert!(!learned.exists(), "written on a moderator's press");
     let (accepted, token) = fake.press_with_roles(message_id(&note), &learn, ADMIN, &[ADMIN_ROLE]);
     let (status, deferred) = callback(&fake, accepted).await;
-    assert_eq!((status, deferred["type"].clone()), (204, json!(5)), "{deferred}");
+    assert_eq!(
+        (status, deferred["type"].clone()),
+        (204, json!(5)),
+        "{deferred}"
+    );
     let told = private_note(&fake, &token).await;
     assert!(told.contains("Added to the FAQ as `team-"), "{told}");
     assert!(told.contains("Prompts reloaded"), "{told}");
     let written = std::fs::read_to_string(&learned).unwrap();
-    assert!(written.contains("[[faq]]") && written.contains("recycled paper"), "{written}");
-    assert!(store.candidates(false).unwrap().is_empty(), "still a candidate");
+    assert!(
+        written.contains("[[faq]]") && written.contains("recycled paper"),
+        "{written}"
+    );
+    assert!(
+        store.candidates(false).unwrap().is_empty(),
+        "still a candidate"
+    );
 
     // The next customer, in other words, is answered from the new entry.
     let other = Msg::new(&fake, CHANNEL, OTHER_CUSTOMER, GIFT_WRAP_AGAIN).mentioning_bot();
@@ -758,7 +777,13 @@ async fn a_forum_post_whose_ticket_is_resolved_is_tagged_solved() {
     })
     .await;
     let (thread, transcript) = ticket_thread(&fake, 0).await;
-    resolve(&fake, thread, &transcript, "We only sell tea and teaware, sorry.").await;
+    resolve(
+        &fake,
+        thread,
+        &transcript,
+        "We only sell tea and teaware, sorry.",
+    )
+    .await;
     let solved = tag_id(&forum, "Solved");
     fake.wait_for("the Solved tag instead", ANSWER_WAIT, |f| {
         (f.channel(uncovered.channel)?["applied_tags"] == json!([solved])).then_some(())
