@@ -798,3 +798,61 @@ async fn a_forum_post_whose_ticket_is_resolved_is_tagged_solved() {
         .await;
     assert!(body_text(&delivered).contains("only sell tea"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_that_answers_in_threads_opens_one_per_question_and_follow_ups_need_no_mention() {
+    let channel = SUPPORT_CHANNEL.to_string();
+    let (fake, _bot) = started(&[("SHOPKEEP_ANSWER_IN_THREAD", &channel)]).await;
+    let question = plain(&fake, SUPPORT_CHANNEL, CUSTOMER, COVERED);
+    question.send(&fake);
+    // Discord gives a thread opened on a message that message's id.
+    let thread = question.id;
+    let answer = fake
+        .wait_for("the answer in the thread", ANSWER_WAIT, |f| {
+            f.posts_to(thread).into_iter().next()
+        })
+        .await;
+    assert!(body_text(&answer).contains("40"), "{answer:?}");
+    let opened = fake
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.method == "POST"
+                && r.path
+                    == format!("/api/v10/channels/{SUPPORT_CHANNEL}/messages/{thread}/threads")
+        })
+        .expect("the thread was opened on the question");
+    assert_eq!(opened.status, 201, "{opened:?}");
+    assert_eq!(body(&opened)["name"], COVERED);
+    let follow_up = plain(
+        &fake,
+        thread,
+        CUSTOMER,
+        "and what does express delivery cost?",
+    );
+    follow_up.send(&fake);
+    fake.wait_for("the follow-up's answer", ANSWER_WAIT, |f| {
+        (f.posts_to(thread).len() >= 2).then_some(())
+    })
+    .await;
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+    assert!(
+        fake.posts_to(SUPPORT_CHANNEL).is_empty(),
+        "answered in the busy channel"
+    );
+    let threads_opened = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/threads"))
+        .count();
+    assert_eq!(threads_opened, 1, "a thread per follow-up");
+    let refused: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.status >= 400)
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect();
+    assert!(refused.is_empty(), "Discord refused: {refused:?}");
+    assert_no_mentions_allowed(&fake);
+}

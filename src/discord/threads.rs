@@ -163,6 +163,79 @@ impl Channels {
     }
 }
 
+/// Longest thread name Discord accepts, in characters.
+pub const MAX_THREAD_NAME_CHARS: usize = 100;
+
+/// A thread's name from a question: its first line, cut at a word before
+/// [`MAX_THREAD_NAME_CHARS`] (with "…"); "Question" when nothing is left.
+pub fn thread_name(question: &str) -> String {
+    let line = question
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() <= MAX_THREAD_NAME_CHARS {
+        return if line.is_empty() {
+            "Question".to_string()
+        } else {
+            line.to_string()
+        };
+    }
+    let mut name = String::new();
+    for word in line.split_whitespace() {
+        if name.chars().count() + word.chars().count() + 2 > MAX_THREAD_NAME_CHARS {
+            break;
+        }
+        if !name.is_empty() {
+            name.push(' ');
+        }
+        name.push_str(word);
+    }
+    if name.is_empty() {
+        name = line.chars().take(MAX_THREAD_NAME_CHARS - 1).collect();
+    }
+    name.push('…');
+    name
+}
+
+/// Opens a public thread on the message `message` in `channel`, named after `question`, and
+/// remembers it (its parent is `channel`); the thread's id (Discord gives it the message's).
+pub async fn open_on_message(
+    channels: &Channels,
+    rest: &Rest,
+    channel: u64,
+    message: u64,
+    question: &str,
+) -> Result<u64, RestError> {
+    let body = json!({"name": thread_name(question), "auto_archive_duration": 1440});
+    let answer = rest
+        .send(
+            "open a thread on a question",
+            Route::ChannelMessageThreads {
+                channel_id: ChannelId::new(channel),
+                message_id: serenity::model::id::MessageId::new(message),
+            },
+            LightMethod::Post,
+            Some(body),
+            Body::Other,
+        )
+        .await?;
+    let info = answer
+        .as_ref()
+        .and_then(ChannelInfo::from_json)
+        .ok_or(RestError::Payload {
+            what: "open a thread on a question",
+            detail: "the answer is no channel".into(),
+        })?;
+    let id = info.id;
+    channels.learn(ChannelInfo {
+        kind: ChannelKind::Thread,
+        parent_id: Some(channel),
+        ..info
+    });
+    Ok(id)
+}
+
 /// How a forum post's question ended, for its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostState {
@@ -323,6 +396,24 @@ mod tests {
                 name: "Solved".into(),
             },
         ]
+    }
+
+    #[test]
+    fn thread_names_fit_discords_limit_and_end_at_a_word() {
+        assert_eq!(
+            thread_name("Where is my parcel?\nIt is late."),
+            "Where is my parcel?"
+        );
+        assert_eq!(thread_name("  \n "), "Question");
+        let long = "word ".repeat(40);
+        let name = thread_name(&long);
+        assert!(name.chars().count() <= MAX_THREAD_NAME_CHARS, "{name}");
+        assert!(name.ends_with("word…"), "{name}");
+        let unbroken = "x".repeat(300);
+        assert_eq!(
+            thread_name(&unbroken).chars().count(),
+            MAX_THREAD_NAME_CHARS
+        );
     }
 
     #[test]
