@@ -856,3 +856,76 @@ async fn a_channel_that_answers_in_threads_opens_one_per_question_and_follow_ups
     assert!(refused.is_empty(), "Discord refused: {refused:?}");
     assert_no_mentions_allowed(&fake);
 }
+
+const CATEGORY: u64 = 500_000_000_000_000_010;
+const WHOLESALE: u64 = 500_000_000_000_000_011;
+const MINIMUM_ORDER: &str = "what is the minimum order for a reseller?";
+const WHOLESALE_PLACE: &str = "[[place]]\nid = \"wholesale\"\nkeys = [\"category:500000000000000010\"]\npersona = \"persona_wholesale.j2\"\nknowledge = [\"policies.toml\"]\nonly_here = [\"wholesale.toml\"]\n";
+
+/// The prompts folder with a wholesale place: its own FAQ file (answered only there), its
+/// own persona, and the policies; no catalogue.
+fn wholesale_prompts() -> tempfile::TempDir {
+    let prompts = copied_prompts();
+    let dir = prompts.path();
+    std::fs::write(
+        dir.join("knowledge/wholesale.toml"),
+        "[[faq]]\nid = \"wholesale-minimum\"\nquestion = \"What is the minimum wholesale order?\"\nanswer = \"Wholesale orders start at 24 units per product.\"\nexamples = [\"minimum order for resellers\", \"how many units must a shop buy\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/persona_wholesale.j2"),
+        "You are the trade desk of {{ shop.name }}; answer resellers briefly.",
+    )
+    .unwrap();
+    std::fs::write(dir.join("places.toml"), WHOLESALE_PLACE).unwrap();
+    prompts
+}
+
+/// `user` asks `question` in `channel` (mentioning the bot); the reply's text.
+async fn ask_in(fake: &FakeDiscord, channel: u64, user: u64, question: &str) -> String {
+    let asked = Msg::new(fake, channel, user, question).mentioning_bot();
+    asked.send(fake);
+    body_text(&reply_to(fake, channel, asked.id).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_in_a_places_category_answers_from_its_own_knowledge_reloaded_live() {
+    let prompts = wholesale_prompts();
+    let prompts_dir = prompts.path().display().to_string();
+    let (fake, _bot) = started(&[("SHOPKEEP_PROMPTS_DIR", prompts_dir.as_str())]).await;
+    fake.add_channel(json!({"id": WHOLESALE.to_string(), "type": 0,
+        "guild_id": GUILD_ID.to_string(), "name": "wholesale", "position": 0,
+        "permission_overwrites": [], "nsfw": false, "parent_id": CATEGORY.to_string()}));
+
+    let trade = ask_in(&fake, WHOLESALE, CUSTOMER, MINIMUM_ORDER).await;
+    assert!(trade.contains("24 units"), "{trade}");
+    let retail = ask_in(&fake, CHANNEL, OTHER_CUSTOMER, MINIMUM_ORDER).await;
+    assert!(
+        !retail.contains("24 units"),
+        "answered outside its place: {retail}"
+    );
+    // The catalogue is not in the wholesale channel's scope; elsewhere it is.
+    let price = "how much is the Speckled Mug?";
+    let in_place = ask_in(&fake, WHOLESALE, CUSTOMER, price).await;
+    assert!(!in_place.contains('€'), "{in_place}");
+    let elsewhere = ask_in(&fake, CHANNEL, OTHER_CUSTOMER, price).await;
+    assert!(elsewhere.contains('€'), "{elsewhere}");
+
+    // Without the place (reloaded live), the wholesale file is everyone's.
+    std::fs::write(prompts.path().join("places.toml"), "").unwrap();
+    let (_, token, payload) = command_interaction(
+        &fake,
+        "reload-prompts",
+        json!([]),
+        CHANNEL,
+        CUSTOMER,
+        &[ADMIN_ROLE],
+        0,
+    );
+    fake.dispatch("INTERACTION_CREATE", payload);
+    let reloaded = private_note(&fake, &token).await;
+    assert!(reloaded.contains("place:wholesale"), "{reloaded}");
+    let retail = ask_in(&fake, CHANNEL, OTHER_CUSTOMER, MINIMUM_ORDER).await;
+    assert!(retail.contains("24 units"), "{retail}");
+    assert_no_mentions_allowed(&fake);
+}

@@ -89,7 +89,8 @@ impl Shared {
         inbound.channel_id = Some(channel.get().to_string());
         let mut typing = Typing::start(self.rest.clone(), channel);
         let question = inbound.text.clone();
-        let mut outcome = self.assistant.handle(inbound).await;
+        let places = self.place_keys(msg.channel_id.get()).await;
+        let mut outcome = self.assistant.handle_at(inbound, &places).await;
         let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
         let post_state = match &outcome {
             Outcome::Answer(_) | Outcome::Reply(_) => Some(threads::PostState::Answered),
@@ -171,6 +172,15 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// The place keys of `channel` when the prompts define places (else none, and no
+    /// channel is read for them).
+    pub(super) async fn place_keys(&self, channel: u64) -> Vec<String> {
+        if self.assistant.prompts().current().places().is_empty() {
+            return Vec::new();
+        }
+        self.channels.place_keys(&self.rest, channel).await
     }
 
     /// Links a posted answer's messages to the question, for feedback and hand-offs.

@@ -137,6 +137,31 @@ impl Channels {
         Some(info)
     }
 
+    /// The place keys of `channel` for the core's places, most specific first:
+    /// `channel:<id>`, for a thread (a forum post too) `channel:<parent>`, then the
+    /// category the channel is in, `category:<id>`. Channels are read once, then cached;
+    /// a channel that cannot be read gives the keys known so far.
+    pub async fn place_keys(&self, rest: &Rest, channel: u64) -> Vec<String> {
+        let mut keys = vec![format!("channel:{channel}")];
+        let Some(mut info) = self.get(rest, channel).await else {
+            return keys;
+        };
+        if info.kind == ChannelKind::Thread {
+            let Some(parent) = info.parent_id else {
+                return keys;
+            };
+            keys.push(format!("channel:{parent}"));
+            let Some(parent) = self.get(rest, parent).await else {
+                return keys;
+            };
+            info = parent;
+        }
+        if let Some(category) = info.parent_id {
+            keys.push(format!("category:{category}"));
+        }
+        keys
+    }
+
     /// Sets a forum post's tags (`PATCH /channels/{thread}`), and remembers them.
     pub async fn set_tags(
         &self,
