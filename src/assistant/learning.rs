@@ -38,15 +38,19 @@ pub struct Accepted {
 /// Why a candidate was not accepted; the prompts folder is unchanged in every case.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
+    /// No candidate has this id.
     #[error("there is no candidate FAQ entry {0}")]
     Unknown(i64),
     /// The ticket has no candidate (it is not resolved, or its customer was forgotten).
     #[error("ticket {0} has no candidate FAQ entry (not resolved yet, or forgotten)")]
     NoCandidate(i64),
+    /// The candidate is a FAQ entry already.
     #[error("candidate {id} was accepted already, as FAQ entry `{entry_id}`")]
     AlreadyAccepted { id: i64, entry_id: String },
+    /// The entry would make the prompts folder invalid, or could not be written.
     #[error(transparent)]
     Learn(#[from] LearnError),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -14,6 +14,7 @@ use super::{offload, Store, StoreError, Ticket, UnixMillis};
 /// One candidate FAQ entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Candidate {
+    /// The candidate's id (`shopkeep knowledge accept ID`).
     pub id: i64,
     /// The ticket it was made from (`None` once that ticket is deleted).
     pub ticket_id: Option<i64>,

@@ -26,6 +26,7 @@ pub struct NewFaqEntry {
     pub id: String,
     /// The canonical question (the citation title).
     pub question: String,
+    /// The answer, quoted to customers as written.
     pub answer: String,
     /// Where it comes from, written as a comment above the entry ("from ticket 12").
     pub provenance: String,

@@ -36,6 +36,7 @@ pub const DEFAULT_PERSONA: &str = "persona.j2";
 /// A place with its own persona and knowledge.
 #[derive(Debug)]
 pub struct Place {
+    /// The place's id in places.toml.
     pub id: String,
     /// The adapter's place keys it covers.
     pub keys: Vec<String>,
