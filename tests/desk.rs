@@ -493,6 +493,25 @@ async fn a_ticket_is_claimed_and_resolved_and_the_customer_gets_the_staff_answer
     let again = Msg::new(&fake, CHANNEL, CUSTOMER, UNCOVERED).mentioning_bot();
     again.send(&fake);
     reply_to(&fake, CHANNEL, again.id).await;
+    // Nor does Talk to a person on another answer: the customer is told it is with the team.
+    let other = Msg::new(&fake, CHANNEL, CUSTOMER, COVERED).mentioning_bot();
+    other.send(&fake);
+    let other_answer = reply_to(&fake, CHANNEL, other.id).await;
+    let other_answer: u64 = other_answer.response.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    fake.wait_quiet(Duration::from_millis(1000), ANSWER_WAIT)
+        .await;
+    let other_answer = fake.message(other_answer).unwrap();
+    let (_, token) = fake.press(
+        message_id(&other_answer),
+        &button(&other_answer, ":person:"),
+        CUSTOMER,
+    );
+    let told = private_note(&fake, &token).await;
+    assert!(told.contains("still with the team"), "{told}");
 
     // Customers cannot claim; a moderator can.
     let (refused, _) = fake.press(message_id(&transcript), &claim, CUSTOMER);
