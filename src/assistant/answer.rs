@@ -36,6 +36,14 @@ impl Assistant {
     /// spawned task): the user's next `handle` waits until this answer has finished, so
     /// awaiting it before reading this stream would wait forever.
     pub async fn handle(&self, inbound: Inbound) -> Outcome {
+        self.handle_at(inbound, &[]).await
+    }
+
+    /// [`Assistant::handle`] for a question asked at a place the adapter names by `places`
+    /// (keys, most specific first; see [`content::PromptSet::for_place`]): a place in
+    /// places.toml answers with its own persona and knowledge, anywhere else the whole
+    /// shop's.
+    pub async fn handle_at(&self, inbound: Inbound, places: &[String]) -> Outcome {
         let question = super::invisible::strip_invisible(&inbound.text)
             .trim()
             .to_string();
@@ -57,7 +65,7 @@ impl Assistant {
             ))
             .await;
         // One prompt set for the whole request, even if a reload swaps it meanwhile.
-        let set = self.prompts.current();
+        let set = self.prompts.current().for_place(places);
         let history = self.history(&turn);
         let previous = history.last().map(|turn| turn.question.as_str());
         let route = set.knowledge.route_in(&question, previous);
@@ -71,7 +79,7 @@ impl Assistant {
         if let Some(reply) = written {
             return self.post_written(&set, &turn, &inbound, &question, &route, reply);
         }
-        let (prompt, tokens) = match self.build_prompt(&question, &route, &history).await {
+        let (prompt, tokens) = match self.build_prompt(&set, &question, &route, &history).await {
             Ok(Budgeted::Prompt { text, tokens }) => (text, tokens),
             Ok(Budgeted::TooLong { tokens, room }) => {
                 METRICS.refusal(Refusal::TooLong);
@@ -263,12 +271,12 @@ impl Assistant {
     /// (`max_new_tokens`), counted in the backend's tokens; see [`prompt_within_budget`].
     pub(super) async fn build_prompt(
         &self,
+        set: &PromptSet,
         question: &str,
         route: &Route,
         history: &[Turn],
     ) -> Result<Budgeted, PromptError> {
         let model = self.backend.model();
-        let set = self.prompts.current();
         let room = model
             .context_length
             .saturating_sub(self.config.model.max_new_tokens);

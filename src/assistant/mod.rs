@@ -10,6 +10,7 @@ pub mod eval;
 pub mod guard;
 pub mod invisible;
 pub mod knowledge;
+pub mod learning;
 pub mod limits;
 pub mod moderation;
 pub mod policy;
@@ -221,6 +222,9 @@ pub enum AssistantError {
     /// A blocking task (storage) panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    /// A team answer was not added to the FAQ (the prompts folder is unchanged).
+    #[error("the answer was not added to the FAQ: {0}")]
+    Accept(#[source] learning::AcceptError),
 }
 
 impl AssistantError {
@@ -241,6 +245,9 @@ impl AssistantError {
             }
             AssistantError::Task(_) => {
                 "Sorry, something went wrong on my side. Please try again in a moment.".to_string()
+            }
+            AssistantError::Accept(error) => {
+                format!("Not added to the FAQ; the prompts folder is unchanged.\n{error}")
             }
         }
     }

@@ -18,15 +18,17 @@ pub enum Action {
     Draft,
     /// Reload the prompts folder.
     ReloadPrompts,
+    /// Accept a team answer as a new FAQ entry (it changes the prompts folder).
+    AcceptKnowledge,
 }
 
 /// Whether someone with `role` may do `action`: everyone asks and forgets, moderators use
-/// the moderator tools, admins reload the prompts.
+/// the moderator tools, admins reload the prompts and add team answers to the FAQ.
 pub fn may(role: Role, action: Action) -> bool {
     let needed = match action {
         Action::Ask | Action::Forget => Role::Customer,
         Action::Summarise | Action::Insights | Action::Draft => Role::Moderator,
-        Action::ReloadPrompts => Role::Admin,
+        Action::ReloadPrompts | Action::AcceptKnowledge => Role::Admin,
     };
     role >= needed
 }
@@ -42,7 +44,9 @@ mod tests {
             assert!(!may(Role::Customer, action));
             assert!(may(Role::Moderator, action) && may(Role::Admin, action));
         }
-        assert!(!may(Role::Moderator, Action::ReloadPrompts));
-        assert!(may(Role::Admin, Action::ReloadPrompts));
+        for action in [Action::ReloadPrompts, Action::AcceptKnowledge] {
+            assert!(!may(Role::Moderator, action));
+            assert!(may(Role::Admin, action));
+        }
     }
 }

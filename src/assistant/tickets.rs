@@ -1,13 +1,19 @@
 //! Hand-off tickets, Discord-free: opened for a question handed to the team (at most one
-//! unresolved per customer), claimed by staff, and resolved with a staff answer that
-//! passes the output guard before it reaches the customer. Stored in SQLite
-//! ([`crate::store::Ticket`]), exported and forgotten with the customer.
+//! unresolved per customer) with what the bot made of it (the routed topic, its confidence
+//! and the closest knowledge entries), claimed by staff, and resolved with a staff answer
+//! that passes the output guard before it reaches the customer. Stored in SQLite
+//! ([`crate::store::Ticket`]), exported and forgotten with the customer; resolving one
+//! makes a candidate FAQ entry ([`super::learning`]).
 
 use super::conversation::conversation_key;
-use super::knowledge::{Route, RouteKind};
+use super::knowledge::{Knowledge, Method, Route, RouteKind};
 use super::question::language::Lang;
 use super::{Assistant, AssistantError};
-use crate::store::{NewTicket, Ticket};
+use crate::store::{NewTicket, Ticket, TicketRouting};
+
+/// What a customer whose ticket is still open is told when they are handed off again.
+pub const STILL_WITH_THE_TEAM: &str = "Your earlier question is still with the team, and I've \
+    added this one to it; a person will follow up here.";
 
 /// Where the customer asked.
 #[derive(Debug, Clone)]
@@ -41,18 +47,26 @@ impl Assistant {
             .conversations
             .lock_user(&conversation_key(&place.asker, place.guild_id.as_deref()))
             .await;
-        let conversation = self
+        let conversation: Vec<(String, String)> = self
             .conversations
             .history(&turn)?
             .into_iter()
             .map(|turn| (turn.question, turn.answer))
             .collect();
+        // The turn before this question's own, for a follow-up.
+        let previous = conversation
+            .iter()
+            .rev()
+            .map(|(asked, _)| asked.as_str())
+            .find(|asked| *asked != question);
+        let routing = ticket_routing(&self.prompts.current().knowledge, question, previous);
         let (ticket, new) = self.store().open_ticket(&NewTicket {
             user: &place.asker,
             channel_id: place.channel_id.as_deref(),
             question_message_id: place.question_message_id.as_deref(),
             question,
             at: self.conversations.now_ms(),
+            routing,
         })?;
         if new {
             tracing::info!(ticket = ticket.id, "ticket opened");
@@ -97,5 +111,62 @@ impl Assistant {
         Ok(self
             .store()
             .resolve_ticket(id, staff, &guarded.text, self.conversations.now_ms())?)
+    }
+}
+
+/// What the knowledge makes of a ticket's question now: the topic it routes to (the best
+/// entry's intent, else its id, else the first cited source), the confidence, and the
+/// closest entries (the route's own, else the FAQ classifier's nearest).
+pub fn ticket_routing(
+    knowledge: &Knowledge,
+    question: &str,
+    previous: Option<&str>,
+) -> TicketRouting {
+    let route = knowledge.route_in(question, previous);
+    let best = route.hits.first();
+    let topic = best
+        .map(|hit| hit.intent.clone().unwrap_or_else(|| hit.entry_id.clone()))
+        .or_else(|| route.sources.first().map(|source| source.id.clone()));
+    let wanted = knowledge.routing.closest_topics.max(1);
+    let mut closest: Vec<String> = route.hits.iter().map(|hit| hit.title.clone()).collect();
+    if closest.is_empty() {
+        closest = knowledge
+            .rank(question, Method::Combined)
+            .into_iter()
+            .take(wanted)
+            .map(|(index, _)| knowledge.faq[index].question.clone())
+            .collect();
+    }
+    closest.truncate(wanted);
+    TicketRouting {
+        topic,
+        confidence: Some(route.confidence),
+        closest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::content::test_support::demo;
+
+    #[test]
+    fn a_ticket_knows_its_topic_confidence_and_closest_entries() {
+        let set = demo();
+        let covered = ticket_routing(&set.knowledge, "What is your return policy?", None);
+        assert!(covered.topic.is_some(), "{covered:?}");
+        assert!(covered.confidence.unwrap() > 0.0, "{covered:?}");
+        assert!(!covered.closest.is_empty(), "{covered:?}");
+        let uncovered = ticket_routing(
+            &set.knowledge,
+            "do you sell refurbished tractors with a lifetime warranty?",
+            None,
+        );
+        assert!(!uncovered.closest.is_empty(), "{uncovered:?}");
+        assert!(
+            uncovered.confidence.unwrap() < covered.confidence.unwrap(),
+            "{uncovered:?} vs {covered:?}"
+        );
+        assert!(uncovered.closest.len() <= set.knowledge.routing.closest_topics);
     }
 }

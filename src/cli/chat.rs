@@ -37,6 +37,10 @@ pub(super) struct ChatArgs {
     /// Whose conversation this is.
     #[arg(long, default_value = "terminal")]
     user: String,
+    /// Ask as if at this place key of places.toml (e.g. `channel:123`, `category:456`;
+    /// repeat it, most specific first): that place's persona and knowledge answer.
+    #[arg(long = "place")]
+    places: Vec<String>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -47,6 +51,7 @@ impl Default for ChatArgs {
         Self {
             once: None,
             user: "terminal".into(),
+            places: Vec::new(),
             model: ModelArgs::default(),
         }
     }
@@ -60,6 +65,7 @@ pub(super) fn chat(config: Config, args: ChatArgs) -> Result<()> {
     let terminal = Terminal {
         assistant,
         user: args.user,
+        places: args.places,
         in_flight: InFlight::new(),
     };
     runtime.block_on(terminal.serve(args.once))
@@ -68,6 +74,7 @@ pub(super) fn chat(config: Config, args: ChatArgs) -> Result<()> {
 struct Terminal {
     assistant: Assistant,
     user: String,
+    places: Vec<String>,
     in_flight: InFlight,
 }
 
@@ -137,8 +144,9 @@ impl Terminal {
         };
         let assistant = self.assistant.clone();
         let cancel = self.in_flight.cancellation();
+        let places = self.places.clone();
         async move {
-            match assistant.handle(inbound).await {
+            match assistant.handle_at(inbound, &places).await {
                 Outcome::Silent => Ok(()),
                 Outcome::Notice(notice) => {
                     println!("{notice}");

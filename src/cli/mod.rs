@@ -10,6 +10,7 @@ mod chat;
 mod eval;
 mod generate;
 mod insights;
+mod knowledge;
 mod prompts;
 mod run;
 mod user;
@@ -61,6 +62,10 @@ enum Command {
     /// What customers need, from the question log (SHOPKEEP_DB): top topics, questions not
     /// answered confidently, feedback and refusals; the same as /insights on Discord.
     Insights(insights::InsightsArgs),
+    /// Answers the team gave in tickets, as candidate FAQ entries: list them, accept one
+    /// into the prompts folder.
+    #[command(subcommand)]
+    Knowledge(knowledge::KnowledgeCommand),
 }
 
 /// Which model to load; shared by the commands that run one.
@@ -91,6 +96,7 @@ pub fn run() -> Result<()> {
         Command::Perplexity(args) => generate::perplexity(config, args),
         Command::User(command) => user::user(config, command),
         Command::Insights(args) => insights::insights(config, args),
+        Command::Knowledge(command) => knowledge::knowledge(config, command),
         Command::Bench(args) => bench::bench(args),
         Command::CheckPrompts(_) | Command::Eval(_) => unreachable!("handled above"),
     }

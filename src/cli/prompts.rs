@@ -20,13 +20,14 @@ pub(super) fn check_prompts(args: CheckPromptsArgs) -> Result<()> {
         Ok(set) => {
             let knowledge = &set.knowledge;
             println!(
-                "{}: OK: {} FAQ entries, {} policies, {} products, {} data-set phrasings, {} templates; version {}",
+                "{}: OK: {} FAQ entries, {} policies, {} products, {} data-set phrasings, {} templates, {} place(s); version {}",
                 dir.display(),
                 knowledge.faq.len(),
                 knowledge.policies.len(),
                 knowledge.catalogue.len(),
                 knowledge.dataset_phrasings_used,
                 REQUIRED_TEMPLATES.len(),
+                set.places().len(),
                 set.short_version()
             );
             Ok(())

@@ -9,7 +9,7 @@ use shopkeep::store::Store;
 #[derive(Subcommand)]
 pub(super) enum UserCommand {
     /// Print everything stored about USER as JSON (conversations with their turns,
-    /// logged questions, feedback votes).
+    /// logged questions, feedback votes, tickets, candidate FAQ entries).
     Export {
         /// The Discord user id (in `shopkeep chat`, the `--user` name).
         user: String,
@@ -33,8 +33,8 @@ pub(super) fn user(config: Config, command: UserCommand) -> Result<()> {
         UserCommand::Forget { user } => {
             let deleted = store.forget_user(&user)?;
             eprintln!(
-                "Deleted {} conversation(s) with {} turn(s), {} logged question(s), {} feedback vote(s) and {} ticket(s) of {user}.",
-                deleted.conversations, deleted.turns, deleted.questions, deleted.feedback, deleted.tickets
+                "Deleted {} conversation(s) with {} turn(s), {} logged question(s), {} feedback vote(s), {} ticket(s) and {} candidate FAQ entr(ies) of {user}.",
+                deleted.conversations, deleted.turns, deleted.questions, deleted.feedback, deleted.tickets, deleted.candidates
             );
         }
     }

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use serenity::all::Message;
+use serenity::model::id::ChannelId;
 use tokio::time::Instant;
 
 use super::reply::{self, Reply, StreamEnd, Target, Typing};
 use super::{buttons, summary, threads, tickets, Shared};
-use crate::assistant::tickets::TicketPlace;
-use crate::assistant::{Inbound, Outcome};
+use crate::assistant::tickets::{TicketPlace, STILL_WITH_THE_TEAM};
+use crate::assistant::{Inbound, InboundKind, Outcome};
 use crate::metrics::METRICS;
 
 impl Shared {
@@ -80,19 +81,38 @@ impl Shared {
             .role_of(msg.guild_id.map(|g| g.get()), msg.author.id.get(), &roles)
             .await;
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-        let mut typing = Typing::start(self.rest.clone(), msg.channel_id);
+        // Where the answer goes: a thread opened on the question, or a reply beside it.
+        let (channel, reply_to) = match self.thread_for(&msg, &inbound).await {
+            Some(thread) => (ChannelId::new(thread), None),
+            None => (msg.channel_id, Some(msg.id)),
+        };
+        inbound.channel_id = Some(channel.get().to_string());
+        let mut typing = Typing::start(self.rest.clone(), channel);
         let question = inbound.text.clone();
-        let outcome = self.assistant.handle(inbound).await;
+        let places = self.place_keys(msg.channel_id.get()).await;
+        let mut outcome = self.assistant.handle_at(inbound, &places).await;
         let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
         let post_state = match &outcome {
             Outcome::Answer(_) | Outcome::Reply(_) => Some(threads::PostState::Answered),
             Outcome::Handoff(_) => Some(threads::PostState::HandedOff),
             _ => None,
         };
+        if let Outcome::Handoff(_) = outcome {
+            // The ticket first: a customer whose ticket is still open is told so instead.
+            let place = TicketPlace {
+                asker: msg.author.id.get().to_string(),
+                guild_id: msg.guild_id.map(|g| g.get().to_string()),
+                channel_id: Some(channel.get().to_string()),
+                question_message_id: Some(msg.id.get().to_string()),
+            };
+            if tickets::open(&self, place, &question).await == tickets::Opened::StillOpen {
+                outcome = Outcome::Handoff(STILL_WITH_THE_TEAM.to_string());
+            }
+        }
         typing.first_attempt_settled(reply::TYPING_FIRST_WAIT).await;
         let mut reply = self.reply(Target::Channel {
-            channel_id: msg.channel_id,
-            reply_to: Some(msg.id),
+            channel_id: channel,
+            reply_to,
         });
         if answered {
             reply.set_buttons(buttons::answer_buttons(msg.author.id.get(), msg.id.get()));
@@ -100,24 +120,15 @@ impl Shared {
         let posted = self.post_outcome(&mut reply, outcome).await;
         drop(typing);
         if posted && answered {
-            self.link_answer(&reply, msg.author.id.get(), msg.channel_id.get())
+            self.link_answer(&reply, msg.author.id.get(), channel.get())
                 .await;
-        }
-        if posted && post_state == Some(threads::PostState::HandedOff) {
-            let place = TicketPlace {
-                asker: msg.author.id.get().to_string(),
-                guild_id: msg.guild_id.map(|g| g.get().to_string()),
-                channel_id: Some(msg.channel_id.get().to_string()),
-                question_message_id: Some(msg.id.get().to_string()),
-            };
-            tickets::open(&self, place, &question).await;
         }
         if let (true, Some(state), Some(_)) = (posted, post_state, msg.guild_id) {
             threads::tag_post(
                 &self.channels,
                 &self.rest,
                 &self.settings.forum_tags,
-                msg.channel_id.get(),
+                channel.get(),
                 state,
             )
             .await;
@@ -130,6 +141,46 @@ impl Shared {
         if posted {
             METRICS.final_reply.observe(received.elapsed());
         }
+    }
+
+    /// The thread to answer `msg` in, when its channel answers in threads
+    /// (`SHOPKEEP_ANSWER_IN_THREAD`): opened on the message now. `None` (answer as a reply)
+    /// elsewhere, or when Discord refuses the thread (logged).
+    async fn thread_for(&self, msg: &Message, inbound: &Inbound) -> Option<u64> {
+        let channel = msg.channel_id.get();
+        if inbound.kind != InboundKind::SupportChannel
+            || msg.guild_id.is_none()
+            || !self.settings.answer_in_thread.contains(&channel)
+        {
+            return None;
+        }
+        let opened = threads::open_on_message(
+            &self.channels,
+            &self.rest,
+            channel,
+            msg.id.get(),
+            &inbound.text,
+        )
+        .await;
+        match opened {
+            Ok(thread) => {
+                tracing::info!(thread, "answering in a thread opened on the question");
+                Some(thread)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not open a thread on the question; replying instead");
+                None
+            }
+        }
+    }
+
+    /// The place keys of `channel` when the prompts define places (else none, and no
+    /// channel is read for them).
+    pub(super) async fn place_keys(&self, channel: u64) -> Vec<String> {
+        if self.assistant.prompts().current().places().is_empty() {
+            return Vec::new();
+        }
+        self.channels.place_keys(&self.rest, channel).await
     }
 
     /// Links a posted answer's messages to the question, for feedback and hand-offs.

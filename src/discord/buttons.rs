@@ -14,7 +14,7 @@ use super::threads::{self, PostState};
 use super::tickets;
 use super::Shared;
 use crate::assistant::answer_feedback::{AnswerPlace, HandoffOnRequest};
-use crate::assistant::tickets::TicketPlace;
+use crate::assistant::tickets::{TicketPlace, STILL_WITH_THE_TEAM};
 use crate::store::Vote;
 
 /// What a button does.
@@ -188,7 +188,7 @@ async fn hand_off(shared: &Shared, press: &ComponentInteraction, button: AnswerB
                 channel_id: Some(press.channel_id.get().to_string()),
                 question_message_id: (button.question != 0).then(|| button.question.to_string()),
             };
-            tickets::open(shared, place, &question).await;
+            let opened = tickets::open(shared, place, &question).await;
             threads::tag_post(
                 &shared.channels,
                 &shared.rest,
@@ -197,7 +197,11 @@ async fn hand_off(shared: &Shared, press: &ComponentInteraction, button: AnswerB
                 PostState::HandedOff,
             )
             .await;
-            HANDED_OFF.to_string()
+            if opened == tickets::Opened::StillOpen {
+                STILL_WITH_THE_TEAM.to_string()
+            } else {
+                HANDED_OFF.to_string()
+            }
         }
         Ok(HandoffOnRequest::AlreadyHandedOff) => ALREADY_HANDED_OFF.to_string(),
         Ok(HandoffOnRequest::NothingStored) => NOTHING_STORED.to_string(),

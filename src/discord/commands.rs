@@ -222,7 +222,8 @@ async fn ask(
         role,
     };
     crate::metrics::METRICS.request(crate::metrics::Source::Command);
-    let outcome = shared.assistant.handle(inbound).await;
+    let places = shared.place_keys(command.channel_id.get()).await;
+    let outcome = shared.assistant.handle_at(inbound, &places).await;
     let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
     let mut reply = shared.reply(target(command, false));
     if answered {

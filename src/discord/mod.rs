@@ -390,7 +390,8 @@ where
 
 /// The bot permissions to grant in the invite (docs/discord.md): View Channels, Send
 /// Messages, Send Messages in Threads, Read Message History, Manage Threads (to tag forum
-/// posts), Create Private Threads (hand-off tickets).
+/// posts), Create Public Threads (answers in a thread), Create Private Threads (hand-off
+/// tickets).
 pub fn invite_permissions() -> serenity::model::Permissions {
     use serenity::model::Permissions as P;
     P::VIEW_CHANNEL
@@ -398,6 +399,7 @@ pub fn invite_permissions() -> serenity::model::Permissions {
         | P::SEND_MESSAGES_IN_THREADS
         | P::READ_MESSAGE_HISTORY
         | P::MANAGE_THREADS
+        | P::CREATE_PUBLIC_THREADS
         | P::CREATE_PRIVATE_THREADS
 }
 

@@ -45,6 +45,9 @@ pub struct DiscordSettings {
     /// server permissions make staff only here. Empty: every server, staff by role id only.
     pub guilds: Vec<u64>,
     pub support_channels: Vec<u64>,
+    /// Support channels where the bot opens a thread on each question and answers there
+    /// (`SHOPKEEP_ANSWER_IN_THREAD`); they are support channels too.
+    pub answer_in_thread: Vec<u64>,
     pub mod_roles: Vec<u64>,
     pub admin_roles: Vec<u64>,
     pub answer_dms: bool,
@@ -66,13 +69,21 @@ pub struct DiscordSettings {
 impl DiscordSettings {
     /// Reads and validates the Discord variables; the first bad one is the error.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let answer_in_thread = id_list("SHOPKEEP_ANSWER_IN_THREAD")?;
+        let mut support_channels = id_list("SHOPKEEP_SUPPORT_CHANNELS")?;
+        for channel in &answer_in_thread {
+            if !support_channels.contains(channel) {
+                support_channels.push(*channel);
+            }
+        }
         Ok(Self {
             token: var("DISCORD_TOKEN").map(DiscordToken::new),
             api_url: var("DISCORD_API_URL")
                 .map(|url| api_url(&url))
                 .transpose()?,
             guilds: id_list("SHOPKEEP_GUILDS")?,
-            support_channels: id_list("SHOPKEEP_SUPPORT_CHANNELS")?,
+            support_channels,
+            answer_in_thread,
             mod_roles: id_list("SHOPKEEP_MOD_ROLES")?,
             admin_roles: id_list("SHOPKEEP_ADMIN_ROLES")?,
             answer_dms: parsed("SHOPKEEP_ANSWER_DMS", true, "true or false")?,
@@ -88,6 +99,7 @@ impl DiscordSettings {
             forum_tags: ForumTagNames {
                 answered: tag_name("SHOPKEEP_FORUM_TAG_ANSWERED", "Answered"),
                 handed_off: tag_name("SHOPKEEP_FORUM_TAG_HANDOFF", "Needs staff"),
+                solved: tag_name("SHOPKEEP_FORUM_TAG_SOLVED", "Solved"),
             },
         })
     }

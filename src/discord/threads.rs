@@ -1,5 +1,6 @@
 //! Threads and forum channels: which channel a thread belongs to, and the forum tags the
-//! bot applies to a post it answered ("Answered") or handed to the team ("Needs staff").
+//! bot applies to a post it answered ("Answered"), handed to the team ("Needs staff"), or
+//! whose ticket the team resolved ("Solved").
 //!
 //! A message carries only its channel id; for a thread, the parent (a support channel, or
 //! a forum listed as one) comes from THREAD_CREATE, or from `GET /channels/{id}` the first
@@ -136,6 +137,31 @@ impl Channels {
         Some(info)
     }
 
+    /// The place keys of `channel` for the core's places, most specific first:
+    /// `channel:<id>`, for a thread (a forum post too) `channel:<parent>`, then the
+    /// category the channel is in, `category:<id>`. Channels are read once, then cached;
+    /// a channel that cannot be read gives the keys known so far.
+    pub async fn place_keys(&self, rest: &Rest, channel: u64) -> Vec<String> {
+        let mut keys = vec![format!("channel:{channel}")];
+        let Some(mut info) = self.get(rest, channel).await else {
+            return keys;
+        };
+        if info.kind == ChannelKind::Thread {
+            let Some(parent) = info.parent_id else {
+                return keys;
+            };
+            keys.push(format!("channel:{parent}"));
+            let Some(parent) = self.get(rest, parent).await else {
+                return keys;
+            };
+            info = parent;
+        }
+        if let Some(category) = info.parent_id {
+            keys.push(format!("category:{category}"));
+        }
+        keys
+    }
+
     /// Sets a forum post's tags (`PATCH /channels/{thread}`), and remembers them.
     pub async fn set_tags(
         &self,
@@ -162,19 +188,99 @@ impl Channels {
     }
 }
 
+/// Longest thread name Discord accepts, in characters.
+pub const MAX_THREAD_NAME_CHARS: usize = 100;
+
+/// A thread's name from a question: its first line, cut at a word before
+/// [`MAX_THREAD_NAME_CHARS`] (with "…"); "Question" when nothing is left.
+pub fn thread_name(question: &str) -> String {
+    let line = question
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() <= MAX_THREAD_NAME_CHARS {
+        return if line.is_empty() {
+            "Question".to_string()
+        } else {
+            line.to_string()
+        };
+    }
+    let mut name = String::new();
+    for word in line.split_whitespace() {
+        if name.chars().count() + word.chars().count() + 2 > MAX_THREAD_NAME_CHARS {
+            break;
+        }
+        if !name.is_empty() {
+            name.push(' ');
+        }
+        name.push_str(word);
+    }
+    if name.is_empty() {
+        name = line.chars().take(MAX_THREAD_NAME_CHARS - 1).collect();
+    }
+    name.push('…');
+    name
+}
+
+/// Opens a public thread on the message `message` in `channel`, named after `question`, and
+/// remembers it (its parent is `channel`); the thread's id (Discord gives it the message's).
+pub async fn open_on_message(
+    channels: &Channels,
+    rest: &Rest,
+    channel: u64,
+    message: u64,
+    question: &str,
+) -> Result<u64, RestError> {
+    let body = json!({"name": thread_name(question), "auto_archive_duration": 1440});
+    let answer = rest
+        .send(
+            "open a thread on a question",
+            Route::ChannelMessageThreads {
+                channel_id: ChannelId::new(channel),
+                message_id: serenity::model::id::MessageId::new(message),
+            },
+            LightMethod::Post,
+            Some(body),
+            Body::Other,
+        )
+        .await?;
+    let info = answer
+        .as_ref()
+        .and_then(ChannelInfo::from_json)
+        .ok_or(RestError::Payload {
+            what: "open a thread on a question",
+            detail: "the answer is no channel".into(),
+        })?;
+    let id = info.id;
+    channels.learn(ChannelInfo {
+        kind: ChannelKind::Thread,
+        parent_id: Some(channel),
+        ..info
+    });
+    Ok(id)
+}
+
 /// How a forum post's question ended, for its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostState {
     Answered,
     HandedOff,
+    /// The post's ticket was resolved by the team.
+    Solved,
 }
 
-/// The configured tag names (`SHOPKEEP_FORUM_TAG_ANSWERED`, `SHOPKEEP_FORUM_TAG_HANDOFF`);
-/// `None`: that tag is not applied.
+impl PostState {
+    const ALL: [PostState; 3] = [PostState::Answered, PostState::HandedOff, PostState::Solved];
+}
+
+/// The configured tag names (`SHOPKEEP_FORUM_TAG_ANSWERED`, `SHOPKEEP_FORUM_TAG_HANDOFF`,
+/// `SHOPKEEP_FORUM_TAG_SOLVED`); `None`: that tag is not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForumTagNames {
     pub answered: Option<String>,
     pub handed_off: Option<String>,
+    pub solved: Option<String>,
 }
 
 /// Most tags Discord allows on one forum post.
@@ -185,11 +291,12 @@ impl ForumTagNames {
         match state {
             PostState::Answered => self.answered.as_deref(),
             PostState::HandedOff => self.handed_off.as_deref(),
+            PostState::Solved => self.solved.as_deref(),
         }
     }
 
     /// The post's tags after marking it `state`: the forum's tag with the configured name
-    /// (matched case-insensitively) added, the other state's tag removed, the rest kept.
+    /// (matched case-insensitively) added, the other states' tags removed, the rest kept.
     /// `None` when nothing changes: no such tag in the forum, already applied, or the post
     /// already has the most tags Discord allows.
     pub fn tags_after(
@@ -206,15 +313,15 @@ impl ForumTagNames {
                 .map(|tag| tag.id)
         };
         let wanted = find(self.name(state))?;
-        let other = match state {
-            PostState::Answered => PostState::HandedOff,
-            PostState::HandedOff => PostState::Answered,
-        };
-        let unwanted = find(self.name(other));
+        let unwanted: Vec<u64> = PostState::ALL
+            .into_iter()
+            .filter(|other| *other != state)
+            .filter_map(|other| find(self.name(other)))
+            .collect();
         let mut tags: Vec<u64> = applied
             .iter()
             .copied()
-            .filter(|t| Some(*t) != unwanted)
+            .filter(|t| !unwanted.contains(t))
             .collect();
         if tags.contains(&wanted) {
             return (tags.len() != applied.len()).then_some(tags);
@@ -239,6 +346,32 @@ pub async fn tag_post(
     let Some(post) = channels.known(thread) else {
         return;
     };
+    tag(channels, rest, names, post, state).await;
+}
+
+/// [`tag_post`] for a post the bot may not have seen since it started (a ticket resolved
+/// after a restart): the channel is read from Discord when it is not known.
+pub async fn tag_post_reading(
+    channels: &Channels,
+    rest: &Rest,
+    names: &ForumTagNames,
+    thread: u64,
+    state: PostState,
+) {
+    let Some(post) = channels.get(rest, thread).await else {
+        return;
+    };
+    tag(channels, rest, names, post, state).await;
+}
+
+async fn tag(
+    channels: &Channels,
+    rest: &Rest,
+    names: &ForumTagNames,
+    post: ChannelInfo,
+    state: PostState,
+) {
+    let thread = post.id;
     let Some(parent) = post.parent_id.filter(|_| post.kind == ChannelKind::Thread) else {
         return;
     };
@@ -265,6 +398,7 @@ mod tests {
         ForumTagNames {
             answered: Some("Answered".into()),
             handed_off: Some("Needs staff".into()),
+            solved: Some("Solved".into()),
         }
     }
 
@@ -282,7 +416,29 @@ mod tests {
                 id: 3,
                 name: "Shipping".into(),
             },
+            ForumTag {
+                id: 4,
+                name: "Solved".into(),
+            },
         ]
+    }
+
+    #[test]
+    fn thread_names_fit_discords_limit_and_end_at_a_word() {
+        assert_eq!(
+            thread_name("Where is my parcel?\nIt is late."),
+            "Where is my parcel?"
+        );
+        assert_eq!(thread_name("  \n "), "Question");
+        let long = "word ".repeat(40);
+        let name = thread_name(&long);
+        assert!(name.chars().count() <= MAX_THREAD_NAME_CHARS, "{name}");
+        assert!(name.ends_with("word…"), "{name}");
+        let unbroken = "x".repeat(300);
+        assert_eq!(
+            thread_name(&unbroken).chars().count(),
+            MAX_THREAD_NAME_CHARS
+        );
     }
 
     #[test]
@@ -321,6 +477,19 @@ mod tests {
             Some(vec![3, 2])
         );
         assert_eq!(names.tags_after(PostState::HandedOff, &[2], &tags), None);
+        // Solved replaces either.
+        assert_eq!(
+            names.tags_after(PostState::Solved, &[3, 2], &tags),
+            Some(vec![3, 4])
+        );
+        assert_eq!(
+            names.tags_after(PostState::Solved, &[1], &tags),
+            Some(vec![4])
+        );
+        assert_eq!(
+            names.tags_after(PostState::Answered, &[4], &tags),
+            Some(vec![1])
+        );
     }
 
     #[test]
@@ -329,12 +498,14 @@ mod tests {
         let off = ForumTagNames {
             answered: None,
             handed_off: Some("Needs staff".into()),
+            solved: None,
         };
         assert_eq!(off.tags_after(PostState::Answered, &[], &tags), None);
         assert_eq!(
             names().tags_after(PostState::Answered, &[], &tags[2..]),
             None
         );
+        assert_eq!(off.tags_after(PostState::Solved, &[2], &tags), None);
         assert_eq!(
             names().tags_after(PostState::Answered, &[11, 12, 13, 14, 15], &tags),
             None

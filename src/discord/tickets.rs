@@ -1,10 +1,13 @@
 //! Hand-off tickets on Discord: a private thread in `SHOPKEEP_TICKET_CHANNEL` per ticket,
-//! with the question, the conversation so far and a jump link, and **Claim** / **Resolve**
-//! buttons for staff. Resolve opens a modal; its answer goes through the guard and is
-//! posted to the customer where they asked, as a reply from the team, with no mentions.
+//! with the question, the conversation so far, what the bot made of it (topic, confidence,
+//! closest entries) and a jump link, and **Claim** / **Resolve** buttons for staff. Resolve
+//! opens a modal; its answer goes through the guard and is posted to the customer where
+//! they asked, as a reply from the team, with no mentions; a forum post is tagged Solved.
+//! The resolution note carries **Add to the FAQ**: an admin's press writes the answer into
+//! the knowledge files as a FAQ entry and reloads the prompts.
 //!
 //! Custom ids carry the ticket id (`ticket:claim:<id>`, `ticket:resolve:<id>`,
-//! `ticket:answer:<id>` for the modal), so they work after a restart.
+//! `ticket:answer:<id>` for the modal, `ticket:learn:<id>`), so they work after a restart.
 
 use std::fmt::Write;
 
@@ -15,9 +18,12 @@ use serenity::model::id::{ChannelId, MessageId};
 
 use super::reply::{self, ephemeral_message, Target};
 use super::rest::{Body, RestError};
+use super::threads::{self, PostState};
 use super::Shared;
+use crate::assistant::policy::{self, Action};
 use crate::assistant::tickets::{OpenedTicket, TicketPlace};
 use crate::assistant::Role;
+use crate::store::Ticket;
 
 /// What a ticket's custom id asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +32,8 @@ pub enum TicketAction {
     Resolve,
     /// The Resolve modal, submitted.
     Answer,
+    /// Add the resolved ticket's answer to the FAQ (admins).
+    Learn,
 }
 
 /// Reads `ticket:<action>:<id>`.
@@ -36,6 +44,7 @@ pub fn parse(custom_id: &str) -> Option<(TicketAction, i64)> {
         "claim" => TicketAction::Claim,
         "resolve" => TicketAction::Resolve,
         "answer" => TicketAction::Answer,
+        "learn" => TicketAction::Learn,
         _ => return None,
     };
     Some((action, id.parse().ok()?))
@@ -50,6 +59,13 @@ fn staff_buttons(id: i64) -> Value {
     json!([{"type": 1, "components": [
         {"type": 2, "style": 1, "label": "Claim", "custom_id": custom_id("claim", id)},
         {"type": 2, "style": 3, "label": "Resolve", "custom_id": custom_id("resolve", id)},
+    ]}])
+}
+
+/// The button under a resolution note that adds the answer to the FAQ.
+fn learn_button(id: i64) -> Value {
+    json!([{"type": 1, "components": [
+        {"type": 2, "style": 2, "label": "Add to the FAQ", "custom_id": custom_id("learn", id)},
     ]}])
 }
 
@@ -86,6 +102,24 @@ pub fn transcript(opened: &OpenedTicket, guild: Option<&str>) -> String {
         "Question: {}",
         super::modlog::quoted(&ticket.question)
     );
+    let routing = &ticket.routing;
+    let topic = routing.topic.as_deref().unwrap_or("none");
+    match routing.confidence {
+        Some(confidence) => {
+            let _ = writeln!(text, "Routed to: `{topic}` (confidence {confidence:.2})");
+        }
+        None => {
+            let _ = writeln!(text, "Routed to: `{topic}`");
+        }
+    }
+    if !routing.closest.is_empty() {
+        let closest: Vec<String> = routing
+            .closest
+            .iter()
+            .map(|title| super::modlog::quoted(title))
+            .collect();
+        let _ = writeln!(text, "Closest entries: {}", closest.join(", "));
+    }
     if !opened.conversation.is_empty() {
         let _ = writeln!(text, "Conversation so far:");
         for (asked, answered) in &opened.conversation {
@@ -100,12 +134,23 @@ pub fn transcript(opened: &OpenedTicket, guild: Option<&str>) -> String {
     text
 }
 
+/// What [`open`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Tickets are off (no `SHOPKEEP_TICKET_CHANNEL`), or the ticket could not be stored.
+    Nothing,
+    /// A new ticket (its thread is opened unless that failed, which is logged).
+    New,
+    /// The customer's ticket was still open: the question was added to its thread.
+    StillOpen,
+}
+
 /// Opens a ticket for a hand-off, when `SHOPKEEP_TICKET_CHANNEL` is set: a private
 /// thread with the transcript and the staff buttons. A customer's ticket still open gets
-/// no second thread. Failures are logged.
-pub async fn open(shared: &Shared, place: TicketPlace, question: &str) {
+/// no second thread: the new question is noted in the open one's. Failures are logged.
+pub async fn open(shared: &Shared, place: TicketPlace, question: &str) -> Opened {
     let Some(ticket_channel) = shared.settings.ticket_channel else {
-        return;
+        return Opened::Nothing;
     };
     let guild = place.guild_id.clone();
     let opened = match shared.assistant.open_ticket(place, question).await {
@@ -115,13 +160,22 @@ pub async fn open(shared: &Shared, place: TicketPlace, question: &str) {
                 ticket = opened.ticket.id,
                 "the customer's ticket is still open"
             );
-            return;
+            let note = format!(
+                "**The customer asked again:** {}",
+                super::modlog::quoted(question)
+            );
+            post_in_thread(shared, &opened.ticket, &note, None).await;
+            return Opened::StillOpen;
         }
-        Err(error) => return tracing::warn!(%error, "could not open a ticket"),
+        Err(error) => {
+            tracing::warn!(%error, "could not open a ticket");
+            return Opened::Nothing;
+        }
     };
     if let Err(error) = post_thread(shared, ticket_channel, &opened, guild.as_deref()).await {
         tracing::error!(%error, ticket = opened.ticket.id, "could not open the ticket thread");
     }
+    Opened::New
 }
 
 async fn post_thread(
@@ -171,6 +225,7 @@ async fn post_thread(
 
 const STAFF_ONLY: &str = "Only the shop's staff can work on tickets.";
 const GONE: &str = "That ticket is resolved already (or no longer stored).";
+const ADMINS_ONLY: &str = "Only admins can add answers to the FAQ.";
 
 async fn is_staff(shared: &Shared, guild: Option<u64>, user: u64, roles: &[u64]) -> bool {
     shared.role_of(guild, user, roles).await != Role::Customer
@@ -192,10 +247,17 @@ async fn answer(shared: &Shared, id: serenity::all::InteractionId, token: &str, 
 pub async fn on_press(shared: &Shared, press: ComponentInteraction, action: TicketAction, id: i64) {
     let staff = press.user.id.get();
     let guild = press.guild_id.map(|g| g.get());
-    if !is_staff(shared, guild, staff, &roles_of(press.member.as_ref())).await {
+    let role = shared
+        .role_of(guild, staff, &roles_of(press.member.as_ref()))
+        .await;
+    if role == Role::Customer {
         return answer(shared, press.id, &press.token, STAFF_ONLY).await;
     }
     let response = match action {
+        TicketAction::Learn if !policy::may(role, Action::AcceptKnowledge) => {
+            return answer(shared, press.id, &press.token, ADMINS_ONLY).await
+        }
+        TicketAction::Learn => return learn(shared, &press, id).await,
         TicketAction::Claim => match shared.assistant.claim_ticket(id, &staff.to_string()) {
             Ok(Some(_)) => {
                 let content = format!(
@@ -283,6 +345,11 @@ pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
         Ok(Some(ticket)) => {
             let delivered = post_to_customer(shared, &ticket).await;
             note_in_thread(shared, &ticket, staff, delivered).await;
+            if let Some(post) = ticket.channel_id.as_deref().and_then(|c| c.parse().ok()) {
+                let (channels, rest) = (&shared.channels, &shared.rest);
+                let names = &shared.settings.forum_tags;
+                threads::tag_post_reading(channels, rest, names, post, PostState::Solved).await;
+            }
             if delivered {
                 "Sent to the customer; the ticket is resolved.".to_string()
             } else {
@@ -302,13 +369,9 @@ pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
     shared.show(&mut told, &note).await;
 }
 
-/// Notes the resolution in the ticket's thread, for the rest of the team.
-async fn note_in_thread(
-    shared: &Shared,
-    ticket: &crate::store::Ticket,
-    staff: u64,
-    delivered: bool,
-) {
+/// Posts `text` (with `buttons`) in the ticket's staff thread, if it has one; failures
+/// are logged.
+async fn post_in_thread(shared: &Shared, ticket: &Ticket, text: &str, buttons: Option<Value>) {
     let Some(thread) = ticket
         .thread_id
         .as_deref()
@@ -316,25 +379,82 @@ async fn note_in_thread(
     else {
         return;
     };
+    let mut note = shared.reply(Target::Channel {
+        channel_id: ChannelId::new(thread),
+        reply_to: None,
+    });
+    if let Some(buttons) = buttons {
+        note.set_buttons(buttons);
+    }
+    shared.show(&mut note, text).await;
+}
+
+/// Notes the resolution in the ticket's thread, for the rest of the team, with the button
+/// that adds the answer to the FAQ.
+async fn note_in_thread(shared: &Shared, ticket: &Ticket, staff: u64, delivered: bool) {
     let outcome = if delivered {
         "sent to the customer"
     } else {
         "could not be posted to the customer"
     };
     let text = format!(
-        "**Resolved by** <@{staff}>; the answer ({outcome}): {}",
+        "**Resolved by** <@{staff}>; the answer ({outcome}): {}\nAn admin can add it to the \
+         FAQ (a candidate entry: `shopkeep knowledge candidates`).",
         super::modlog::quoted(ticket.answer.as_deref().unwrap_or_default())
     );
-    let mut note = shared.reply(Target::Channel {
-        channel_id: ChannelId::new(thread),
-        reply_to: None,
+    post_in_thread(shared, ticket, &text, Some(learn_button(ticket.id))).await;
+}
+
+/// An admin's press of Add to the FAQ: deferred privately (writing and reloading the
+/// prompts takes a moment), the candidate written into the knowledge files, the prompts
+/// reloaded; the admin is told privately and the team in the thread.
+async fn learn(shared: &Shared, press: &ComponentInteraction, id: i64) {
+    if let Err(error) =
+        reply::respond(&shared.rest, press.id, &press.token, reply::defer(true)).await
+    {
+        return tracing::warn!(%error, "could not defer an Add to the FAQ press");
+    }
+    let admin = press.user.id.get();
+    let text = match shared
+        .assistant
+        .accept_ticket_answer(id, &admin.to_string())
+        .await
+    {
+        Ok((accepted, reload)) => {
+            let file = accepted
+                .file
+                .file_name()
+                .map(|name| name.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if let Ok(Some(ticket)) = shared.assistant.store().ticket(id) {
+                let note = format!(
+                    "**Added to the FAQ** by <@{admin}> as `{}` (knowledge/{file}).",
+                    accepted.entry_id
+                );
+                post_in_thread(shared, &ticket, &note, None).await;
+            }
+            format!(
+                "Added to the FAQ as `{}` in knowledge/{file}.\n{}",
+                accepted.entry_id, reload.summary
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, ticket = id, "could not add a ticket's answer to the FAQ");
+            error.user_message()
+        }
+    };
+    let mut told = shared.reply(Target::Interaction {
+        application_id: press.application_id,
+        token: press.token.clone(),
+        ephemeral: true,
     });
-    shared.show(&mut note, &text).await;
+    shared.show(&mut told, &text).await;
 }
 
 /// Posts a resolved ticket's answer where the customer asked, as a reply to their
-/// message; whether it was posted.
-async fn post_to_customer(shared: &Shared, ticket: &crate::store::Ticket) -> bool {
+/// message (in a thread opened on that message, which shares its id: plainly); whether it
+/// was posted.
+async fn post_to_customer(shared: &Shared, ticket: &Ticket) -> bool {
     let Some(channel) = ticket
         .channel_id
         .as_deref()
@@ -347,7 +467,7 @@ async fn post_to_customer(shared: &Shared, ticket: &crate::store::Ticket) -> boo
         .question_message_id
         .as_deref()
         .and_then(|m| m.parse::<u64>().ok())
-        .filter(|m| *m != 0)
+        .filter(|m| *m != 0 && *m != channel)
         .map(MessageId::new);
     let mut post = shared.reply(Target::Channel {
         channel_id: ChannelId::new(channel),
@@ -377,6 +497,10 @@ mod tests {
         assert_eq!(
             parse(&custom_id("answer", 7)),
             Some((TicketAction::Answer, 7))
+        );
+        assert_eq!(
+            parse(&custom_id("learn", 7)),
+            Some((TicketAction::Learn, 7))
         );
         for bad in [
             "ticket:claim",

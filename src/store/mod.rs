@@ -20,12 +20,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 mod answers;
+mod candidates;
 mod privacy;
 mod tickets;
 pub use answers::{AnswerFeedback, AnsweredQuestion};
+pub use candidates::Candidate;
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
-pub use tickets::{NewTicket, Ticket};
+pub use tickets::{NewTicket, Ticket, TicketRouting};
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
@@ -131,6 +133,23 @@ const MIGRATIONS: &[&str] = &[
         answer TEXT
     );
     CREATE INDEX tickets_by_user ON tickets (user_key, resolved_at);",
+    // 5: what a ticket was routed to, and the candidate FAQ entries resolved tickets
+    // become (see `candidates`).
+    "ALTER TABLE tickets ADD COLUMN topic TEXT;
+    ALTER TABLE tickets ADD COLUMN confidence REAL;
+    ALTER TABLE tickets ADD COLUMN closest TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE knowledge_candidates (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER UNIQUE REFERENCES tickets (id) ON DELETE SET NULL,
+        user_key TEXT NOT NULL,
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        accepted_at INTEGER,
+        accepted_by TEXT,
+        entry_id TEXT
+    );
+    CREATE INDEX knowledge_candidates_by_user ON knowledge_candidates (user_key);",
 ];
 
 /// Longest question text stored in the question log, in characters (Discord's message
@@ -251,6 +270,8 @@ pub struct ForgetReport {
     pub questions: usize,
     pub feedback: usize,
     pub tickets: usize,
+    /// Candidate FAQ entries made from the user's tickets.
+    pub candidates: usize,
 }
 
 /// The SQLite store. Safe to share (`Arc<Store>`) across threads and tasks.

@@ -13,7 +13,8 @@ pub const ERASURE_JOURNAL_MS: UnixMillis = 86_400_000;
 impl Store {
     /// Deletes everything stored about `user` (conversations in every place, as
     /// [`Store::conversations_of`] finds them): conversations, turns, logged questions and
-    /// feedback votes and hand-off tickets, in one transaction that also journals the erasure (for a running
+    /// feedback votes, hand-off tickets and candidate FAQ entries made from them, in one
+    /// transaction that also journals the erasure (for a running
     /// bot, see [`Store::erasures_after`]). With `secure_delete` on, the text is zeroed in
     /// the database; a checkpoint then moves the zeroed pages out of the write-ahead log
     /// and truncates it, so the deleted text is in neither file (unless another process
@@ -41,6 +42,10 @@ impl Store {
             let questions =
                 tx.execute("DELETE FROM questions WHERE user_key = ?1", params![user])?;
             let feedback = tx.execute("DELETE FROM feedback WHERE user_key = ?1", params![user])?;
+            let candidates = tx.execute(
+                "DELETE FROM knowledge_candidates WHERE user_key = ?1",
+                params![user],
+            )?;
             let tickets = tx.execute("DELETE FROM tickets WHERE user_key = ?1", params![user])?;
             tx.execute(
                 "INSERT INTO erasures (user_key, at) VALUES (?1, ?2)",
@@ -54,25 +59,28 @@ impl Store {
                 questions,
                 feedback,
                 tickets,
+                candidates,
             })
         })
     }
 
     /// Everything stored about `user` as JSON:
     /// `{"user", "conversations": [{id, started_at, last_active_at, closed, turns: [{at,
-    /// question, answer}]}], "questions": [..], "feedback": [..], "tickets": [..]}` (times in
-    /// Unix ms).
+    /// question, answer}]}], "questions": [..], "feedback": [..], "tickets": [..],
+    /// "knowledge_candidates": [..]}` (times in Unix ms).
     pub fn export_user(&self, user: &str) -> Result<serde_json::Value, StoreError> {
         let conversations = self.conversations_of(user)?;
         let questions = self.questions_of(user)?;
         let feedback = self.feedback_of(user)?;
         let tickets = self.tickets_of(user)?;
+        let candidates = self.candidates_of(user)?;
         Ok(json!({
             "user": user,
             "conversations": conversations,
             "questions": questions,
             "feedback": feedback,
             "tickets": tickets,
+            "knowledge_candidates": candidates,
         }))
     }
 
@@ -276,6 +284,7 @@ mod tests {
                 questions: 1,
                 feedback: 1,
                 tickets: 0,
+                candidates: 0,
             }
         );
         let alice = store.export_user("alice").unwrap();

@@ -3,7 +3,8 @@
 //!
 //! A customer has at most one unresolved ticket: opening another returns it. Tickets
 //! belong to the customer (`user_key`): `user export` lists them and `user forget`
-//! deletes them.
+//! deletes them. Resolving a ticket also makes its candidate FAQ entry (see
+//! [`super::candidates`]).
 
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -11,7 +12,7 @@ use serde::Serialize;
 use super::{offload, Store, StoreError, UnixMillis};
 
 /// One ticket as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ticket {
     pub id: i64,
     /// The customer.
@@ -30,6 +31,22 @@ pub struct Ticket {
     pub resolved_at: Option<UnixMillis>,
     /// The staff's answer, as posted to the customer.
     pub answer: Option<String>,
+    /// What the question was routed to when the ticket opened.
+    #[serde(flatten)]
+    pub routing: TicketRouting,
+}
+
+/// What the bot made of a ticket's question: the routed topic, its confidence and the
+/// closest knowledge entries, for staff to answer without asking again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TicketRouting {
+    /// The topic (a FAQ entry's intent, else the entry or source id) the question was
+    /// routed to, if any.
+    pub topic: Option<String>,
+    /// The routing confidence in [0, 1].
+    pub confidence: Option<f32>,
+    /// Titles of the closest knowledge entries, closest first.
+    pub closest: Vec<String>,
 }
 
 /// What a new ticket is about.
@@ -40,10 +57,12 @@ pub struct NewTicket<'a> {
     pub question_message_id: Option<&'a str>,
     pub question: &'a str,
     pub at: UnixMillis,
+    pub routing: TicketRouting,
 }
 
 const COLUMNS: &str = "id, user_key, channel_id, question_message_id, question, thread_id, \
-    opened_at, claimed_by, claimed_at, resolved_by, resolved_at, answer";
+    opened_at, claimed_by, claimed_at, resolved_by, resolved_at, answer, topic, confidence, \
+    closest";
 
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
     Ok(Ticket {
@@ -59,6 +78,11 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
         resolved_by: r.get(9)?,
         resolved_at: r.get(10)?,
         answer: r.get(11)?,
+        routing: TicketRouting {
+            topic: r.get(12)?,
+            confidence: r.get(13)?,
+            closest: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or_default(),
+        },
     })
 }
 
@@ -82,14 +106,18 @@ impl Store {
                 return Ok((open, false));
             }
             tx.execute(
-                "INSERT INTO tickets (user_key, channel_id, question_message_id, question, opened_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO tickets (user_key, channel_id, question_message_id, question, opened_at,
+                     topic, confidence, closest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     new.user,
                     new.channel_id,
                     new.question_message_id,
                     super::capped(new.question),
-                    new.at
+                    new.at,
+                    new.routing.topic,
+                    new.routing.confidence,
+                    serde_json::to_string(&new.routing.closest).unwrap_or_else(|_| "[]".into()),
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -149,8 +177,8 @@ impl Store {
         })
     }
 
-    /// Resolves ticket `id` with `answer`; the ticket after, `None` when it does not exist
-    /// or was resolved already.
+    /// Resolves ticket `id` with `answer` and makes its candidate FAQ entry, in one
+    /// transaction; the ticket after, `None` when it does not exist or was resolved already.
     pub fn resolve_ticket(
         &self,
         id: i64,
@@ -159,7 +187,9 @@ impl Store {
         at: UnixMillis,
     ) -> Result<Option<Ticket>, StoreError> {
         offload(|| {
-            let changed = self.lock().execute(
+            let mut connection = self.lock();
+            let tx = connection.transaction()?;
+            let changed = tx.execute(
                 "UPDATE tickets SET resolved_by = ?2, resolved_at = ?3, answer = ?4,
                      claimed_by = coalesce(claimed_by, ?2), claimed_at = coalesce(claimed_at, ?3)
                  WHERE id = ?1 AND resolved_at IS NULL",
@@ -168,7 +198,14 @@ impl Store {
             if changed == 0 {
                 return Ok(None);
             }
-            self.ticket(id)
+            let ticket = tx.query_row(
+                &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
+                params![id],
+                ticket_row,
+            )?;
+            super::candidates::add_for_ticket(&tx, &ticket)?;
+            tx.commit()?;
+            Ok(Some(ticket))
         })
     }
 
@@ -197,6 +234,11 @@ mod tests {
             question_message_id: Some("m"),
             question: "where is my parcel",
             at: 10,
+            routing: TicketRouting {
+                topic: Some("track_order".into()),
+                confidence: Some(0.25),
+                closest: vec!["Where is my order?".into()],
+            },
         }
     }
 
@@ -220,6 +262,7 @@ mod tests {
         assert_eq!(resolved.answer.as_deref(), Some("It left today."));
         assert_eq!(resolved.claimed_by.as_deref(), Some("mod"));
         assert_eq!(resolved.thread_id.as_deref(), Some("t1"));
+        assert_eq!(resolved.routing, new("ann").routing, "the routing is kept");
         assert_eq!(
             store.resolve_ticket(ticket.id, "mod", "again", 40).unwrap(),
             None
@@ -236,6 +279,8 @@ mod tests {
         store.open_ticket(&new("bob")).unwrap();
         let export = store.export_user("ann").unwrap();
         assert_eq!(export["tickets"][0]["question"], "where is my parcel");
+        assert_eq!(export["tickets"][0]["topic"], "track_order");
+        assert_eq!(export["tickets"][0]["closest"][0], "Where is my order?");
         let report = store.forget_user("ann").unwrap();
         assert_eq!(report.tickets, 1);
         assert!(store.tickets_of("ann").unwrap().is_empty());

@@ -1,5 +1,5 @@
-//! The fake's channels: threads, forums and their tags, as `GET` and `PATCH
-//! /channels/{id}` see them.
+//! The fake's channels: threads (opened alone or on a message), forums and their tags, as
+//! `GET` and `PATCH /channels/{id}` see them.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -108,5 +108,43 @@ pub(super) fn create_thread(
         "flags": 0, "applied_tags": [],
     });
     state.channels.lock().unwrap().insert(id, thread.clone());
+    (StatusCode::CREATED, Answer::Json(thread))
+}
+
+/// `POST /channels/{channel}/messages/{message}/threads`: a public thread (11) on a message
+/// of a text channel, named 1 to 100 characters, with the message's id, as Discord gives
+/// it; a second thread on the same message is refused (code 160004).
+pub(super) fn create_thread_on_message(
+    state: &State,
+    channel: u64,
+    message: u64,
+    body: Option<&Value>,
+) -> (StatusCode, Answer) {
+    let Some(body) = body else {
+        return invalid_form("_", "a JSON object is required");
+    };
+    if channel_object(state, channel)["type"] != json!(0) {
+        return invalid_form("channel", "threads on messages open only in text channels");
+    }
+    let name = body["name"].as_str().unwrap_or("");
+    if name.is_empty() || name.chars().count() > 100 {
+        return invalid_form("name", "must be 1 to 100 characters");
+    }
+    let mut channels = state.channels.lock().unwrap();
+    if channels.contains_key(&message) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Answer::Json(
+                json!({"message": "A thread has already been created for this message",
+                "code": 160004}),
+            ),
+        );
+    }
+    let thread = json!({
+        "id": message.to_string(), "type": 11, "guild_id": GUILD_ID.to_string(), "name": name,
+        "parent_id": channel.to_string(), "owner_id": super::BOT_ID.to_string(),
+        "flags": 0, "applied_tags": [],
+    });
+    channels.insert(message, thread.clone());
     (StatusCode::CREATED, Answer::Json(thread))
 }

@@ -527,6 +527,14 @@ fn process(
             interaction.acknowledged = true;
             (StatusCode::NO_CONTENT, Answer::Empty)
         }
+        ("POST", ["channels", channel, "messages", message, "threads"]) => {
+            super::channels::create_thread_on_message(
+                state,
+                channel.parse().unwrap_or(0),
+                message.parse().unwrap_or(0),
+                body,
+            )
+        }
         ("POST", ["channels", channel, "threads"]) => {
             super::channels::create_thread(state, channel.parse().unwrap_or(0), body, new_id())
         }

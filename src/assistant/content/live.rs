@@ -151,6 +151,22 @@ impl PromptSet {
             "data".into(),
             self.knowledge.dataset_phrasings_used.to_string(),
         );
+        for place in &self.places {
+            let set = &place.set;
+            items.insert(
+                format!("place:{}", place.id),
+                format!("{:?}", (&place.keys, &place.files, &set.persona)),
+            );
+            // Entries answered only in a place are part of the folder too.
+            for (key, value) in set.inventory() {
+                if key.starts_with("faq:")
+                    || key.starts_with("policy:")
+                    || key.starts_with("product:")
+                {
+                    items.entry(key).or_insert(value);
+                }
+            }
+        }
         items
     }
 }

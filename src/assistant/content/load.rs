@@ -1,7 +1,7 @@
 //! Reading a prompts folder: shop.toml, the knowledge files, the data-set phrasings,
-//! guard.toml and the templates, every problem located by file and line.
+//! guard.toml, the templates and places.toml, every problem located by file and line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,13 +9,14 @@ use std::sync::Arc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::knowledge_files::load_knowledge;
+use super::places::{read_places, DEFAULT_PERSONA};
 use super::problems::{Problem, ProblemKind, PromptError};
 use super::templates::{build_environment, first_line_with_word, LOCALES, REQUIRED_TEMPLATES};
 use super::PromptSet;
 use crate::assistant::guard::{self, GuardRules};
 use crate::assistant::knowledge::{
-    DatasetPhrasing, FaqEntry, GroundedAnswers, Knowledge, KnowledgeSources, Policy, Price,
-    Product, RoutingSettings, ShopFact,
+    DatasetPhrasing, GroundedAnswers, Knowledge, KnowledgeSources, RoutingSettings, ShopFact,
 };
 use crate::assistant::shop::Shop;
 use crate::engine::TextEmbedder;
@@ -63,12 +64,15 @@ impl PromptSet {
         let shop = folder
             .read(&shop_path)
             .and_then(|text| parse_shop(&shop_path, &text, &mut folder.problems));
-        let (faq, policies, catalogue, categories) = load_knowledge(&mut folder);
+        let parts = load_knowledge(&mut folder);
         let phrasings = load_phrasings(&mut folder, &options);
         let guard = load_guard(&mut folder);
         let template_dir = dir.join("templates");
         let template_sources = load_template_sources(&mut folder, &template_dir);
         let templates = build_environment(&template_dir, &template_sources, &mut folder.problems);
+        let places = read_places(&mut folder, &parts.files, &|name| {
+            template_sources.contains_key(name)
+        });
         let FolderReader {
             hasher,
             mut problems,
@@ -81,18 +85,25 @@ impl PromptSet {
         if !problems.is_empty() {
             return Err(PromptError::Invalid(problems));
         }
+        // Every place's knowledge is built like the general one, from its own files.
+        let facts = shop_facts(&shop);
+        let base = || KnowledgeSources {
+            categories: parts.categories.clone(),
+            shop_facts: facts.clone(),
+            routing: routing.clone(),
+            phrasings: phrasings.clone(),
+            embedder: options.embedder.clone(),
+            ..KnowledgeSources::default()
+        };
+        let (faq, policies, catalogue) = parts.only(&|file| places.general_files.contains(file));
         let knowledge = Knowledge::build(KnowledgeSources {
             faq,
             policies,
             catalogue,
-            categories,
-            shop_facts: shop_facts(&shop),
-            routing,
-            phrasings,
-            embedder: options.embedder.clone(),
+            ..base()
         })
         .map_err(|error| PromptError::Embedding(Arc::new(error)))?;
-        let set = PromptSet {
+        let mut set = PromptSet {
             dir: dir.to_path_buf(),
             knowledge,
             shop,
@@ -100,9 +111,14 @@ impl PromptSet {
             version: hex(&hasher.finalize()),
             templates,
             template_sources,
+            persona: DEFAULT_PERSONA.to_string(),
+            places: Vec::new(),
         };
         if problems.is_empty() {
             set.check_templates(&template_dir, &mut problems);
+        }
+        if problems.is_empty() {
+            set.build_places(&places, &parts, &base, &mut problems)?;
         }
         if problems.is_empty() {
             Ok(set)
@@ -114,10 +130,10 @@ impl PromptSet {
 
 /// Reads the files of one folder: hashes each file read (path and content) into the
 /// folder's version and collects every problem met.
-struct FolderReader<'a> {
-    dir: &'a Path,
+pub(super) struct FolderReader<'a> {
+    pub(super) dir: &'a Path,
     hasher: Sha256,
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
 }
 
 impl<'a> FolderReader<'a> {
@@ -130,7 +146,7 @@ impl<'a> FolderReader<'a> {
     }
 
     /// The file's text (hashed into the version); `None` and a problem when unreadable.
-    fn read(&mut self, path: &Path) -> Option<String> {
+    pub(super) fn read(&mut self, path: &Path) -> Option<String> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let relative = relative(self.dir, path);
@@ -153,7 +169,7 @@ impl<'a> FolderReader<'a> {
 
     /// Files in the subfolder `sub` ending in `.ext`, sorted by name; a missing folder is
     /// reported, except data/ (the CSV phrasings are optional).
-    fn files(&mut self, sub: &str, ext: &str) -> Vec<PathBuf> {
+    pub(super) fn files(&mut self, sub: &str, ext: &str) -> Vec<PathBuf> {
         let dir = self.dir.join(sub);
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -193,17 +209,6 @@ fn shop_facts(shop: &Shop) -> Vec<ShopFact> {
         });
     }
     facts
-}
-
-/// The FAQ entries, policies, catalogue and category names of knowledge/*.toml.
-fn load_knowledge(folder: &mut FolderReader<'_>) -> KnowledgeParts {
-    let mut builder = KnowledgeBuilder::default();
-    for path in folder.files("knowledge", "toml") {
-        if let Some(text) = folder.read(&path) {
-            builder.add_file(&path, &text, &mut folder.problems);
-        }
-    }
-    builder.finish(&mut folder.problems)
 }
 
 /// The data/*.csv phrasings (read and hashed either way; attached only when the options
@@ -298,11 +303,11 @@ fn relative(dir: &Path, path: &Path) -> String {
         .replace('\\', "/")
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-fn parse_toml<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_toml<T: serde::de::DeserializeOwned>(
     path: &Path,
     text: &str,
     problems: &mut Vec<Problem>,
@@ -399,244 +404,6 @@ fn parse_shop(
         },
         routing,
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKnowledgeFile {
-    #[serde(default)]
-    faq: Vec<RawFaq>,
-    #[serde(default)]
-    policy: Vec<RawPolicy>,
-    #[serde(default)]
-    product: Vec<RawProduct>,
-    /// Category id -> the words customers use for it, in any language.
-    #[serde(default)]
-    category_names: BTreeMap<String, Vec<String>>,
-}
-
-/// FAQ entries, policies, catalogue, and category id -> words.
-type KnowledgeParts = (
-    Vec<FaqEntry>,
-    Vec<Policy>,
-    Vec<Product>,
-    HashMap<String, Vec<String>>,
-);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFaq {
-    id: toml::Spanned<String>,
-    intent: Option<String>,
-    question: String,
-    answer: String,
-    #[serde(default)]
-    examples: Vec<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    link: Option<String>,
-    #[serde(default)]
-    policies: Vec<toml::Spanned<String>>,
-    #[serde(default)]
-    handoff: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    id: toml::Spanned<String>,
-    title: String,
-    text: String,
-    link: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProduct {
-    id: toml::Spanned<String>,
-    name: String,
-    price: toml::Spanned<toml::Value>,
-    stock: u32,
-    description: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    categories: Vec<String>,
-    /// language code -> names customers use in that language
-    #[serde(default)]
-    translations: BTreeMap<String, Vec<String>>,
-}
-
-/// Ids seen so far per kind, with where they were defined.
-#[derive(Default)]
-struct IdRegistry {
-    seen: HashMap<(&'static str, String), String>,
-}
-
-impl IdRegistry {
-    /// Records an id; reports a problem (and returns false) when it is a duplicate or empty.
-    fn register(
-        &mut self,
-        kind: &'static str,
-        id: &str,
-        path: &Path,
-        line: usize,
-        problems: &mut Vec<Problem>,
-    ) -> bool {
-        let location = format!("{}:{line}", path.display());
-        if id.trim().is_empty() {
-            problems.push(Problem {
-                file: path.to_path_buf(),
-                line: Some(line),
-                kind: ProblemKind::Invalid(format!("{kind} id is empty")),
-            });
-            return false;
-        }
-        if let Some(first) = self.seen.get(&(kind, id.to_string())) {
-            problems.push(Problem {
-                file: path.to_path_buf(),
-                line: Some(line),
-                kind: ProblemKind::DuplicateId {
-                    id: id.to_string(),
-                    first: first.clone(),
-                },
-            });
-            return false;
-        }
-        self.seen.insert((kind, id.to_string()), location);
-        true
-    }
-}
-
-/// Collects the entries of the knowledge files, one file at a time: ids are unique per kind
-/// across all files, and the policies FAQ entries name are checked once every file is in.
-#[derive(Default)]
-struct KnowledgeBuilder {
-    ids: IdRegistry,
-    faq: Vec<FaqEntry>,
-    policies: Vec<Policy>,
-    catalogue: Vec<Product>,
-    categories: HashMap<String, Vec<String>>,
-    /// Where each FAQ entry names a policy: (file, line, policy id).
-    policy_references: Vec<(PathBuf, usize, String)>,
-}
-
-impl KnowledgeBuilder {
-    /// Adds the `[[faq]]`, `[[policy]]` and `[[product]]` blocks of one file; a block with
-    /// a duplicate or empty id, or a malformed price, is reported and left out.
-    fn add_file(&mut self, path: &Path, text: &str, problems: &mut Vec<Problem>) {
-        let Some(file) = parse_toml::<RawKnowledgeFile>(path, text, problems) else {
-            return;
-        };
-        for raw in file.faq {
-            self.add_faq(path, text, raw, problems);
-        }
-        for raw in file.policy {
-            let line = line_of(text, raw.id.span().start);
-            if self
-                .ids
-                .register("policy", raw.id.get_ref(), path, line, problems)
-            {
-                self.policies.push(Policy {
-                    id: raw.id.into_inner(),
-                    title: raw.title,
-                    text: raw.text,
-                    link: raw.link,
-                });
-            }
-        }
-        for raw in file.product {
-            self.add_product(path, text, raw, problems);
-        }
-        self.categories.extend(file.category_names);
-    }
-
-    fn add_faq(&mut self, path: &Path, text: &str, raw: RawFaq, problems: &mut Vec<Problem>) {
-        let line = line_of(text, raw.id.span().start);
-        if !self
-            .ids
-            .register("faq", raw.id.get_ref(), path, line, problems)
-        {
-            return;
-        }
-        for reference in &raw.policies {
-            self.policy_references.push((
-                path.to_path_buf(),
-                line_of(text, reference.span().start),
-                reference.get_ref().clone(),
-            ));
-        }
-        self.faq.push(FaqEntry {
-            id: raw.id.into_inner(),
-            intent: raw.intent,
-            question: raw.question,
-            answer: raw.answer,
-            examples: raw.examples,
-            tags: raw.tags,
-            link: raw.link,
-            policies: raw.policies.into_iter().map(|p| p.into_inner()).collect(),
-            handoff: raw.handoff,
-        });
-    }
-
-    fn add_product(
-        &mut self,
-        path: &Path,
-        text: &str,
-        raw: RawProduct,
-        problems: &mut Vec<Problem>,
-    ) {
-        let line = line_of(text, raw.id.span().start);
-        if !self
-            .ids
-            .register("product", raw.id.get_ref(), path, line, problems)
-        {
-            return;
-        }
-        let price = match raw.price.get_ref() {
-            toml::Value::String(s) => Price::parse_decimal(s.trim()),
-            toml::Value::Integer(i) => u64::try_from(*i)
-                .ok()
-                .and_then(|i| i.checked_mul(100))
-                .map(|cents| Price { cents }),
-            _ => None,
-        };
-        let Some(price) = price else {
-            problems.push(Problem {
-                file: path.to_path_buf(),
-                line: Some(line_of(text, raw.price.span().start)),
-                kind: ProblemKind::BadPrice {
-                    value: raw.price.get_ref().to_string(),
-                },
-            });
-            return;
-        };
-        self.catalogue.push(Product {
-            id: raw.id.into_inner(),
-            name: raw.name,
-            price,
-            stock: raw.stock,
-            description: raw.description,
-            aliases: raw.aliases,
-            categories: raw.categories,
-            translations: raw.translations.into_iter().collect(),
-        });
-    }
-
-    /// Reports every FAQ reference to a policy no file defines, and hands out the FAQ
-    /// entries, policies and catalogue.
-    fn finish(self, problems: &mut Vec<Problem>) -> KnowledgeParts {
-        for (path, line, policy) in self.policy_references {
-            if !self.policies.iter().any(|p| p.id == policy) {
-                problems.push(Problem {
-                    file: path,
-                    line: Some(line),
-                    kind: ProblemKind::UnknownPolicy(policy),
-                });
-            }
-        }
-        (self.faq, self.policies, self.catalogue, self.categories)
-    }
 }
 
 /// Reads `utterance,intent` rows (other columns ignored).

@@ -8,13 +8,18 @@
 //! - `knowledge/*.toml`: `[[faq]]`, `[[policy]]` and `[[product]]` blocks, any file;
 //! - `data/*.csv`: optional data-set phrasings (`utterance,intent`), attached to FAQ
 //!   entries by intent;
-//! - `guard.toml`: optional [`GuardRules`].
+//! - `guard.toml`: optional [`GuardRules`];
+//! - `places.toml`: optional places (channels, categories) with their own persona and a
+//!   part of the knowledge ([`Place`]).
 //!
 //! [`PromptSet::load`] checks everything and reports every problem with its file and line.
 //! [`Prompts`] holds the set in service and swaps in a new one only when it loads cleanly.
 
+mod knowledge_files;
+mod learn;
 mod live;
 mod load;
+mod places;
 mod problems;
 mod quote;
 mod render;
@@ -29,8 +34,10 @@ use super::guard::GuardRules;
 use super::knowledge::Knowledge;
 use super::shop::Shop;
 
+pub use learn::{add_faq_entry, LearnError, NewFaqEntry, LEARNED_FILE};
 pub use live::{Prompts, ReloadReport};
 pub use load::{read_utterance_csv, LoadOptions};
+pub use places::{Place, DEFAULT_PERSONA};
 pub use problems::{Problem, ProblemKind, PromptError};
 pub use render::{
     neutralise_data, summary_chunks, HistoryTurn, Speaker, SummaryMessage, MAX_DATA_CHARS,
@@ -48,6 +55,10 @@ pub struct PromptSet {
     pub version: String,
     templates: Environment<'static>,
     template_sources: BTreeMap<String, String>,
+    /// The persona template this set renders: [`DEFAULT_PERSONA`], or a place's own.
+    persona: String,
+    /// Places (places.toml) with their own persona and knowledge; empty in a place's set.
+    places: Vec<Place>,
 }
 
 impl PromptSet {

@@ -196,7 +196,7 @@ impl PromptSet {
     }
 
     fn common_context(&self, format: PromptFormat) -> Result<Value, PromptError> {
-        let persona = self.render("persona.j2", context! { shop => &self.shop })?;
+        let persona = self.render(&self.persona, context! { shop => &self.shop })?;
         Ok(context! {
             shop => &self.shop,
             persona => persona.trim(),
