@@ -20,9 +20,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 mod answers;
+mod insights;
 mod privacy;
 mod tickets;
 pub use answers::{AnswerFeedback, AnsweredQuestion};
+pub use insights::{CastVote, TicketTimes};
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
 pub use tickets::{NewTicket, Ticket};

@@ -15,6 +15,7 @@ use super::channels::{channel_object, edit_channel};
 use super::fake_discord::{
     is_channel_message_path, Created, Recorded, State, INTERACTION_DEADLINE, NONCE_WINDOW,
 };
+use super::multipart;
 use super::{message_json, user, APP_ID, BOT_ID, GUILD_ID, TOKEN};
 
 pub(super) async fn rest(
@@ -26,14 +27,35 @@ pub(super) async fn rest(
 ) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    // A message with files comes as a multipart form: its JSON is the payload_json part.
+    let (json_body, files, form_refusal) = if multipart::is_multipart(&content_type) {
+        match multipart::read(&content_type, body).await {
+            Ok((payload, files)) => (Some(payload), files, None),
+            Err((status, answer)) => (None, Vec::new(), Some((status, Answer::Json(answer)))),
+        }
+    } else {
+        (serde_json::from_slice(&body).ok(), Vec::new(), None)
+    };
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let limited = rate_limit(&state, method.as_str(), &path);
-    let refused = refusal(&path, authorization, json_body.as_ref(), method.as_str());
-    let (status, answer) = match (refused, &limited) {
+    let refused = form_refusal.or_else(|| {
+        refusal(
+            &path,
+            authorization,
+            json_body.as_ref(),
+            method.as_str(),
+            !files.is_empty(),
+        )
+    });
+    let (status, mut answer) = match (refused, &limited) {
         (Some(refused), _) => refused,
         (None, Some(bucket)) if bucket.remaining.is_none() => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -50,6 +72,9 @@ pub(super) async fn rest(
             json_body.as_ref(),
         ),
     };
+    if status.is_success() && !files.is_empty() {
+        attach(&state, &mut answer, &files);
+    }
     let response = match &answer {
         Answer::Json(value) | Answer::RateLimited(value, _) => Some(value.clone()),
         Answer::Empty => None,
@@ -61,6 +86,7 @@ pub(super) async fn rest(
         body: json_body,
         status: status.as_u16(),
         response,
+        files,
         at: Instant::now(),
     });
     let mut response = match answer {
@@ -90,6 +116,23 @@ pub(super) async fn rest(
         set("x-ratelimit-bucket", bucket.key);
     }
     response
+}
+
+/// Puts the attachment objects of `files` on the message the request created or edited
+/// (its answer, and the message as the fake keeps it).
+fn attach(state: &State, answer: &mut Answer, files: &[multipart::Upload]) {
+    let Answer::Json(message) = answer else {
+        return;
+    };
+    let base = state.base_url.lock().unwrap().clone();
+    let ids = std::iter::repeat_with(|| state.next_id.fetch_add(1, Ordering::SeqCst));
+    message["attachments"] = multipart::attachment_objects(&base, ids, files);
+    let Some(id) = message["id"].as_str().and_then(|s| s.parse::<u64>().ok()) else {
+        return;
+    };
+    if let Some(kept) = state.messages.lock().unwrap().get_mut(&id) {
+        kept["attachments"] = message["attachments"].clone();
+    }
 }
 
 /// A request's place in its rate-limit bucket.
@@ -136,12 +179,13 @@ fn rate_limit(state: &State, method: &str, path: &str) -> Option<BucketState> {
 
 /// What Discord refuses before doing anything: a request without the bot token (401;
 /// interaction callbacks and webhooks need none), and a message whose content is empty
-/// (without embeds) or over 2,000 characters (400).
+/// (without embeds or files) or over 2,000 characters (400).
 fn refusal(
     path: &str,
     authorization: &str,
     body: Option<&Value>,
     method: &str,
+    has_files: bool,
 ) -> Option<(StatusCode, Answer)> {
     let token_free =
         path.starts_with("/api/v10/interactions/") || path.starts_with("/api/v10/webhooks/");
@@ -181,7 +225,7 @@ fn refusal(
                 "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}})),
         ));
     }
-    if content.trim().is_empty() && !has_embeds && method == "POST" {
+    if content.trim().is_empty() && !has_embeds && !has_files && method == "POST" {
         return Some((
             StatusCode::BAD_REQUEST,
             Answer::Json(json!({"message": "Cannot send an empty message", "code": 50006})),
