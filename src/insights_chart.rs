@@ -3,7 +3,9 @@
 //! answered by the bot, handed off and not answered, above the 👍 and 👎 cast per day.
 //!
 //! Drawn with plotters on an in-memory bitmap and encoded with the `png` crate. Text uses
-//! DejaVu Sans from the `dejavu` crate, compiled in, so the chart needs no system fonts.
+//! DejaVu Sans from the `dejavu` crate, compiled in, so the chart needs no system fonts
+//! (the fonts' licence, Bitstream Vera's with DejaVu's changes in the public domain, ships
+//! with that crate and allows embedding).
 
 use std::sync::OnceLock;
 

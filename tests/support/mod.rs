@@ -27,6 +27,7 @@
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
 //! - [`channels`] and [`components`]: threads, forums and tags; buttons and presses.
+//! - [`browser`]: a page opened in headless Chromium: its console and a screenshot.
 //! - [`images`]: PNGs the tests receive, decoded.
 //! - [`multipart`]: messages with files, as multipart forms (`payload_json` and
 //!   `files[n]` matching the `attachments` list), recorded with their files.
@@ -38,6 +39,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bot;
+pub mod browser;
 pub mod channels;
 pub mod components;
 pub mod fake_discord;
