@@ -2,8 +2,11 @@
 
 /// A decoded image: its size and its pixels, RGB, 8 bits per channel, row by row.
 pub struct Image {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Three bytes per pixel, row by row.
     pub rgb: Vec<u8>,
 }
 

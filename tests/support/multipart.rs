@@ -6,8 +6,12 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart};
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use serde_json::{json, Value};
+
+use super::fake_discord::State;
+use super::rest::Answer;
+use std::sync::atomic::Ordering;
 
 /// Most files on one message.
 pub const MAX_FILES: usize = 10;
@@ -21,9 +25,31 @@ pub struct Upload {
     pub field: String,
     /// `n` of `files[n]`.
     pub index: u64,
+    /// The part's file name.
     pub filename: String,
+    /// The part's content type, if it named one.
     pub content_type: Option<String>,
+    /// The file itself.
     pub bytes: Vec<u8>,
+}
+
+/// A request's body as the fake reads it: its JSON (the `payload_json` of a multipart
+/// form, else the body itself), the form's files, and Discord's refusal of a bad form.
+pub(super) async fn body(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> (Option<Value>, Vec<Upload>, Option<(StatusCode, Answer)>) {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_multipart(content_type) {
+        return (serde_json::from_slice(&body).ok(), Vec::new(), None);
+    }
+    match read(content_type, body).await {
+        Ok((payload, files)) => (Some(payload), files, None),
+        Err((status, answer)) => (None, Vec::new(), Some((status, Answer::Json(answer)))),
+    }
 }
 
 /// Whether a request's content type is a multipart form.
@@ -162,6 +188,23 @@ pub fn attachment_objects(
         })
         .collect();
     Value::Array(objects)
+}
+
+/// Puts the attachment objects of `files` on the message the request created or edited
+/// (its answer, and the message as the fake keeps it).
+pub(super) fn attach(state: &State, answer: &mut Answer, files: &[Upload]) {
+    let Answer::Json(message) = answer else {
+        return;
+    };
+    let base = state.base_url.lock().unwrap().clone();
+    let ids = std::iter::repeat_with(|| state.next_id.fetch_add(1, Ordering::SeqCst));
+    message["attachments"] = attachment_objects(&base, ids, files);
+    let Some(id) = message["id"].as_str().and_then(|s| s.parse::<u64>().ok()) else {
+        return;
+    };
+    if let Some(kept) = state.messages.lock().unwrap().get_mut(&id) {
+        kept["attachments"] = message["attachments"].clone();
+    }
 }
 
 fn invalid(problem: &str) -> (StatusCode, Value) {

@@ -27,20 +27,7 @@ pub(super) async fn rest(
 ) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    // A message with files comes as a multipart form: its JSON is the payload_json part.
-    let (json_body, files, form_refusal) = if multipart::is_multipart(&content_type) {
-        match multipart::read(&content_type, body).await {
-            Ok((payload, files)) => (Some(payload), files, None),
-            Err((status, answer)) => (None, Vec::new(), Some((status, Answer::Json(answer)))),
-        }
-    } else {
-        (serde_json::from_slice(&body).ok(), Vec::new(), None)
-    };
+    let (json_body, files, form_refusal) = multipart::body(&headers, body).await;
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -73,7 +60,7 @@ pub(super) async fn rest(
         ),
     };
     if status.is_success() && !files.is_empty() {
-        attach(&state, &mut answer, &files);
+        multipart::attach(&state, &mut answer, &files);
     }
     let response = match &answer {
         Answer::Json(value) | Answer::RateLimited(value, _) => Some(value.clone()),
@@ -116,23 +103,6 @@ pub(super) async fn rest(
         set("x-ratelimit-bucket", bucket.key);
     }
     response
-}
-
-/// Puts the attachment objects of `files` on the message the request created or edited
-/// (its answer, and the message as the fake keeps it).
-fn attach(state: &State, answer: &mut Answer, files: &[multipart::Upload]) {
-    let Answer::Json(message) = answer else {
-        return;
-    };
-    let base = state.base_url.lock().unwrap().clone();
-    let ids = std::iter::repeat_with(|| state.next_id.fetch_add(1, Ordering::SeqCst));
-    message["attachments"] = multipart::attachment_objects(&base, ids, files);
-    let Some(id) = message["id"].as_str().and_then(|s| s.parse::<u64>().ok()) else {
-        return;
-    };
-    if let Some(kept) = state.messages.lock().unwrap().get_mut(&id) {
-        kept["attachments"] = message["attachments"].clone();
-    }
 }
 
 /// A request's place in its rate-limit bucket.
