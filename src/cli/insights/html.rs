@@ -113,7 +113,12 @@ fn figures(out: &mut String, insights: &Insights) {
         (
             "Deflection",
             match d.share {
-                Some(share) => format!("{:.1} % ({} questions)", share * 100.0, d.deflected),
+                Some(share) => format!(
+                    "{:.1} % ({} of {})",
+                    share * 100.0,
+                    d.deflected,
+                    insights.questions
+                ),
                 None => "no questions".to_string(),
             },
         ),
