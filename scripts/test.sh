@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks formatting and lints, then runs every test. Prepares the ONNX Runtime library, the
-# tiny test models, the sentence-embedding model and llama.cpp's server (built once, in the
-# background while the rest is prepared and linted) first. Extra arguments go to `cargo test`
+# tiny test models, the sentence-embedding model, Chromium (Debian's package, for the HTML
+# report's test) and llama.cpp's server (built once, in the background while the rest is
+# prepared and linted) first. Extra arguments go to `cargo test`
 # (e.g. ./scripts/test.sh --test engine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -10,7 +11,7 @@ cd "$ROOT"
 llama_log=$(mktemp)
 "$ROOT/scripts/setup.sh" llama-server >"$llama_log" 2>&1 &
 llama_setup=$!
-"$ROOT/scripts/setup.sh" test-models embedding-model
+"$ROOT/scripts/setup.sh" test-models embedding-model chromium
 printf '\033[1m==> cargo fmt --check\033[0m\n' >&2
 cargo fmt --all -- --check
 printf '\033[1m==> cargo clippy\033[0m\n' >&2

@@ -11,6 +11,8 @@
 //!   OpenAI-compatible server, or scripted text for tests.
 //! - [`engine`]: the language model on ONNX Runtime (the only code that knows it).
 //!
+//! Beside the adapters, used by both: [`insights_chart`], the insights chart as a PNG.
+//!
 //! Beside them, used by all three:
 //! - [`lifecycle`]: work in flight and graceful shutdown (the terminal chat and Discord);
 //! - [`store`]: SQLite persistence;
@@ -25,6 +27,7 @@ pub mod backend;
 pub mod config;
 pub mod discord;
 pub mod engine;
+pub mod insights_chart;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

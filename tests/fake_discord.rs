@@ -412,3 +412,68 @@ async fn threads_open_in_text_channels_and_modals_keep_discords_limits() {
         204
     );
 }
+
+/// A message with files, as a multipart form: `payload_json` and `files[n]` parts.
+async fn post_form(
+    fake: &FakeDiscord,
+    path: &str,
+    payload: &str,
+    files: &[(&str, &str, &[u8])],
+) -> (u16, Value) {
+    let mut form = reqwest::multipart::Form::new().text("payload_json", payload.to_string());
+    for (field, filename, bytes) in files {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(filename.to_string())
+            .mime_str("image/png")
+            .unwrap();
+        form = form.part(field.to_string(), part);
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v10{path}", fake.url()))
+        .header("Authorization", format!("Bot {TOKEN}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_come_as_multipart_forms_that_name_each_file_in_the_attachments_list() {
+    let fake = FakeDiscord::start().await;
+    let messages = format!("/channels/{CHANNEL}/messages");
+    let listed = r#"{"content": "", "attachments": [{"id": 0, "filename": "chart.png"}]}"#;
+    let file: &[u8] = b"\x89PNG not really";
+    // A file alone is a message; the answer lists it as an attachment.
+    let (status, message) =
+        post_form(&fake, &messages, listed, &[("files[0]", "chart.png", file)]).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["attachments"][0]["filename"], "chart.png");
+    assert_eq!(message["attachments"][0]["size"], file.len());
+    let recorded = fake.requests().into_iter().last().unwrap();
+    assert_eq!(recorded.files.len(), 1);
+    assert_eq!(recorded.files[0].bytes, file);
+    assert_eq!(body(&recorded)["attachments"][0]["id"], 0);
+    // Refused: a file the attachments list does not name, an entry with no file, a
+    // payload that is not JSON, and no file and no content.
+    for (payload, files) in [
+        (listed, vec![("files[1]", "chart.png", file)]),
+        (listed, vec![]),
+        (
+            r#"{"content": "x", "attachments": [{"id": 0, "filename": "other.png"}]}"#,
+            vec![("files[0]", "chart.png", file)],
+        ),
+        ("{not json", vec![("files[0]", "chart.png", file)]),
+        (r#"{"content": ""}"#, vec![]),
+    ] {
+        let (status, answer) = post_form(&fake, &messages, payload, &files).await;
+        assert_eq!(
+            status,
+            400,
+            "{payload} with {} files: {answer}",
+            files.len()
+        );
+    }
+}

@@ -316,7 +316,7 @@ fn reaction(message: u64, user_id: u64, author: u64, emoji: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thumbs_on_the_bots_replies_are_counted_in_insights() {
+async fn thumbs_on_the_bots_replies_are_counted_in_insights_and_drawn_in_its_chart() {
     let (fake, bot) = started(&[]).await;
     let question = Msg::new(&fake, CHANNEL, CUSTOMER, "where is my parcel").mentioning_bot();
     question.send(&fake);
@@ -382,10 +382,42 @@ async fn thumbs_on_the_bots_replies_are_counted_in_insights() {
     assert!(text.contains("👍 2 · 👎 0"), "{text}");
     assert!(text.contains("track_order: 1"), "{text}");
     assert!(text.contains("last 1 day"), "{text}");
+    assert!(text.contains("**Deflection**: 1 of 1 (100 %)"), "{text}");
     assert_eq!(
         body(&deferral)["data"]["flags"].as_u64().unwrap_or(0) & EPHEMERAL,
         EPHEMERAL
     );
+    // The chart: an ephemeral follow-up with one PNG, named in its attachments list.
+    let upload = fake
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.method == "POST" && r.path.starts_with("/api/v10/webhooks/") && !r.files.is_empty()
+        })
+        .unwrap_or_else(|| panic!("no chart:\n{}", fake.describe_requests()));
+    assert_eq!(upload.status, 200, "{upload:?}");
+    assert_eq!(
+        body(&upload)["flags"].as_u64().unwrap_or(0) & EPHEMERAL,
+        EPHEMERAL
+    );
+    assert_eq!(body(&upload)["attachments"][0]["filename"], "insights.png");
+    let file = &upload.files[0];
+    assert_eq!(
+        (file.field.as_str(), file.filename.as_str()),
+        ("files[0]", "insights.png")
+    );
+    assert_eq!(file.content_type.as_deref(), Some("image/png"));
+    let chart = support::images::decode_png(&file.bytes);
+    assert_eq!(
+        (chart.width, chart.height),
+        (
+            shopkeep::insights_chart::WIDTH,
+            shopkeep::insights_chart::HEIGHT
+        )
+    );
+    // Today's bar: one question answered by the bot, and two 👍.
+    assert!(chart.pixels_near(shopkeep::insights_chart::ANSWERED, 0) > 1000);
+    assert!(chart.pixels_near(shopkeep::insights_chart::HELPFUL, 0) > 1000);
     assert_no_mentions_allowed(&fake);
 }
 

@@ -39,7 +39,7 @@ use guard::Finding;
 use knowledge::ReusingEmbedder;
 use limits::{limited_notice, LimitScope, Limits, BUSY_NOTICE};
 use moderation::drafts::{Draft, DraftError};
-use moderation::insights::Insights;
+use moderation::insights::{Insights, Window};
 use moderation::summary::ChannelSummary;
 
 /// How often (at most) [`Assistant::handle`] prunes expired conversations and idle limiter
@@ -391,15 +391,15 @@ impl Assistant {
         Ok(())
     }
 
-    /// The question-log figures of the last `days` days, read in a blocking task.
+    /// The insights of the last `days` UTC calendar days (today included), read in a
+    /// blocking task.
     pub async fn insights(&self, days: u32) -> Result<Insights, AssistantError> {
         let store = self.store().clone();
-        let now = self.conversations.now_ms();
-        let insights = tokio::task::spawn_blocking(move || {
-            moderation::insights::from_store(&store, now, days)
-        })
-        .await
-        .map_err(AssistantError::Task)??;
+        let window = Window::last_days(self.conversations.now_ms(), days);
+        let insights =
+            tokio::task::spawn_blocking(move || moderation::insights::from_store(&store, window))
+                .await
+                .map_err(AssistantError::Task)??;
         Ok(insights)
     }
 

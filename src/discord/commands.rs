@@ -340,14 +340,36 @@ async fn insights(
         .map(|d| d.clamp(1, MAX_INSIGHTS_DAYS as i64) as u32)
         .unwrap_or(DEFAULT_INSIGHTS_DAYS);
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
-    let text = match shared.assistant.insights(days).await {
-        Ok(insights) => insights.to_text(),
+    let insights = match shared.assistant.insights(days).await {
+        Ok(insights) => insights,
         Err(error) => {
             tracing::error!(%error, "could not read insights");
-            "Sorry, I could not read the question log just now.".to_string()
+            let sorry = "Sorry, I could not read the question log just now.";
+            return shared.reply(target(command, true)).show(sorry).await;
         }
     };
-    shared.reply(target(command, true)).show(&text).await
+    let heading = format!(
+        "Insights, last {days} day{}",
+        if days == 1 { "" } else { "s" }
+    );
+    let text = super::insights::markdown(&insights, &heading);
+    shared.reply(target(command, true)).show(&text).await?;
+    let png = match crate::insights_chart::png(&insights.daily) {
+        Ok(png) => png,
+        Err(error) => {
+            tracing::error!(%error, "could not draw the insights chart");
+            return Ok(());
+        }
+    };
+    let caption = format!("Questions and feedback per day, last {days} day(s), UTC.");
+    super::insights::post_chart(
+        &shared.rest,
+        command.application_id,
+        &command.token,
+        &caption,
+        png,
+    )
+    .await
 }
 
 async fn draft(

@@ -9,7 +9,8 @@
 //! - [`turns`]: one user's messages answered one at a time, in order;
 //! - [`threads`]: threads and forum posts under support channels, and forum tags;
 //! - [`rest`]: sends with retries, and with no mentions allowed on every message;
-//! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself.
+//! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself;
+//! - [`insights`] and [`digest`]: `/insights` as markdown with a chart, and its daily digest.
 //!
 //! [`run`] connects and serves until SIGTERM/SIGINT, then stops taking new work, lets
 //! in-flight replies finish within `shutdown_grace`, cancels the rest, closes the gateway,
@@ -18,9 +19,11 @@
 mod answering;
 pub mod buttons;
 pub mod commands;
+pub mod digest;
 pub mod events;
 pub mod feedback;
 pub mod history;
+pub mod insights;
 pub mod modlog;
 pub mod ratelimit;
 pub mod reply;
@@ -419,6 +422,14 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     let http = builder.build();
     let rest = Rest::new(Arc::new(http));
     let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
+    let digest = settings
+        .digest_at
+        .zip(settings.mod_log_channel)
+        .map(|(at, channel)| {
+            let clock = Arc::new(crate::assistant::conversation::SystemClock);
+            let store = Arc::clone(assistant.store());
+            digest::spawn(store, rest.clone(), channel, at, clock, digest::POLL)
+        });
 
     if let Some(addr) = assistant.config().metrics_addr {
         let bound = crate::metrics::serve(addr, Some(assistant.backend().clone())).await?;
@@ -486,6 +497,9 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
             .in_flight
             .shut_down(stopper.settings.shutdown_grace)
             .await;
+        if let Some(digest) = digest {
+            digest.abort();
+        }
         if let Some(mod_log) = mod_log {
             mod_log.drain(modlog::DRAIN_WAIT).await;
         }

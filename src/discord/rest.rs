@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use serenity::builder::CreateAllowedMentions;
-use serenity::http::{Http, LightMethod, Request, Route};
+use serenity::builder::{CreateAllowedMentions, CreateAttachment};
+use serenity::http::{Http, LightMethod, Multipart, MultipartUpload, Request, Route};
 use serenity::model::id::ChannelId;
 
 use super::ratelimit::RateLimits;
@@ -64,6 +64,14 @@ pub enum Body {
     Callback,
     /// Not a message (no `allowed_mentions`).
     Other,
+}
+
+/// What a request carries.
+enum Payload {
+    /// A JSON body, with `allowed_mentions` where [`Body`] says.
+    Json(Value, Body),
+    /// A multipart form (a message with files), ready to send.
+    Form(Multipart),
 }
 
 /// How hard a request is tried.
@@ -137,9 +145,43 @@ impl Rest {
         body: Option<Value>,
         kind: Body,
     ) -> Result<Option<Value>, RestError> {
-        let payload = body.map(|body| (body, kind));
+        let payload = body.map(|body| Payload::Json(body, kind));
         self.send_with_params(what, route, method, None, payload, Delivery::Retried)
             .await
+    }
+
+    /// Sends one message with a file attached, the way Discord takes it: a multipart
+    /// form whose `payload_json` is `message` (mentions forced off, as on every message)
+    /// with `attachments: [{"id": 0, "filename": …}]`, and whose `files[0]` part is the
+    /// file. Retried as [`Rest::send`] is.
+    pub async fn send_with_file(
+        &self,
+        what: &'static str,
+        route: Route<'_>,
+        method: LightMethod,
+        mut message: Value,
+        file: CreateAttachment,
+    ) -> Result<Option<Value>, RestError> {
+        self.enforce_no_mentions(&mut message, Body::Message);
+        message["attachments"] = serde_json::json!([{
+            "id": 0,
+            "filename": file.filename,
+            "description": file.description,
+        }]);
+        let form = Multipart {
+            upload: MultipartUpload::Attachments(vec![file]),
+            fields: Vec::new(),
+            payload_json: Some(message.to_string()),
+        };
+        self.send_with_params(
+            what,
+            route,
+            method,
+            None,
+            Some(Payload::Form(form)),
+            Delivery::Retried,
+        )
+        .await
     }
 
     /// One page of a channel's history: up to `limit` (1–100) message objects older than
@@ -180,26 +222,27 @@ impl Rest {
         route: Route<'_>,
         method: LightMethod,
         params: Option<Vec<(&'static str, String)>>,
-        payload: Option<(Value, Body)>,
+        payload: Option<Payload>,
         delivery: Delivery,
     ) -> Result<Option<Value>, RestError> {
-        let body = payload.map(|(mut b, kind)| {
-            self.enforce_no_mentions(&mut b, kind);
-            b
-        });
-        let bytes = body
-            .as_ref()
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| RestError::Payload {
-                what,
-                detail: e.to_string(),
-            })?;
+        let (bytes, form) = match payload {
+            None => (None, None),
+            Some(Payload::Form(form)) => (None, Some(form)),
+            Some(Payload::Json(mut body, kind)) => {
+                self.enforce_no_mentions(&mut body, kind);
+                let bytes = serde_json::to_vec(&body).map_err(|e| RestError::Payload {
+                    what,
+                    detail: e.to_string(),
+                })?;
+                (Some(bytes), None)
+            }
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let request = Request::new(route, method)
                 .body(bytes.clone())
+                .multipart(form.clone())
                 .params(params.clone());
             let outcome = self.execute(request).await;
             // The error, and how long to wait before a retry (None: not worth retrying).

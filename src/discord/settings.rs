@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::threads::ForumTagNames;
+use crate::assistant::moderation::digest::DailyTime;
 use crate::config::{parsed, var, ConfigError};
 
 /// The Discord bot token. Its `Debug` and `Display` never show the secret; only
@@ -64,6 +65,9 @@ pub struct DiscordSettings {
     pub ticket_channel: Option<u64>,
     /// The forum tags applied to posts the bot answered or handed off.
     pub forum_tags: ForumTagNames,
+    /// When the daily digest of insights is posted to the moderator log (UTC); `None`:
+    /// no digest. Set only together with `mod_log_channel`.
+    pub digest_at: Option<DailyTime>,
 }
 
 impl DiscordSettings {
@@ -76,6 +80,7 @@ impl DiscordSettings {
                 support_channels.push(*channel);
             }
         }
+        let mod_log_channel = id_list("SHOPKEEP_MOD_LOG_CHANNEL")?.first().copied();
         Ok(Self {
             token: var("DISCORD_TOKEN").map(DiscordToken::new),
             api_url: var("DISCORD_API_URL")
@@ -88,7 +93,7 @@ impl DiscordSettings {
             admin_roles: id_list("SHOPKEEP_ADMIN_ROLES")?,
             answer_dms: parsed("SHOPKEEP_ANSWER_DMS", true, "true or false")?,
             command_guilds: id_list("SHOPKEEP_COMMAND_GUILDS")?,
-            mod_log_channel: id_list("SHOPKEEP_MOD_LOG_CHANNEL")?.first().copied(),
+            mod_log_channel,
             shutdown_grace: Duration::from_secs(parsed(
                 "SHOPKEEP_SHUTDOWN_GRACE_SECS",
                 20,
@@ -101,8 +106,37 @@ impl DiscordSettings {
                 handed_off: tag_name("SHOPKEEP_FORUM_TAG_HANDOFF", "Needs staff"),
                 solved: tag_name("SHOPKEEP_FORUM_TAG_SOLVED", "Solved"),
             },
+            digest_at: digest_at(var(DIGEST_AT).as_deref(), mod_log_channel)?,
         })
     }
+}
+
+/// The variable that schedules the daily digest.
+const DIGEST_AT: &str = "SHOPKEEP_DIGEST_AT";
+
+/// `SHOPKEEP_DIGEST_AT` checked: unset or empty is no digest; otherwise a UTC time of day
+/// `HH:MM`, and only with a moderator log to post to.
+fn digest_at(
+    value: Option<&str>,
+    mod_log_channel: Option<u64>,
+) -> Result<Option<DailyTime>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let bad = |expected: &str| ConfigError {
+        variable: DIGEST_AT,
+        value: value.to_string(),
+        expected: expected.to_string(),
+    };
+    let at: DailyTime = value
+        .parse()
+        .map_err(|_| bad("a UTC time of day HH:MM, 00:00 to 23:59, such as 09:00"))?;
+    if mod_log_channel.is_none() {
+        return Err(bad(
+            "the digest is posted to the moderator log: set SHOPKEEP_MOD_LOG_CHANNEL too",
+        ));
+    }
+    Ok(Some(at))
 }
 
 impl DiscordSettings {
@@ -176,6 +210,23 @@ fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digest_time_is_hh_mm_and_needs_the_moderator_log() {
+        assert_eq!(digest_at(None, None).unwrap(), None);
+        assert_eq!(
+            digest_at(Some("09:00"), Some(7)).unwrap(),
+            DailyTime::new(9, 0)
+        );
+        let bad = digest_at(Some("9am"), Some(7)).unwrap_err();
+        assert_eq!(bad.variable, "SHOPKEEP_DIGEST_AT");
+        assert!(bad.to_string().contains("HH:MM"), "{bad}");
+        let alone = digest_at(Some("09:00"), None).unwrap_err();
+        assert!(
+            alone.to_string().contains("SHOPKEEP_MOD_LOG_CHANNEL"),
+            "{alone}"
+        );
+    }
 
     #[test]
     fn plain_http_is_allowed_only_to_this_machine() {

@@ -21,10 +21,12 @@ use serde::Serialize;
 
 mod answers;
 mod candidates;
+mod insights;
 mod privacy;
 mod tickets;
 pub use answers::{AnswerFeedback, AnsweredQuestion};
 pub use candidates::Candidate;
+pub use insights::{CastVote, TicketTimes};
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
 pub use tickets::{NewTicket, Ticket, TicketRouting};

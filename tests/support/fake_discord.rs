@@ -26,6 +26,8 @@ pub struct Recorded {
     pub status: u16,
     /// The JSON the fake answered with, if any.
     pub response: Option<Value>,
+    /// The files of a multipart message (its JSON, `payload_json`, is `body`).
+    pub files: Vec<super::multipart::Upload>,
     pub at: Instant,
 }
 

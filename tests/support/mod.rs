@@ -28,6 +28,10 @@
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
 //! - [`channels`] and [`components`]: threads, forums and tags; buttons and presses.
+//! - [`browser`]: a page opened in headless Chromium: its console and a screenshot.
+//! - [`images`]: PNGs the tests receive, decoded.
+//! - [`multipart`]: messages with files, as multipart forms (`payload_json` and
+//!   `files[n]` matching the `attachments` list), recorded with their files.
 //! - [`payloads`]: the events a test injects, with the minimal fields serenity 0.12.5 needs
 //!   to deserialise (listed there).
 //! - [`bot`]: [`Bot`] runs the real `shopkeep run` binary against the fake.
@@ -36,11 +40,14 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bot;
+pub mod browser;
 pub mod channels;
 pub mod components;
 pub mod fake_discord;
 pub mod gateway;
+pub mod images;
 pub mod models;
+pub mod multipart;
 pub mod payloads;
 pub mod rest;
 

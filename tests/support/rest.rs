@@ -15,6 +15,7 @@ use super::channels::{channel_object, edit_channel};
 use super::fake_discord::{
     is_channel_message_path, Created, Recorded, State, INTERACTION_DEADLINE, NONCE_WINDOW,
 };
+use super::multipart;
 use super::{message_json, user, APP_ID, BOT_ID, GUILD_ID, TOKEN};
 
 pub(super) async fn rest(
@@ -26,14 +27,22 @@ pub(super) async fn rest(
 ) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().map(str::to_string);
-    let json_body: Option<Value> = serde_json::from_slice(&body).ok();
+    let (json_body, files, form_refusal) = multipart::body(&headers, body).await;
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let limited = rate_limit(&state, method.as_str(), &path);
-    let refused = refusal(&path, authorization, json_body.as_ref(), method.as_str());
-    let (status, answer) = match (refused, &limited) {
+    let refused = form_refusal.or_else(|| {
+        refusal(
+            &path,
+            authorization,
+            json_body.as_ref(),
+            method.as_str(),
+            !files.is_empty(),
+        )
+    });
+    let (status, mut answer) = match (refused, &limited) {
         (Some(refused), _) => refused,
         (None, Some(bucket)) if bucket.remaining.is_none() => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -50,6 +59,9 @@ pub(super) async fn rest(
             json_body.as_ref(),
         ),
     };
+    if status.is_success() && !files.is_empty() {
+        multipart::attach(&state, &mut answer, &files);
+    }
     let response = match &answer {
         Answer::Json(value) | Answer::RateLimited(value, _) => Some(value.clone()),
         Answer::Empty => None,
@@ -61,6 +73,7 @@ pub(super) async fn rest(
         body: json_body,
         status: status.as_u16(),
         response,
+        files,
         at: Instant::now(),
     });
     let mut response = match answer {
@@ -136,12 +149,13 @@ fn rate_limit(state: &State, method: &str, path: &str) -> Option<BucketState> {
 
 /// What Discord refuses before doing anything: a request without the bot token (401;
 /// interaction callbacks and webhooks need none), and a message whose content is empty
-/// (without embeds) or over 2,000 characters (400).
+/// (without embeds or files) or over 2,000 characters (400).
 fn refusal(
     path: &str,
     authorization: &str,
     body: Option<&Value>,
     method: &str,
+    has_files: bool,
 ) -> Option<(StatusCode, Answer)> {
     let token_free =
         path.starts_with("/api/v10/interactions/") || path.starts_with("/api/v10/webhooks/");
@@ -181,7 +195,7 @@ fn refusal(
                 "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}})),
         ));
     }
-    if content.trim().is_empty() && !has_embeds && method == "POST" {
+    if content.trim().is_empty() && !has_embeds && !has_files && method == "POST" {
         return Some((
             StatusCode::BAD_REQUEST,
             Answer::Json(json!({"message": "Cannot send an empty message", "code": 50006})),

@@ -1,7 +1,8 @@
-//! The moderator tools: channel summaries ([`summary`]), drafts ([`drafts`]) and the
-//! question-log figures ([`insights`]). They use the same generation queue and guard as
-//! answers, and store nothing.
+//! The moderator tools: channel summaries ([`summary`]), drafts ([`drafts`]), the
+//! question-log figures ([`insights`]) and when their daily digest is due ([`digest`]).
+//! They use the same generation queue and guard as answers, and store nothing.
 
+pub mod digest;
 pub mod drafts;
 pub mod insights;
 pub mod summary;
