@@ -310,6 +310,7 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
                     threads,
                     optimization,
                     spinning: true,
+                    memory_arena: true,
                 },
             ));
         }
@@ -320,6 +321,14 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
             threads: most_threads,
             optimization: Optimization::All,
             spinning: false,
+            memory_arena: true,
+        },
+    ));
+    settings.push((
+        format!("threads {most_threads}, optimisation All, spinning, no memory arena"),
+        SessionOptions {
+            memory_arena: false,
+            ..SessionOptions::with_threads(most_threads)
         },
     ));
     let engines = settings
