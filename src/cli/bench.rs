@@ -42,6 +42,10 @@ pub(super) struct BenchArgs {
     /// level, spinning).
     #[arg(long)]
     tuning: bool,
+    /// Skip rows (f) and (g), llama-cpp-python's server: it answers one request at a time,
+    /// so its concurrent row takes `--concurrent` times as long as batch 1.
+    #[arg(long)]
+    no_server: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -98,9 +102,13 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         new_tokens: options.new_tokens,
         concurrent: options.concurrent,
     };
-    match runtime.block_on(super::bench_server::rows(&server))? {
-        Ok(rows) => report.server_rows = rows,
-        Err(why) => report.server_skipped = Some(why),
+    if args.no_server {
+        report.server_skipped = Some("--no-server".into());
+    } else {
+        match runtime.block_on(super::bench_server::rows(&server))? {
+            Ok(rows) => report.server_rows = rows,
+            Err(why) => report.server_skipped = Some(why),
+        }
     }
     match runtime.block_on(super::bench_llama::rows(&server))? {
         Ok((rows, ratios)) => {
@@ -273,7 +281,7 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
                     threads,
                     optimization,
                     spinning: true,
-                    memory_arena: true,
+                    memory_arena: false,
                 },
             ));
         }
@@ -284,13 +292,13 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
             threads: most_threads,
             optimization: Optimization::All,
             spinning: false,
-            memory_arena: true,
+            memory_arena: false,
         },
     ));
     settings.push((
-        format!("threads {most_threads}, optimisation All, spinning, no memory arena"),
+        format!("threads {most_threads}, optimisation All, spinning, memory arena"),
         SessionOptions {
-            memory_arena: false,
+            memory_arena: true,
             ..SessionOptions::with_threads(most_threads)
         },
     ));

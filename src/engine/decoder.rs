@@ -32,9 +32,10 @@ pub struct SessionOptions {
     pub optimization: Optimization,
     /// Whether idle intra-op threads spin between steps (lower latency, busy cores).
     pub spinning: bool,
-    /// Whether the CPU provider keeps freed activation memory in its arena for reuse (faster
-    /// allocation, but the process keeps its largest step's memory, e.g. a long prefill's
-    /// logits, for good).
+    /// Whether the CPU provider keeps freed activation memory in its arena for reuse. Off by
+    /// default: with the arena the process keeps its largest step's memory for good (a
+    /// 500-token prefill's logits alone are 98 MB on SmolLM2), and turning it off measured no
+    /// slower per token (docs/engine.md).
     pub memory_arena: bool,
 }
 
@@ -44,7 +45,7 @@ impl Default for SessionOptions {
             threads: 0,
             optimization: Optimization::All,
             spinning: true,
-            memory_arena: true,
+            memory_arena: false,
         }
     }
 }
