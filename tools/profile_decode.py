@@ -55,6 +55,12 @@ class Stepper:
 
 
 def main(argv=None) -> int:
+    with tempfile.TemporaryDirectory(prefix="shopkeep-profile-") as tmp:
+        return profile(argv, tmp)
+
+
+def profile(argv, tmp: str) -> int:
+    """The work of main, writing the optimised model and the profile under `tmp`."""
     import onnx
     import onnxruntime as ort
 
@@ -67,7 +73,6 @@ def main(argv=None) -> int:
 
     path = os.path.join(a.model_dir, "model.onnx")
     stored = onnx.load(path, load_external_data=False)
-    tmp = tempfile.mkdtemp(prefix="shopkeep-profile-")
     so = ort.SessionOptions()
     so.intra_op_num_threads = a.threads
     so.inter_op_num_threads = 1
