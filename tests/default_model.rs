@@ -3,7 +3,7 @@
 //! script, and runs slowly in debug builds:
 //!
 //! ```sh
-//! ./scripts/setup.sh default-model
+//! ./scripts/setup.sh default-model && SHOPKEEP_WEIGHTS=fp32 ./scripts/setup.sh default-model
 //! cargo test --release --test default_model -- --ignored
 //! ```
 
@@ -51,4 +51,47 @@ fn perplexity_on_english_prose_is_in_the_tens() {
 fn capital_of_france_is_paris() {
     let answer = shopkeep(&["chat", "--once", "What is the capital of France?"]);
     assert!(answer.contains("Paris"), "{answer}");
+}
+
+/// `shopkeep perplexity` on the paragraph with the model in `dir`.
+fn perplexity_of(dir: &std::path::Path) -> f64 {
+    let paragraph = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tools/data/english_paragraph.txt"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))
+        .args(["perplexity", "--text-file", paragraph, "--model-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap();
+    last.strip_prefix("perplexity: ").unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs the 4-bit and fp32 default models: ./scripts/setup.sh default-model && SHOPKEEP_WEIGHTS=fp32 ./scripts/setup.sh default-model"]
+fn four_bit_default_is_within_one_percent_of_fp32_perplexity() {
+    let models = shopkeep::config::cache_dir().join("models");
+    let (q4, fp32) = (
+        models.join("smollm2-135m-instruct-q4"),
+        models.join("smollm2-135m-instruct"),
+    );
+    for dir in [&q4, &fp32] {
+        assert!(
+            dir.join("model.onnx").is_file(),
+            "{} is missing",
+            dir.display()
+        );
+    }
+    let (quantized, reference) = (perplexity_of(&q4), perplexity_of(&fp32));
+    assert!(
+        (quantized - reference).abs() / reference <= 0.01,
+        "q4 {quantized}, fp32 {reference}"
+    );
 }

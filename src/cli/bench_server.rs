@@ -17,7 +17,7 @@ use shopkeep::backend::{
 use shopkeep::config::{cache_dir, default_model_dir, OpenAiSettings};
 use shopkeep::engine::{EngineHandle, SessionOptions};
 
-use super::bench::{median, BenchRow};
+use super::bench_report::{median, BenchRow};
 
 const ALIAS: &str = "smollm2";
 
@@ -31,7 +31,7 @@ pub(super) struct ServerBench {
 }
 
 /// The prepared server's Python and GGUF, and the converted default model, or why not.
-fn prepared() -> Result<(PathBuf, PathBuf, PathBuf), String> {
+pub(super) fn prepared() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let python = cache_dir().join("llama-server/bin/python");
     let gguf = cache_dir().join("wheels/SmolLM2-135M-Instruct.Q4_1.gguf");
     let model = default_model_dir();
@@ -97,9 +97,14 @@ pub(super) async fn rows(bench: &ServerBench) -> Result<Result<Vec<BenchRow>, St
         sampling: SamplingParams::greedy(),
         ..GenerateRequest::new(prompt, bench.new_tokens)
     };
+    let weights = shopkeep::engine::ModelDir::open(&model)
+        .ok()
+        .and_then(|dir| dir.manifest.weights)
+        .unwrap_or_else(|| "fp32".into());
+    let engine_label = format!("(f) shopkeep engine, SmolLM2-135M ONNX ({weights})");
     let mut rows = Vec::new();
     for (label, backend) in [
-        ("(f) shopkeep engine, SmolLM2-135M fp32 ONNX", &embedded),
+        (engine_label.as_str(), &embedded),
         (
             "(g) llama.cpp server (llama-cpp-python), SmolLM2-135M Q4_1 GGUF",
             &server,

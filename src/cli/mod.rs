@@ -5,6 +5,8 @@
 //! the last lines of `eval` and `perplexity`) are listed in DESIGN.md §3.
 
 mod bench;
+mod bench_llama;
+mod bench_report;
 mod bench_server;
 mod chat;
 mod eval;

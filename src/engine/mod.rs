@@ -12,6 +12,7 @@ mod decoder;
 mod embedding;
 mod error;
 mod generate;
+mod kv_rows;
 mod model;
 pub mod runtime;
 mod sampler;
