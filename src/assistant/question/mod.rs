@@ -4,7 +4,9 @@
 
 pub mod cues;
 pub mod language;
+mod price_bounds;
 pub mod small_talk;
+mod typos;
 
 pub use cues::{cues, Cues};
 pub use language::{detect, Lang};
