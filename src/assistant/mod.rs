@@ -16,6 +16,7 @@ pub mod policy;
 pub mod question;
 pub mod reply_check;
 pub mod shop;
+pub mod shorten;
 pub mod tickets;
 
 pub use moderation::summary::ChannelMessage;
@@ -30,7 +31,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::backend::SharedBackend;
 use crate::config::Config;
 use crate::engine::{EngineError, SentenceEmbedder, TextEmbedder};
-use crate::store::{FeedbackRecord, Store, StoreError, Vote};
+use crate::store::{FeedbackRecord, Store, StoreError, UnixMillis, Vote};
 use content::LoadOptions;
 use content::{PromptError, Prompts};
 use conversation::{ConversationStore, SystemClock};
@@ -382,6 +383,12 @@ impl Assistant {
         .await
         .map_err(AssistantError::Task)??;
         Ok(())
+    }
+
+    /// Now, in milliseconds since the Unix epoch, from the assistant's clock (the one its
+    /// conversations, question log and feedback are stamped with).
+    pub fn now_ms(&self) -> UnixMillis {
+        self.conversations.now_ms()
     }
 
     /// The question-log figures of the last `days` days, read in a blocking task.

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
+use shopkeep::clock::{Clock, SystemClock};
 use shopkeep::config::Config;
 use shopkeep::store::Store;
 
@@ -27,9 +28,7 @@ enum InsightsFormat {
 pub(super) fn insights(config: Config, args: InsightsArgs) -> Result<()> {
     let store = Store::open(&config.db_path)
         .with_context(|| format!("could not open the database {}", config.db_path))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
+    let now = SystemClock.now_ms();
     let insights = shopkeep::assistant::moderation::insights::from_store(&store, now, args.days)?;
     match args.format {
         InsightsFormat::Text => print!("{}", insights.to_text()),

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::reply::{OwnMessages, Reply, Target};
 use super::rest::Rest;
+use crate::assistant::shorten::one_line;
 use crate::assistant::{Assistant, ModeratorEvent};
 
 /// How long shutdown waits for the moderator log to post what is queued.
@@ -149,18 +150,14 @@ pub fn describe(event: &ModeratorEvent) -> String {
     text
 }
 
-/// `text` as one inline code span: backticks turned into quotes, personal data redacted,
-/// at most 700 characters, and `://` broken (`[:]//`) so that a link stays
-/// unclickable even if a split of a long log message ever cut the span.
+/// `text` as one inline code span: personal data redacted, then shortened to one line of
+/// at most 700 characters ([`one_line`]: backticks turned into quotes), and `://` broken
+/// (`[:]//`) so that a link stays unclickable even if a split of a long log message ever
+/// cut the span.
 pub(super) fn quoted(text: &str) -> String {
     let redacted =
         crate::assistant::guard::redact_personal_data(text, &[], "[redacted]", &mut Vec::new());
-    let cleaned: String = redacted
-        .replace('`', "'")
-        .replace("://", "[:]//")
-        .chars()
-        .take(700)
-        .collect();
+    let cleaned = one_line(&redacted, 700).replace("://", "[:]//");
     format!("`{cleaned}`")
 }
 

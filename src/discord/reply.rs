@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::rest::{message_id, no_mentions, Body, Rest, RestError};
 use super::split::{split_message, DISCORD_LIMIT};
 use crate::assistant::AnswerEvent;
+use crate::clock::{Clock, SystemClock};
 
 /// Shortest time between two rounds of edits of one streaming reply.
 pub const EDIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -146,12 +147,7 @@ pub struct Reply {
 pub fn new_nonce() -> String {
     static START_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let start = *START_MS.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    });
+    let start = *START_MS.get_or_init(|| u64::try_from(SystemClock.now_ms()).unwrap_or(0));
     format!("{start:x}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 

@@ -10,6 +10,7 @@ use regex::Regex;
 use crate::assistant::guard::neutralise_mentions;
 use crate::assistant::moderation::drafts::{Draft, DraftSubject};
 use crate::assistant::moderation::summary::{ChannelSummary, Digest, MAX_POINTS};
+use crate::assistant::shorten::one_line;
 use crate::assistant::ChannelMessage;
 
 /// Characters of a message quoted in a point at most.
@@ -50,15 +51,7 @@ fn reference(messages: &[ChannelMessage], index: usize) -> String {
 /// A short, harmless quote of a message: one line, mentions broken, markdown links and
 /// code fences defused.
 fn quote(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let mut short: String = one_line.trim().chars().take(QUOTE_CHARS).collect();
-    if one_line.trim().chars().count() > QUOTE_CHARS {
-        short.push('…');
-    }
-    let short = short.replace('`', "'").replace("](", "] (");
+    let short = one_line(text, QUOTE_CHARS).replace("](", "] (");
     neutralise_mentions(&short, &mut Vec::new())
 }
 

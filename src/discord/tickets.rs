@@ -15,7 +15,7 @@ use serenity::model::id::{ChannelId, MessageId};
 
 use super::reply::{self, ephemeral_message, Target};
 use super::rest::{Body, RestError};
-use super::Shared;
+use super::BotState;
 use crate::assistant::tickets::{OpenedTicket, TicketPlace};
 use crate::assistant::Role;
 
@@ -103,7 +103,7 @@ pub fn transcript(opened: &OpenedTicket, guild: Option<&str>) -> String {
 /// Opens a ticket for a hand-off, when `SHOPKEEP_TICKET_CHANNEL` is set: a private
 /// thread with the transcript and the staff buttons. A customer's ticket still open gets
 /// no second thread. Failures are logged.
-pub async fn open(shared: &Shared, place: TicketPlace, question: &str) {
+pub async fn open(shared: &BotState, place: TicketPlace, question: &str) {
     let Some(ticket_channel) = shared.settings.ticket_channel else {
         return;
     };
@@ -125,7 +125,7 @@ pub async fn open(shared: &Shared, place: TicketPlace, question: &str) {
 }
 
 async fn post_thread(
-    shared: &Shared,
+    shared: &BotState,
     ticket_channel: u64,
     opened: &OpenedTicket,
     guild: Option<&str>,
@@ -172,7 +172,7 @@ async fn post_thread(
 const STAFF_ONLY: &str = "Only the shop's staff can work on tickets.";
 const GONE: &str = "That ticket is resolved already (or no longer stored).";
 
-async fn is_staff(shared: &Shared, guild: Option<u64>, user: u64, roles: &[u64]) -> bool {
+async fn is_staff(shared: &BotState, guild: Option<u64>, user: u64, roles: &[u64]) -> bool {
     shared.role_of(guild, user, roles).await != Role::Customer
 }
 
@@ -182,14 +182,19 @@ fn roles_of(member: Option<&serenity::all::Member>) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-async fn answer(shared: &Shared, id: serenity::all::InteractionId, token: &str, text: &str) {
+async fn answer(shared: &BotState, id: serenity::all::InteractionId, token: &str, text: &str) {
     if let Err(error) = reply::respond(&shared.rest, id, token, ephemeral_message(text)).await {
         tracing::warn!(%error, "could not answer a ticket interaction");
     }
 }
 
 /// A press of Claim or Resolve on a ticket.
-pub async fn on_press(shared: &Shared, press: ComponentInteraction, action: TicketAction, id: i64) {
+pub async fn on_press(
+    shared: &BotState,
+    press: ComponentInteraction,
+    action: TicketAction,
+    id: i64,
+) {
     let staff = press.user.id.get();
     let guild = press.guild_id.map(|g| g.get());
     if !is_staff(shared, guild, staff, &roles_of(press.member.as_ref())).await {
@@ -250,7 +255,7 @@ fn claimed_line_removed(content: &str) -> String {
 
 /// The Resolve modal, submitted: the answer is guarded, stored, and posted to the
 /// customer as a reply from the team; the staff member is told privately.
-pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
+pub async fn on_submit(shared: &BotState, submit: ModalInteraction) {
     let Some((TicketAction::Answer, id)) = parse(&submit.data.custom_id) else {
         return answer(shared, submit.id, &submit.token, GONE).await;
     };
@@ -304,7 +309,7 @@ pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
 
 /// Notes the resolution in the ticket's thread, for the rest of the team.
 async fn note_in_thread(
-    shared: &Shared,
+    shared: &BotState,
     ticket: &crate::store::Ticket,
     staff: u64,
     delivered: bool,
@@ -334,7 +339,7 @@ async fn note_in_thread(
 
 /// Posts a resolved ticket's answer where the customer asked, as a reply to their
 /// message; whether it was posted.
-async fn post_to_customer(shared: &Shared, ticket: &crate::store::Ticket) -> bool {
+async fn post_to_customer(shared: &BotState, ticket: &crate::store::Ticket) -> bool {
     let Some(channel) = ticket
         .channel_id
         .as_deref()

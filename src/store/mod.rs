@@ -37,8 +37,7 @@ use questions::{capped, question_row};
 pub use questions::{QuestionOutcome, QuestionRecord, MAX_LOGGED_QUESTION_CHARS};
 pub use tickets::{NewTicket, Ticket};
 
-/// Milliseconds since the Unix epoch.
-pub type UnixMillis = i64;
+pub use crate::clock::UnixMillis;
 
 /// Row id of a conversation.
 pub type ConversationId = i64;

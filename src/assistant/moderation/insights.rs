@@ -248,17 +248,7 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
-fn one_line(text: &str, max: usize) -> String {
-    let line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let mut short: String = line.trim().chars().take(max).collect();
-    if line.trim().chars().count() > max {
-        short.push('…');
-    }
-    short.replace('`', "'")
-}
+use crate::assistant::shorten::one_line;
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
 fn csv_field(text: &str) -> String {
