@@ -21,6 +21,7 @@ pub mod commands;
 pub mod events;
 pub mod feedback;
 pub mod history;
+pub mod mentions;
 pub mod message_order;
 pub mod modlog;
 pub mod ratelimit;

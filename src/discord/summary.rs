@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::assistant::guard::neutralise_mentions;
+use super::mentions;
 use crate::assistant::moderation::drafts::{Draft, DraftSubject};
 use crate::assistant::moderation::summary::{ChannelSummary, Digest, MAX_POINTS};
 use crate::assistant::shorten::one_line;
@@ -27,10 +27,7 @@ pub fn summary_text(summary: &ChannelSummary) -> String {
 pub fn draft_text(draft: &Draft) -> String {
     let heading = match &draft.subject {
         DraftSubject::Product(name) => format!("**Draft description: {name}**"),
-        DraftSubject::Post(topic) => format!(
-            "**Draft post: {}**",
-            neutralise_mentions(topic, &mut Vec::new())
-        ),
+        DraftSubject::Post(topic) => format!("**Draft post: {}**", mentions::neutralise(topic)),
     };
     let body = if draft.text.trim().is_empty() {
         "(The model wrote nothing usable; try again.)"
@@ -52,7 +49,7 @@ fn reference(messages: &[ChannelMessage], index: usize) -> String {
 /// code fences defused.
 fn quote(text: &str) -> String {
     let short = one_line(text, QUOTE_CHARS).replace("](", "] (");
-    neutralise_mentions(&short, &mut Vec::new())
+    mentions::neutralise(&short)
 }
 
 /// Turns `[n]` in model output into links to message n; references to numbers that do
@@ -67,7 +64,7 @@ pub fn link_references(text: &str, messages: &[ChannelMessage]) -> String {
             _ => String::new(),
         }
     });
-    neutralise_mentions(linked.trim(), &mut Vec::new())
+    mentions::neutralise(linked.trim())
 }
 
 /// The answer shown to the moderator: the sections, each point with its source link,

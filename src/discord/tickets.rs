@@ -164,7 +164,8 @@ async fn post_thread(
         reply_to: None,
     });
     post.set_buttons(staff_buttons(id));
-    post.show(&transcript(opened, guild)).await?;
+    post.show_with_own_mentions(&transcript(opened, guild))
+        .await?;
     tracing::info!(ticket = id, thread = thread_id, "ticket thread opened");
     Ok(())
 }
@@ -334,7 +335,9 @@ async fn note_in_thread(
         channel_id: ChannelId::new(thread),
         reply_to: None,
     });
-    shared.show(&mut note, &text).await;
+    if let Err(error) = note.show_with_own_mentions(&text).await {
+        tracing::error!(%error, ticket = ticket.id, "could not note the resolution in the thread");
+    }
 }
 
 /// Posts a resolved ticket's answer where the customer asked, as a reply to their

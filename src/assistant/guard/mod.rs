@@ -3,9 +3,9 @@
 //!
 //! Rules (configurable in prompts/guard.toml, see [`GuardRules`]):
 //! - invisible characters (bidi overrides, zero-width) are stripped first;
-//! - mentions: `@everyone`, `@here`, `<@123>`, `<@!123>`, `<@&123>`, `<#123>` get a
-//!   zero-width space so they never ping, even if a message is posted without
-//!   allowed_mentions;
+//! - mass mentions: `@everyone` and `@here` get a zero-width space so they never ping,
+//!   even if a message is posted without allowed_mentions (a platform's own mention
+//!   syntax, such as Discord's `<@123>`, is broken by its adapter on every text it sends);
 //! - prices: an amount of money that is not the catalogue price of a product named in the
 //!   question or the reply, nor an amount in the facts the answer was grounded in, removes
 //!   its whole sentence;
@@ -34,7 +34,7 @@ use length::fit_lines;
 pub use length::{cap_length, citations, MIN_MAX_CHARS};
 use links::allowed_domains;
 pub use links::{host_of, remove_foreign_links};
-pub use mentions::neutralise_mentions;
+pub use mentions::{neutralise_mass_mentions, ZERO_WIDTH_SPACE};
 use money::allowed_prices;
 pub use money::{find_money, remove_unverified_prices, MoneyMention};
 pub use personal::redact_personal_data;
@@ -134,7 +134,7 @@ pub struct GuardInput<'a> {
 pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarded {
     let mut findings = Vec::new();
     let visible = super::invisible::strip_invisible(text);
-    let mut text = neutralise_mentions(&visible, &mut findings);
+    let mut text = neutralise_mass_mentions(&visible, &mut findings);
     if input.rules.check_prices {
         let allowed = allowed_prices(&text, input);
         text = remove_unverified_prices(
@@ -172,7 +172,7 @@ pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarde
     );
     // What the rules removed (with empty replacements, say) may have joined a mention
     // back together: "@" + "free forever" + "everyone".
-    text = neutralise_mentions(&text, &mut findings);
+    text = neutralise_mass_mentions(&text, &mut findings);
     // Citations take at most half of the length cap (whole source lines, in order), so
     // the reply, citations included, never exceeds `max_chars`.
     let citations = if finished && input.rules.cite_sources {
@@ -275,16 +275,10 @@ mod tests {
             shop: &set.shop,
             route: &route,
         };
-        for reply in [
-            "Hi @free forevereveryone",
-            "ping <@free forever123>",
-            "call @+44 20 7946 0958here",
-        ] {
+        for reply in ["Hi @free forevereveryone", "call @+44 20 7946 0958here"] {
             let guarded = guard_reply(reply, &input, true);
             assert!(
-                !guarded.text.contains("@everyone")
-                    && !guarded.text.contains("@here")
-                    && !guarded.text.contains("<@123>"),
+                !guarded.text.contains("@everyone") && !guarded.text.contains("@here"),
                 "{reply:?} -> {:?}",
                 guarded.text
             );
