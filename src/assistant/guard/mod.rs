@@ -17,6 +17,8 @@
 //! - length: capped at a word boundary;
 //! - citations: grounded answers end with "Source: <title> (<link>)".
 
+#![warn(missing_docs)]
+
 mod length;
 mod links;
 mod mentions;
@@ -52,6 +54,7 @@ pub struct GuardRules {
     pub check_prices: bool,
     /// Phrases (case-insensitive) replaced by `blocked_replacement`.
     pub blocked_phrases: Vec<String>,
+    /// What replaces a blocked phrase (may be empty).
     pub blocked_replacement: String,
     /// Domains links may point to (subdomains included). Empty: any domain. The shop's
     /// website and the domains of knowledge links are always allowed.
@@ -68,6 +71,7 @@ pub struct GuardRules {
     /// Replace e-mail addresses (except on allowed domains), phone numbers and card
     /// numbers in generated text with `personal_data_replacement`.
     pub redact_personal_data: bool,
+    /// What replaces redacted personal data (may be empty).
     pub personal_data_replacement: String,
 }
 
@@ -96,33 +100,47 @@ impl Default for GuardRules {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
+    /// A mass mention was broken.
     Mention,
+    /// A sentence with an unverified price was replaced.
     Price,
+    /// A sentence with a stock claim the catalogue contradicts was replaced.
     Stock,
+    /// A link outside the allowed domains was removed.
     Link,
+    /// A blocked phrase was replaced.
     BlockedPhrase,
+    /// The text was cut to the length cap.
     Length,
+    /// An e-mail address, phone number or card number was redacted.
     PersonalData,
 }
 
 /// One thing the guard changed, for the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The rule that changed the text.
     pub rule: Rule,
+    /// What it changed (the removed text or a description); untrusted, quote it.
     pub detail: String,
 }
 
 /// The cleaned text and what was changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Guarded {
+    /// The text to post.
     pub text: String,
+    /// Every change, in the order the rules ran; empty when nothing changed.
     pub findings: Vec<Finding>,
 }
 
 /// What the guard checks a reply against.
 pub struct GuardInput<'a> {
+    /// The rules from guard.toml.
     pub rules: &'a GuardRules,
+    /// The knowledge: catalogue prices and stock, link domains.
     pub knowledge: &'a Knowledge,
+    /// The shop's currency and website.
     pub shop: &'a Shop,
     /// The route the reply was generated for (its products and grounded entries).
     pub route: &'a Route,

@@ -8,6 +8,7 @@ use serde::Serialize;
 /// An amount of money in the shop currency, in cents; parsed from "12.90" or 12.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Price {
+    /// The amount in cents (1290 is 12.90).
     pub cents: u64,
 }
 
@@ -46,15 +47,19 @@ impl fmt::Display for Price {
 /// One FAQ entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaqEntry {
+    /// Unique among the entries; cited and logged.
     pub id: String,
     /// The customer-service intent this entry answers (a Bitext intent name in the demo).
     pub intent: Option<String>,
     /// The canonical question; also the entry's title in citations.
     pub question: String,
+    /// The shop's answer, quoted or given to the model as the facts.
     pub answer: String,
     /// Phrasings written by the shop.
     pub examples: Vec<String>,
+    /// Topic words; with the intent name they describe the entry's topic.
     pub tags: Vec<String>,
+    /// A page cited with the answer, if any.
     pub link: Option<String>,
     /// Ids of policies whose text goes into the prompt with this entry.
     pub policies: Vec<String>,
@@ -66,19 +71,28 @@ pub struct FaqEntry {
 /// One shop policy (shipping, returns, payment, privacy, …).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Policy {
+    /// Unique among the policies; FAQ entries name it in `policies`.
     pub id: String,
+    /// The title shown in citations.
     pub title: String,
+    /// The policy's text; its sentences are retrievable passages.
     pub text: String,
+    /// A page cited with it, if any.
     pub link: Option<String>,
 }
 
 /// One catalogue product.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Product {
+    /// Unique within the catalogue.
     pub id: String,
+    /// The name shown to customers, unless a translation names it in their language.
     pub name: String,
+    /// The price in the shop currency; the only price the guard lets a reply state for it.
     pub price: Price,
+    /// Units in stock; 0 is sold out.
     pub stock: u32,
+    /// What the product is; the only source of its properties.
     pub description: String,
     /// Other names customers use; matched like the name.
     pub aliases: Vec<String>,
@@ -110,7 +124,9 @@ impl Product {
 /// An example phrasing taken from a data set (not the shop's own text), keyed by intent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetPhrasing {
+    /// The customer's words.
     pub utterance: String,
+    /// The intent they express; entries with the same intent get the phrasing.
     pub intent: String,
 }
 

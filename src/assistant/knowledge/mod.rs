@@ -8,6 +8,8 @@
 //! character 3-5-grams (robust to typos), combined with per-entry centroids; the method was
 //! picked by measurement with `shopkeep eval intents` (see prompts/README.md).
 
+#![warn(missing_docs)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -35,9 +37,13 @@ use crate::engine::TextEmbedder;
 /// The shop's knowledge with its retrieval index; immutable once built.
 #[derive(Debug, Clone)]
 pub struct Knowledge {
+    /// The FAQ entries, in file order.
     pub faq: Vec<FaqEntry>,
+    /// The policies, in file order.
     pub policies: Vec<Policy>,
+    /// The catalogue; a product index anywhere in the knowledge points into it.
     pub catalogue: Vec<Product>,
+    /// The routing thresholds and word lists.
     pub routing: RoutingSettings,
     /// How many data-set phrasings were attached to entries.
     pub dataset_phrasings_used: usize,
@@ -55,13 +61,17 @@ pub struct Knowledge {
 /// Everything a [`Knowledge`] is built from.
 #[derive(Default)]
 pub struct KnowledgeSources {
+    /// The FAQ entries.
     pub faq: Vec<FaqEntry>,
+    /// The policies.
     pub policies: Vec<Policy>,
+    /// The catalogue.
     pub catalogue: Vec<Product>,
     /// Category id -> the words customers use for it, in any language.
     pub categories: HashMap<String, Vec<String>>,
     /// The shop's own details (website, contact) as retrievable facts.
     pub shop_facts: Vec<ShopFact>,
+    /// The routing thresholds and word lists.
     pub routing: RoutingSettings,
     /// Example phrasings from a data set, attached to entries by intent.
     pub phrasings: Vec<DatasetPhrasing>,

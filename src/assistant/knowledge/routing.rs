@@ -94,10 +94,13 @@ impl RouteKind {
 /// A knowledge entry matched by a question.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
+    /// The FAQ entry's id.
     pub entry_id: String,
     /// The entry's canonical question.
     pub title: String,
+    /// The entry's link, if it has one.
     pub link: Option<String>,
+    /// The entry's intent, if it has one.
     pub intent: Option<String>,
     /// Match score in [0, 1]; comparable across questions.
     pub score: f32,
@@ -108,10 +111,16 @@ pub struct Hit {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Composed {
     /// A whole FAQ answer.
-    Faq { entry_id: String },
+    Faq {
+        /// The entry's id.
+        entry_id: String,
+    },
     /// Sentences quoted from one source (a policy, a FAQ answer, the shop's details), in the
     /// source's order.
-    Passages { sentences: Vec<String> },
+    Passages {
+        /// The sentences, word for word.
+        sentences: Vec<String>,
+    },
     /// An answer from the catalogue as data.
     Catalogue(CatalogueAnswer),
 }
@@ -119,6 +128,7 @@ pub enum Composed {
 /// The routing decision for one question.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
+    /// What the bot does with the question.
     pub kind: RouteKind,
     /// Grounded: the FAQ entries answered from (best first). NotSure: the closest topics.
     pub hits: Vec<Hit>,
