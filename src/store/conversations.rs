@@ -9,19 +9,28 @@ use super::{offload, ConversationId, Store, StoreError, UnixMillis};
 /// One question and the answer given, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredTurn {
+    /// When the question was answered.
     pub at: UnixMillis,
+    /// The customer's question.
     pub question: String,
+    /// The answer given, as posted.
     pub answer: String,
 }
 
 /// A conversation with (some of) its turns, oldest turn first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredConversation {
+    /// Its row id.
     pub id: ConversationId,
+    /// Whose it is: the user id, or the id keyed by place (`user@dm`, `user@guild:…`).
     pub user: String,
+    /// When it started.
     pub started_at: UnixMillis,
+    /// When its newest turn was.
     pub last_active_at: UnixMillis,
+    /// Closed after being idle; never resumed.
     pub closed: bool,
+    /// Its turns as read (all, or the newest few), oldest first.
     pub turns: Vec<StoredTurn>,
 }
 

@@ -9,7 +9,9 @@ use super::{offload, Store, StoreError, UnixMillis};
 /// A thumbs up (+1) or down (-1) on one of the bot's messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Vote {
+    /// Thumbs up (+1).
     Up,
+    /// Thumbs down (-1).
     Down,
 }
 
@@ -25,16 +27,22 @@ impl Vote {
 /// One user's vote on one bot message; a later vote by the same user replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeedbackRecord {
+    /// When the vote was cast.
     pub at: UnixMillis,
+    /// The bot's message voted on.
     pub message_id: String,
+    /// Who voted.
     pub user: String,
+    /// Up or down.
     pub vote: Vote,
 }
 
 /// Votes counted for one message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FeedbackTally {
+    /// Thumbs up.
     pub up: u64,
+    /// Thumbs down.
     pub down: u64,
 }
 

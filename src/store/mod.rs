@@ -15,6 +15,8 @@
 //! (only the erasure journal stamps its rows with the clock). Export, forget, retention
 //! and the file's mode are in [`privacy`].
 
+#![warn(missing_docs)]
+
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -46,24 +48,36 @@ pub type ConversationId = i64;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("could not create the database directory {path}: {source}")]
+    /// The database's parent directory could not be created.
     CreateDir {
+        /// The directory.
         path: String,
+        /// Why not.
         source: std::io::Error,
     },
     #[error("could not create the database file {path} readable by its owner only: {source}")]
+    /// The database file could not be created with owner-only permissions.
     FileMode {
+        /// The file.
         path: String,
+        /// Why not.
         source: std::io::Error,
     },
     #[error("the database {path} has schema version {found}, newer than this build knows ({supported}); upgrade shopkeep")]
+    /// The file was written by a newer shopkeep; it is left untouched.
     SchemaTooNew {
+        /// The file.
         path: String,
+        /// Its schema version.
         found: i64,
+        /// The newest version this build knows.
         supported: i64,
     },
     #[error("conversation {0} does not exist")]
+    /// A turn was appended to a conversation that is not stored.
     UnknownConversation(ConversationId),
     #[error("database error: {0}")]
+    /// SQLite refused or failed a statement.
     Sqlite(#[from] rusqlite::Error),
 }
 
@@ -145,10 +159,15 @@ const MIGRATIONS: &[&str] = &[
 /// Rows deleted by [`Store::forget_user`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ForgetReport {
+    /// Conversations deleted.
     pub conversations: usize,
+    /// Turns deleted with them.
     pub turns: usize,
+    /// Question-log rows deleted.
     pub questions: usize,
+    /// Votes deleted.
     pub feedback: usize,
+    /// Hand-off tickets deleted.
     pub tickets: usize,
 }
 

@@ -27,6 +27,7 @@ pub enum QuestionOutcome {
 }
 
 impl QuestionOutcome {
+    /// The name stored in the log: "answered", "handoff", "limited", "busy" or "failed".
     pub fn as_str(self) -> &'static str {
         match self {
             QuestionOutcome::Answered => "answered",
@@ -52,9 +53,13 @@ impl QuestionOutcome {
 /// One row of the question log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuestionRecord {
+    /// When the question arrived.
     pub at: UnixMillis,
+    /// Who asked.
     pub user: String,
+    /// Where it was asked; `None` for a direct message or the terminal chat.
     pub channel_id: Option<String>,
+    /// The question, cut to [`MAX_LOGGED_QUESTION_CHARS`] when stored.
     pub question: String,
     /// The knowledge entry the question was routed to, if any.
     pub entry_id: Option<String>,
@@ -62,6 +67,7 @@ pub struct QuestionRecord {
     pub intent: Option<String>,
     /// Retrieval confidence in [0, 1], if retrieval ran.
     pub confidence: Option<f32>,
+    /// What became of it.
     pub outcome: QuestionOutcome,
 }
 
