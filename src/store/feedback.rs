@@ -1,6 +1,8 @@
 //! Votes on the bot's messages: one per user and message, taken back with the reaction,
 //! and counted per message or since a time.
 
+#![warn(missing_docs)]
+
 use rusqlite::params;
 use serde::Serialize;
 

@@ -15,8 +15,6 @@
 //! (only the erasure journal stamps its rows with the clock). Export, forget, retention
 //! and the file's mode are in [`privacy`].
 
-#![warn(missing_docs)]
-
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The question log: one row per question with where it was routed and what became of
 //! it, read back for insights, digests and export.
 
+#![warn(missing_docs)]
+
 use rusqlite::params;
 use serde::Serialize;
 
