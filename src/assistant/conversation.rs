@@ -12,6 +12,8 @@
 //!   are reloaded from SQLite when they come back.
 //! - Time comes from a [`Clock`], so expiry is testable without sleeping.
 
+#![warn(missing_docs)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -132,6 +134,7 @@ impl std::fmt::Debug for ConversationStore {
 }
 
 impl ConversationStore {
+    /// A store with an empty cache over `store`, its timeouts and limits from `settings` and "now" from `clock`.
     pub fn new(store: Arc<Store>, settings: ConversationSettings, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,

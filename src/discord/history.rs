@@ -1,6 +1,8 @@
 //! `/summarise`: reads the channel's history through REST, page by page, and hands it to
 //! the assistant. Nothing read here is stored; the summary is sent and forgotten.
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,9 +22,13 @@ const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// A message as the channel's history lists it: the parts a summary uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryMessage {
+    /// The message's id (a snowflake: it grows with creation time).
     pub id: u64,
+    /// The author's user id.
     pub author_id: u64,
+    /// The author's display name (the global name, else the username).
     pub author_name: String,
+    /// The message's text.
     pub content: String,
     /// The message this one replies to.
     pub reply_to: Option<u64>,
