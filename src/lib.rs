@@ -16,6 +16,7 @@
 //! Beside them, used by all three:
 //! - [`lifecycle`]: work in flight and graceful shutdown (the terminal chat and Discord);
 //! - [`store`]: SQLite persistence;
+//! - [`clock`]: the one source of "now" (Unix milliseconds), replaceable in tests;
 //! - [`config`]: settings from the environment, range-checked once at start;
 //! - [`logging`]: the log filter, which no level lets show the token;
 //! - [`metrics`]: Prometheus metrics (optional endpoint).
@@ -24,6 +25,7 @@
 
 pub mod assistant;
 pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod discord;
 pub mod engine;

@@ -571,6 +571,14 @@ async fn a_ticket_is_claimed_and_resolved_and_the_customer_gets_the_staff_answer
         !delivered_text.contains("ann@example.com"),
         "not guarded: {delivered_text}"
     );
+    assert!(
+        !delivered_text.contains("@everyone") && !delivered_text.contains("<@123>"),
+        "a mention survived: {delivered_text}"
+    );
+    assert!(
+        delivered_text.contains("<\u{200B}@123>"),
+        "the user mention is broken, not dropped: {delivered_text}"
+    );
     let note = fake
         .wait_for("the note in the ticket thread", ANSWER_WAIT, |f| {
             f.posts_to(thread)

@@ -1,5 +1,6 @@
-//! The output guard (src/assistant/guard.rs) on arbitrary generated text, with the demo
-//! shop's prompts/ folder.
+//! The output guard (src/assistant/guard/) on arbitrary generated text, with the demo
+//! shop's prompts/ folder, followed by the Discord adapter's mention neutraliser
+//! (src/discord/mentions.rs), which every text the bot sends passes last.
 //!
 //! Input: one flags byte, one byte for the length limit, then the question and the reply
 //! (lossy UTF-8) separated by the first NUL; without a NUL the question is empty.
@@ -7,9 +8,10 @@
 //! legal guard.toml), bit 2 a small `max_chars` (`MIN_MAX_CHARS` plus the second byte,
 //! so citations may not fit). Checks the contract of `guard_reply`:
 //! - it never panics;
-//! - no mass mention ("@everyone", "@here") and no user, role or channel mention
-//!   ("<@1>", "<@!1>", "<@&1>", "<#1>") is left in the output, whatever the other rules
-//!   removed around them; a second pass of the mention rule finds nothing;
+//! - no mass mention ("@everyone", "@here") is left in the guard's output, whatever the
+//!   other rules removed around them; a second pass of the mass-mention rule finds nothing;
+//! - after the adapter's neutraliser no user, role or channel mention ("<@1>", "<@!1>",
+//!   "<@&1>", "<#1>") is left either, and a second pass changes nothing;
 //! - the output has at most `max_chars` characters, citations included;
 //! - a streaming partial (`finished` false) is the finished text without its citations,
 //!   which are whole leading lines of the route's citations (unless the length cap cut
@@ -21,10 +23,11 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use shopkeep::assistant::guard::{
-    citations, guard_reply, neutralise_mentions, GuardInput, Guarded, Rule, MIN_MAX_CHARS,
-};
 use shopkeep::assistant::content::PromptSet;
+use shopkeep::assistant::guard::{
+    citations, guard_reply, neutralise_mass_mentions, GuardInput, Guarded, Rule, MIN_MAX_CHARS,
+};
+use shopkeep::discord::mentions;
 
 static SET: LazyLock<PromptSet> = LazyLock::new(|| {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts");
@@ -83,15 +86,20 @@ fuzz_target!(|data: &[u8]| {
     let guarded = guard_reply(reply, &guard_input, finished);
     let text = &guarded.text;
 
-    if let Some(mention) = unneutralised_mention(text) {
-        panic!("mention {mention:?} left in {text:?}");
+    for mass in ["@everyone", "@here"] {
+        assert!(!text.contains(mass), "mass mention {mass:?} left in {text:?}");
     }
     let mut again = Vec::new();
-    neutralise_mentions(text, &mut again);
+    neutralise_mass_mentions(text, &mut again);
     assert!(
         again.is_empty(),
-        "second mention pass found {again:?} in {text:?}"
+        "second mass-mention pass found {again:?} in {text:?}"
     );
+    let sent = mentions::neutralise(text);
+    if let Some(mention) = unneutralised_mention(&sent) {
+        panic!("mention {mention:?} left in {sent:?}");
+    }
+    assert_eq!(mentions::neutralise(&sent), sent, "a second pass changed {sent:?}");
 
     let length = text.chars().count();
     assert!(

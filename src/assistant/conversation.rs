@@ -15,61 +15,21 @@
 //!   erasure journal) is never undone by a turn that was in flight: such a turn is not
 //!   recorded ([`RecordedTurn::Forgotten`]).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+#![warn(missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::OwnedMutexGuard;
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::ConversationSettings;
 use crate::store::{ConversationId, Store, StoreError, StoredTurn, UnixMillis};
 
 /// One question and the answer given.
 pub type Turn = StoredTurn;
-
-/// The source of "now" for expiry and timestamps.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> UnixMillis;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> UnixMillis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as UnixMillis)
-            .unwrap_or(0)
-    }
-}
-
-/// A clock that only moves when told to (tests, benchmarks).
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    now: AtomicI64,
-}
-
-impl ManualClock {
-    pub fn new(start: UnixMillis) -> Self {
-        Self {
-            now: AtomicI64::new(start),
-        }
-    }
-
-    pub fn advance(&self, by: Duration) {
-        self.now.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> UnixMillis {
-        self.now.load(Ordering::SeqCst)
-    }
-}
 
 /// Held while one user's turn is processed; see [`ConversationStore::lock_user`].
 /// Dropping it lets that user's next turn proceed.
@@ -196,6 +156,7 @@ impl std::fmt::Debug for ConversationStore {
 }
 
 impl ConversationStore {
+    /// A store with an empty cache over `store`, its timeouts and limits from `settings` and "now" from `clock`.
     pub fn new(store: Arc<Store>, settings: ConversationSettings, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod question;
 pub mod reply_check;
 pub mod shop;
+pub mod shorten;
 pub mod tickets;
 
 pub use moderation::summary::ChannelMessage;
@@ -31,7 +32,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::backend::SharedBackend;
 use crate::config::Config;
 use crate::engine::{EngineError, SentenceEmbedder, TextEmbedder};
-use crate::store::{FeedbackRecord, Store, StoreError, Vote};
+use crate::store::{FeedbackRecord, Store, StoreError, UnixMillis, Vote};
 use content::LoadOptions;
 use content::{PromptError, Prompts};
 use conversation::{ConversationStore, SystemClock};
@@ -389,6 +390,12 @@ impl Assistant {
         .await
         .map_err(AssistantError::Task)??;
         Ok(())
+    }
+
+    /// Now, in milliseconds since the Unix epoch, from the assistant's clock (the one its
+    /// conversations, question log and feedback are stamped with).
+    pub fn now_ms(&self) -> UnixMillis {
+        self.conversations.now_ms()
     }
 
     /// The insights of the last `days` UTC calendar days (today included), read in a

@@ -1,11 +1,15 @@
 //! The shop itself, as shop.toml describes it: plain data every other part may use.
 
+#![warn(missing_docs)]
+
 use serde::Serialize;
 
 /// The shop description from shop.toml.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Shop {
+    /// The shop's name, as customers know it.
     pub name: String,
+    /// The shop's website, if it has one; links to it are always allowed.
     pub website: Option<String>,
     /// ISO code of the currency of every catalogue price ("EUR").
     pub currency: String,

@@ -8,12 +8,12 @@ use serenity::model::id::ChannelId;
 use tokio::time::Instant;
 
 use super::reply::{self, Reply, StreamEnd, Target, Typing};
-use super::{buttons, summary, threads, tickets, Shared};
+use super::{buttons, summary, threads, tickets, BotState};
 use crate::assistant::tickets::{TicketPlace, STILL_WITH_THE_TEAM};
 use crate::assistant::{Inbound, InboundKind, Outcome};
 use crate::metrics::METRICS;
 
-impl Shared {
+impl BotState {
     pub(super) fn reply(&self, target: Target) -> Reply {
         Reply::new(self.rest.clone(), target, self.own_messages.clone())
     }
@@ -67,7 +67,10 @@ impl Shared {
         mut inbound: Inbound,
         received: Instant,
     ) {
-        let _turn = self.turns.take(msg.author.id.get(), msg.id.get()).await;
+        let _turn = self
+            .message_order
+            .take(msg.author.id.get(), msg.id.get())
+            .await;
         if self.in_flight.is_cancelled() {
             tracing::info!("shutting down: question dropped before it was started");
             return;

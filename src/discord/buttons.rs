@@ -12,7 +12,7 @@ use serenity::all::ComponentInteraction;
 use super::reply::{self, ephemeral_message, Target};
 use super::threads::{self, PostState};
 use super::tickets;
-use super::Shared;
+use super::BotState;
 use crate::assistant::answer_feedback::{AnswerPlace, HandoffOnRequest};
 use crate::assistant::tickets::{TicketPlace, STILL_WITH_THE_TEAM};
 use crate::store::Vote;
@@ -120,7 +120,7 @@ const UNKNOWN_BUTTON: &str = "That button is no longer in use.";
 /// Handles a press of a button (any component interaction). Votes and refusals are
 /// answered at once; a hand-off is deferred first (it waits for the asker's turn in
 /// flight), then answered privately. Failures are logged.
-pub async fn on_press(shared: &Shared, press: ComponentInteraction) {
+pub async fn on_press(shared: &BotState, press: ComponentInteraction) {
     let guild = press.guild_id.map(|g| g.get());
     if !shared.rules().serves(guild) {
         return answer(shared, &press, super::commands::NOT_THIS_SERVER).await;
@@ -158,7 +158,7 @@ pub async fn on_press(shared: &Shared, press: ComponentInteraction) {
 }
 
 /// Answers a press at once with a private note.
-async fn answer(shared: &Shared, press: &ComponentInteraction, text: &str) {
+async fn answer(shared: &BotState, press: &ComponentInteraction, text: &str) {
     let message = ephemeral_message(text);
     if let Err(error) = reply::respond(&shared.rest, press.id, &press.token, message).await {
         tracing::warn!(%error, "could not answer a button press");
@@ -167,7 +167,7 @@ async fn answer(shared: &Shared, press: &ComponentInteraction, text: &str) {
 
 /// "Talk to a person" by the asker: defer (privately), hand off, tell the asker, and tag
 /// a forum post "Needs staff".
-async fn hand_off(shared: &Shared, press: &ComponentInteraction, button: AnswerButton) {
+async fn hand_off(shared: &BotState, press: &ComponentInteraction, button: AnswerButton) {
     if let Err(error) =
         reply::respond(&shared.rest, press.id, &press.token, reply::defer(true)).await
     {

@@ -11,7 +11,7 @@ use serenity::all::{
 
 use super::history::{lower_bound, parse_since, to_channel_messages, DEFAULT_SUMMARY_COUNT};
 use super::reply::{self, defer, ephemeral_message, Target};
-use super::Shared;
+use super::BotState;
 use crate::assistant::moderation::drafts::DraftRequest;
 use crate::assistant::policy::{may, Action};
 use crate::assistant::{Inbound, InboundKind, Outcome, Role};
@@ -107,7 +107,7 @@ pub fn definitions() -> Vec<CreateCommand> {
 }
 
 /// Handles one slash command (already counted as in-flight work by the caller).
-pub async fn handle(shared: &Shared, command: CommandInteraction) {
+pub async fn handle(shared: &BotState, command: CommandInteraction) {
     let guild = command.guild_id.map(|g| g.get());
     if !shared.rules().serves(guild) {
         tracing::info!(?guild, "refused: a server that is not the shop's");
@@ -150,7 +150,7 @@ pub async fn handle(shared: &Shared, command: CommandInteraction) {
 /// Tells the person who ran a command that it failed (after a panic): an immediate answer
 /// if the interaction was not acknowledged yet, else an edit of its response.
 pub async fn answer_after_panic(
-    shared: &Shared,
+    shared: &BotState,
     (id, application_id): (serenity::all::InteractionId, serenity::all::ApplicationId),
     token: &str,
     text: &str,
@@ -178,7 +178,7 @@ fn target(command: &CommandInteraction, ephemeral: bool) -> Target {
 }
 
 async fn refuse(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
     text: &str,
 ) -> Result<(), super::rest::RestError> {
@@ -193,7 +193,7 @@ async fn refuse(
 }
 
 async fn ask(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
@@ -238,7 +238,7 @@ async fn ask(
 }
 
 async fn forget(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
 ) -> Result<(), super::rest::RestError> {
     reply::respond(&shared.rest, command.id, &command.token, defer(true)).await?;
@@ -257,7 +257,7 @@ async fn forget(
 }
 
 async fn summarise(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
@@ -288,7 +288,7 @@ async fn summarise(
     };
     reply::respond(&shared.rest, command.id, &command.token, defer(!public)).await?;
     let mut reply = shared.reply(target(command, !public));
-    let min_id = lower_bound(since, std::time::SystemTime::now());
+    let min_id = lower_bound(since, shared.assistant.now_ms());
     let listed = match super::history::fetch(&shared.rest, command.channel_id, count, min_id).await
     {
         Ok(listed) => listed,
@@ -328,7 +328,7 @@ fn option<'a>(command: &'a CommandInteraction, name: &str) -> Option<&'a Command
 }
 
 async fn insights(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
@@ -373,7 +373,7 @@ async fn insights(
 }
 
 async fn draft(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {
@@ -411,7 +411,7 @@ async fn draft(
 }
 
 async fn reload_prompts(
-    shared: &Shared,
+    shared: &BotState,
     command: &CommandInteraction,
     role: Role,
 ) -> Result<(), super::rest::RestError> {

@@ -4,7 +4,7 @@
 
 use serenity::all::{Reaction, ReactionType};
 
-use super::Shared;
+use super::BotState;
 use crate::store::Vote;
 
 /// The vote an emoji stands for, if any (skin-tone variants count too).
@@ -25,7 +25,7 @@ pub fn vote_of(emoji: &ReactionType) -> Option<Vote> {
 /// bot wrote: Discord names the author on reaction-add; otherwise the bot's memory of
 /// recently posted messages decides. Withdrawing a vote that was never recorded is a
 /// no-op.
-pub async fn on_reaction(shared: &Shared, reaction: Reaction, added: bool) {
+pub async fn on_reaction(shared: &BotState, reaction: Reaction, added: bool) {
     let Some(vote) = vote_of(&reaction.emoji) else {
         return;
     };

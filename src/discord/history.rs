@@ -1,13 +1,16 @@
 //! `/summarise`: reads the channel's history through REST, page by page, and hands it to
 //! the assistant. Nothing read here is stored; the summary is sent and forgotten.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#![warn(missing_docs)]
+
+use std::time::Duration;
 
 use serde_json::Value;
 use serenity::all::ChannelId;
 
 use super::rest::{Rest, RestError};
 use crate::assistant::ChannelMessage;
+use crate::store::UnixMillis;
 
 /// Messages `/summarise` reads when no count is given.
 pub const DEFAULT_SUMMARY_COUNT: usize = 100;
@@ -19,9 +22,13 @@ const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 /// A message as the channel's history lists it: the parts a summary uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryMessage {
+    /// The message's id (a snowflake: it grows with creation time).
     pub id: u64,
+    /// The author's user id.
     pub author_id: u64,
+    /// The author's display name (the global name, else the username).
     pub author_name: String,
+    /// The message's text.
     pub content: String,
     /// The message this one replies to.
     pub reply_to: Option<u64>,
@@ -111,16 +118,14 @@ pub fn snowflake_at(unix_ms: u64) -> u64 {
     unix_ms.saturating_sub(DISCORD_EPOCH_MS) << 22
 }
 
-/// Messages must have an id at least this to be summarised.
-pub fn lower_bound(since: Option<Since>, now: SystemTime) -> u64 {
+/// Messages must have an id at least this to be summarised; `now_ms` is the clock's now
+/// (a time before the epoch counts as the epoch).
+pub fn lower_bound(since: Option<Since>, now_ms: UnixMillis) -> u64 {
     match since {
         None => 0,
         Some(Since::Message(id)) => id,
         Some(Since::Ago(ago)) => {
-            let now_ms = now
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
+            let now_ms = u64::try_from(now_ms).unwrap_or(0);
             snowflake_at(now_ms.saturating_sub(ago.as_millis() as u64))
         }
     }
@@ -272,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_duration_bound_is_the_snowflake_of_that_time() {
-        let now = UNIX_EPOCH + Duration::from_millis(DISCORD_EPOCH_MS + 7_200_000);
+        let now = (DISCORD_EPOCH_MS + 7_200_000) as UnixMillis;
         let bound = lower_bound(Some(Since::Ago(Duration::from_secs(3600))), now);
         assert_eq!(bound >> 22, 3_600_000);
         assert_eq!(lower_bound(None, now), 0);

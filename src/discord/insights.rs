@@ -8,7 +8,8 @@ use serenity::http::{LightMethod, Route};
 use serenity::model::id::ApplicationId;
 
 use super::rest::{Rest, RestError};
-use crate::assistant::moderation::insights::{duration_text, one_line, Insights};
+use crate::assistant::moderation::insights::{duration_text, Insights};
+use crate::assistant::shorten::one_line;
 
 /// The chart's file name on Discord.
 pub const CHART_FILE: &str = "insights.png";

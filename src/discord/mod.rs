@@ -24,6 +24,8 @@ pub mod events;
 pub mod feedback;
 pub mod history;
 pub mod insights;
+pub mod mentions;
+pub mod message_order;
 pub mod modlog;
 pub mod ratelimit;
 pub mod reply;
@@ -34,7 +36,6 @@ pub mod staff;
 pub mod summary;
 pub mod threads;
 pub mod tickets;
-pub mod turns;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,7 +47,6 @@ use serenity::all::{
 };
 use serenity::client::ClientBuilder;
 use serenity::gateway::GatewayError;
-use serenity::http::HttpBuilder;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -55,11 +55,11 @@ use crate::assistant::{Assistant, Role};
 use crate::lifecycle::{self, InFlight};
 use crate::metrics::{MetricsError, Source, METRICS};
 use events::{MessageFacts, RoutingRules};
+use message_order::MessageOrder;
 use reply::{OwnMessages, Target};
 use rest::DiscordErrorKind;
-use rest::{no_mentions, Rest};
+use rest::{discord_http, Rest};
 pub use settings::{DiscordSettings, DiscordToken};
-use turns::Turns;
 
 /// Why the bot could not run.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +103,7 @@ const SOMETHING_WENT_WRONG: &str =
 const SHUTTING_DOWN: &str = "I am restarting right now; please try again in a minute.";
 
 /// State shared by every event handler.
-pub struct Shared {
+pub struct BotState {
     assistant: Assistant,
     settings: DiscordSettings,
     rest: Rest,
@@ -113,7 +113,7 @@ pub struct Shared {
     /// Replies being written; shutdown waits for them.
     in_flight: InFlight,
     /// One user's questions are answered one at a time, in order.
-    turns: Turns,
+    message_order: MessageOrder,
     own_messages: OwnMessages,
     /// The shop's servers' roles, for server-wide permissions.
     guild_permissions: staff::GuildPermissions,
@@ -121,7 +121,7 @@ pub struct Shared {
     channels: threads::Channels,
 }
 
-impl Shared {
+impl BotState {
     fn bot_id(&self) -> u64 {
         *self.bot_id.borrow()
     }
@@ -157,7 +157,7 @@ impl Shared {
 }
 
 struct Handler {
-    shared: Arc<Shared>,
+    shared: Arc<BotState>,
 }
 
 #[serenity::async_trait]
@@ -412,15 +412,10 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     let token = settings.token.clone().ok_or(DiscordError::NoToken)?;
     // serenity's rate limiter is off, with or without a proxy: `Rest` keeps the limits
     // itself, so production runs the path the tests exercise.
-    let mut builder = HttpBuilder::new(token.expose())
-        .default_allowed_mentions(no_mentions())
-        .ratelimiter_disabled(true);
     if let Some(url) = &settings.api_url {
         tracing::info!(api = %url, "using a Discord API proxy");
-        builder = builder.proxy(url.as_str());
     }
-    let http = builder.build();
-    let rest = Rest::new(Arc::new(http));
+    let rest = Rest::new(Arc::new(discord_http(&token, settings.api_url.as_deref())));
     let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
     let digest = settings
         .digest_at
@@ -447,29 +442,24 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         return Ok(());
     }
 
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(BotState {
         assistant,
         rest,
         bot_id: watch::Sender::new(0),
         commands_registered: AtomicBool::new(false),
         in_flight: InFlight::new(),
-        turns: Turns::default(),
+        message_order: MessageOrder::default(),
         own_messages: OwnMessages::default(),
         guild_permissions: staff::GuildPermissions::default(),
         channels: threads::Channels::default(),
         settings,
     });
 
-    // The client gets its own Http with the same settings; sends go through `Rest`.
-    // Its few calls (the bot's user, gateway discovery, command registration) happen at
-    // start; they are retried, not rate-limited.
-    let mut client_http = HttpBuilder::new(token.expose())
-        .default_allowed_mentions(no_mentions())
-        .ratelimiter_disabled(true);
-    if let Some(url) = &shared.settings.api_url {
-        client_http = client_http.proxy(url.as_str());
-    }
-    let mut client = ClientBuilder::new_with_http(client_http.build(), intents())
+    // serenity's client owns its Http, so it gets its own, made by the same function; sends
+    // go through `Rest`. Its few calls (the bot's user, gateway discovery, command
+    // registration) happen at start; they are retried, not rate-limited.
+    let client_http = discord_http(&token, shared.settings.api_url.as_deref());
+    let mut client = ClientBuilder::new_with_http(client_http, intents())
         .event_handler(Handler {
             shared: Arc::clone(&shared),
         })

@@ -9,8 +9,10 @@ use serenity::model::id::ChannelId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use super::mentions;
 use super::reply::{OwnMessages, Reply, Target};
 use super::rest::Rest;
+use crate::assistant::shorten::one_line;
 use crate::assistant::{Assistant, ModeratorEvent};
 
 /// How long shutdown waits for the moderator log to post what is queued.
@@ -50,7 +52,7 @@ pub fn spawn(assistant: &Assistant, rest: Rest, channel: Option<u64>) -> Option<
                 reply_to: None,
             };
             let mut post = Reply::new(rest, target, OwnMessages::default());
-            if let Err(error) = post.show(&describe(&event)).await {
+            if let Err(error) = post.show_with_own_mentions(&describe(&event)).await {
                 tracing::error!(%error, channel, "could not post to the moderator log");
             }
         }
@@ -112,7 +114,11 @@ pub fn describe(event: &ModeratorEvent) -> String {
             );
             let _ = writeln!(text, "Question: {}", quoted(question));
             if !closest.is_empty() {
-                let _ = writeln!(text, "Closest topics: {}", closest.join("; "));
+                let _ = writeln!(
+                    text,
+                    "Closest topics: {}",
+                    mentions::neutralise(&closest.join("; "))
+                );
             }
             if !conversation.is_empty() {
                 let _ = writeln!(text, "Conversation so far:");
@@ -149,18 +155,14 @@ pub fn describe(event: &ModeratorEvent) -> String {
     text
 }
 
-/// `text` as one inline code span: backticks turned into quotes, personal data redacted,
-/// at most 700 characters, and `://` broken (`[:]//`) so that a link stays
+/// `text` as one inline code span: personal data redacted, then shortened to one line of
+/// at most 700 characters ([`one_line`]: backticks turned into quotes), mentions broken
+/// ([`mentions::neutralise`]), and `://` broken (`[:]//`) so that a link stays
 /// unclickable even if a split of a long log message ever cut the span.
 pub(super) fn quoted(text: &str) -> String {
     let redacted =
         crate::assistant::guard::redact_personal_data(text, &[], "[redacted]", &mut Vec::new());
-    let cleaned: String = redacted
-        .replace('`', "'")
-        .replace("://", "[:]//")
-        .chars()
-        .take(700)
-        .collect();
+    let cleaned = mentions::neutralise(&one_line(&redacted, 700)).replace("://", "[:]//");
     format!("`{cleaned}`")
 }
 

@@ -16,9 +16,11 @@ use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::mentions;
 use super::rest::{message_id, no_mentions, Body, Rest, RestError};
 use super::split::{split_message, DISCORD_LIMIT};
 use crate::assistant::AnswerEvent;
+use crate::clock::{Clock, SystemClock};
 
 /// Shortest time between two rounds of edits of one streaming reply.
 pub const EDIT_INTERVAL: Duration = Duration::from_secs(1);
@@ -146,12 +148,7 @@ pub struct Reply {
 pub fn new_nonce() -> String {
     static START_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let start = *START_MS.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    });
+    let start = *START_MS.get_or_init(|| u64::try_from(SystemClock.now_ms()).unwrap_or(0));
     format!("{start:x}.{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -175,9 +172,18 @@ impl Reply {
         self.first_posted
     }
 
-    /// Shows `text`, split into parts: edits the messages whose part changed, posts new
-    /// parts in order, deletes messages no longer needed. Empty text shows nothing new.
+    /// Shows `text` with every mention broken ([`mentions::neutralise`]), split into parts:
+    /// edits the messages whose part changed, posts new parts in order, deletes messages no
+    /// longer needed. Empty text shows nothing new.
     pub async fn show(&mut self, text: &str) -> Result<(), RestError> {
+        self.show_with_own_mentions(&mentions::neutralise(text))
+            .await
+    }
+
+    /// [`Reply::show`] for text the adapter composed with mention markup of its own (a
+    /// ticket's customer and staff, the mod log's user), which is kept; the caller has
+    /// neutralised every other part. Still sent with no mentions allowed.
+    pub async fn show_with_own_mentions(&mut self, text: &str) -> Result<(), RestError> {
         let parts: Vec<String> = split_message(text, DISCORD_LIMIT)
             .into_iter()
             .filter(|p| !p.trim().is_empty())
@@ -496,11 +502,11 @@ pub async fn respond(
     .map(|_| ())
 }
 
-/// An immediate ephemeral message (refusals, quick answers).
+/// An immediate ephemeral message (refusals, quick answers), its mentions broken.
 pub fn ephemeral_message(content: &str) -> CreateInteractionResponse {
     CreateInteractionResponse::Message(
         CreateInteractionResponseMessage::new()
-            .content(content)
+            .content(mentions::neutralise(content))
             .ephemeral(true)
             .allowed_mentions(no_mentions()),
     )

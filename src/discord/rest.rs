@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use serenity::builder::{CreateAllowedMentions, CreateAttachment};
-use serenity::http::{Http, LightMethod, Multipart, MultipartUpload, Request, Route};
+use serenity::http::{Http, HttpBuilder, LightMethod, Multipart, MultipartUpload, Request, Route};
 use serenity::model::id::ChannelId;
 
 use super::ratelimit::RateLimits;
+use super::settings::DiscordToken;
 use crate::metrics::METRICS;
 
 /// Attempts per send (the first try plus retries).
@@ -53,6 +54,19 @@ pub enum RestError {
 /// `{"parse":[],"users":[],"roles":[],"replied_user":false}`.
 pub fn no_mentions() -> CreateAllowedMentions {
     CreateAllowedMentions::new().replied_user(false)
+}
+
+/// The serenity HTTP client for `token`: no mentions allowed by default ([`no_mentions`]),
+/// serenity's own rate limiter off ([`Rest`] keeps Discord's limits, in production as in the
+/// tests), and every request sent to `api_url` instead of discord.com when one is given.
+pub fn discord_http(token: &DiscordToken, api_url: Option<&str>) -> Http {
+    let mut builder = HttpBuilder::new(token.expose())
+        .default_allowed_mentions(no_mentions())
+        .ratelimiter_disabled(true);
+    if let Some(url) = api_url {
+        builder = builder.proxy(url);
+    }
+    builder.build()
 }
 
 /// Where a body's `allowed_mentions` sits.

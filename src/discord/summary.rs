@@ -7,9 +7,10 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::assistant::guard::neutralise_mentions;
+use super::mentions;
 use crate::assistant::moderation::drafts::{Draft, DraftSubject};
 use crate::assistant::moderation::summary::{ChannelSummary, Digest, MAX_POINTS};
+use crate::assistant::shorten::one_line;
 use crate::assistant::ChannelMessage;
 
 /// Characters of a message quoted in a point at most.
@@ -26,10 +27,7 @@ pub fn summary_text(summary: &ChannelSummary) -> String {
 pub fn draft_text(draft: &Draft) -> String {
     let heading = match &draft.subject {
         DraftSubject::Product(name) => format!("**Draft description: {name}**"),
-        DraftSubject::Post(topic) => format!(
-            "**Draft post: {}**",
-            neutralise_mentions(topic, &mut Vec::new())
-        ),
+        DraftSubject::Post(topic) => format!("**Draft post: {}**", mentions::neutralise(topic)),
     };
     let body = if draft.text.trim().is_empty() {
         "(The model wrote nothing usable; try again.)"
@@ -50,16 +48,8 @@ fn reference(messages: &[ChannelMessage], index: usize) -> String {
 /// A short, harmless quote of a message: one line, mentions broken, markdown links and
 /// code fences defused.
 fn quote(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let mut short: String = one_line.trim().chars().take(QUOTE_CHARS).collect();
-    if one_line.trim().chars().count() > QUOTE_CHARS {
-        short.push('…');
-    }
-    let short = short.replace('`', "'").replace("](", "] (");
-    neutralise_mentions(&short, &mut Vec::new())
+    let short = one_line(text, QUOTE_CHARS).replace("](", "] (");
+    mentions::neutralise(&short)
 }
 
 /// Turns `[n]` in model output into links to message n; references to numbers that do
@@ -74,7 +64,7 @@ pub fn link_references(text: &str, messages: &[ChannelMessage]) -> String {
             _ => String::new(),
         }
     });
-    neutralise_mentions(linked.trim(), &mut Vec::new())
+    mentions::neutralise(linked.trim())
 }
 
 /// The answer shown to the moderator: the sections, each point with its source link,

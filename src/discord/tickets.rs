@@ -19,7 +19,7 @@ use serenity::model::id::{ChannelId, MessageId};
 use super::reply::{self, ephemeral_message, Target};
 use super::rest::{Body, RestError};
 use super::threads::{self, PostState};
-use super::Shared;
+use super::BotState;
 use crate::assistant::policy::{self, Action};
 use crate::assistant::tickets::{OpenedTicket, TicketPlace};
 use crate::assistant::Role;
@@ -148,7 +148,7 @@ pub enum Opened {
 /// Opens a ticket for a hand-off, when `SHOPKEEP_TICKET_CHANNEL` is set: a private
 /// thread with the transcript and the staff buttons. A customer's ticket still open gets
 /// no second thread: the new question is noted in the open one's. Failures are logged.
-pub async fn open(shared: &Shared, place: TicketPlace, question: &str) -> Opened {
+pub async fn open(shared: &BotState, place: TicketPlace, question: &str) -> Opened {
     let Some(ticket_channel) = shared.settings.ticket_channel else {
         return Opened::Nothing;
     };
@@ -179,7 +179,7 @@ pub async fn open(shared: &Shared, place: TicketPlace, question: &str) -> Opened
 }
 
 async fn post_thread(
-    shared: &Shared,
+    shared: &BotState,
     ticket_channel: u64,
     opened: &OpenedTicket,
     guild: Option<&str>,
@@ -218,7 +218,8 @@ async fn post_thread(
         reply_to: None,
     });
     post.set_buttons(staff_buttons(id));
-    post.show(&transcript(opened, guild)).await?;
+    post.show_with_own_mentions(&transcript(opened, guild))
+        .await?;
     tracing::info!(ticket = id, thread = thread_id, "ticket thread opened");
     Ok(())
 }
@@ -227,7 +228,7 @@ const STAFF_ONLY: &str = "Only the shop's staff can work on tickets.";
 const GONE: &str = "That ticket is resolved already (or no longer stored).";
 const ADMINS_ONLY: &str = "Only admins can add answers to the FAQ.";
 
-async fn is_staff(shared: &Shared, guild: Option<u64>, user: u64, roles: &[u64]) -> bool {
+async fn is_staff(shared: &BotState, guild: Option<u64>, user: u64, roles: &[u64]) -> bool {
     shared.role_of(guild, user, roles).await != Role::Customer
 }
 
@@ -237,14 +238,19 @@ fn roles_of(member: Option<&serenity::all::Member>) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-async fn answer(shared: &Shared, id: serenity::all::InteractionId, token: &str, text: &str) {
+async fn answer(shared: &BotState, id: serenity::all::InteractionId, token: &str, text: &str) {
     if let Err(error) = reply::respond(&shared.rest, id, token, ephemeral_message(text)).await {
         tracing::warn!(%error, "could not answer a ticket interaction");
     }
 }
 
 /// A press of Claim or Resolve on a ticket.
-pub async fn on_press(shared: &Shared, press: ComponentInteraction, action: TicketAction, id: i64) {
+pub async fn on_press(
+    shared: &BotState,
+    press: ComponentInteraction,
+    action: TicketAction,
+    id: i64,
+) {
     let staff = press.user.id.get();
     let guild = press.guild_id.map(|g| g.get());
     let role = shared
@@ -312,7 +318,7 @@ fn claimed_line_removed(content: &str) -> String {
 
 /// The Resolve modal, submitted: the answer is guarded, stored, and posted to the
 /// customer as a reply from the team; the staff member is told privately.
-pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
+pub async fn on_submit(shared: &BotState, submit: ModalInteraction) {
     let Some((TicketAction::Answer, id)) = parse(&submit.data.custom_id) else {
         return answer(shared, submit.id, &submit.token, GONE).await;
     };
@@ -370,8 +376,9 @@ pub async fn on_submit(shared: &Shared, submit: ModalInteraction) {
 }
 
 /// Posts `text` (with `buttons`) in the ticket's staff thread, if it has one; failures
-/// are logged.
-async fn post_in_thread(shared: &Shared, ticket: &Ticket, text: &str, buttons: Option<Value>) {
+/// are logged. `text` is the adapter's own, with mention markup kept: customer words in
+/// it must come quoted by [`super::modlog::quoted`].
+async fn post_in_thread(shared: &BotState, ticket: &Ticket, text: &str, buttons: Option<Value>) {
     let Some(thread) = ticket
         .thread_id
         .as_deref()
@@ -386,12 +393,14 @@ async fn post_in_thread(shared: &Shared, ticket: &Ticket, text: &str, buttons: O
     if let Some(buttons) = buttons {
         note.set_buttons(buttons);
     }
-    shared.show(&mut note, text).await;
+    if let Err(error) = note.show_with_own_mentions(text).await {
+        tracing::error!(%error, ticket = ticket.id, "could not post in the ticket's thread");
+    }
 }
 
 /// Notes the resolution in the ticket's thread, for the rest of the team, with the button
 /// that adds the answer to the FAQ.
-async fn note_in_thread(shared: &Shared, ticket: &Ticket, staff: u64, delivered: bool) {
+async fn note_in_thread(shared: &BotState, ticket: &Ticket, staff: u64, delivered: bool) {
     let outcome = if delivered {
         "sent to the customer"
     } else {
@@ -408,7 +417,7 @@ async fn note_in_thread(shared: &Shared, ticket: &Ticket, staff: u64, delivered:
 /// An admin's press of Add to the FAQ: deferred privately (writing and reloading the
 /// prompts takes a moment), the candidate written into the knowledge files, the prompts
 /// reloaded; the admin is told privately and the team in the thread.
-async fn learn(shared: &Shared, press: &ComponentInteraction, id: i64) {
+async fn learn(shared: &BotState, press: &ComponentInteraction, id: i64) {
     if let Err(error) =
         reply::respond(&shared.rest, press.id, &press.token, reply::defer(true)).await
     {
@@ -454,7 +463,7 @@ async fn learn(shared: &Shared, press: &ComponentInteraction, id: i64) {
 /// Posts a resolved ticket's answer where the customer asked, as a reply to their
 /// message (in a thread opened on that message, which shares its id: plainly); whether it
 /// was posted.
-async fn post_to_customer(shared: &Shared, ticket: &Ticket) -> bool {
+async fn post_to_customer(shared: &BotState, ticket: &Ticket) -> bool {
     let Some(channel) = ticket
         .channel_id
         .as_deref()

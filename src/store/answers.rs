@@ -8,6 +8,8 @@
 //! asked for from an answer finds its question. Links go with their question: forgetting
 //! the asker or pruning old logs removes them (`ON DELETE CASCADE`).
 
+#![warn(missing_docs)]
+
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -20,16 +22,20 @@ use super::{
 pub struct AnsweredQuestion {
     /// The question log's row id.
     pub question_id: i64,
+    /// The question as logged.
     pub record: QuestionRecord,
 }
 
 /// One vote on an answer message, with what was asked and answered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnswerFeedback {
+    /// When the vote was cast.
     pub at: UnixMillis,
+    /// The bot's answer message voted on.
     pub message_id: String,
     /// Who voted.
     pub user: String,
+    /// Up or down.
     pub vote: Vote,
     /// The question answered; `None` when the message is not linked (or the asker was
     /// forgotten).

@@ -1,5 +1,8 @@
-//! SQLite persistence: conversations and their turns, the question log and feedback.
-//! Links from answer messages to their questions are in [`answers`].
+//! SQLite persistence: opening the file, the schema and its migrations, and the [`Store`]
+//! every table is reached through. One file per table group adds its part of `Store`:
+//! `conversations.rs` (conversations and their turns), `questions.rs` (the question log),
+//! `feedback.rs` (votes), `answers.rs` (answer messages linked to their questions) and
+//! `tickets.rs` (hand-off tickets).
 //!
 //! [`Store`] wraps one connection behind a mutex; every call is a short statement or a
 //! small transaction. Async callers may call it directly: each call leaves the async
@@ -16,23 +19,29 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 
 mod answers;
 mod candidates;
+mod conversations;
+mod feedback;
 mod insights;
 mod privacy;
+mod questions;
 mod tickets;
 pub use answers::{AnswerFeedback, AnsweredQuestion};
 pub use candidates::Candidate;
+pub use conversations::{StoredConversation, StoredTurn};
+pub use feedback::{FeedbackRecord, FeedbackTally, Vote};
 pub use insights::{CastVote, TicketTimes};
 use privacy::restrict_to_owner;
 pub use privacy::ERASURE_JOURNAL_MS;
+use questions::{capped, question_row};
+pub use questions::{QuestionOutcome, QuestionRecord, MAX_LOGGED_QUESTION_CHARS};
 pub use tickets::{NewTicket, Ticket, TicketRouting};
 
-/// Milliseconds since the Unix epoch.
-pub type UnixMillis = i64;
+pub use crate::clock::UnixMillis;
 
 /// Row id of a conversation.
 pub type ConversationId = i64;
@@ -41,24 +50,36 @@ pub type ConversationId = i64;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("could not create the database directory {path}: {source}")]
+    /// The database's parent directory could not be created.
     CreateDir {
+        /// The directory.
         path: String,
+        /// Why not.
         source: std::io::Error,
     },
     #[error("could not create the database file {path} readable by its owner only: {source}")]
+    /// The database file could not be created with owner-only permissions.
     FileMode {
+        /// The file.
         path: String,
+        /// Why not.
         source: std::io::Error,
     },
     #[error("the database {path} has schema version {found}, newer than this build knows ({supported}); upgrade shopkeep")]
+    /// The file was written by a newer shopkeep; it is left untouched.
     SchemaTooNew {
+        /// The file.
         path: String,
+        /// Its schema version.
         found: i64,
+        /// The newest version this build knows.
         supported: i64,
     },
     #[error("conversation {0} does not exist")]
+    /// A turn was appended to a conversation that is not stored.
     UnknownConversation(ConversationId),
     #[error("database error: {0}")]
+    /// SQLite refused or failed a statement.
     Sqlite(#[from] rusqlite::Error),
 }
 
@@ -154,123 +175,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX knowledge_candidates_by_user ON knowledge_candidates (user_key);",
 ];
 
-/// Longest question text stored in the question log, in characters (Discord's message
-/// limit); longer questions (refused as too long, or rate-limited first) are cut.
-pub const MAX_LOGGED_QUESTION_CHARS: usize = 2000;
-
-/// One question and the answer given, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredTurn {
-    pub at: UnixMillis,
-    pub question: String,
-    pub answer: String,
-}
-
-/// A conversation with (some of) its turns, oldest turn first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredConversation {
-    pub id: ConversationId,
-    pub user: String,
-    pub started_at: UnixMillis,
-    pub last_active_at: UnixMillis,
-    pub closed: bool,
-    pub turns: Vec<StoredTurn>,
-}
-
-/// What became of a question; logged for the moderators' insights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuestionOutcome {
-    /// The model answered.
-    Answered,
-    /// Handed off to a human (no knowledge entry matched a shop question).
-    Handoff,
-    /// Refused by a per-user or per-channel rate limit.
-    Limited,
-    /// Refused because the generation queue was full.
-    Busy,
-    /// Admitted, but the generation failed.
-    Failed,
-}
-
-impl QuestionOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QuestionOutcome::Answered => "answered",
-            QuestionOutcome::Handoff => "handoff",
-            QuestionOutcome::Limited => "limited",
-            QuestionOutcome::Busy => "busy",
-            QuestionOutcome::Failed => "failed",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "answered" => QuestionOutcome::Answered,
-            "handoff" => QuestionOutcome::Handoff,
-            "limited" => QuestionOutcome::Limited,
-            "busy" => QuestionOutcome::Busy,
-            "failed" => QuestionOutcome::Failed,
-            _ => return None,
-        })
-    }
-}
-
-/// One row of the question log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QuestionRecord {
-    pub at: UnixMillis,
-    pub user: String,
-    pub channel_id: Option<String>,
-    pub question: String,
-    /// The knowledge entry the question was routed to, if any.
-    pub entry_id: Option<String>,
-    /// The intent tag of that entry (or of the classifier), if any.
-    pub intent: Option<String>,
-    /// Retrieval confidence in [0, 1], if retrieval ran.
-    pub confidence: Option<f32>,
-    pub outcome: QuestionOutcome,
-}
-
-/// A thumbs up (+1) or down (-1) on one of the bot's messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Vote {
-    Up,
-    Down,
-}
-
-impl Vote {
-    fn as_i64(self) -> i64 {
-        match self {
-            Vote::Up => 1,
-            Vote::Down => -1,
-        }
-    }
-}
-
-/// One user's vote on one bot message; a later vote by the same user replaces it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FeedbackRecord {
-    pub at: UnixMillis,
-    pub message_id: String,
-    pub user: String,
-    pub vote: Vote,
-}
-
-/// Votes counted for one message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct FeedbackTally {
-    pub up: u64,
-    pub down: u64,
-}
-
 /// Rows deleted by [`Store::forget_user`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ForgetReport {
+    /// Conversations deleted.
     pub conversations: usize,
+    /// Turns deleted with them.
     pub turns: usize,
+    /// Question-log rows deleted.
     pub questions: usize,
+    /// Votes deleted.
     pub feedback: usize,
+    /// Hand-off tickets deleted.
     pub tickets: usize,
     /// Candidate FAQ entries made from the user's tickets.
     pub candidates: usize,
@@ -340,310 +256,6 @@ impl Store {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-
-    // ---- conversations -------------------------------------------------------------
-
-    /// Starts a new, open conversation for `user`.
-    pub fn start_conversation(
-        &self,
-        user: &str,
-        at: UnixMillis,
-    ) -> Result<ConversationId, StoreError> {
-        offload(|| {
-            let connection = self.lock();
-            connection
-                .prepare_cached(
-                    "INSERT INTO conversations (user_key, started_at, last_active_at) VALUES (?1, ?2, ?2)",
-                )?
-                .execute(params![user, at])?;
-            Ok(connection.last_insert_rowid())
-        })
-    }
-
-    /// Appends a turn and marks the conversation active at `turn.at`.
-    pub fn append_turn(
-        &self,
-        conversation: ConversationId,
-        turn: &StoredTurn,
-    ) -> Result<(), StoreError> {
-        offload(|| {
-            let mut connection = self.lock();
-            let tx = connection.transaction()?;
-            let updated = tx
-                .prepare_cached(
-                    "UPDATE conversations SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
-                )?
-                .execute(params![conversation, turn.at])?;
-            if updated == 0 {
-                return Err(StoreError::UnknownConversation(conversation));
-            }
-            tx.prepare_cached(
-                "INSERT INTO turns (conversation_id, at, question, answer) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![conversation, turn.at, turn.question, turn.answer])?;
-            tx.commit()?;
-            Ok(())
-        })
-    }
-
-    /// Marks a conversation closed (idle past the timeout); it stays until retention ends.
-    pub fn close_conversation(&self, conversation: ConversationId) -> Result<(), StoreError> {
-        offload(|| {
-            self.lock()
-                .prepare_cached("UPDATE conversations SET closed = 1 WHERE id = ?1")?
-                .execute(params![conversation])?;
-            Ok(())
-        })
-    }
-
-    /// Closes every open conversation last active before `before`; returns how many.
-    pub fn close_idle_conversations(&self, before: UnixMillis) -> Result<usize, StoreError> {
-        offload(|| {
-            Ok(self
-                .lock()
-                .prepare_cached(
-                    "UPDATE conversations SET closed = 1 WHERE closed = 0 AND last_active_at < ?1",
-                )?
-                .execute(params![before])?)
-        })
-    }
-
-    /// The user's newest open conversation with at most `max_turns` of its newest turns
-    /// (oldest first), or `None`.
-    pub fn latest_open_conversation(
-        &self,
-        user: &str,
-        max_turns: usize,
-    ) -> Result<Option<StoredConversation>, StoreError> {
-        offload(|| {
-            let connection = self.lock();
-            let Some(mut conversation) = connection
-                .prepare_cached(
-                    "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
-                     WHERE user_key = ?1 AND closed = 0 ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![user], conversation_row)
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let mut turns = connection
-                .prepare_cached(
-                    "SELECT at, question, answer FROM turns WHERE conversation_id = ?1
-                     ORDER BY id DESC LIMIT ?2",
-                )?
-                .query_map(
-                    params![
-                        conversation.id,
-                        i64::try_from(max_turns).unwrap_or(i64::MAX)
-                    ],
-                    turn_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            turns.reverse();
-            conversation.turns = turns;
-            Ok(Some(conversation))
-        })
-    }
-
-    /// Every stored conversation of `user` with all turns, oldest first: those keyed by
-    /// the plain id and those keyed by place (`user@dm`, `user@guild:…`; see
-    /// [`crate::assistant::conversation::conversation_key`]).
-    pub fn conversations_of(&self, user: &str) -> Result<Vec<StoredConversation>, StoreError> {
-        offload(|| {
-            let connection = self.lock();
-            let mut conversations = connection
-                .prepare_cached(
-                    "SELECT id, user_key, started_at, last_active_at, closed FROM conversations
-                     WHERE user_key = ?1 OR substr(user_key, 1, length(?1) + 1) = ?1 || '@'
-                     ORDER BY id",
-                )?
-                .query_map(params![user], conversation_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut turns = connection.prepare_cached(
-                "SELECT at, question, answer FROM turns WHERE conversation_id = ?1 ORDER BY id",
-            )?;
-            for conversation in &mut conversations {
-                conversation.turns = turns
-                    .query_map(params![conversation.id], turn_row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-            }
-            Ok(conversations)
-        })
-    }
-
-    /// Deletes conversations (and their turns) last active before `before`; returns how
-    /// many conversations went.
-    pub fn delete_conversations_inactive_before(
-        &self,
-        before: UnixMillis,
-    ) -> Result<usize, StoreError> {
-        offload(|| {
-            Ok(self
-                .lock()
-                .prepare_cached("DELETE FROM conversations WHERE last_active_at < ?1")?
-                .execute(params![before])?)
-        })
-    }
-
-    /// Number of distinct users with a stored conversation.
-    pub fn user_count(&self) -> Result<u64, StoreError> {
-        offload(|| {
-            Ok(self.lock().query_row(
-                "SELECT count(DISTINCT user_key) FROM conversations",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-    }
-
-    // ---- question log --------------------------------------------------------------
-
-    /// Appends one row to the question log.
-    pub fn log_question(&self, record: &QuestionRecord) -> Result<(), StoreError> {
-        offload(|| {
-            self.lock()
-                .prepare_cached(
-                    "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    record.at,
-                    record.user,
-                    record.channel_id,
-                    capped(&record.question),
-                    record.entry_id,
-                    record.intent,
-                    record.confidence.map(f64::from),
-                    record.outcome.as_str(),
-                ])?;
-            Ok(())
-        })
-    }
-
-    /// Logged questions at or after `since`, oldest first, at most `limit`.
-    pub fn questions_since(
-        &self,
-        since: UnixMillis,
-        limit: usize,
-    ) -> Result<Vec<QuestionRecord>, StoreError> {
-        offload(|| {
-            let connection = self.lock();
-            let mut statement = connection.prepare_cached(
-                "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
-                 FROM questions WHERE at >= ?1 ORDER BY at, id LIMIT ?2",
-            )?;
-            let rows = statement
-                .query_map(
-                    params![since, i64::try_from(limit).unwrap_or(i64::MAX)],
-                    question_row,
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-    }
-
-    fn questions_of(&self, user: &str) -> Result<Vec<QuestionRecord>, StoreError> {
-        offload(|| {
-            let connection = self.lock();
-            let mut statement = connection.prepare_cached(
-                "SELECT at, user_key, channel_id, question, entry_id, intent, confidence, outcome
-                 FROM questions WHERE user_key = ?1 ORDER BY at, id",
-            )?;
-            let rows = statement
-                .query_map(params![user], question_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-    }
-
-    // ---- feedback ------------------------------------------------------------------
-
-    /// Records a vote; a later vote by the same user on the same message replaces it.
-    pub fn record_feedback(&self, record: &FeedbackRecord) -> Result<(), StoreError> {
-        offload(|| {
-            self.lock()
-                .prepare_cached(
-                    "INSERT INTO feedback (at, message_id, user_key, vote) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (message_id, user_key) DO UPDATE SET at = excluded.at, vote = excluded.vote",
-                )?
-                .execute(params![
-                    record.at,
-                    record.message_id,
-                    record.user,
-                    record.vote.as_i64()
-                ])?;
-            Ok(())
-        })
-    }
-
-    /// Removes a user's vote on a message (the reaction was taken back).
-    pub fn remove_feedback(&self, message_id: &str, user: &str) -> Result<(), StoreError> {
-        offload(|| {
-            self.lock()
-                .prepare_cached("DELETE FROM feedback WHERE message_id = ?1 AND user_key = ?2")?
-                .execute(params![message_id, user])?;
-            Ok(())
-        })
-    }
-
-    /// Up and down votes on one message.
-    pub fn feedback_tally(&self, message_id: &str) -> Result<FeedbackTally, StoreError> {
-        offload(|| {
-            let (up, down): (i64, i64) = self
-                .lock()
-                .prepare_cached(
-                    "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
-                     FROM feedback WHERE message_id = ?1",
-                )?
-                .query_row(params![message_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(FeedbackTally {
-                up: up.max(0) as u64,
-                down: down.max(0) as u64,
-            })
-        })
-    }
-
-    /// Up and down votes on all of the bot's messages, cast at or after `since`.
-    pub fn feedback_tally_since(&self, since: UnixMillis) -> Result<FeedbackTally, StoreError> {
-        offload(|| {
-            let (up, down): (i64, i64) = self
-                .lock()
-                .prepare_cached(
-                    "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0)
-                     FROM feedback WHERE at >= ?1",
-                )?
-                .query_row(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(FeedbackTally {
-                up: up.max(0) as u64,
-                down: down.max(0) as u64,
-            })
-        })
-    }
-
-    fn feedback_of(&self, user: &str) -> Result<Vec<FeedbackRecord>, StoreError> {
-        offload(|| {
-            let connection = self.lock();
-            let mut statement = connection.prepare_cached(
-                "SELECT at, message_id, user_key, vote FROM feedback WHERE user_key = ?1 ORDER BY at, id",
-            )?;
-            let rows = statement
-                .query_map(params![user], |r| {
-                    Ok(FeedbackRecord {
-                        at: r.get(0)?,
-                        message_id: r.get(1)?,
-                        user: r.get(2)?,
-                        vote: if r.get::<_, i64>(3)? > 0 {
-                            Vote::Up
-                        } else {
-                            Vote::Down
-                        },
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-    }
 }
 
 /// Runs blocking store work so that it never stalls an async worker: on a worker of a
@@ -659,15 +271,6 @@ fn offload<T>(work: impl FnOnce() -> T) -> T {
         _ => work(),
     }
 }
-
-/// `text` cut to [`MAX_LOGGED_QUESTION_CHARS`] characters.
-fn capped(text: &str) -> &str {
-    match text.char_indices().nth(MAX_LOGGED_QUESTION_CHARS) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    }
-}
-
 fn migrate(connection: &Connection, path: &str) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
     let found: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -687,46 +290,6 @@ fn migrate(connection: &Connection, path: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
-
-fn conversation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredConversation> {
-    Ok(StoredConversation {
-        id: row.get(0)?,
-        user: row.get(1)?,
-        started_at: row.get(2)?,
-        last_active_at: row.get(3)?,
-        closed: row.get(4)?,
-        turns: Vec::new(),
-    })
-}
-
-fn turn_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTurn> {
-    Ok(StoredTurn {
-        at: row.get(0)?,
-        question: row.get(1)?,
-        answer: row.get(2)?,
-    })
-}
-
-fn question_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QuestionRecord> {
-    let outcome: String = row.get(7)?;
-    Ok(QuestionRecord {
-        at: row.get(0)?,
-        user: row.get(1)?,
-        channel_id: row.get(2)?,
-        question: row.get(3)?,
-        entry_id: row.get(4)?,
-        intent: row.get(5)?,
-        confidence: row.get::<_, Option<f64>>(6)?.map(|c| c as f32),
-        outcome: QuestionOutcome::parse(&outcome).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                7,
-                rusqlite::types::Type::Text,
-                format!("unknown question outcome {outcome:?}").into(),
-            )
-        })?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,55 +355,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn latest_open_conversation_keeps_the_newest_turns() {
-        let store = Store::open_in_memory().unwrap();
-        let id = store.start_conversation("alice", 0).unwrap();
-        for i in 0..5 {
-            store.append_turn(id, &turn(i, &format!("q{i}"))).unwrap();
-        }
-        let loaded = store.latest_open_conversation("alice", 2).unwrap().unwrap();
-        let questions: Vec<_> = loaded.turns.iter().map(|t| t.question.as_str()).collect();
-        assert_eq!(questions, ["q3", "q4"]);
-    }
-
-    #[test]
-    fn closed_conversations_are_not_resumed_and_retention_deletes_them() {
-        let store = Store::open_in_memory().unwrap();
-        let old = store.start_conversation("alice", 0).unwrap();
-        store.append_turn(old, &turn(10, "old")).unwrap();
-        assert_eq!(store.close_idle_conversations(100).unwrap(), 1);
-        assert!(store
-            .latest_open_conversation("alice", 10)
-            .unwrap()
-            .is_none());
-        let new = store.start_conversation("alice", 500).unwrap();
-        store.append_turn(new, &turn(500, "new")).unwrap();
-        assert_eq!(store.conversations_of("alice").unwrap().len(), 2);
-        assert_eq!(store.delete_conversations_inactive_before(100).unwrap(), 1);
-        let left = store.conversations_of("alice").unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].turns, vec![turn(500, "new")]);
-        let orphan_turns: i64 = store
-            .lock()
-            .query_row(
-                "SELECT count(*) FROM turns WHERE conversation_id = ?1",
-                [old],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(orphan_turns, 0, "turns go with their conversation");
-    }
-
-    #[test]
-    fn appending_to_a_missing_conversation_is_an_error() {
-        let store = Store::open_in_memory().unwrap();
-        assert!(matches!(
-            store.append_turn(42, &turn(0, "q")),
-            Err(StoreError::UnknownConversation(42))
-        ));
-    }
-
     pub(super) fn question(user: &str, at: UnixMillis, outcome: QuestionOutcome) -> QuestionRecord {
         QuestionRecord {
             at,
@@ -852,47 +366,6 @@ mod tests {
             confidence: Some(0.75),
             outcome,
         }
-    }
-
-    #[test]
-    fn question_log_round_trips() {
-        let store = Store::open_in_memory().unwrap();
-        store
-            .log_question(&question("alice", 10, QuestionOutcome::Answered))
-            .unwrap();
-        store
-            .log_question(&question("bob", 20, QuestionOutcome::Busy))
-            .unwrap();
-        let rows = store.questions_since(15, 10).unwrap();
-        assert_eq!(rows, vec![question("bob", 20, QuestionOutcome::Busy)]);
-        assert_eq!(store.questions_since(0, 1).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn feedback_keeps_one_vote_per_user_and_message() {
-        let store = Store::open_in_memory().unwrap();
-        let vote = |user: &str, vote| FeedbackRecord {
-            at: 1,
-            message_id: "m1".into(),
-            user: user.into(),
-            vote,
-        };
-        store.record_feedback(&vote("alice", Vote::Up)).unwrap();
-        store.record_feedback(&vote("alice", Vote::Down)).unwrap();
-        store.record_feedback(&vote("bob", Vote::Up)).unwrap();
-        assert_eq!(
-            store.feedback_tally("m1").unwrap(),
-            FeedbackTally { up: 1, down: 1 }
-        );
-        store.remove_feedback("m1", "bob").unwrap();
-        assert_eq!(
-            store.feedback_tally("m1").unwrap(),
-            FeedbackTally { up: 0, down: 1 }
-        );
-        assert_eq!(
-            store.feedback_tally("other").unwrap(),
-            FeedbackTally::default()
-        );
     }
 
     #[test]

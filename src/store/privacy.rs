@@ -2,8 +2,12 @@
 //! checkpointed out of the write-ahead log), the logs pruned after their retention, and the
 //! database file readable by its owner only.
 
+#![warn(missing_docs)]
+
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::json;
+
+use crate::clock::{Clock, SystemClock};
 
 use super::{offload, ConversationId, ForgetReport, Store, StoreError, UnixMillis};
 
@@ -21,7 +25,7 @@ impl Store {
     /// holds a read open at that moment: then the log is truncated at the next
     /// checkpoint, and a warning says so).
     pub fn forget_user(&self, user: &str) -> Result<ForgetReport, StoreError> {
-        self.forget_user_at(user, now_ms())
+        self.forget_user_at(user, SystemClock.now_ms())
     }
 
     fn forget_user_at(&self, user: &str, now: UnixMillis) -> Result<ForgetReport, StoreError> {
@@ -153,13 +157,6 @@ impl Store {
             Ok((questions, feedback))
         })
     }
-}
-
-fn now_ms() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as UnixMillis)
-        .unwrap_or(0)
 }
 
 /// Moves the write-ahead log into the database and truncates it (a no-op in memory).

@@ -14,6 +14,7 @@ use super::{offload, Store, StoreError, UnixMillis};
 /// One ticket as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ticket {
+    /// Its row id, shown as the ticket number.
     pub id: i64,
     /// The customer.
     pub user: String,
@@ -21,13 +22,19 @@ pub struct Ticket {
     pub channel_id: Option<String>,
     /// The customer's question message, replied to when the ticket is resolved.
     pub question_message_id: Option<String>,
+    /// The question handed off.
     pub question: String,
     /// The staff thread the ticket is worked in, once opened.
     pub thread_id: Option<String>,
+    /// When it was opened.
     pub opened_at: UnixMillis,
+    /// The staff member who claimed it last, if any.
     pub claimed_by: Option<String>,
+    /// When it was claimed.
     pub claimed_at: Option<UnixMillis>,
+    /// The staff member who resolved it; `None` while it is open.
     pub resolved_by: Option<String>,
+    /// When it was resolved.
     pub resolved_at: Option<UnixMillis>,
     /// The staff's answer, as posted to the customer.
     pub answer: Option<String>,
@@ -52,10 +59,15 @@ pub struct TicketRouting {
 /// What a new ticket is about.
 #[derive(Debug, Clone)]
 pub struct NewTicket<'a> {
+    /// The customer.
     pub user: &'a str,
+    /// Where the customer asked (`None`: a direct message).
     pub channel_id: Option<&'a str>,
+    /// The customer's question message, if known.
     pub question_message_id: Option<&'a str>,
+    /// The question handed off.
     pub question: &'a str,
+    /// When the ticket is opened.
     pub at: UnixMillis,
     pub routing: TicketRouting,
 }

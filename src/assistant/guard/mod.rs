@@ -3,9 +3,9 @@
 //!
 //! Rules (configurable in prompts/guard.toml, see [`GuardRules`]):
 //! - invisible characters (bidi overrides, zero-width) are stripped first;
-//! - mentions: `@everyone`, `@here`, `<@123>`, `<@!123>`, `<@&123>`, `<#123>` get a
-//!   zero-width space so they never ping, even if a message is posted without
-//!   allowed_mentions;
+//! - mass mentions: `@everyone` and `@here` get a zero-width space so they never ping,
+//!   even if a message is posted without allowed_mentions (a platform's own mention
+//!   syntax, such as Discord's `<@123>`, is broken by its adapter on every text it sends);
 //! - prices: an amount of money that is not the catalogue price of a product named in the
 //!   question or the reply, nor an amount in the facts the answer was grounded in, removes
 //!   its whole sentence;
@@ -16,6 +16,8 @@
 //! - blocked phrases: replaced;
 //! - length: capped at a word boundary;
 //! - citations: grounded answers end with "Source: <title> (<link>)".
+
+#![warn(missing_docs)]
 
 mod blocked;
 mod length;
@@ -35,7 +37,7 @@ use length::fit_lines;
 pub use length::{cap_length, citations, MIN_MAX_CHARS};
 use links::allowed_domains;
 pub use links::{host_of, remove_foreign_links};
-pub use mentions::neutralise_mentions;
+pub use mentions::{neutralise_mass_mentions, ZERO_WIDTH_SPACE};
 use money::allowed_prices;
 pub use money::{find_money, remove_unverified_prices, MoneyMention};
 pub use personal::redact_personal_data;
@@ -53,6 +55,7 @@ pub struct GuardRules {
     pub check_prices: bool,
     /// Phrases (case-insensitive) replaced by `blocked_replacement`.
     pub blocked_phrases: BlockedPhrases,
+    /// What replaces a blocked phrase (may be empty).
     pub blocked_replacement: String,
     /// Domains links may point to (subdomains included). Empty: any domain. The shop's
     /// website and the domains of knowledge links are always allowed.
@@ -69,6 +72,7 @@ pub struct GuardRules {
     /// Replace e-mail addresses (except on allowed domains), phone numbers and card
     /// numbers in generated text with `personal_data_replacement`.
     pub redact_personal_data: bool,
+    /// What replaces redacted personal data (may be empty).
     pub personal_data_replacement: String,
 }
 
@@ -97,33 +101,47 @@ impl Default for GuardRules {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
+    /// A mass mention was broken.
     Mention,
+    /// A sentence with an unverified price was replaced.
     Price,
+    /// A sentence with a stock claim the catalogue contradicts was replaced.
     Stock,
+    /// A link outside the allowed domains was removed.
     Link,
+    /// A blocked phrase was replaced.
     BlockedPhrase,
+    /// The text was cut to the length cap.
     Length,
+    /// An e-mail address, phone number or card number was redacted.
     PersonalData,
 }
 
 /// One thing the guard changed, for the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The rule that changed the text.
     pub rule: Rule,
+    /// What it changed (the removed text or a description); untrusted, quote it.
     pub detail: String,
 }
 
 /// The cleaned text and what was changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Guarded {
+    /// The text to post.
     pub text: String,
+    /// Every change, in the order the rules ran; empty when nothing changed.
     pub findings: Vec<Finding>,
 }
 
 /// What the guard checks a reply against.
 pub struct GuardInput<'a> {
+    /// The rules from guard.toml.
     pub rules: &'a GuardRules,
+    /// The knowledge: catalogue prices and stock, link domains.
     pub knowledge: &'a Knowledge,
+    /// The shop's currency and website.
     pub shop: &'a Shop,
     /// The route the reply was generated for (its products and grounded entries).
     pub route: &'a Route,
@@ -135,7 +153,7 @@ pub struct GuardInput<'a> {
 pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarded {
     let mut findings = Vec::new();
     let visible = super::invisible::strip_invisible(text);
-    let mut text = neutralise_mentions(&visible, &mut findings);
+    let mut text = neutralise_mass_mentions(&visible, &mut findings);
     if input.rules.check_prices {
         let allowed = allowed_prices(&text, input);
         text = remove_unverified_prices(
@@ -172,7 +190,7 @@ pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarde
             .replace(&text, &input.rules.blocked_replacement, &mut findings);
     // What the rules removed (with empty replacements, say) may have joined a mention
     // back together: "@" + "free forever" + "everyone".
-    text = neutralise_mentions(&text, &mut findings);
+    text = neutralise_mass_mentions(&text, &mut findings);
     // Citations take at most half of the length cap (whole source lines, in order), so
     // the reply, citations included, never exceeds `max_chars`.
     let citations = if finished && input.rules.cite_sources {
@@ -253,16 +271,10 @@ mod tests {
             shop: &set.shop,
             route: &route,
         };
-        for reply in [
-            "Hi @free forevereveryone",
-            "ping <@free forever123>",
-            "call @+44 20 7946 0958here",
-        ] {
+        for reply in ["Hi @free forevereveryone", "call @+44 20 7946 0958here"] {
             let guarded = guard_reply(reply, &input, true);
             assert!(
-                !guarded.text.contains("@everyone")
-                    && !guarded.text.contains("@here")
-                    && !guarded.text.contains("<@123>"),
+                !guarded.text.contains("@everyone") && !guarded.text.contains("@here"),
                 "{reply:?} -> {:?}",
                 guarded.text
             );

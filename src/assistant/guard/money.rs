@@ -8,12 +8,16 @@ use regex::Regex;
 use super::{replace_sentences, sentence_around, Finding, GuardInput, Rule};
 use crate::assistant::knowledge::{Price, RouteKind};
 
+/// An amount of money found in text ([`find_money`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoneyMention {
+    /// Byte offset of its first character.
     pub start: usize,
+    /// Byte offset just after its last character.
     pub end: usize,
     /// ISO code ("EUR", "USD", "GBP").
     pub currency: String,
+    /// The amount, in cents.
     pub amount: Price,
 }
 

@@ -53,8 +53,11 @@ impl StockClaim {
 /// A stock claim found in text: its byte range and meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StockMention {
+    /// Byte offset of its first character.
     pub start: usize,
+    /// Byte offset just after its last character.
     pub end: usize,
+    /// What it claims.
     pub claim: StockClaim,
     /// Where the claim's clause starts (after the last ",", "and", "but", … before it).
     pub clause_start: usize,

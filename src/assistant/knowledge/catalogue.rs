@@ -396,7 +396,9 @@ pub enum CatalogueAnswer {
     Compare(Vec<usize>),
     /// The cheapest (`true`) or most expensive (`false`) of the listed products, first.
     Extreme {
+        /// `true` for the cheapest, `false` for the most expensive.
         cheapest: bool,
+        /// Indexes into the catalogue, the extreme product first.
         products: Vec<usize>,
     },
     /// Products matching a filter (under a price, in stock, a property), cheapest first.

@@ -8,323 +8,43 @@
 //! character 3-5-grams (robust to typos), combined with per-entry centroids; the method was
 //! picked by measurement with `shopkeep eval intents` (see prompts/README.md).
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
+#![warn(missing_docs)]
 
-use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub mod catalogue;
 mod distance;
+mod entries;
 mod follow_up;
 mod intents;
 pub mod passages;
 mod route;
+mod routing;
 mod spelling;
 mod text;
 
-use std::sync::Arc;
-
 pub use catalogue::CatalogueAnswer;
 use catalogue::CatalogueIndex;
+pub use entries::{DatasetPhrasing, FaqEntry, Policy, Price, Product};
 use intents::Index;
 pub use passages::{EmbedError, Passages, ReusingEmbedder, ShopFact, Source, SourceKind};
+pub use routing::{Composed, GroundedAnswers, Hit, Method, Route, RouteKind, RoutingSettings};
 pub use text::normalise;
 use text::{normalise_mapped, stem};
 
-use crate::assistant::question::language::Lang;
-use crate::assistant::question::small_talk::SmallTalk;
 use crate::engine::TextEmbedder;
-
-/// An amount of money in the shop currency, in cents; parsed from "12.90" or 12.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Price {
-    pub cents: u64,
-}
-
-impl Price {
-    /// Parses a plain decimal with a dot and at most two decimals ("12", "12.9", "12.90").
-    /// Anything else ("12,90", "12.90 EUR", "-3", "") is `None`.
-    pub fn parse_decimal(text: &str) -> Option<Price> {
-        let (whole, fraction) = match text.split_once('.') {
-            Some((whole, fraction)) => (whole, fraction),
-            None => (text, ""),
-        };
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole) || (text.contains('.') && !digits(fraction)) || fraction.len() > 2 {
-            return None;
-        }
-        let whole: u64 = whole.parse().ok()?;
-        let cents: u64 = match fraction.len() {
-            0 => 0,
-            1 => fraction.parse::<u64>().ok()? * 10,
-            _ => fraction.parse().ok()?,
-        };
-        whole
-            .checked_mul(100)?
-            .checked_add(cents)
-            .map(|cents| Price { cents })
-    }
-}
-
-impl fmt::Display for Price {
-    /// Always two decimals with a dot: "12.90".
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.cents / 100, self.cents % 100)
-    }
-}
-
-/// One FAQ entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FaqEntry {
-    pub id: String,
-    /// The customer-service intent this entry answers (a Bitext intent name in the demo).
-    pub intent: Option<String>,
-    /// The canonical question; also the entry's title in citations.
-    pub question: String,
-    pub answer: String,
-    /// Phrasings written by the shop.
-    pub examples: Vec<String>,
-    pub tags: Vec<String>,
-    pub link: Option<String>,
-    /// Ids of policies whose text goes into the prompt with this entry.
-    pub policies: Vec<String>,
-    /// The entry's topic needs a person (a double charge, a missing parcel): the answer is
-    /// given and the question is handed to the team with the conversation so far.
-    pub handoff: bool,
-}
-
-/// One shop policy (shipping, returns, payment, privacy, …).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Policy {
-    pub id: String,
-    pub title: String,
-    pub text: String,
-    pub link: Option<String>,
-}
-
-/// One catalogue product.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Product {
-    pub id: String,
-    pub name: String,
-    pub price: Price,
-    pub stock: u32,
-    pub description: String,
-    /// Other names customers use; matched like the name.
-    pub aliases: Vec<String>,
-    /// Category ids (`[category_names]` in catalogue.toml lists their words per language).
-    pub categories: Vec<String>,
-    /// Names in other languages: (language code, names); the first is shown to customers
-    /// who write in that language, all are matched like aliases.
-    pub translations: Vec<(String, Vec<String>)>,
-}
-
-impl Product {
-    /// The name, aliases and translated names, in that order.
-    pub fn all_names(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.name)
-            .chain(&self.aliases)
-            .chain(self.translations.iter().flat_map(|(_, names)| names))
-    }
-
-    /// The name to show a customer writing in `lang` (a language code such as "de").
-    pub fn name_in(&self, lang: &str) -> &str {
-        self.translations
-            .iter()
-            .find(|(code, _)| code == lang)
-            .and_then(|(_, names)| names.first())
-            .unwrap_or(&self.name)
-    }
-}
-
-/// An example phrasing taken from a data set (not the shop's own text), keyed by intent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DatasetPhrasing {
-    pub utterance: String,
-    pub intent: String,
-}
-
-/// Routing thresholds, from `[routing]` in shop.toml.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RoutingSettings {
-    /// Minimum confidence for a grounded answer.
-    pub grounded_confidence: f32,
-    /// How many closest topics a "not sure" reply offers.
-    pub closest_topics: usize,
-    /// Words that make a question a shop question (lowercase).
-    pub shop_words: Vec<String>,
-    /// Words matched as the same word: (canonical, variants), e.g. ("order", ["purchase"]).
-    pub synonyms: Vec<(String, Vec<String>)>,
-    /// How grounded answers are written.
-    pub grounded_answers: GroundedAnswers,
-    /// Minimum hybrid score for answering with a passage (a policy or FAQ sentence, a shop
-    /// detail) rather than a whole FAQ entry.
-    pub passage_confidence: f32,
-    /// Words that show a customer needs a person now (anger, legal threats, fraud): the
-    /// question is handed off with the conversation so far.
-    pub escalate_words: Vec<String>,
-}
-
-impl Default for RoutingSettings {
-    fn default() -> Self {
-        Self {
-            grounded_confidence: 0.33,
-            closest_topics: 3,
-            shop_words: Vec::new(),
-            synonyms: Vec::new(),
-            grounded_answers: GroundedAnswers::Generate,
-            passage_confidence: 0.45,
-            escalate_words: Vec::new(),
-        }
-    }
-}
-
-/// How a grounded answer is written (`grounded_answers` in shop.toml's `[routing]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GroundedAnswers {
-    /// The language model answers from the matched facts (streamed, cited).
-    Generate,
-    /// The best entry's answer and the named products' catalogue facts, word for word and
-    /// cited; no model. For small models that paraphrase facts unreliably.
-    Quote,
-}
-
-/// What the bot does with a question.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteKind {
-    /// Answer from the shop's knowledge ([`Route::answer`]) and cite it.
-    Grounded,
-    /// A shop question the knowledge does not cover well: say so, offer the closest topics,
-    /// hand off to a human. Never let the model improvise an answer.
-    NotSure,
-    /// A case for a person (a double charge, a missing parcel, an angry customer): the
-    /// matched entry's answer if any, and a hand-off with the conversation so far.
-    Escalate,
-    /// A greeting, thanks or goodbye: a short reply from the shop's templates.
-    SmallTalk,
-    /// Not about the shop: a brief model answer, never presented as shop information.
-    General,
-}
-
-impl RouteKind {
-    /// The name templates see in `route`: "grounded", "not_sure", "escalate", "small_talk"
-    /// or "general".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteKind::Grounded => "grounded",
-            RouteKind::NotSure => "not_sure",
-            RouteKind::Escalate => "escalate",
-            RouteKind::SmallTalk => "small_talk",
-            RouteKind::General => "general",
-        }
-    }
-
-    /// Whether a person is asked to follow up.
-    pub fn hands_off(self) -> bool {
-        matches!(self, RouteKind::NotSure | RouteKind::Escalate)
-    }
-}
-
-/// A knowledge entry matched by a question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Hit {
-    pub entry_id: String,
-    /// The entry's canonical question.
-    pub title: String,
-    pub link: Option<String>,
-    pub intent: Option<String>,
-    /// Match score in [0, 1]; comparable across questions.
-    pub score: f32,
-}
-
-/// What a grounded answer says, as data; the content layer writes it out in the customer's
-/// language. No model writes these facts.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Composed {
-    /// A whole FAQ answer.
-    Faq { entry_id: String },
-    /// Sentences quoted from one source (a policy, a FAQ answer, the shop's details), in the
-    /// source's order.
-    Passages { sentences: Vec<String> },
-    /// An answer from the catalogue as data.
-    Catalogue(CatalogueAnswer),
-}
-
-/// The routing decision for one question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Route {
-    pub kind: RouteKind,
-    /// Grounded: the FAQ entries answered from (best first). NotSure: the closest topics.
-    pub hits: Vec<Hit>,
-    /// Catalogue products the answer states facts about (the guard allows their prices).
-    pub products: Vec<Product>,
-    /// The best FAQ entry's score (0 when there are no entries).
-    pub confidence: f32,
-    /// Grounded and Escalate: what to answer.
-    #[serde(skip)]
-    pub answer: Option<Composed>,
-    /// Where the answer's facts come from, cited under it.
-    pub sources: Vec<Source>,
-    /// The language the customer wrote in.
-    #[serde(skip)]
-    pub lang: Lang,
-    /// SmallTalk: which kind.
-    #[serde(skip)]
-    pub small_talk: Option<SmallTalk>,
-    /// Whether the question was read together with the customer's previous one.
-    pub follow_up: bool,
-}
-
-impl Route {
-    /// A route of this kind with nothing matched.
-    pub fn empty(kind: RouteKind, lang: Lang) -> Route {
-        Route {
-            kind,
-            hits: Vec::new(),
-            products: Vec::new(),
-            confidence: 0.0,
-            answer: None,
-            sources: Vec::new(),
-            lang,
-            small_talk: None,
-            follow_up: false,
-        }
-    }
-}
-
-/// Which retrieval method scores entries; [`Method::Combined`] is the default, the others
-/// exist so `shopkeep eval intents --method` can compare them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Method {
-    /// Similarity to each entry's centroid (mean phrasing vector).
-    Centroid,
-    /// Mean of the k most similar phrasings of each entry.
-    Nearest,
-    /// Average of the two.
-    #[default]
-    Combined,
-}
-
-impl Method {
-    /// Parses "centroid", "nearest" or "combined".
-    pub fn parse(name: &str) -> Option<Method> {
-        match name {
-            "centroid" => Some(Method::Centroid),
-            "nearest" => Some(Method::Nearest),
-            "combined" => Some(Method::Combined),
-            _ => None,
-        }
-    }
-}
 
 /// The shop's knowledge with its retrieval index; immutable once built.
 #[derive(Debug, Clone)]
 pub struct Knowledge {
+    /// The FAQ entries, in file order.
     pub faq: Vec<FaqEntry>,
+    /// The policies, in file order.
     pub policies: Vec<Policy>,
+    /// The catalogue; a product index anywhere in the knowledge points into it.
     pub catalogue: Vec<Product>,
+    /// The routing thresholds and word lists.
     pub routing: RoutingSettings,
     /// How many data-set phrasings were attached to entries.
     pub dataset_phrasings_used: usize,
@@ -342,13 +62,17 @@ pub struct Knowledge {
 /// Everything a [`Knowledge`] is built from.
 #[derive(Default)]
 pub struct KnowledgeSources {
+    /// The FAQ entries.
     pub faq: Vec<FaqEntry>,
+    /// The policies.
     pub policies: Vec<Policy>,
+    /// The catalogue.
     pub catalogue: Vec<Product>,
     /// Category id -> the words customers use for it, in any language.
     pub categories: HashMap<String, Vec<String>>,
     /// The shop's own details (website, contact) as retrievable facts.
     pub shop_facts: Vec<ShopFact>,
+    /// The routing thresholds and word lists.
     pub routing: RoutingSettings,
     /// Example phrasings from a data set, attached to entries by intent.
     pub phrasings: Vec<DatasetPhrasing>,
@@ -623,17 +347,6 @@ pub struct ProductMention {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prices_parse_only_plain_decimals() {
-        assert_eq!(Price::parse_decimal("12.90"), Some(Price { cents: 1290 }));
-        assert_eq!(Price::parse_decimal("12.9"), Some(Price { cents: 1290 }));
-        assert_eq!(Price::parse_decimal("7"), Some(Price { cents: 700 }));
-        for bad in ["12,99 EUR", "12,99", "12.999", "", ".5", "12.", "-3", "€12"] {
-            assert_eq!(Price::parse_decimal(bad), None, "{bad}");
-        }
-        assert_eq!(Price { cents: 705 }.to_string(), "7.05");
-    }
 
     #[test]
     fn normalise_drops_order_numbers_and_punctuation() {

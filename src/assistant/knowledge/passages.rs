@@ -19,26 +19,35 @@ const EMBEDDING_WEIGHT: f32 = 0.7;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
+    /// A FAQ entry.
     Faq,
+    /// A shop policy.
     Policy,
+    /// A catalogue product.
     Product,
+    /// The shop's own settings (shop.toml).
     Shop,
 }
 
 /// Where an answer's facts come from; shown as its citation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
+    /// What the source is.
     pub kind: SourceKind,
     /// The FAQ entry, policy or product id ("shop" for the shop's settings).
     pub id: String,
+    /// The title shown in the citation.
     pub title: String,
+    /// The link shown in the citation, if the source has one.
     pub link: Option<String>,
 }
 
 /// A fact from the shop's settings (shop.toml), e.g. its website or contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShopFact {
+    /// The fact as a sentence.
     pub text: String,
+    /// The link cited with it, if any.
     pub link: Option<String>,
 }
 
@@ -48,23 +57,29 @@ pub struct ShopFact {
 pub struct Passage {
     /// Index into [`Passages::sources`].
     pub source: usize,
+    /// The sentence, product or fact as retrieved and quoted.
     pub text: String,
 }
 
 /// A passage with its score for a question.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scored {
+    /// Index into [`Passages::passages`].
     pub passage: usize,
     /// Hybrid score in [0, 1].
     pub score: f32,
+    /// The lexical (TF-IDF) similarity in [0, 1].
     pub lexical: f32,
+    /// The embedding similarity in [0, 1]; 0 without an embedding model.
     pub semantic: f32,
 }
 
 /// The passages of one knowledge set and their indexes; immutable once built.
 #[derive(Clone)]
 pub struct Passages {
+    /// Every source, in the order the knowledge lists them.
     pub sources: Vec<Source>,
+    /// Every passage, grouped by source in the source's order.
     pub passages: Vec<Passage>,
     lexical: Index,
     /// Per passage: its topic words (stemmed, synonyms made canonical).
@@ -276,6 +291,7 @@ pub struct ReusingEmbedder {
 }
 
 impl ReusingEmbedder {
+    /// Wraps `model` with an empty cache.
     pub fn new(model: Arc<dyn TextEmbedder>) -> Self {
         Self {
             model,

@@ -14,12 +14,20 @@ use super::{is_han, is_kana};
 /// every other script, is [`Lang::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lang {
+    /// English; also short, ambiguous or misspelt Latin-script text, and text without
+    /// letters ([`detect`]).
     En,
+    /// German.
     De,
+    /// French.
     Fr,
+    /// Spanish.
     Es,
+    /// Chinese.
     Zh,
+    /// Japanese.
     Ja,
+    /// Any other language or script.
     Other,
 }
 

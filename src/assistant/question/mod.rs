@@ -2,9 +2,13 @@
 //! ([`language`]), what it asks about a product or price ([`cues`]), and whether the whole
 //! message is small talk ([`small_talk`]). Pure functions over the text; no knowledge, no model.
 
+#![warn(missing_docs)]
+
 pub mod cues;
 pub mod language;
+mod price_bounds;
 pub mod small_talk;
+mod typos;
 
 pub use cues::{cues, Cues};
 pub use language::{detect, Lang};

@@ -11,9 +11,13 @@ use super::words;
 /// `small_talk.j2` is [`SmallTalk::kind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SmallTalk {
+    /// "hi", "hello", "good morning", "hallo", "bonjour", "你好".
     Greeting,
+    /// "thanks", "thank you", "danke", "merci", "谢谢".
     Thanks,
+    /// "bye", "see you", "tschüss", "au revoir".
     Goodbye,
+    /// "how are you", "wie geht's", "ça va".
     HowAreYou,
     /// "who are you", "are you a bot", "what can you do", "help".
     WhoAreYou,

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use shopkeep::assistant::moderation::insights::{duration_text, one_line, Insights};
+use shopkeep::assistant::moderation::insights::{duration_text, Insights};
+use shopkeep::assistant::shorten::one_line;
 
 /// Width of the labels column.
 const LABEL: usize = 18;

@@ -406,20 +406,6 @@ pub fn duration_text(secs: u64) -> String {
     }
 }
 
-/// `text` on one line (control characters as spaces), cut to `max` characters with an
-/// ellipsis, backticks turned into quotes: for quoting a customer's question as data.
-pub fn one_line(text: &str, max: usize) -> String {
-    let line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let mut short: String = line.trim().chars().take(max).collect();
-    if line.trim().chars().count() > max {
-        short.push('…');
-    }
-    short.replace('`', "'")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -694,11 +680,5 @@ mod tests {
         for (secs, text) in cases {
             assert_eq!(duration_text(secs), text, "{secs}");
         }
-    }
-
-    #[test]
-    fn one_line_keeps_a_question_on_one_short_line() {
-        assert_eq!(one_line("a\nb `c`", 100), "a b 'c'");
-        assert_eq!(one_line("abcdef", 3), "abc…");
     }
 }

@@ -1,9 +1,11 @@
 //! One user's questions are answered one at a time, in the order they were written.
 //!
 //! serenity hands each gateway event to its own task, so two messages from one user can
-//! reach the handler in either order. [`Turns::take`] orders them by message id (Discord ids
+//! reach the handler in either order. [`MessageOrder::take`] orders them by message id (Discord ids
 //! grow with creation time): a message waits [`REORDER_WINDOW`] for earlier ones to show
 //! up, then until every earlier pending message of the same user has been answered.
+
+#![warn(missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,20 +26,20 @@ struct UserTurns {
 
 /// Per-user turn-taking; see the module docs.
 #[derive(Default)]
-pub struct Turns {
+pub struct MessageOrder {
     users: Mutex<HashMap<u64, Arc<UserTurns>>>,
 }
 
 /// Holding it means it is this message's turn; dropping it passes the turn on.
-pub struct Turn<'a> {
-    turns: &'a Turns,
+pub struct MessageTurn<'a> {
+    turns: &'a MessageOrder,
     user: u64,
     entry: Arc<UserTurns>,
 }
 
-impl Turns {
+impl MessageOrder {
     /// Waits for `message`'s turn among `user`'s messages.
-    pub async fn take(&self, user: u64, message: u64) -> Turn<'_> {
+    pub async fn take(&self, user: u64, message: u64) -> MessageTurn<'_> {
         let entry = {
             let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(users.entry(user).or_default())
@@ -63,7 +65,7 @@ impl Turns {
             }
             notified.await;
         }
-        Turn {
+        MessageTurn {
             turns: self,
             user,
             entry,
@@ -71,7 +73,7 @@ impl Turns {
     }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for MessageTurn<'_> {
     fn drop(&mut self) {
         let idle = {
             let mut state = self.entry.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,7 +100,7 @@ mod tests {
 
     #[tokio::test]
     async fn later_message_arriving_first_still_goes_second() {
-        let turns = Arc::new(Turns::default());
+        let turns = Arc::new(MessageOrder::default());
         let order = Arc::new(Mutex::new(Vec::new()));
         let run = |id: u64, delay: u64| {
             let (turns, order) = (Arc::clone(&turns), Arc::clone(&order));
