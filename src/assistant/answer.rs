@@ -88,17 +88,35 @@ impl Assistant {
                     room,
                     "refused: the question does not fit the model's context"
                 );
-                self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
+                self.log_question(
+                    Some(&turn),
+                    &inbound,
+                    &question,
+                    Some(&route),
+                    QuestionOutcome::Failed,
+                );
                 return Outcome::Notice(Notice::TooLongForModel);
             }
             Err(error) => {
                 tracing::error!(%error, "could not render the answer prompt");
-                self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Failed);
+                self.log_question(
+                    Some(&turn),
+                    &inbound,
+                    &question,
+                    Some(&route),
+                    QuestionOutcome::Failed,
+                );
                 return Outcome::Notice(Notice::Unavailable);
             }
         };
         let Ok(permit) = self.admit(tokens) else {
-            self.log_question(&inbound, &question, Some(&route), QuestionOutcome::Busy);
+            self.log_question(
+                Some(&turn),
+                &inbound,
+                &question,
+                Some(&route),
+                QuestionOutcome::Busy,
+            );
             return Outcome::Notice(Notice::Busy);
         };
         let mut stop = content::PromptSet::stop_strings(self.backend.model().prompt_format);
@@ -148,7 +166,13 @@ impl Assistant {
             }
             Err(error) => {
                 tracing::error!(%error, "could not render a written reply");
-                self.log_question(inbound, question, Some(route), QuestionOutcome::Failed);
+                self.log_question(
+                    Some(turn),
+                    inbound,
+                    question,
+                    Some(route),
+                    QuestionOutcome::Failed,
+                );
                 Outcome::Notice(Notice::Unavailable)
             }
         }
@@ -187,7 +211,13 @@ impl Assistant {
                 tracing::error!(%error, user = turn.user(), "could not record the turn")
             }
         }
-        self.log_question(inbound, question, Some(route), QuestionOutcome::Handoff);
+        self.log_question(
+            Some(turn),
+            inbound,
+            question,
+            Some(route),
+            QuestionOutcome::Handoff,
+        );
         let _ = self.moderator_events.send(ModeratorEvent::Handoff {
             user_id: inbound.user_id.clone(),
             channel_id: inbound.channel_id.clone(),
@@ -219,7 +249,7 @@ impl Assistant {
             return None;
         };
         METRICS.refusal(Refusal::Limited);
-        self.log_question(inbound, question, None, QuestionOutcome::Limited);
+        self.log_question(None, inbound, question, None, QuestionOutcome::Limited);
         Some(if notify {
             Outcome::Notice(Notice::Limited { scope, retry_after })
         } else {
@@ -352,12 +382,14 @@ impl Assistant {
             }
             None => QuestionOutcome::Failed,
         };
-        self.log_question(inbound, question, Some(route), outcome);
+        self.log_question(Some(turn), inbound, question, Some(route), outcome);
     }
 
-    /// Adds the question to the log for insights, with the entry it was routed to.
+    /// Adds the question to the log for insights, with the entry it was routed to. Asked
+    /// in a `turn`, it is not logged when its user was forgotten since the turn began.
     pub(super) fn log_question(
         &self,
+        turn: Option<&UserTurnGuard>,
         inbound: &Inbound,
         question: &str,
         route: Option<&Route>,
@@ -380,7 +412,14 @@ impl Assistant {
             confidence: route.map(|route| route.confidence),
             outcome,
         };
-        if let Err(error) = self.store().log_question(&record) {
+        let logged = match turn {
+            Some(turn) => self
+                .store()
+                .log_question_unless_erased(&record, turn.erasures_seen())
+                .map(|_| ()),
+            None => self.store().log_question(&record),
+        };
+        if let Err(error) = logged {
             tracing::warn!(%error, "could not log the question");
         }
     }

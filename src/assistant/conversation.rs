@@ -48,6 +48,13 @@ impl UserTurnGuard {
     pub fn user(&self) -> &str {
         &self.user
     }
+
+    /// The newest erasure-journal id when the turn began: what this turn stores must not
+    /// be written if its user was forgotten after it (see
+    /// [`crate::store::Store::log_question_unless_erased`]).
+    pub fn erasures_seen(&self) -> i64 {
+        self.erasures_seen
+    }
 }
 
 impl std::fmt::Debug for UserTurnGuard {

@@ -37,12 +37,13 @@ pub struct OpenedTicket {
 
 impl Assistant {
     /// Opens a ticket for `question`, or returns the customer's unresolved one, with the
-    /// conversation so far. Waits for a turn of the customer in flight to finish first.
+    /// conversation so far. Waits for a turn of the customer in that place to finish
+    /// first. `None` when the customer was forgotten meanwhile: nothing is stored.
     pub async fn open_ticket(
         &self,
         place: TicketPlace,
         question: &str,
-    ) -> Result<OpenedTicket, AssistantError> {
+    ) -> Result<Option<OpenedTicket>, AssistantError> {
         let turn = self
             .conversations
             .lock_user(&conversation_key(&place.asker, place.guild_id.as_deref()))
@@ -60,22 +61,29 @@ impl Assistant {
             .map(|(asked, _)| asked.as_str())
             .find(|asked| *asked != question);
         let routing = ticket_routing(&self.prompts.current().knowledge, question, previous);
-        let (ticket, new) = self.store().open_ticket(&NewTicket {
+        let new_ticket = NewTicket {
             user: &place.asker,
             channel_id: place.channel_id.as_deref(),
             question_message_id: place.question_message_id.as_deref(),
             question,
             at: self.conversations.now_ms(),
             routing,
-        })?;
+        };
+        let Some((ticket, new)) = self
+            .store()
+            .open_ticket_unless_erased(&new_ticket, turn.erasures_seen())?
+        else {
+            tracing::info!("no ticket: the customer was forgotten meanwhile");
+            return Ok(None);
+        };
         if new {
             tracing::info!(ticket = ticket.id, "ticket opened");
         }
-        Ok(OpenedTicket {
+        Ok(Some(OpenedTicket {
             ticket,
             new,
             conversation,
-        })
+        }))
     }
 
     /// Records where ticket `id` is worked (a staff thread).

@@ -154,8 +154,9 @@ pub async fn open(shared: &BotState, place: TicketPlace, question: &str) -> Open
     };
     let guild = place.guild_id.clone();
     let opened = match shared.assistant.open_ticket(place, question).await {
-        Ok(opened) if opened.new => opened,
-        Ok(opened) => {
+        Ok(Some(opened)) if opened.new => opened,
+        Ok(None) => return Opened::Nothing,
+        Ok(Some(opened)) => {
             tracing::info!(
                 ticket = opened.ticket.id,
                 "the customer's ticket is still open"

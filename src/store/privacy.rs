@@ -117,12 +117,7 @@ impl Store {
         offload(|| {
             let mut connection = self.lock();
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let erased: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS(SELECT 1 FROM erasures WHERE id > ?1 AND user_key IN (?2, ?3))",
-                )?
-                .query_row(params![seen, user, key], |row| row.get(0))?;
-            if erased {
+            if erased_since(&tx, &[user, key], seen)? {
                 return Ok(None);
             }
             tx.prepare_cached(
@@ -160,6 +155,24 @@ impl Store {
 }
 
 /// Moves the write-ahead log into the database and truncates it (a no-op in memory).
+/// Whether one of `keys` (a user id, a conversation key) was forgotten after the erasure
+/// `seen`. Run it in the write transaction that stores the user's words, so that a forget
+/// in another process comes wholly before or wholly after the write.
+pub(super) fn erased_since(
+    connection: &Connection,
+    keys: &[&str],
+    seen: i64,
+) -> Result<bool, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM erasures WHERE id > ?1 AND user_key = ?2)")?;
+    for key in keys {
+        if statement.query_row(params![seen, key], |row| row.get::<_, bool>(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(super) fn checkpoint(connection: &Connection) {
     let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
@@ -252,6 +265,43 @@ mod tests {
             .start_conversation_unless_erased("bob@dm", "bob", seen, 3)
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn a_question_or_ticket_of_a_user_forgotten_since_the_turn_began_is_not_written() {
+        let store = Store::open_in_memory().unwrap();
+        let seen = store.erasures_after(0).unwrap().len() as i64;
+        let ticket = |user: &'static str| crate::store::NewTicket {
+            user,
+            channel_id: None,
+            question_message_id: None,
+            question: "I live at 1 Canary Lane",
+            at: 5,
+            routing: Default::default(),
+        };
+        let alice = question("alice", 5, QuestionOutcome::Handoff);
+        assert!(store.log_question_unless_erased(&alice, seen).unwrap());
+        store.forget_user("alice").unwrap();
+        assert!(!store.log_question_unless_erased(&alice, seen).unwrap());
+        assert!(store.questions_of("alice").unwrap().is_empty());
+        assert_eq!(
+            store
+                .open_ticket_unless_erased(&ticket("alice"), seen)
+                .unwrap(),
+            None
+        );
+        assert!(store.tickets_of("alice").unwrap().is_empty());
+
+        let bob = question("bob", 5, QuestionOutcome::Handoff);
+        assert!(store.log_question_unless_erased(&bob, seen).unwrap());
+        let (opened, new) = store
+            .open_ticket_unless_erased(&ticket("bob"), seen)
+            .unwrap()
+            .expect("bob was not forgotten");
+        assert!(new);
+        assert_eq!(opened.user, "bob");
+        let (newest, _) = *store.erasures_after(0).unwrap().last().unwrap();
+        assert!(store.log_question_unless_erased(&alice, newest).unwrap());
     }
 
     #[test]

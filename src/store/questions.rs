@@ -3,9 +3,10 @@
 
 #![warn(missing_docs)]
 
-use rusqlite::params;
+use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Serialize;
 
+use super::privacy::erased_since;
 use super::{offload, Store, StoreError, UnixMillis};
 
 /// Longest question text stored in the question log, in characters (Discord's message
@@ -76,23 +77,26 @@ pub struct QuestionRecord {
 impl Store {
     /// Appends one row to the question log.
     pub fn log_question(&self, record: &QuestionRecord) -> Result<(), StoreError> {
+        offload(|| insert_question(&self.lock(), record))
+    }
+
+    /// Appends one row to the question log unless its user was forgotten after the
+    /// erasure `seen` (when the turn that asked it began): then nothing is written and the
+    /// result is `false`. The check and the insert are one write transaction.
+    pub fn log_question_unless_erased(
+        &self,
+        record: &QuestionRecord,
+        seen: i64,
+    ) -> Result<bool, StoreError> {
         offload(|| {
-            self.lock()
-                .prepare_cached(
-                    "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?
-                .execute(params![
-                    record.at,
-                    record.user,
-                    record.channel_id,
-                    capped(&record.question),
-                    record.entry_id,
-                    record.intent,
-                    record.confidence.map(f64::from),
-                    record.outcome.as_str(),
-                ])?;
-            Ok(())
+            let mut connection = self.lock();
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if erased_since(&tx, &[&record.user], seen)? {
+                return Ok(false);
+            }
+            insert_question(&tx, record)?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -160,6 +164,25 @@ pub(super) fn question_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Question
             )
         })?,
     })
+}
+
+fn insert_question(connection: &Connection, record: &QuestionRecord) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO questions (at, user_key, channel_id, question, entry_id, intent, confidence, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            record.at,
+            record.user,
+            record.channel_id,
+            capped(&record.question),
+            record.entry_id,
+            record.intent,
+            record.confidence.map(f64::from),
+            record.outcome.as_str(),
+        ])?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! deletes them. Resolving a ticket also makes its candidate FAQ entry (see
 //! [`super::candidates`]).
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use super::privacy::erased_since;
 use super::{offload, Store, StoreError, UnixMillis};
 
 /// One ticket as stored.
@@ -101,9 +102,34 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
 impl Store {
     /// Opens a ticket, or returns the customer's unresolved one; `true` when it is new.
     pub fn open_ticket(&self, new: &NewTicket<'_>) -> Result<(Ticket, bool), StoreError> {
+        let opened = self.open_ticket_checked(new, None)?;
+        Ok(opened.expect("a ticket opened without an erasure check is always stored"))
+    }
+
+    /// [`Store::open_ticket`] unless the asker was forgotten after the erasure `seen`
+    /// (when the turn that opens it began): then `None`, and nothing is written. The check
+    /// and the insert are one write transaction.
+    pub fn open_ticket_unless_erased(
+        &self,
+        new: &NewTicket<'_>,
+        seen: i64,
+    ) -> Result<Option<(Ticket, bool)>, StoreError> {
+        self.open_ticket_checked(new, Some(seen))
+    }
+
+    fn open_ticket_checked(
+        &self,
+        new: &NewTicket<'_>,
+        seen: Option<i64>,
+    ) -> Result<Option<(Ticket, bool)>, StoreError> {
         offload(|| {
             let mut connection = self.lock();
-            let tx = connection.transaction()?;
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(seen) = seen {
+                if erased_since(&tx, &[new.user], seen)? {
+                    return Ok(None);
+                }
+            }
             let open = tx
                 .query_row(
                     &format!(
@@ -115,7 +141,7 @@ impl Store {
                 )
                 .optional()?;
             if let Some(open) = open {
-                return Ok((open, false));
+                return Ok(Some((open, false)));
             }
             tx.execute(
                 "INSERT INTO tickets (user_key, channel_id, question_message_id, question, opened_at,
@@ -139,7 +165,7 @@ impl Store {
                 ticket_row,
             )?;
             tx.commit()?;
-            Ok((ticket, true))
+            Ok(Some((ticket, true)))
         })
     }
 
