@@ -14,6 +14,7 @@ pub mod learning;
 pub mod limits;
 pub mod moderation;
 pub mod policy;
+mod prompt_budget;
 pub mod question;
 pub mod reply_check;
 pub mod shop;

@@ -68,10 +68,10 @@ pub(super) fn table(report: &BenchReport) -> String {
     out.push_str(&rows_table(&report.rows));
     out.push('\n');
     for (name, value) in &report.ratios {
-        out.push_str(&format!(
-            "{name}: {:.3}\n",
-            value.as_f64().unwrap_or(f64::NAN)
-        ));
+        match value.as_f64() {
+            Some(ratio) => out.push_str(&format!("{name}: {ratio:.3}\n")),
+            None => out.push_str(&format!("{name}: {value}\n")),
+        }
     }
     out.push_str("\nthe default model's GGUF on llama.cpp's server next to the embedded engine (same prompt as ChatML, same threads):\n");
     match &report.server_skipped {
