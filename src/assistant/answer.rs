@@ -80,6 +80,16 @@ impl Assistant {
         if let Some(reply) = written {
             return self.post_written(&set, &turn, &inbound, &question, &route, reply);
         }
+        let failed = |notice: Notice| {
+            self.log_question(
+                Some(&turn),
+                &inbound,
+                &question,
+                Some(&route),
+                QuestionOutcome::Failed,
+            );
+            Outcome::Notice(notice)
+        };
         let (prompt, tokens) = match self.build_prompt(&set, &question, &route, &history).await {
             Ok(Budgeted::Prompt { text, tokens }) => (text, tokens),
             Ok(Budgeted::TooLong { tokens, room }) => {
@@ -89,25 +99,11 @@ impl Assistant {
                     room,
                     "refused: the question does not fit the model's context"
                 );
-                self.log_question(
-                    Some(&turn),
-                    &inbound,
-                    &question,
-                    Some(&route),
-                    QuestionOutcome::Failed,
-                );
-                return Outcome::Notice(Notice::TooLongForModel);
+                return failed(Notice::TooLongForModel);
             }
             Err(error) => {
                 tracing::error!(%error, "could not render the answer prompt");
-                self.log_question(
-                    Some(&turn),
-                    &inbound,
-                    &question,
-                    Some(&route),
-                    QuestionOutcome::Failed,
-                );
-                return Outcome::Notice(Notice::Unavailable);
+                return failed(Notice::Unavailable);
             }
         };
         let Ok(permit) = self.admit(tokens) else {

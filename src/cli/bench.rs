@@ -11,8 +11,8 @@ use clap::Args;
 
 use super::bench_report::{median, table, BenchReport, BenchRow};
 use shopkeep::engine::{
-    EngineHandle, EngineTiming, GenerateRequest, Optimization, SamplingParams, SchedulerOptions,
-    SessionOptions, StreamEvent,
+    EngineHandle, EngineTiming, GenerateRequest, Generated, GenerationStream, Optimization,
+    SamplingParams, SchedulerOptions, SessionOptions, StreamEvent,
 };
 
 #[derive(Args)]
@@ -370,36 +370,16 @@ async fn concurrent_row(
                 engine.generate(request)
             })
             .collect();
-        let mut tasks = Vec::new();
-        for mut stream in streams {
-            tasks.push(tokio::spawn(async move {
-                let mut first = None;
-                while let Some(event) = stream.next().await {
-                    match event {
-                        StreamEvent::Text(_) => {
-                            first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-                        }
-                        StreamEvent::Done(result) => {
-                            let generated = result?;
-                            let first = first.unwrap_or(started.elapsed().as_secs_f64() * 1000.0);
-                            return Ok::<_, anyhow::Error>((
-                                generated.output_ids.len(),
-                                first,
-                                generated.tokens_per_s,
-                                generated.prefill_batch,
-                            ));
-                        }
-                    }
-                }
-                bail!("the engine stopped")
-            }));
-        }
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|stream| tokio::spawn(first_token_and_end(stream, started)))
+            .collect();
         let (mut tokens, mut decode_sum) = (0, 0.0);
         for task in tasks {
-            let (count, first, decode_rate, prefill_group) = task.await??;
-            prefill_groups.push(prefill_group as f64);
-            tokens += count;
-            decode_sum += decode_rate;
+            let (generated, first) = task.await??;
+            prefill_groups.push(generated.prefill_batch as f64);
+            tokens += generated.output_ids.len();
+            decode_sum += generated.tokens_per_s;
             first_token_ms.push(first);
         }
         aggregate.push(tokens as f64 / started.elapsed().as_secs_f64());
@@ -527,4 +507,26 @@ pub(super) fn default_tools_dir() -> PathBuf {
     } else {
         PathBuf::from("tools")
     }
+}
+
+/// Reads an engine stream to its end: the generation, and the milliseconds from `started`
+/// to its first text (to the end, when it wrote none).
+pub(super) async fn first_token_and_end(
+    mut stream: GenerationStream,
+    started: Instant,
+) -> Result<(Generated, f64)> {
+    let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
+    let mut first = None;
+    while let Some(event) = stream.next().await {
+        match event {
+            StreamEvent::Text(_) => {
+                first.get_or_insert_with(elapsed_ms);
+            }
+            StreamEvent::Done(result) => {
+                let generated = result?;
+                return Ok((generated, first.unwrap_or_else(elapsed_ms)));
+            }
+        }
+    }
+    bail!("the engine stopped")
 }

@@ -14,10 +14,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
-use shopkeep::engine::{
-    EngineHandle, GenerateRequest, ModelDir, SamplingParams, SessionOptions, StreamEvent,
-};
+use shopkeep::engine::{EngineHandle, GenerateRequest, ModelDir, SamplingParams, SessionOptions};
 
+use super::bench::first_token_and_end;
 use super::bench_report::{median, BenchRow};
 use super::bench_server::{prepared, ServerBench};
 
@@ -139,29 +138,15 @@ async fn concurrent(
     concurrent: usize,
 ) -> Result<(f64, f64)> {
     let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for mut stream in engine.generate_many(vec![request.clone(); concurrent]) {
-        tasks.push(tokio::spawn(async move {
-            let mut first = None;
-            while let Some(event) = stream.next().await {
-                match event {
-                    StreamEvent::Text(_) => {
-                        first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    StreamEvent::Done(result) => {
-                        let generated = result?;
-                        let first = first.unwrap_or(started.elapsed().as_secs_f64() * 1000.0);
-                        return Ok::<_, anyhow::Error>((generated.tokens_per_s, first));
-                    }
-                }
-            }
-            bail!("the engine stopped")
-        }));
-    }
+    let tasks: Vec<_> = engine
+        .generate_many(vec![request.clone(); concurrent])
+        .into_iter()
+        .map(|stream| tokio::spawn(first_token_and_end(stream, started)))
+        .collect();
     let (mut rate, mut firsts) = (0.0, Vec::new());
     for task in tasks {
-        let (r, first) = task.await??;
-        rate += r;
+        let (generated, first) = task.await??;
+        rate += generated.tokens_per_s;
         firsts.push(first);
     }
     Ok((rate, median(&firsts)))

@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::load::{line_of, parse_toml, FolderReader};
-use super::problems::{Problem, ProblemKind};
-use crate::assistant::knowledge::{FaqEntry, Policy, Price, Product};
+use super::problems::{Problem, ProblemKind, PromptError};
+use crate::assistant::knowledge::{FaqEntry, Knowledge, KnowledgeSources, Policy, Price, Product};
 
 /// The FAQ entries, policies, catalogue and category names of knowledge/*.toml.
 pub(super) fn load_knowledge(folder: &mut FolderReader<'_>) -> KnowledgeParts {
@@ -54,11 +55,13 @@ pub(super) struct KnowledgeParts {
 }
 
 impl KnowledgeParts {
-    /// The FAQ entries, policies and products of the files `keep` accepts (by name).
-    pub(super) fn only(
+    /// The knowledge of the files `keep` accepts (by name): their FAQ entries, policies
+    /// and products on top of `base` (the shop's facts, routing, phrasings, embedder).
+    pub(super) fn knowledge_of(
         &self,
         keep: &dyn Fn(&str) -> bool,
-    ) -> (Vec<FaqEntry>, Vec<Policy>, Vec<Product>) {
+        base: KnowledgeSources,
+    ) -> Result<Knowledge, PromptError> {
         fn kept<T: Clone>(items: &[T], files: &[String], keep: &dyn Fn(&str) -> bool) -> Vec<T> {
             items
                 .iter()
@@ -67,11 +70,13 @@ impl KnowledgeParts {
                 .map(|(item, _)| item.clone())
                 .collect()
         }
-        (
-            kept(&self.faq, &self.faq_files, keep),
-            kept(&self.policies, &self.policy_files, keep),
-            kept(&self.catalogue, &self.product_files, keep),
-        )
+        Knowledge::build(KnowledgeSources {
+            faq: kept(&self.faq, &self.faq_files, keep),
+            policies: kept(&self.policies, &self.policy_files, keep),
+            catalogue: kept(&self.catalogue, &self.product_files, keep),
+            ..base
+        })
+        .map_err(|error| PromptError::Embedding(Arc::new(error)))
     }
 }
 

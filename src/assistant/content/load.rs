@@ -16,7 +16,7 @@ use super::templates::{build_environment, first_line_with_word, LOCALES, REQUIRE
 use super::PromptSet;
 use crate::assistant::guard::{self, GuardRules};
 use crate::assistant::knowledge::{
-    DatasetPhrasing, GroundedAnswers, Knowledge, KnowledgeSources, RoutingSettings, ShopFact,
+    DatasetPhrasing, GroundedAnswers, KnowledgeSources, RoutingSettings, ShopFact,
 };
 use crate::assistant::shop::Shop;
 use crate::engine::TextEmbedder;
@@ -95,14 +95,7 @@ impl PromptSet {
             embedder: options.embedder.clone(),
             ..KnowledgeSources::default()
         };
-        let (faq, policies, catalogue) = parts.only(&|file| places.general_files.contains(file));
-        let knowledge = Knowledge::build(KnowledgeSources {
-            faq,
-            policies,
-            catalogue,
-            ..base()
-        })
-        .map_err(|error| PromptError::Embedding(Arc::new(error)))?;
+        let knowledge = parts.knowledge_of(&|file| places.general_files.contains(file), base())?;
         let mut set = PromptSet {
             dir: dir.to_path_buf(),
             knowledge,

@@ -28,7 +28,7 @@ use super::knowledge_files::KnowledgeParts;
 use super::load::{line_of, parse_toml, FolderReader};
 use super::problems::{Problem, ProblemKind, PromptError};
 use super::PromptSet;
-use crate::assistant::knowledge::{Knowledge, KnowledgeSources};
+use crate::assistant::knowledge::KnowledgeSources;
 
 /// The persona template of every place that names none.
 pub const DEFAULT_PERSONA: &str = "persona.j2";
@@ -233,15 +233,8 @@ impl PromptSet {
     ) -> Result<(), PromptError> {
         for spec in &config.places {
             self.check_persona(spec, &config.path, problems);
-            let (faq, policies, catalogue) =
-                parts.only(&|file| spec.files.iter().any(|f| f == file));
-            let knowledge = Knowledge::build(KnowledgeSources {
-                faq,
-                policies,
-                catalogue,
-                ..base()
-            })
-            .map_err(|error| PromptError::Embedding(Arc::new(error)))?;
+            let knowledge =
+                parts.knowledge_of(&|file| spec.files.iter().any(|f| f == file), base())?;
             let set = PromptSet {
                 dir: self.dir.clone(),
                 shop: self.shop.clone(),
