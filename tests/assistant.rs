@@ -2,6 +2,8 @@
 //! with what request, what the customer gets back when the model answers, fails or is
 //! cancelled, the prompt's token budget, and the moderator tools' use of the model.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use shopkeep::backend::{
 };
 use shopkeep::config::Config;
 use shopkeep::store::{QuestionOutcome, Store};
+use support::assistants::assistant_over;
 use tokio::sync::mpsc;
 
 const GROUNDED: &str = "where is my parcel??";
@@ -32,13 +35,7 @@ fn config() -> Config {
 }
 
 fn assistant_with(backend: &Arc<ScriptedBackend>, config: Config) -> Assistant {
-    let prompts = Prompts::load(&config.prompts_dir).expect("the repository's prompts/ load");
-    Assistant::new(
-        backend.clone(),
-        Arc::new(config),
-        Arc::new(Store::open_in_memory().unwrap()),
-        Arc::new(prompts),
-    )
+    assistant_over(backend.clone(), config)
 }
 
 fn assistant(backend: &Arc<ScriptedBackend>) -> Assistant {

@@ -4,6 +4,8 @@
 //! itself answers), cancellation, the server killed mid-answer and coming back, and a server
 //! slow to start. Each test skips, saying so, when the server is not prepared.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,13 +13,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use shopkeep::assistant::content::Prompts;
-use shopkeep::assistant::{Assistant, Inbound, InboundKind, Notice, Role};
+use shopkeep::assistant::{Assistant, Notice};
 use shopkeep::backend::{
     chatml, Backend, GenerateRequest, OpenAiBackend, SamplingParams, StreamEvent,
 };
 use shopkeep::config::{cache_dir, Config, OpenAiSettings};
-use shopkeep::store::Store;
+use support::assistants::{assistant_over, customer_question};
 
 /// One server at a time: they share two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -169,25 +170,11 @@ fn assistant(backend: OpenAiBackend) -> Assistant {
     let mut config = Config::from_env().unwrap();
     config.limits.user_burst = 1000;
     config.model.max_new_tokens = 48;
-    let prompts = Prompts::load(&config.prompts_dir).unwrap();
-    Assistant::new(
-        Arc::new(backend),
-        Arc::new(config),
-        Arc::new(Store::open_in_memory().unwrap()),
-        Arc::new(prompts),
-    )
+    assistant_over(Arc::new(backend), config)
 }
 
 async fn ask(assistant: &Assistant, question: &str) -> String {
-    let inbound = Inbound {
-        user_id: "ann".into(),
-        user_name: "ann".into(),
-        channel_id: None,
-        guild_id: None,
-        text: question.into(),
-        kind: InboundKind::Mention,
-        role: Role::Customer,
-    };
+    let inbound = customer_question("ann", question);
     let answer = async { assistant.handle(inbound).await.shown_text().await };
     tokio::time::timeout(Duration::from_secs(120), answer)
         .await

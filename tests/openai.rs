@@ -3,6 +3,8 @@
 //! before the first token and never after it, timeouts, the concurrency limit, the circuit
 //! breaker, and the API key (sent to the server, never logged).
 
+mod support;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,12 +12,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use shopkeep::assistant::content::Prompts;
-use shopkeep::assistant::{Assistant, Inbound, InboundKind, Notice, Role};
+use shopkeep::assistant::{Assistant, Notice};
 use shopkeep::backend::openai::ApiKey;
 use shopkeep::backend::{Backend, GenerateRequest, OpenAiBackend, StreamEvent};
 use shopkeep::config::{Config, OpenAiSettings};
-use shopkeep::store::Store;
+use support::assistants::{assistant_over, customer_question};
 
 /// What the fake server does with one chat request.
 #[derive(Clone)]
@@ -316,25 +317,11 @@ async fn at_most_max_concurrency_requests_run_at_once() {
 fn assistant(backend: OpenAiBackend) -> Assistant {
     let mut config = Config::from_env().unwrap();
     config.limits.user_burst = 1000;
-    let prompts = Prompts::load(&config.prompts_dir).unwrap();
-    Assistant::new(
-        Arc::new(backend),
-        Arc::new(config),
-        Arc::new(Store::open_in_memory().unwrap()),
-        Arc::new(prompts),
-    )
+    assistant_over(Arc::new(backend), config)
 }
 
 async fn ask(assistant: &Assistant, question: &str) -> String {
-    let inbound = Inbound {
-        user_id: "ann".into(),
-        user_name: "ann".into(),
-        channel_id: None,
-        guild_id: None,
-        text: question.into(),
-        kind: InboundKind::Mention,
-        role: Role::Customer,
-    };
+    let inbound = customer_question("ann", question);
     assistant.handle(inbound).await.shown_text().await
 }
 

@@ -125,11 +125,7 @@ impl Store {
                         at: r.get(0)?,
                         message_id: r.get(1)?,
                         user: r.get(2)?,
-                        vote: if r.get::<_, i64>(3)? > 0 {
-                            Vote::Up
-                        } else {
-                            Vote::Down
-                        },
+                        vote: Vote::from_stored(r.get(3)?),
                         question: r.get(4)?,
                         entry_id: r.get(5)?,
                         intent: r.get(6)?,

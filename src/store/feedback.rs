@@ -18,6 +18,15 @@ pub enum Vote {
 }
 
 impl Vote {
+    /// The vote stored as `value` (see [`Vote::as_i64`]): positive is up.
+    pub(super) fn from_stored(value: i64) -> Self {
+        if value > 0 {
+            Vote::Up
+        } else {
+            Vote::Down
+        }
+    }
+
     fn as_i64(self) -> i64 {
         match self {
             Vote::Up => 1,
@@ -124,11 +133,7 @@ impl Store {
                         at: r.get(0)?,
                         message_id: r.get(1)?,
                         user: r.get(2)?,
-                        vote: if r.get::<_, i64>(3)? > 0 {
-                            Vote::Up
-                        } else {
-                            Vote::Down
-                        },
+                        vote: Vote::from_stored(r.get(3)?),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -38,17 +38,13 @@ impl Store {
         offload(|| {
             let connection = self.lock();
             let mut statement = connection.prepare_cached(
-                "SELECT at, vote > 0 FROM feedback WHERE at >= ?1 AND at < ?2 ORDER BY at, id",
+                "SELECT at, vote FROM feedback WHERE at >= ?1 AND at < ?2 ORDER BY at, id",
             )?;
             let votes = statement
                 .query_map(params![since, until], |row| {
                     Ok(CastVote {
                         at: row.get(0)?,
-                        vote: if row.get::<_, bool>(1)? {
-                            Vote::Up
-                        } else {
-                            Vote::Down
-                        },
+                        vote: Vote::from_stored(row.get(1)?),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -27,6 +27,7 @@
 //!   IDENTIFY starts a session without what it missed), sends op 7 and op 9 on demand, checks
 //!   a RESUME's session id, sequence and token (else op 9, not resumable) and replays the
 //!   events the bot missed, and closes an IDENTIFY with 4004 or 4014 on demand.
+//! - [`assistants`]: an assistant over any backend without Discord, and a customer's question.
 //! - [`channels`] and [`components`]: threads, forums and tags; buttons and presses.
 //! - [`browser`]: a page opened in headless Chromium: its console and a screenshot.
 //! - [`images`]: PNGs the tests receive, decoded.
@@ -39,6 +40,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod assistants;
 pub mod bot;
 pub mod browser;
 pub mod channels;
