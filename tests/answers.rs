@@ -86,6 +86,76 @@ async fn a_damaged_item_gets_the_broken_items_rule() {
 }
 
 #[tokio::test]
+async fn a_product_that_stopped_working_gets_the_guarantee_not_the_product_or_the_shop() {
+    let assistant = assistant(true);
+    for (user, question) in [
+        ("fay", "my kettle stopped working after two weeks"),
+        ("gus", "the gooseneck kettle won't turn on any more"),
+        ("hal", "Mein Wasserkocher funktioniert nicht mehr"),
+    ] {
+        let answer = ask(&assistant, user, question).await;
+        assert!(!answer.handed_off, "{question:?}: {}", answer.text);
+        assert!(
+            answer.text.contains("2-year"),
+            "{question:?}: {}",
+            answer.text
+        );
+        assert!(
+            !answer.text.contains("€69"),
+            "{question:?}: {}",
+            answer.text
+        );
+    }
+    // Something that is not a product does not work: no rule about faulty items.
+    for (user, question) in [
+        ("ivy", "my discount code doesn't work"),
+        ("jan", "checkout is not working on my phone"),
+    ] {
+        let answer = ask(&assistant, user, question).await;
+        assert!(
+            !answer.text.contains("2-year"),
+            "{question:?}: {}",
+            answer.text
+        );
+        assert!(
+            !answer.text.contains("Broken"),
+            "{question:?}: {}",
+            answer.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn shipping_asked_in_another_language_is_answered_from_the_english_texts() {
+    let assistant = assistant(true);
+    for (user, question, lead_in) in [
+        (
+            "kai",
+            "Wie hoch sind die Versandkosten nach Deutschland?",
+            "Englisch",
+        ),
+        ("lea", "Combien coûtent les frais de port ?", "anglais"),
+        ("max", "¿Envían a México?", "inglés"),
+    ] {
+        let answer = ask(&assistant, user, question).await;
+        assert!(!answer.handed_off, "{question:?}: {}", answer.text);
+        let first_line = answer.text.lines().next().unwrap_or_default();
+        assert!(
+            first_line.contains(lead_in),
+            "{question:?}: {}",
+            answer.text
+        );
+        assert!(
+            answer.text.contains("Switzerland") || answer.text.contains("EUR"),
+            "{question:?}: {}",
+            answer.text
+        );
+        // No product list: the question is about shipping.
+        assert!(!answer.text.contains('€'), "{question:?}: {}", answer.text);
+    }
+}
+
+#[tokio::test]
 async fn a_detail_inside_a_policy_is_quoted_with_the_policy_cited() {
     let assistant = assistant(true);
     let answer = ask(&assistant, "ed", "What does express delivery cost?").await;

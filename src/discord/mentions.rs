@@ -81,11 +81,13 @@ mod tests {
         let mut rules = set.guard.clone();
         rules.blocked_replacement.clear();
         let route = set.knowledge.route("hi");
+        let domains = crate::assistant::guard::allowed_domains(&rules, &set.knowledge, &set.shop);
         let input = crate::assistant::guard::GuardInput {
             rules: &rules,
             knowledge: &set.knowledge,
             shop: &set.shop,
             route: &route,
+            domains: &domains,
         };
         let guarded =
             crate::assistant::guard::guard_reply("ping <@free forever123> and <#9>", &input, true);

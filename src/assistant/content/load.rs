@@ -106,7 +106,9 @@ impl PromptSet {
             template_sources,
             persona: DEFAULT_PERSONA.to_string(),
             places: Vec::new(),
+            link_domains: Vec::new(),
         };
+        set.link_domains = guard::allowed_domains(&set.guard, &set.knowledge, &set.shop);
         if problems.is_empty() {
             set.check_templates(&template_dir, &mut problems);
         }
@@ -186,7 +188,9 @@ impl<'a> FolderReader<'a> {
     }
 }
 
-/// The shop's own details as retrievable facts (who to contact, the website).
+/// The shop's own details as retrievable facts (who to contact, the website), written
+/// without the shop's name: a name with a product word in it ("Kettle & Kiln") must not make
+/// them the answer to questions about that product.
 fn shop_facts(shop: &Shop) -> Vec<ShopFact> {
     let mut facts = vec![ShopFact {
         text: format!(
@@ -197,7 +201,7 @@ fn shop_facts(shop: &Shop) -> Vec<ShopFact> {
     }];
     if let Some(website) = &shop.website {
         facts.push(ShopFact {
-            text: format!("The {} website is {website}.", shop.name),
+            text: format!("Our website is {website}."),
             link: Some(website.clone()),
         });
     }
@@ -456,7 +460,7 @@ mod tests {
     #[test]
     fn demo_folder_loads() {
         let set = demo();
-        assert_eq!(set.knowledge.faq.len(), 30);
+        assert_eq!(set.knowledge.faq.len(), 32);
         assert_eq!(set.knowledge.catalogue.len(), 12);
         assert!(set.knowledge.dataset_phrasings_used > 1000);
         assert_eq!(set.version.len(), 64);

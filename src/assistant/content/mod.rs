@@ -59,6 +59,9 @@ pub struct PromptSet {
     persona: String,
     /// Places (places.toml) with their own persona and knowledge; empty in a place's set.
     places: Vec<Place>,
+    /// The hosts replies may link to ([`super::guard::allowed_domains`] of `guard`, `knowledge` and
+    /// `shop`), computed when the set is built.
+    link_domains: Vec<String>,
 }
 
 impl PromptSet {

@@ -28,6 +28,7 @@ use super::knowledge_files::KnowledgeParts;
 use super::load::{line_of, parse_toml, FolderReader};
 use super::problems::{Problem, ProblemKind, PromptError};
 use super::PromptSet;
+use crate::assistant::guard;
 use crate::assistant::knowledge::KnowledgeSources;
 
 /// The persona template of every place that names none.
@@ -235,7 +236,9 @@ impl PromptSet {
             self.check_persona(spec, &config.path, problems);
             let knowledge =
                 parts.knowledge_of(&|file| spec.files.iter().any(|f| f == file), base())?;
+            let link_domains = guard::allowed_domains(&self.guard, &knowledge, &self.shop);
             let set = PromptSet {
+                link_domains,
                 dir: self.dir.clone(),
                 shop: self.shop.clone(),
                 knowledge,

@@ -26,15 +26,32 @@ impl PromptSet {
             return Ok(None);
         }
         let text = match answer {
-            Composed::Faq { entry_id } => self
-                .knowledge
-                .entry(entry_id)
-                .map(|entry| entry.answer.trim().to_string())
-                .unwrap_or_default(),
-            Composed::Passages { sentences } => sentences.join(" "),
+            Composed::Faq { entry_id } => self.in_english(
+                &self
+                    .knowledge
+                    .entry(entry_id)
+                    .map(|entry| entry.answer.trim().to_string())
+                    .unwrap_or_default(),
+                route.lang,
+            )?,
+            Composed::Passages { sentences } => {
+                self.in_english(&sentences.join(" "), route.lang)?
+            }
             Composed::Catalogue(answer) => self.render_catalogue(answer, route.lang)?,
         };
         Ok(Some(text))
+    }
+
+    /// The shop's English `answer` for a customer writing in `lang`: under the lead-in of
+    /// templates/locale/<code>/in_english.j2 when the shop has one for the language ("Hier
+    /// ist unsere Antwort (auf Englisch):"), else as it is.
+    pub(super) fn in_english(&self, answer: &str, lang: Lang) -> Result<String, PromptError> {
+        let template = format!("locale/{}/in_english.j2", lang.code());
+        if lang == Lang::En || !self.template_sources.contains_key(&template) {
+            return Ok(answer.to_string());
+        }
+        let context = context! { shop => &self.shop, answer };
+        Ok(self.render(&template, context)?.trim().to_string())
     }
 
     /// The reply to a greeting, thanks or goodbye, from small_talk.j2 in the customer's
@@ -102,5 +119,49 @@ impl PromptSet {
             more => answer.not_shown(),
         };
         Ok(self.render("catalogue.j2", context)?.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::assistant::content::test_support::demo;
+    use crate::assistant::knowledge::{Composed, Route, RouteKind};
+    use crate::assistant::question::Lang;
+
+    fn faq_route(entry_id: &str, lang: Lang) -> Route {
+        let mut route = Route::empty(RouteKind::Grounded, lang);
+        route.answer = Some(Composed::Faq {
+            entry_id: entry_id.into(),
+        });
+        route
+    }
+
+    #[test]
+    fn an_english_answer_to_a_question_in_german_comes_under_a_german_lead_in() {
+        let set = demo();
+        let english = set
+            .knowledge
+            .entry("delivery-options")
+            .unwrap()
+            .answer
+            .trim();
+        let german = set
+            .quoted_answer(&faq_route("delivery-options", Lang::De))
+            .unwrap()
+            .unwrap();
+        let (lead_in, answer) = german.split_once('\n').expect("a lead-in line");
+        assert!(lead_in.contains("Englisch"), "{german}");
+        assert_eq!(answer, english);
+        let plain = set
+            .quoted_answer(&faq_route("delivery-options", Lang::En))
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain, english);
+        // A language without in_english.j2 gets the answer as it is.
+        let other = set
+            .quoted_answer(&faq_route("delivery-options", Lang::Other))
+            .unwrap()
+            .unwrap();
+        assert_eq!(other, english);
     }
 }

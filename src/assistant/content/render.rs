@@ -178,6 +178,7 @@ impl PromptSet {
                 knowledge: &self.knowledge,
                 shop: &self.shop,
                 route,
+                domains: &self.link_domains,
             },
             finished,
         )

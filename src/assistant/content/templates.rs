@@ -30,7 +30,8 @@ pub const REQUIRED_TEMPLATES: [&str; 11] = [
 ];
 
 /// Languages whose templates may live in `templates/locale/<code>/` (not_sure.j2,
-/// small_talk.j2, product.j2); a language without them is answered with the English ones.
+/// small_talk.j2, product.j2, and in_english.j2, the lead-in to an answer the shop has only
+/// in English); a language without them is answered with the English ones.
 pub const LOCALES: [&str; 5] = ["de", "fr", "es", "zh", "ja"];
 
 /// Functions and filters templates may use besides their context.
@@ -42,7 +43,8 @@ impl PromptSet {
     pub(super) fn check_templates(&self, template_dir: &Path, problems: &mut Vec<Problem>) {
         let common = ["shop", "persona", "format"];
         let product_fields = vec!["name", "price", "stock", "in_stock", "description", "id"];
-        let allowed: [(&str, Vec<&str>); 11] = [
+        let allowed: [(&str, Vec<&str>); 12] = [
+            ("in_english.j2", vec!["shop", "answer"]),
             ("escalate.j2", vec!["shop", "answer"]),
             ("small_talk.j2", vec!["shop", "kind"]),
             ("product.j2", product_fields),
@@ -177,6 +179,7 @@ impl PromptSet {
             ] {
                 report(self.render_catalogue(&answer, lang));
             }
+            report(self.in_english("A sample answer.", lang));
         }
         report(self.off_topic_reply());
         report(self.escalate_reply(Some("A sample answer.")));

@@ -4,7 +4,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{Finding, GuardInput, Rule};
+use super::{Finding, GuardRules, Rule};
+use crate::assistant::knowledge::Knowledge;
+use crate::assistant::shop::Shop;
 
 /// Top-level domains whose bare names (`evil-shop.com`, `www.x.shop/path`) count as links:
 /// clients make them clickable, or readers copy them. TLDs that are also common English
@@ -41,29 +43,25 @@ fn normalised_domain(domain: &str) -> Option<String> {
     host_of(domain.trim().trim_start_matches("*."))
 }
 
-pub(super) fn allowed_domains(input: &GuardInput<'_>) -> Vec<String> {
-    if input.rules.allowed_link_domains.is_empty() {
+/// The hosts replies may link to: guard.toml's `allowed_link_domains` and the hosts of
+/// every knowledge link and the shop's website, each normalised like [`host_of`]. Empty
+/// (every link allowed) when guard.toml lists none. Parses every link, so a prompt set
+/// computes it once, when it is loaded.
+pub fn allowed_domains(rules: &GuardRules, knowledge: &Knowledge, shop: &Shop) -> Vec<String> {
+    if rules.allowed_link_domains.is_empty() {
         return Vec::new();
     }
-    let mut domains: Vec<String> = input
-        .rules
+    let mut domains: Vec<String> = rules
         .allowed_link_domains
         .iter()
         .filter_map(|d| normalised_domain(d))
         .collect();
-    let knowledge_links = input
-        .knowledge
+    let knowledge_links = knowledge
         .faq
         .iter()
         .filter_map(|e| e.link.as_deref())
-        .chain(
-            input
-                .knowledge
-                .policies
-                .iter()
-                .filter_map(|p| p.link.as_deref()),
-        )
-        .chain(input.shop.website.as_deref());
+        .chain(knowledge.policies.iter().filter_map(|p| p.link.as_deref()))
+        .chain(shop.website.as_deref());
     domains.extend(knowledge_links.filter_map(host_of));
     domains
 }

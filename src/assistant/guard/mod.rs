@@ -35,8 +35,7 @@ use super::shop::Shop;
 pub use blocked::BlockedPhrases;
 use length::fit_lines;
 pub use length::{cap_length, citations, MIN_MAX_CHARS};
-use links::allowed_domains;
-pub use links::{host_of, remove_foreign_links};
+pub use links::{allowed_domains, host_of, remove_foreign_links};
 pub use mentions::{neutralise_mass_mentions, ZERO_WIDTH_SPACE};
 use money::allowed_prices;
 pub use money::{find_money, remove_unverified_prices, MoneyMention};
@@ -145,6 +144,9 @@ pub struct GuardInput<'a> {
     pub shop: &'a Shop,
     /// The route the reply was generated for (its products and grounded entries).
     pub route: &'a Route,
+    /// The hosts links may point to: [`allowed_domains`] of the same rules, knowledge and
+    /// shop (empty allows every link).
+    pub domains: &'a [String],
 }
 
 /// Runs every rule on a generated reply. With `finished` false (a streaming partial) the
@@ -173,16 +175,16 @@ pub fn guard_reply(text: &str, input: &GuardInput<'_>, finished: bool) -> Guarde
             &mut findings,
         );
     }
-    let domains = allowed_domains(input);
+    let domains = input.domains;
     if input.rules.redact_personal_data {
         text = redact_personal_data(
             &text,
-            &domains,
+            domains,
             &input.rules.personal_data_replacement,
             &mut findings,
         );
     }
-    text = remove_foreign_links(&text, &domains, &mut findings);
+    text = remove_foreign_links(&text, domains, &mut findings);
     text =
         input
             .rules
@@ -265,11 +267,13 @@ mod tests {
         rules.blocked_replacement.clear();
         rules.personal_data_replacement.clear();
         let route = set.knowledge.route("hi");
+        let domains = allowed_domains(&rules, &set.knowledge, &set.shop);
         let input = GuardInput {
             rules: &rules,
             knowledge: &set.knowledge,
             shop: &set.shop,
             route: &route,
+            domains: &domains,
         };
         for reply in ["Hi @free forevereveryone", "call @+44 20 7946 0958here"] {
             let guarded = guard_reply(reply, &input, true);

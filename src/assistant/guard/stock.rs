@@ -610,11 +610,13 @@ mod tests {
         // Turned off, nothing is checked.
         let mut rules = set.guard.clone();
         rules.check_stock = false;
+        let domains = allowed_domains(&rules, &set.knowledge, &set.shop);
         let input = GuardInput {
             rules: &rules,
             knowledge: &set.knowledge,
             shop: &set.shop,
             route: &route,
+            domains: &domains,
         };
         let guarded = guard_reply("The Fireside Chai is in stock.", &input, false);
         assert_eq!(guarded.text, "The Fireside Chai is in stock.");

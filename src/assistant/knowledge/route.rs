@@ -16,7 +16,7 @@ use regex::Regex;
 use super::passages::{Scored, Source, SourceKind};
 use super::text::normalise;
 use super::{Composed, Hit, Knowledge, Method, Route, RouteKind};
-use crate::assistant::question::cues::{cues, Cues};
+use crate::assistant::question::cues::{cues, cues_in, Cues};
 use crate::assistant::question::language::{detect, Lang};
 use crate::assistant::question::small_talk::small_talk;
 
@@ -85,10 +85,10 @@ impl Knowledge {
             return route;
         }
         let corrected;
-        let mut asked = cues(question);
+        let mut asked = cues_in(question, lang);
         let question = if lang == Lang::En {
             corrected = self.speller.correct(question);
-            asked = merge_cues(asked, cues(&corrected));
+            asked = merge_cues(asked, cues_in(&corrected, Lang::En));
             corrected.as_str()
         } else {
             question
@@ -141,18 +141,18 @@ impl Knowledge {
         }
         let kind = self.catalogue_index.of_kind(text);
         if lang != Lang::En {
-            return match catalogue::answer(&self.catalogue, asked, named, kind.as_deref()) {
-                Some(answer)
-                    if !named.is_empty()
-                        || (kind.is_some() && asks_about_products(asked))
-                        || asked.ranks_by_price() =>
-                {
-                    Route {
-                        confidence,
-                        ..self.catalogue_route(answer, lang)
-                    }
-                }
-                _ => self.not_sure(&ranked, lang, confidence),
+            let about_products = !named.is_empty()
+                || (kind.is_some() && asks_about_products(asked) && !asked.asks_shipping)
+                || asked.ranks_by_price();
+            let answer = catalogue::answer(&self.catalogue, asked, named, kind.as_deref());
+            return match answer.filter(|_| about_products && !asked.reports_fault) {
+                Some(answer) => Route {
+                    confidence,
+                    ..self.catalogue_route(answer, lang)
+                },
+                None => self
+                    .route_by_cues(asked, lang, !named.is_empty() || kind.is_some())
+                    .unwrap_or_else(|| self.not_sure(&ranked, lang, confidence)),
             };
         }
         if let Some(route) = self.route_catalogue(question, asked, named, kind.as_deref()) {
@@ -173,7 +173,8 @@ impl Knowledge {
         }
         let products_only = !named.is_empty();
         let expanded;
-        let text = match self.reported_problem(question, named) {
+        let names_an_item = !named.is_empty() || kind.is_some();
+        let text = match self.reported_problem(question, asked, named, names_an_item) {
             Some(problem) => {
                 expanded = format!("{text} {problem}");
                 expanded.as_str()
@@ -197,18 +198,58 @@ impl Knowledge {
         }
     }
 
+    /// A question in another language that the cues recognise in every language (shipping,
+    /// its cost, a product that stopped working: `names_an_item`), answered from the shop's English texts for
+    /// the same question in English: the answer is quoted in English, under a lead-in in the
+    /// customer's language (templates/locale/<code>/in_english.j2). `None` when the cues name
+    /// no such topic or the shop's texts do not answer it confidently.
+    fn route_by_cues(&self, asked: &Cues, lang: Lang, names_an_item: bool) -> Option<Route> {
+        let query = if asked.reports_fault && names_an_item {
+            "my item stopped working, what can I do"
+        } else if asked.asks_shipping && asked.asks_price {
+            "how much does shipping cost"
+        } else if asked.asks_shipping {
+            "which countries do you ship to and how long does delivery take"
+        } else {
+            return None;
+        };
+        let ranked = self.rank(query, Method::default());
+        let mut route = self.route_retrieved(query, &ranked, true, asked.asks_price)?;
+        let quoted = match &route.answer {
+            Some(Composed::Faq { entry_id }) => self.entry(entry_id).map(|e| e.answer.clone()),
+            Some(Composed::Passages { sentences }) => Some(sentences.join(" ")),
+            _ => None,
+        }?;
+        // The quote must itself be about shipping: a weak match (no sentence embeddings)
+        // can rank a fee for cancelling above the shipping costs.
+        if asked.asks_shipping && !asked.reports_fault && !cues_in(&quoted, Lang::En).asks_shipping
+        {
+            return None;
+        }
+        route.lang = lang;
+        Some(route)
+    }
+
     /// What kind of order problem the question reports, in the knowledge's words, so that
     /// retrieval finds the rule for it: "wrong item" when products are named with a delivery
     /// verb ("you sent me the lapsang but I ordered the sencha", "two infusers instead of the
-    /// kyusu"), "broken item" for damage words ("chipped", "smashed": synonyms of broken).
-    fn reported_problem(&self, question: &str, named: &[usize]) -> Option<&'static str> {
+    /// kyusu"), "broken item" for damage words ("chipped", "smashed": synonyms of broken) and
+    /// for a product (`names_an_item`: named, or a kind of product) that stopped working
+    /// ([`Cues::reports_fault`]; "the discount code doesn't work" is not about an item).
+    fn reported_problem(
+        &self,
+        question: &str,
+        asked: &Cues,
+        named: &[usize],
+        names_an_item: bool,
+    ) -> Option<&'static str> {
         let words = self.catalogue_index.topic_words(question);
         let has = |word: &str| words.iter().any(|w| w == word);
         let normalised = format!(" {} ", normalise(question));
         let delivered = [" sent ", " got ", " received ", " ordered ", " arrived "]
             .iter()
             .any(|verb| normalised.contains(verb));
-        if has("broken") {
+        if has("broken") || (asked.reports_fault && names_an_item) {
             Some("broken item")
         } else if has("wrong") || (delivered && named.len() >= 2) {
             Some("wrong item")
@@ -232,7 +273,7 @@ impl Knowledge {
             .topic_words(question)
             .iter()
             .any(|word| ORDER_PROBLEMS.contains(&word.as_str()));
-        if reports_a_problem && !asks_about_products(asked) {
+        if (reports_a_problem || asked.reports_fault) && !asks_about_products(asked) {
             return None;
         }
         if !named.is_empty() {
@@ -512,6 +553,7 @@ fn merge_cues(written: Cues, corrected: Cues) -> Cues {
         compare: written.compare || corrected.compare,
         recommend: written.recommend || corrected.recommend,
         asks_shipping: written.asks_shipping || corrected.asks_shipping,
+        reports_fault: written.reports_fault || corrected.reports_fault,
     }
 }
 

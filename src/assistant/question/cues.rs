@@ -31,6 +31,10 @@ pub struct Cues {
     pub recommend: bool,
     /// Shipping or delivery ("how much is shipping", "Versand", "livraison", "送料").
     pub asks_shipping: bool,
+    /// An item that stopped working or never worked ("my kettle stopped working", "it won't
+    /// turn on", "funktioniert nicht", "ne marche plus", "no funciona"): a problem for the
+    /// shop's rules on faulty items, not a question about the product.
+    pub reports_fault: bool,
 }
 
 impl Cues {
@@ -43,10 +47,17 @@ impl Cues {
 
 /// The cues in `text`.
 pub fn cues(text: &str) -> Cues {
+    cues_in(text, detect(text))
+}
+
+/// The cues in `text`, whose language is already known to be `lang` (as [`detect`] says, or
+/// English for text corrected as English): English cue words are read through their typos
+/// only in English text.
+pub fn cues_in(text: &str, lang: Lang) -> Cues {
     let folded = fold(text);
     let (max_price, min_price, rest) = price_bounds(&folded);
     let mut tokens = words(&rest);
-    if detect(text) == Lang::En {
+    if lang == Lang::En {
         correct_english_typos(&mut tokens);
     }
     let has = |phrases: &[&str]| phrases.iter().any(|phrase| has_phrase(&tokens, phrase));
@@ -72,6 +83,7 @@ pub fn cues(text: &str) -> Cues {
         compare: compares(&tokens, &rest),
         recommend: has(RECOMMEND) || has_cjk(RECOMMEND_CJK),
         asks_shipping: has(SHIPPING) || has_cjk(SHIPPING_CJK),
+        reports_fault: has(FAULT) || has_cjk(FAULT_CJK),
     }
 }
 
@@ -387,26 +399,95 @@ const SHIPPING: &[&str] = &[
     "courier",
     "versand",
     "versenden",
+    "versendet",
     "versandkosten",
+    "verschicken",
+    "verschickt",
     "lieferung",
     "liefern",
+    "liefert",
     "lieferzeit",
+    "lieferkosten",
     "zustellung",
     "porto",
     "livraison",
     "livrer",
+    "livrez",
     "expedition",
     "expedier",
+    "expediez",
     "envoi",
+    "envoyez",
     "frais de port",
     "envio",
     "envios",
     "enviar",
+    "envian",
+    "envias",
     "entrega",
     "entregar",
+    "entregan",
 ];
 const SHIPPING_CJK: &[&str] = &[
     "运费", "配送", "发货", "快递", "送货", "邮费", "送料", "発送", "届", "配達",
+];
+
+/// Phrases of an item that does not work. Contractions lose their apostrophe in [`words`]
+/// ("doesn't" is "doesnt").
+const FAULT: &[&str] = &[
+    "stopped working",
+    "stops working",
+    "quit working",
+    "not working",
+    "isnt working",
+    "no longer works",
+    "no longer working",
+    "doesnt work",
+    "does not work",
+    "didnt work",
+    "did not work",
+    "dont work",
+    "wont work",
+    "will not work",
+    "wont turn on",
+    "wont switch on",
+    "will not turn on",
+    "doesnt turn on",
+    "does not turn on",
+    "stopped heating",
+    "doesnt heat",
+    "does not heat",
+    "wont heat",
+    "not heating",
+    "broke down",
+    "malfunction",
+    "malfunctioning",
+    "defective",
+    "faulty",
+    "funktioniert nicht",
+    "funktioniert nicht mehr",
+    "geht nicht mehr",
+    "kaputt",
+    "defekt",
+    "ne marche pas",
+    "ne marche plus",
+    "ne fonctionne pas",
+    "ne fonctionne plus",
+    "en panne",
+    "no funciona",
+    "ya no funciona",
+    "dejo de funcionar",
+    "averiado",
+    "averiada",
+];
+const FAULT_CJK: &[&str] = &[
+    "坏了",
+    "不能用",
+    "不工作",
+    "故障",
+    "壊れ",
+    "動かない",
+    "使えない",
 ];
 
 /// "how much" asks a price when a verb or a determiner follows, not a quantity word
@@ -515,6 +596,36 @@ mod tests {
             ],
             |c| c.asks_price,
             "price",
+        );
+    }
+
+    #[test]
+    fn an_item_that_stopped_working_in_five_languages() {
+        all(
+            &[
+                "my kettle stopped working after two weeks",
+                "the kettle won't turn on",
+                "it doesn't heat any more",
+                "the infuser is faulty",
+                "Mein Wasserkocher funktioniert nicht mehr",
+                "die Teekanne ist kaputt",
+                "la bouilloire ne marche plus",
+                "el hervidor ya no funciona",
+                "水壶坏了",
+            ],
+            |c| c.reports_fault,
+            "fault",
+        );
+        none(
+            &[
+                "We run a small café. Do you do wholesale prices if we buy tea in bulk?",
+                "does the kettle work on induction?",
+                "how does the infuser work",
+                "my order has not arrived",
+                "Funktioniert der Wasserkocher mit 110 V?",
+            ],
+            |c| c.reports_fault,
+            "fault",
         );
     }
 

@@ -10,7 +10,7 @@ mod price_bounds;
 pub mod small_talk;
 mod typos;
 
-pub use cues::{cues, Cues};
+pub use cues::{cues, cues_in, Cues};
 pub use language::{detect, Lang};
 pub use small_talk::{small_talk, SmallTalk};
 
@@ -100,13 +100,15 @@ pub(crate) fn phrase_positions<'a>(
     words: &'a [String],
     phrase: &'a str,
 ) -> impl Iterator<Item = usize> + 'a {
-    let parts: Vec<&str> = phrase.split(' ').collect();
+    let length = phrase.split(' ').count();
+    let first = phrase.split(' ').next().unwrap_or_default();
     (0..words.len()).filter(move |&start| {
-        start + parts.len() <= words.len()
-            && parts
-                .iter()
+        words[start] == first
+            && start + length <= words.len()
+            && phrase
+                .split(' ')
                 .zip(&words[start..])
-                .all(|(part, word)| *part == word.as_str())
+                .all(|(part, word)| part == word.as_str())
     })
 }
 
