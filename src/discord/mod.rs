@@ -1,7 +1,8 @@
 //! The Discord adapter (serenity): the only code that knows Discord.
 //!
-//! It translates gateway events into [`Inbound`] questions for the [`Assistant`] and its
-//! [`Outcome`]s into Discord messages, and nothing more:
+//! It translates gateway events into [`Inbound`](crate::assistant::Inbound) questions for
+//! the [`Assistant`] and its [`Outcome`](crate::assistant::Outcome)s into Discord messages,
+//! and nothing more:
 //! - [`events`]: which messages the bot answers (pure routing);
 //! - [`commands`]: slash commands and their permission checks;
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
