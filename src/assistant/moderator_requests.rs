@@ -25,8 +25,9 @@ impl Assistant {
     /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Summary`]
     /// with the sections built by rule (key topics, open questions, complaints and mood,
     /// needs a moderator; each point refers to its source message), and the model's
-    /// overview; or a [`Notice`] saying why there is none (no messages, busy, a failure). The model summarises numbered chunks (map), then merges the partial
-    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
+    /// overview; or a [`Notice`] saying why there is none (no messages, busy, a failure).
+    /// The model summarises numbered chunks (map), then merges the partial summaries
+    /// (reduce, skipped for one chunk); its `[n]` references become links and
     /// unknown numbers are dropped. Channel text is data: it never changes the sections,
     /// and no mention in it survives. Nothing is stored. Takes one place in the generation
     /// queue per chunk, at most [`MAX_SUMMARY_CHUNKS`] (the overview then covers the newest

@@ -69,7 +69,8 @@ impl SamplingParams {
         }
     }
 
-    /// Whether no randomness is left: temperature 0 (or below), or only one candidate (`top_k == 1`).
+    /// Whether no randomness is left: temperature 0 (or below), or only one candidate
+    /// (`top_k == 1`).
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0 || self.top_k == 1
     }
