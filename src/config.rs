@@ -10,8 +10,11 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}={value:?} is not valid: {expected}")]
 pub struct ConfigError {
+    /// The environment variable.
     pub variable: &'static str,
+    /// Its value, as read.
     pub value: String,
+    /// What would be accepted, in words.
     pub expected: String,
 }
 
@@ -48,13 +51,19 @@ pub fn default_model_dir() -> PathBuf {
 /// The language model and how it samples.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
+    /// The model directory (`SHOPKEEP_MODEL_DIR`, default [`default_model_dir`]).
     pub model_dir: PathBuf,
     /// ONNX Runtime intra-op threads; 0 = let ONNX Runtime decide.
     pub threads: usize,
+    /// Most tokens one reply generates (`SHOPKEEP_MAX_NEW_TOKENS`, at least 1).
     pub max_new_tokens: usize,
+    /// Sampling temperature (`SHOPKEEP_TEMPERATURE`, >= 0; 0 = greedy).
     pub temperature: f32,
+    /// Keep the k most likely tokens (`SHOPKEEP_TOP_K`; 0 = off).
     pub top_k: usize,
+    /// Nucleus sampling mass (`SHOPKEEP_TOP_P`, in (0, 1]; 1 = off).
     pub top_p: f32,
+    /// Penalty on repeated tokens (`SHOPKEEP_REPETITION_PENALTY`, >= 1; 1 = off).
     pub repetition_penalty: f32,
 }
 
@@ -82,6 +91,7 @@ pub struct OpenAiSettings {
     pub max_concurrency: usize,
     /// Used when the server does not say its context length.
     pub context_length: Option<usize>,
+    /// How long a connection may take to open.
     pub connect_timeout: Duration,
     /// Longest silence while waiting for the server's next bytes.
     pub read_timeout: Duration,
@@ -170,9 +180,16 @@ pub struct ConversationSettings {
 /// Rate limits and admission.
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
+    /// Questions one user may ask at once before the per-minute rate applies
+    /// (`SHOPKEEP_USER_BURST`, at least 1).
     pub user_burst: u32,
+    /// Questions per minute one user may ask after the burst (`SHOPKEEP_USER_PER_MINUTE`, at
+    /// least 1).
     pub user_per_minute: u32,
+    /// Questions one channel may receive at once (`SHOPKEEP_CHANNEL_BURST`, at least 1).
     pub channel_burst: u32,
+    /// Questions per minute one channel may receive after the burst
+    /// (`SHOPKEEP_CHANNEL_PER_MINUTE`, at least 1).
     pub channel_per_minute: u32,
     /// Generations queued or running at once; more are refused as "busy".
     pub max_queue: usize,
@@ -188,10 +205,15 @@ pub struct LimitSettings {
 /// Everything the bot reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Which backend writes the answers (`SHOPKEEP_BACKEND`).
     pub backend: BackendChoice,
+    /// The embedded model and its sampling.
     pub model: ModelSettings,
+    /// Conversation context and retention.
     pub conversation: ConversationSettings,
+    /// Rate limits and queue admission.
     pub limits: LimitSettings,
+    /// The prompts folder ([`prompts_dir`]).
     pub prompts_dir: PathBuf,
     /// The sentence-embedding model for hybrid retrieval (`SHOPKEEP_EMBEDDING_MODEL_DIR`,
     /// default: the prepared all-MiniLM-L6-v2); `None` ("off") = lexical retrieval only.

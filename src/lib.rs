@@ -21,6 +21,7 @@
 //! - [`logging`]: the log filter, which no level lets show the token;
 //! - [`metrics`]: Prometheus metrics (optional endpoint).
 
+#![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
 pub mod assistant;

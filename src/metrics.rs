@@ -68,7 +68,9 @@ impl Refusal {
 /// Where a question came from, for `requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// A chat message (a mention, a reply, a DM, a support channel).
     Message,
+    /// A slash command.
     Command,
 }
 
@@ -161,14 +163,17 @@ impl Metrics {
         }
     }
 
+    /// Counts a question routed to the assistant (`shopkeep_requests_total`).
     pub fn request(&self, source: Source) {
         self.requests[source as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an answer whose final text was posted (`shopkeep_answers_total`).
     pub fn answer(&self) {
         self.answers.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a question the model did not answer (`shopkeep_refusals_total`).
     pub fn refusal(&self, reason: Refusal) {
         self.refusals[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -220,6 +225,8 @@ impl Metrics {
         }
     }
 
+    /// Counts a request given up for good after its retries
+    /// (`shopkeep_discord_send_failures_total`).
     pub fn discord_send_failure(&self) {
         self.discord_send_failures.fetch_add(1, Ordering::Relaxed);
     }
@@ -351,7 +358,9 @@ fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
 #[derive(Debug, thiserror::Error)]
 #[error("could not serve metrics on {addr}: {source}")]
 pub struct MetricsError {
+    /// The address asked for.
     pub addr: SocketAddr,
+    /// Why it could not be bound.
     #[source]
     pub source: std::io::Error,
 }

@@ -124,3 +124,229 @@ fn the_scan_finds_a_planted_use() {
         .any(|line| is_word_in(line, "serenity") || is_word_in(line, "ort::")));
     assert!(!is_word_in("let sort::x = 1;", "ort::"));
 }
+
+/// The assistant's parts (each file or folder directly under src/assistant, without mod.rs),
+/// each with its code outside unit tests, comments removed.
+fn assistant_parts() -> std::collections::BTreeMap<String, Vec<(usize, String)>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/assistant");
+    let mut parts = std::collections::BTreeMap::<String, Vec<(usize, String)>>::new();
+    for path in rust_files(&root) {
+        let relative: Vec<String> = path
+            .strip_prefix(&root)
+            .unwrap()
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if relative == ["mod.rs"] {
+            continue;
+        }
+        let part = relative[0].trim_end_matches(".rs").to_string();
+        // How many `super::` lead from this file's module up to `assistant`.
+        let depth = relative.len() - usize::from(relative.last().unwrap() == "mod.rs");
+        let code = code_of(&std::fs::read_to_string(&path).unwrap());
+        let code = match code.find("#[cfg(test)]\nmod tests") {
+            Some(at) => code[..at].to_string(),
+            None => code,
+        };
+        parts.entry(part).or_default().push((depth, code));
+    }
+    parts
+}
+
+/// The names src/assistant/mod.rs re-exports, each with the part it comes from.
+fn reexports(mod_rs: &str) -> std::collections::BTreeMap<String, String> {
+    let mut names = std::collections::BTreeMap::new();
+    let code = code_of(mod_rs);
+    for statement in code.split(';') {
+        let Some(path) = statement.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let part = path.split("::").next().unwrap().trim().to_string();
+        let tail = path.rsplit("::").next().unwrap();
+        for name in tail.trim_matches(|c| c == '{' || c == '}').split(',') {
+            let name = name.split(" as ").last().unwrap().trim();
+            if !name.is_empty() {
+                names.insert(name.to_string(), part.clone());
+            }
+        }
+    }
+    names
+}
+
+/// The names a path continues with after `prefix`: one name, or each first name in a
+/// `{…}` group.
+fn names_after(code: &str, prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (at, _) in code.match_indices(prefix) {
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let rest = &code[at + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let name: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name);
+            }
+        } else {
+            names.push(
+                rest.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect(),
+            );
+        }
+    }
+    names
+}
+
+/// Which of the assistant's parts each part uses (by `crate::assistant::`, or `super::` up
+/// to the assistant), with re-exported names traced to the part they come from.
+fn assistant_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/assistant");
+    let reexported = reexports(&std::fs::read_to_string(root.join("mod.rs")).unwrap());
+    let parts = assistant_parts();
+    let mut graph = std::collections::BTreeMap::new();
+    for (part, files) in &parts {
+        let mut uses = std::collections::BTreeSet::new();
+        for (depth, code) in files {
+            let mut names = names_after(code, "crate::assistant::");
+            names.extend(names_after(code, &"super::".repeat(*depth)));
+            for name in names {
+                let used = if parts.contains_key(&name) {
+                    Some(name)
+                } else {
+                    reexported.get(&name).cloned()
+                };
+                if let Some(used) = used.filter(|used| used != part) {
+                    uses.insert(used);
+                }
+            }
+        }
+        graph.insert(part.clone(), uses);
+    }
+    graph
+}
+
+/// A cycle in `graph`, as the parts along it, if there is one.
+fn find_cycle(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_assistants_parts_depend_one_way() {
+    let graph = assistant_graph();
+    let shown: Vec<String> = graph
+        .iter()
+        .map(|(part, uses)| {
+            let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
+            format!("{part} -> {}", uses.join(", "))
+        })
+        .collect();
+    println!("{}", shown.join("\n"));
+    assert!(graph.len() > 10, "too few parts found: {graph:?}");
+    assert!(
+        graph["answer"].contains("service") && graph["limits"].contains("inbound"),
+        "the scan misses known uses:\n{}",
+        shown.join("\n")
+    );
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!(
+            "the assistant's parts use each other in a cycle: {}\n{}",
+            cycle.join(" -> "),
+            shown.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_assistants_mod_rs_only_declares_and_reexports() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/assistant/mod.rs");
+    let code = code_of(&std::fs::read_to_string(path).unwrap());
+    let mut statement = String::new();
+    let mut found = Vec::new();
+    for line in code.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        statement.push_str(line);
+        if !line.ends_with(';') {
+            continue;
+        }
+        let declares = ["mod ", "pub mod ", "pub use "]
+            .iter()
+            .any(|start| statement.starts_with(start));
+        if !declares {
+            found.push(statement.clone());
+        }
+        statement.clear();
+    }
+    if !statement.is_empty() {
+        found.push(statement);
+    }
+    assert!(
+        found.is_empty(),
+        "src/assistant/mod.rs should hold only `mod` and `pub use`:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn a_cycle_is_found_and_reexports_are_traced() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut graph =
+            std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+        for (from, to) in edges {
+            graph
+                .entry(from.to_string())
+                .or_default()
+                .insert(to.to_string());
+            graph.entry(to.to_string()).or_default();
+        }
+        graph
+    };
+    let cycle = find_cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]));
+    assert_eq!(cycle.unwrap(), ["a", "b", "c", "a"]);
+    assert_eq!(
+        find_cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])),
+        None
+    );
+    let names = reexports("mod outcome;\npub use outcome::{Notice, Outcome};\npub use a::b::C;");
+    assert_eq!(names["Notice"], "outcome");
+    assert_eq!(names["C"], "a");
+    let used = names_after(
+        "use super::{inbound::Role, Assistant};\nsuper::x::y()",
+        "super::",
+    );
+    assert_eq!(used, ["inbound", "Assistant", "x"]);
+}

@@ -6,18 +6,19 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 use super::content::{self, PromptError, PromptSet};
-use super::conversation::{RecordedTurn, Turn, UserTurnGuard};
+use super::conversation::{RecordedTurn, UserTurnGuard};
 use super::guard::Guarded;
+use super::inbound::Inbound;
 use super::knowledge::{Route, RouteKind};
 use super::limits::{generation_tokens, Admission, Asker, Claim, Verdict};
+use super::moderator_event::ModeratorEvent;
+use super::outcome::{AnswerEvent, FinalAnswer, Notice, Outcome, GENERATION_FAILED};
 use super::prompt_budget::Budgeted;
-use super::{
-    reply_check, AnswerEvent, Assistant, FinalAnswer, Inbound, ModeratorEvent, Notice, Outcome,
-    GENERATION_FAILED, MAINTENANCE_INTERVAL_MS,
-};
+use super::reply_check;
+use super::service::{Assistant, MAINTENANCE_INTERVAL_MS};
 use crate::backend::{GenerationStream, StreamEvent};
 use crate::metrics::{Refusal, METRICS};
-use crate::store::{QuestionOutcome, QuestionRecord};
+use crate::store::{QuestionOutcome, QuestionRecord, StoredTurn};
 
 impl Assistant {
     /// Answers one question.
@@ -185,7 +186,7 @@ impl Assistant {
         inbound: &Inbound,
         question: &str,
         route: &Route,
-        history: &[Turn],
+        history: &[StoredTurn],
     ) -> Outcome {
         let written = if route.kind == RouteKind::Escalate {
             set.quoted_answer(route)
@@ -281,7 +282,7 @@ impl Assistant {
     }
 
     /// The user's recent turns; on a storage error, none (the question is still answered).
-    pub(super) fn history(&self, turn: &UserTurnGuard) -> Vec<Turn> {
+    pub(super) fn history(&self, turn: &UserTurnGuard) -> Vec<StoredTurn> {
         let history = self.conversations.history(turn).unwrap_or_else(|error| {
             tracing::error!(%error, user = turn.user(), "could not load the conversation");
             Vec::new()

@@ -4,7 +4,9 @@
 //! question, the answer's source and topic through the link.
 
 use super::conversation::conversation_key;
-use super::{Assistant, AssistantError, ModeratorEvent};
+use super::error::AssistantError;
+use super::moderator_event::ModeratorEvent;
+use super::service::Assistant;
 use crate::store::QuestionOutcome;
 
 /// What a hand-off asked for from an answer did.
@@ -23,9 +25,13 @@ pub enum HandoffOnRequest {
 /// Where an answer was given: its message and the asker.
 #[derive(Debug, Clone)]
 pub struct AnswerPlace {
+    /// The answer's (first) message.
     pub message_id: String,
+    /// The user key of who asked the question it answers.
     pub asker: String,
+    /// The channel (or thread) it was posted in.
     pub channel_id: Option<String>,
+    /// The server; `None` for a direct message.
     pub guild_id: Option<String>,
 }
 

@@ -28,9 +28,6 @@ pub use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::ConversationSettings;
 use crate::store::{ConversationId, Store, StoreError, StoredTurn, UnixMillis};
 
-/// One question and the answer given.
-pub type Turn = StoredTurn;
-
 /// Held while one user's turn is processed; see [`ConversationStore::lock_user`].
 /// Dropping it lets that user's next turn proceed.
 pub struct UserTurnGuard {
@@ -112,7 +109,7 @@ struct OpenConversation {
     id: ConversationId,
     last_active_at: UnixMillis,
     /// The newest turns (at most `max_turns_in_memory`), oldest first.
-    turns: Vec<Turn>,
+    turns: Vec<StoredTurn>,
 }
 
 #[derive(Debug)]
@@ -240,7 +237,7 @@ impl ConversationStore {
     /// The turns of the user's open conversation, oldest first (at most
     /// `max_turns_in_memory`). Empty when there is none or it has expired; an expired one
     /// is closed in the store.
-    pub fn history(&self, turn: &UserTurnGuard) -> Result<Vec<Turn>, StoreError> {
+    pub fn history(&self, turn: &UserTurnGuard) -> Result<Vec<StoredTurn>, StoreError> {
         self.sync_erasures()?;
         let now = self.clock.now_ms();
         let conversation = self.open_conversation(turn.user(), now)?;
@@ -280,7 +277,7 @@ impl ConversationStore {
                 None => return Ok(self.forgotten_turn(user)),
             },
         };
-        let stored = Turn {
+        let stored = StoredTurn {
             at: now,
             question: question.to_string(),
             answer: answer.to_string(),
@@ -500,7 +497,7 @@ mod tests {
         )
     }
 
-    fn questions(turns: &[Turn]) -> Vec<&str> {
+    fn questions(turns: &[StoredTurn]) -> Vec<&str> {
         turns.iter().map(|t| t.question.as_str()).collect()
     }
 
@@ -511,7 +508,7 @@ mod tests {
             .unwrap();
     }
 
-    async fn history(conversations: &ConversationStore, user: &str) -> Vec<Turn> {
+    async fn history(conversations: &ConversationStore, user: &str) -> Vec<StoredTurn> {
         let turn = conversations.lock_user(user).await;
         conversations.history(&turn).unwrap()
     }

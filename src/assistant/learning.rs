@@ -4,13 +4,12 @@
 //! ([`content::add_faq_entry`]). The running bot serves it after a reload.
 //!
 //! [`accept_candidate`] needs only the store and the folder (the CLI uses it without a
-//! model); [`Assistant::accept_ticket_answer`] is the same for the adapters, followed by
-//! the reload.
+//! model); [`Assistant::accept_ticket_answer`](super::Assistant::accept_ticket_answer) is
+//! the same for the adapters, followed by the reload.
 
 use std::path::{Path, PathBuf};
 
 use super::content::{self, LearnError, NewFaqEntry};
-use super::{Assistant, AssistantError, ReloadReport};
 use crate::store::{Candidate, Store, StoreError, UnixMillis};
 
 /// Changes an admin makes while accepting a candidate; `None` keeps the candidate's own.
@@ -46,7 +45,12 @@ pub enum AcceptError {
     NoCandidate(i64),
     /// The candidate is a FAQ entry already.
     #[error("candidate {id} was accepted already, as FAQ entry `{entry_id}`")]
-    AlreadyAccepted { id: i64, entry_id: String },
+    AlreadyAccepted {
+        /// The candidate.
+        id: i64,
+        /// The FAQ entry it became.
+        entry_id: String,
+    },
     /// The entry would make the prompts folder invalid, or could not be written.
     #[error(transparent)]
     Learn(#[from] LearnError),
@@ -109,41 +113,6 @@ pub fn accept_candidate(
         entry_id: entry.id,
         file,
     })
-}
-
-impl Assistant {
-    /// Accepts the candidate FAQ entry of ticket `ticket_id` as it is (on `by`'s word,
-    /// whom the adapter checked may [`super::policy::Action::AcceptKnowledge`]), writes it
-    /// into the prompts folder in service, and reloads the prompts so that it answers the
-    /// next customer at once.
-    pub async fn accept_ticket_answer(
-        &self,
-        ticket_id: i64,
-        by: &str,
-    ) -> Result<(Accepted, ReloadReport), AssistantError> {
-        let store = self.store().clone();
-        let dir = self.prompts.dir().to_path_buf();
-        let by = by.to_string();
-        let at = self.conversations.now_ms();
-        let accepted = tokio::task::spawn_blocking(move || {
-            let candidate = store
-                .candidate_of_ticket(ticket_id)?
-                .ok_or(AcceptError::NoCandidate(ticket_id))?;
-            accept_candidate(
-                &store,
-                &dir,
-                candidate.id,
-                &CandidateEdits::default(),
-                &by,
-                at,
-            )
-        })
-        .await
-        .map_err(AssistantError::Task)?
-        .map_err(AssistantError::Accept)?;
-        let reload = self.reload_prompts()?;
-        Ok((accepted, reload))
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Role;
+use super::inbound::Role;
 use crate::backend::ModelSummary;
 use crate::config::LimitSettings;
 use crate::metrics::{Refusal, METRICS};
@@ -42,15 +42,20 @@ type KeyedLimiter<C> =
 /// Which limit refused a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitScope {
+    /// The asker's own limit (burst, then per minute).
     User,
+    /// The channel's limit, shared by everyone asking there.
     Channel,
 }
 
 /// The verdict on one question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// The question may go on.
     Allowed,
+    /// A rate limit refused it.
     Limited {
+        /// The limit that refused it.
         scope: LimitScope,
         /// How long until this key may ask again.
         retry_after: Duration,
@@ -67,8 +72,11 @@ pub struct Busy;
 /// What the asker looks like to the limiter.
 #[derive(Debug, Clone, Copy)]
 pub struct Asker<'a> {
+    /// The asker's user key.
     pub user_id: &'a str,
+    /// The channel asked in; `None` (a DM or the terminal) has no channel limit.
     pub channel_id: Option<&'a str>,
+    /// Who is asking; staff skip the limits when `exempt_staff` is on.
     pub role: Role,
 }
 
@@ -107,6 +115,7 @@ pub struct Claim {
     /// Their tokens together: each generation's prompt plus its reply room
     /// ([`generation_tokens`]).
     pub tokens: usize,
+    /// Which share of the queue it may use.
     pub priority: Priority,
 }
 

@@ -1,7 +1,7 @@
 //! Who may do what: the adapter resolves the asker's [`Role`] from its platform's roles and
 //! permissions, then asks [`may`].
 
-use super::Role;
+use super::inbound::Role;
 
 /// What a person can ask the assistant to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,10 +2,10 @@
 //! in the backend's own tokens, and the generation request built from it.
 
 use super::content::{HistoryTurn, PromptError, PromptSet, Speaker};
-use super::conversation::Turn;
 use super::knowledge::Route;
-use super::Assistant;
+use super::service::Assistant;
 use crate::backend::{BoxFuture, GenerateRequest, SamplingParams};
+use crate::store::StoredTurn;
 
 impl Assistant {
     /// The answer prompt (persona, the routed facts, history, question) with as many of the
@@ -16,7 +16,7 @@ impl Assistant {
         set: &PromptSet,
         question: &str,
         route: &Route,
-        history: &[Turn],
+        history: &[StoredTurn],
     ) -> Result<Budgeted, PromptError> {
         let model = self.backend.model();
         let room = model
@@ -81,10 +81,10 @@ pub(super) enum Budgeted {
 /// turns never count fewer tokens, so the largest number that fits is found by bisection,
 /// in a few counts (a server's tokenizer is a request each).
 async fn prompt_within_budget<E>(
-    history: &[Turn],
+    history: &[StoredTurn],
     room: usize,
     count_tokens: &(dyn Fn(String) -> BoxFuture<'static, usize> + Sync),
-    render: &(dyn Fn(&[Turn]) -> Result<String, E> + Sync),
+    render: &(dyn Fn(&[StoredTurn]) -> Result<String, E> + Sync),
 ) -> Result<Budgeted, E> {
     let newest = |kept: usize| &history[history.len() - kept..];
     let bare = render(&[])?;
@@ -120,7 +120,7 @@ async fn prompt_within_budget<E>(
 }
 
 /// Stored turns as the templates see them, oldest first.
-fn history_turns(turns: &[Turn]) -> Vec<HistoryTurn> {
+fn history_turns(turns: &[StoredTurn]) -> Vec<HistoryTurn> {
     turns
         .iter()
         .flat_map(|turn| {
@@ -142,8 +142,8 @@ fn history_turns(turns: &[Turn]) -> Vec<HistoryTurn> {
 mod tests {
     use super::*;
 
-    fn turn(question: &str, answer: &str) -> Turn {
-        Turn {
+    fn turn(question: &str, answer: &str) -> StoredTurn {
+        StoredTurn {
             at: 0,
             question: question.into(),
             answer: answer.into(),
@@ -151,7 +151,7 @@ mod tests {
     }
 
     /// A stand-in template: a header, each turn on its own lines, the question.
-    fn render(turns: &[Turn]) -> Result<String, std::convert::Infallible> {
+    fn render(turns: &[StoredTurn]) -> Result<String, std::convert::Infallible> {
         let mut prompt = String::from("Persona and facts.\n");
         for turn in turns {
             prompt.push_str(&format!(
@@ -177,7 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_prompt_keeps_the_newest_turns_within_the_room() {
-        let history: Vec<Turn> = (0..10)
+        let history: Vec<StoredTurn> = (0..10)
             .map(|i| turn(&format!("question {i}"), &format!("answer {i}")))
             .collect();
         for kept in 0..=10 {
@@ -220,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn the_budget_holds_even_when_parts_undercount_the_whole() {
         // A counter where the whole costs more than the sum of its parts.
-        let history: Vec<Turn> = (0..5).map(|i| turn(&format!("q{i}"), "a")).collect();
+        let history: Vec<StoredTurn> = (0..5).map(|i| turn(&format!("q{i}"), "a")).collect();
         fn count(text: String) -> BoxFuture<'static, usize> {
             Box::pin(std::future::ready(
                 text.len() + text.matches("\nCustomer:").count() * 10,

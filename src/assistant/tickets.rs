@@ -6,9 +6,11 @@
 //! makes a candidate FAQ entry ([`super::learning`]).
 
 use super::conversation::conversation_key;
+use super::error::AssistantError;
 use super::knowledge::{Knowledge, Method, Route, RouteKind};
+use super::learning::{accept_candidate, AcceptError, Accepted, CandidateEdits};
 use super::question::language::Lang;
-use super::{Assistant, AssistantError};
+use super::service::{Assistant, ReloadReport};
 use crate::store::{NewTicket, Ticket, TicketRouting};
 
 /// What a customer whose ticket is still open is told when they are handed off again.
@@ -18,8 +20,11 @@ pub const STILL_WITH_THE_TEAM: &str = "Your earlier question is still with the t
 /// Where the customer asked.
 #[derive(Debug, Clone)]
 pub struct TicketPlace {
+    /// The customer's user key.
     pub asker: String,
+    /// The server asked in; `None` for a direct message.
     pub guild_id: Option<String>,
+    /// The channel (or thread) asked in.
     pub channel_id: Option<String>,
     /// The customer's message (replied to when resolved).
     pub question_message_id: Option<String>,
@@ -28,6 +33,7 @@ pub struct TicketPlace {
 /// A ticket opened (or found open) for a customer.
 #[derive(Debug, Clone)]
 pub struct OpenedTicket {
+    /// The ticket as stored.
     pub ticket: Ticket,
     /// Whether it is new (`false`: the customer's unresolved ticket, already with staff).
     pub new: bool,
@@ -150,6 +156,41 @@ pub fn ticket_routing(
         topic,
         confidence: Some(route.confidence),
         closest,
+    }
+}
+
+impl Assistant {
+    /// Accepts the candidate FAQ entry of ticket `ticket_id` as it is (on `by`'s word,
+    /// whom the adapter checked may [`super::policy::Action::AcceptKnowledge`]), writes it
+    /// into the prompts folder in service, and reloads the prompts so that it answers the
+    /// next customer at once.
+    pub async fn accept_ticket_answer(
+        &self,
+        ticket_id: i64,
+        by: &str,
+    ) -> Result<(Accepted, ReloadReport), AssistantError> {
+        let store = self.store().clone();
+        let dir = self.prompts.dir().to_path_buf();
+        let by = by.to_string();
+        let at = self.conversations.now_ms();
+        let accepted = tokio::task::spawn_blocking(move || {
+            let candidate = store
+                .candidate_of_ticket(ticket_id)?
+                .ok_or(AcceptError::NoCandidate(ticket_id))?;
+            accept_candidate(
+                &store,
+                &dir,
+                candidate.id,
+                &CandidateEdits::default(),
+                &by,
+                at,
+            )
+        })
+        .await
+        .map_err(AssistantError::Task)?
+        .map_err(AssistantError::Accept)?;
+        let reload = self.reload_prompts()?;
+        Ok((accepted, reload))
     }
 }
 

@@ -12,10 +12,12 @@ const END: &str = "<|im_end|>";
 pub struct ChatMessage {
     /// `system`, `user` or `assistant`.
     pub role: String,
+    /// The turn's text.
     pub content: String,
 }
 
 impl ChatMessage {
+    /// A turn said by `role` (`system`, `user` or `assistant`).
     pub fn new(role: &str, content: impl Into<String>) -> Self {
         Self {
             role: role.to_string(),

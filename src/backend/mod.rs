@@ -44,6 +44,7 @@ pub enum PromptFormat {
 /// How to pick tokens. `temperature == 0` means greedy (argmax).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
+    /// Softmax temperature; 0 or below picks the most likely token (greedy).
     pub temperature: f32,
     /// Keep only the k most likely tokens; 0 disables.
     pub top_k: usize,
@@ -52,10 +53,12 @@ pub struct SamplingParams {
     /// CTRL-style penalty (> 1 discourages repeats) on tokens already in the prompt or
     /// output; 1.0 disables.
     pub repetition_penalty: f32,
+    /// Seed of the sampler's random draws, so a run can be repeated (a server may ignore it).
     pub seed: u64,
 }
 
 impl SamplingParams {
+    /// Always the most likely token: temperature 0, no top-k/top-p cut, no penalty.
     pub fn greedy() -> Self {
         Self {
             temperature: 0.0,
@@ -66,6 +69,8 @@ impl SamplingParams {
         }
     }
 
+    /// Whether no randomness is left: temperature 0 (or below), or only one candidate
+    /// (`top_k == 1`).
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0 || self.top_k == 1
     }
@@ -88,10 +93,15 @@ impl Default for SamplingParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
+    /// The model wrote its end-of-sequence token.
     EndToken,
+    /// One of the request's stop strings appeared (it is not part of the text).
     StopString,
+    /// `max_new_tokens` tokens were generated.
     MaxTokens,
+    /// Prompt and output together reached the model's context length.
     ContextFull,
+    /// The request was cancelled (its stream was dropped, or shutdown).
     Cancelled,
 }
 
@@ -115,7 +125,10 @@ pub struct ModelSummary {
 pub struct GenerateRequest {
     /// The prompt exactly as rendered for [`ModelSummary::prompt_format`].
     pub prompt: String,
+    /// The most tokens to generate; generation ends earlier at an end token, a stop string or
+    /// a full context.
     pub max_new_tokens: usize,
+    /// How tokens are picked.
     pub sampling: SamplingParams,
     /// Generation stops before any of these strings; they are not part of the text.
     pub stop: Vec<String>,
@@ -125,6 +138,7 @@ pub struct GenerateRequest {
 }
 
 impl GenerateRequest {
+    /// A request for `prompt` with default sampling, no stop strings and no prefix key.
     pub fn new(prompt: impl Into<String>, max_new_tokens: usize) -> Self {
         Self {
             prompt: prompt.into(),
@@ -139,16 +153,22 @@ impl GenerateRequest {
 /// Token ids of a finished generation, where the backend knows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenIds {
+    /// The prompt's token ids.
     pub prompt: Vec<u32>,
+    /// The generated token ids, in order.
     pub output: Vec<u32>,
 }
 
 /// A finished generation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Generated {
+    /// The generated text, without the stop string that ended it.
     pub text: String,
+    /// Why it ended.
     pub finish: FinishReason,
+    /// Tokens of the prompt (0 when a server does not report its usage).
     pub prompt_tokens: usize,
+    /// Tokens generated (as a server reports them, or counted).
     pub output_tokens: usize,
     /// From the request to the first token (the prefill, for the embedded engine).
     pub prefill_ms: f64,
@@ -165,13 +185,17 @@ pub struct Generated {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     #[error(transparent)]
+    /// The embedded engine failed.
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
+    /// The OpenAI-compatible server failed.
     Server(#[from] openai::ServerError),
     /// The prompt cannot fit the model's context with room for an answer.
     #[error("the prompt has {tokens} tokens; the model's context holds {context_length}")]
     PromptTooLong {
+        /// Tokens in the rendered prompt.
         tokens: usize,
+        /// Tokens the model's context holds.
         context_length: usize,
     },
     /// The backend went away before finishing.
@@ -212,6 +236,7 @@ impl std::fmt::Debug for GenerationStream {
 }
 
 impl GenerationStream {
+    /// A stream reading its events from `source`; dropping the stream drops the source.
     pub fn new(source: impl EventSource + 'static) -> Self {
         Self {
             source: Box::new(source),

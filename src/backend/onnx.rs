@@ -18,6 +18,8 @@ pub struct OnnxBackend {
 }
 
 impl OnnxBackend {
+    /// A backend on the running engine `engine`, with the KV cache on; its summary (and KV bytes
+    /// per token) come from the engine's model.
     pub fn new(engine: EngineHandle) -> Self {
         let info = engine.info();
         let model = ModelSummary {

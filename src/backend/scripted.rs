@@ -68,6 +68,7 @@ impl ScriptedBackend {
         }
     }
 
+    /// The model's context is `tokens` long (2048 by default).
     pub fn with_context_length(mut self, tokens: usize) -> Self {
         self.model.context_length = tokens;
         self
@@ -80,6 +81,7 @@ impl ScriptedBackend {
         self
     }
 
+    /// The model's prompts are rendered as `format`.
     pub fn with_prompt_format(mut self, format: PromptFormat) -> Self {
         self.model.prompt_format = format;
         self

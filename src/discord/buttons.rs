@@ -20,8 +20,11 @@ use crate::store::Vote;
 /// What a button does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// A 👍: the answer helped (recorded as a vote).
     Helpful,
+    /// A 👎: the answer did not help (recorded as a vote).
     NotHelpful,
+    /// Hand the question to the team ("Talk to a person").
     TalkToPerson,
 }
 
@@ -38,6 +41,7 @@ impl Action {
 /// A button on an answer, as its custom id encodes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerButton {
+    /// What the button does.
     pub action: Action,
     /// Who asked the question the answer answers.
     pub asker: u64,

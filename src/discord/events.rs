@@ -13,16 +13,21 @@ use crate::assistant::{Inbound, InboundKind, Role};
 /// The parts of a Discord message that routing looks at.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFacts {
+    /// The author's user id.
     pub author_id: u64,
+    /// The author's display name (global name), else their user name.
     pub author_name: String,
     /// The author is a bot account, or the message came from a webhook.
     pub author_is_bot: bool,
     /// An ordinary message or a reply (not a join notice, pin, thread event, …).
     pub is_regular: bool,
+    /// The server; `None` for a direct message.
     pub guild_id: Option<u64>,
+    /// The channel (or thread) the message was posted in.
     pub channel_id: u64,
     /// For a message in a thread: the thread's parent channel (or forum), when known.
     pub parent_channel_id: Option<u64>,
+    /// The text as posted, mentions included.
     pub content: String,
     /// Users the message mentions (Discord adds a replied-to author here too).
     pub mentions: Vec<u64>,
@@ -68,16 +73,22 @@ impl MessageFacts {
 /// Who the bot is and what the shop configured; everything routing needs besides the message.
 #[derive(Debug, Clone)]
 pub struct RoutingRules {
+    /// The bot's own user id (0 while unknown: nothing counts as mentioning it).
     pub bot_id: u64,
     /// The shop's servers; empty: every server (then only role ids make staff).
     pub guilds: Vec<u64>,
+    /// Channels (and forums) where every message is a question, without a mention.
     pub support_channels: Vec<u64>,
+    /// Whether direct messages are answered.
     pub answer_dms: bool,
+    /// Role ids that make a member a moderator.
     pub mod_roles: Vec<u64>,
+    /// Role ids that make a member an admin.
     pub admin_roles: Vec<u64>,
 }
 
 impl RoutingRules {
+    /// Rules for the bot `bot_id` from the Discord settings.
     pub fn new(bot_id: u64, settings: &DiscordSettings) -> Self {
         Self {
             bot_id,

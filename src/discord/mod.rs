@@ -1,12 +1,13 @@
 //! The Discord adapter (serenity): the only code that knows Discord.
 //!
-//! It translates gateway events into [`Inbound`] questions for the [`Assistant`] and its
-//! [`Outcome`]s into Discord messages, and nothing more:
+//! It translates gateway events into [`Inbound`](crate::assistant::Inbound) questions for
+//! the [`Assistant`] and its [`Outcome`](crate::assistant::Outcome)s into Discord messages,
+//! and nothing more:
 //! - [`events`]: which messages the bot answers (pure routing);
 //! - [`commands`]: slash commands and their permission checks;
 //! - [`reply`]: streaming replies by editing, split past 2,000 characters;
 //! - [`split`]: the splitting itself (pure);
-//! - [`turns`]: one user's messages answered one at a time, in order;
+//! - [`message_order`]: one user's messages answered one at a time, in order;
 //! - [`threads`]: threads and forum posts under support channels, and forum tags;
 //! - [`rest`]: sends with retries, and with no mentions allowed on every message;
 //! - [`ratelimit`]: Discord's per-route and global rate limits, kept by the bot itself;
@@ -38,7 +39,7 @@ pub mod threads;
 pub mod tickets;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serenity::all::{
@@ -64,20 +65,26 @@ pub use settings::{DiscordSettings, DiscordToken};
 /// Why the bot could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
+    /// `DISCORD_TOKEN` is not set.
     #[error("DISCORD_TOKEN is not set")]
     NoToken,
+    /// serenity could not build its client.
     #[error("could not set up the Discord client")]
     Setup(#[source] serenity::Error),
+    /// Discord refused the token when the gateway connected.
     #[error(
         "Discord refused the bot token: check DISCORD_TOKEN (Developer Portal, Bot page, Reset Token)"
     )]
     BadToken,
+    /// Discord refused the intents: Message Content is not switched on for the bot.
     #[error(
         "Discord refused the gateway intents: switch on Message Content Intent (Developer Portal, Bot page, Privileged Gateway Intents)"
     )]
     IntentsNotAllowed,
+    /// The gateway connection failed for another reason.
     #[error("the Discord connection failed")]
     Gateway(#[source] serenity::Error),
+    /// The metrics endpoint could not be served.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
 }
@@ -156,14 +163,31 @@ impl BotState {
     }
 }
 
+/// The gateway's event handler. serenity takes it before the client exists, and the bot's
+/// state is built on the client's `Http`, so [`run`] sets the state once the client is
+/// built, before starting it; events arrive only after the start.
 struct Handler {
-    shared: Arc<BotState>,
+    state: Arc<OnceLock<Arc<BotState>>>,
+}
+
+impl Handler {
+    /// The bot's state; `None` (logged, the event ignored) only for an event before [`run`]
+    /// set it, which serenity does not deliver.
+    fn shared(&self) -> Option<&Arc<BotState>> {
+        let state = self.state.get();
+        if state.is_none() {
+            tracing::error!("a gateway event arrived before the bot's state was set; ignored");
+        }
+        state
+    }
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
-        let shared = &self.shared;
+        let Some(shared) = self.shared() else {
+            return;
+        };
         shared.bot_id.send_replace(ready.user.id.get());
         tracing::info!(
             bot = ready.user.id.get(),
@@ -212,7 +236,9 @@ impl EventHandler for Handler {
 
     async fn message(&self, _ctx: Context, msg: Message) {
         let received = Instant::now();
-        let shared = &self.shared;
+        let Some(shared) = self.shared() else {
+            return;
+        };
         let bot_id = shared.known_bot_id().await;
         let mut facts =
             MessageFacts::from_message(&msg, bot_id, |id| shared.own_messages.contains(id));
@@ -272,24 +298,34 @@ impl EventHandler for Handler {
     }
 
     async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        let Some(shared) = self.shared() else {
+            return;
+        };
         match serde_json::to_value(&thread)
             .ok()
             .and_then(|value| threads::ChannelInfo::from_json(&value))
         {
-            Some(info) => self.shared.channels.learn(info),
+            Some(info) => shared.channels.learn(info),
             None => tracing::debug!(thread = thread.id.get(), "an unreadable thread"),
         }
     }
 
     async fn reaction_add(&self, _ctx: Context, reaction: Reaction) {
-        feedback::on_reaction(&self.shared, reaction, true).await;
+        if let Some(shared) = self.shared() {
+            feedback::on_reaction(shared, reaction, true).await;
+        }
     }
 
     async fn reaction_remove(&self, _ctx: Context, reaction: Reaction) {
-        feedback::on_reaction(&self.shared, reaction, false).await;
+        if let Some(shared) = self.shared() {
+            feedback::on_reaction(shared, reaction, false).await;
+        }
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        let Some(state) = self.shared() else {
+            return;
+        };
         let (id, application, token, span) = match &interaction {
             Interaction::Command(command) => (
                 command.id,
@@ -330,7 +366,7 @@ impl EventHandler for Handler {
             ),
             _ => return,
         };
-        let shared = Arc::clone(&self.shared);
+        let shared = Arc::clone(state);
         let panic_token = token.clone();
         let task = async move {
             let work = {
@@ -357,10 +393,10 @@ impl EventHandler for Handler {
             }
         }
         .instrument(span.clone());
-        if !self.shared.in_flight.spawn(task) {
+        if !state.in_flight.spawn(task) {
             span.in_scope(|| tracing::info!("shutting down: interaction not taken"));
             let busy = reply::ephemeral_message(SHUTTING_DOWN);
-            if let Err(error) = reply::respond(&self.shared.rest, id, &token, busy).await {
+            if let Err(error) = reply::respond(&state.rest, id, &token, busy).await {
                 span.in_scope(|| tracing::warn!(%error, "could not answer an interaction"));
             }
         }
@@ -415,16 +451,11 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
     if let Some(url) = &settings.api_url {
         tracing::info!(api = %url, "using a Discord API proxy");
     }
-    let rest = Rest::new(Arc::new(discord_http(&token, settings.api_url.as_deref())));
-    let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
-    let digest = settings
-        .digest_at
-        .zip(settings.mod_log_channel)
-        .map(|(at, channel)| {
-            let clock = Arc::new(crate::assistant::conversation::SystemClock);
-            let store = Arc::clone(assistant.store());
-            digest::spawn(store, rest.clone(), channel, at, clock, digest::POLL)
-        });
+    // One HTTP client for everything: serenity's client takes it by value, so it first
+    // serves the wait for Discord, then goes into the client, whose shared `Http` every send
+    // (through `Rest`) uses. Its own calls (the bot's user, gateway discovery, command
+    // registration) happen at start; they are retried, not rate-limited.
+    let http = discord_http(&token, settings.api_url.as_deref());
 
     if let Some(addr) = assistant.config().metrics_addr {
         let bound = crate::metrics::serve(addr, Some(assistant.backend().clone())).await?;
@@ -437,11 +468,28 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         .api_url
         .clone()
         .unwrap_or_else(|| "https://discord.com".to_string());
-    if !wait_for_discord(rest.http(), &api, &mut stop).await {
+    if !wait_for_discord(&http, &api, &mut stop).await {
         tracing::info!("shutdown requested before Discord was reached; stopped");
         return Ok(());
     }
 
+    let state = Arc::new(OnceLock::new());
+    let mut client = ClientBuilder::new_with_http(http, intents())
+        .event_handler(Handler {
+            state: Arc::clone(&state),
+        })
+        .await
+        .map_err(DiscordError::Setup)?;
+    let rest = Rest::new(Arc::clone(&client.http));
+    let mod_log = modlog::spawn(&assistant, rest.clone(), settings.mod_log_channel);
+    let digest = settings
+        .digest_at
+        .zip(settings.mod_log_channel)
+        .map(|(at, channel)| {
+            let clock = Arc::new(crate::assistant::conversation::SystemClock);
+            let store = Arc::clone(assistant.store());
+            digest::spawn(store, rest.clone(), channel, at, clock, digest::POLL)
+        });
     let shared = Arc::new(BotState {
         assistant,
         rest,
@@ -454,17 +502,8 @@ pub async fn run(assistant: Assistant, settings: DiscordSettings) -> Result<(), 
         channels: threads::Channels::default(),
         settings,
     });
-
-    // serenity's client owns its Http, so it gets its own, made by the same function; sends
-    // go through `Rest`. Its few calls (the bot's user, gateway discovery, command
-    // registration) happen at start; they are retried, not rate-limited.
-    let client_http = discord_http(&token, shared.settings.api_url.as_deref());
-    let mut client = ClientBuilder::new_with_http(client_http, intents())
-        .event_handler(Handler {
-            shared: Arc::clone(&shared),
-        })
-        .await
-        .map_err(DiscordError::Setup)?;
+    // The client has not started: no event has come, and none comes before this.
+    let _ = state.set(Arc::clone(&shared));
 
     // Know who we are before the first message can arrive (READY confirms it).
     match client.http.get_current_user().await {

@@ -81,14 +81,19 @@ pub enum Target {
     /// A message in a channel, as a Discord reply to `reply_to` when given; further parts
     /// follow in the channel.
     Channel {
+        /// The channel (or thread) to post in.
         channel_id: ChannelId,
+        /// The message the first part replies to (Discord's reply), if any.
         reply_to: Option<MessageId>,
     },
     /// The (already deferred) original response of an interaction; further parts are
     /// follow-ups.
     Interaction {
+        /// The application the interaction was sent to.
         application_id: ApplicationId,
+        /// The interaction's token (valid 15 minutes), which authorises its responses.
         token: String,
+        /// Whether only the person who asked sees the reply.
         ephemeral: bool,
     },
 }
@@ -108,6 +113,7 @@ pub struct OwnMessages(Arc<Mutex<VecDeque<u64>>>);
 impl OwnMessages {
     const CAPACITY: usize = 4096;
 
+    /// Notes that the bot posted message `id`, forgetting the oldest past 4,096.
     pub fn remember(&self, id: u64) {
         if let Ok(mut ids) = self.0.lock() {
             if ids.len() >= Self::CAPACITY {
@@ -117,6 +123,7 @@ impl OwnMessages {
         }
     }
 
+    /// Whether message `id` is one of the last 4,096 the bot posted.
     pub fn contains(&self, id: u64) -> bool {
         self.0.lock().map(|ids| ids.contains(&id)).unwrap_or(false)
     }
@@ -524,6 +531,7 @@ pub fn defer(ephemeral: bool) -> CreateInteractionResponse {
 /// How a streamed reply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEnd {
+    /// The final text was posted.
     Finished,
     /// The final text could not be posted (after the retries); logged and counted.
     NotPosted,

@@ -37,16 +37,29 @@ pub enum RestError {
     /// Discord (or the proxy) answered with an error status.
     #[error("Discord answered {status} to {what}: {message}")]
     Status {
+        /// The request, in words ("send a message").
         what: &'static str,
+        /// The HTTP status code.
         status: u16,
+        /// Discord's error message, or the start of the answer's body.
         message: String,
     },
     /// The request did not get an answer (connection refused, timeout, …).
     #[error("could not reach Discord for {what}: {detail}")]
-    Transport { what: &'static str, detail: String },
+    Transport {
+        /// The request, in words.
+        what: &'static str,
+        /// The transport error (without the URL).
+        detail: String,
+    },
     /// A payload could not be encoded or an answer decoded.
     #[error("bad payload for {what}: {detail}")]
-    Payload { what: &'static str, detail: String },
+    Payload {
+        /// The request, in words.
+        what: &'static str,
+        /// What could not be encoded or decoded, and why.
+        detail: String,
+    },
 }
 
 /// The allowed-mentions policy of every message the bot sends: nothing may be pinged, not
@@ -108,6 +121,8 @@ pub struct Rest {
 }
 
 impl Rest {
+    /// A sender over `http` (its token and API address); every body gets `http`'s default
+    /// allowed-mentions policy, else [`no_mentions`].
     pub fn new(http: Arc<Http>) -> Self {
         let policy = http
             .default_allowed_mentions
@@ -127,6 +142,7 @@ impl Rest {
         }
     }
 
+    /// The serenity client requests are built with (the one the gateway client uses).
     pub fn http(&self) -> &Arc<Http> {
         &self.http
     }

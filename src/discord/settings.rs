@@ -14,6 +14,7 @@ use crate::config::{parsed, var, ConfigError};
 pub struct DiscordToken(String);
 
 impl DiscordToken {
+    /// The token, with surrounding whitespace (a pasted newline) removed.
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into().trim().to_string())
     }
@@ -39,18 +40,24 @@ impl fmt::Display for DiscordToken {
 /// Discord connection and server-specific ids.
 #[derive(Debug, Clone)]
 pub struct DiscordSettings {
+    /// The bot token (`DISCORD_TOKEN`); `None` when unset, which [`super::run`] refuses.
     pub token: Option<DiscordToken>,
     /// Replaces `https://discord.com` for REST and gateway discovery.
     pub api_url: Option<String>,
     /// The shop's servers (`SHOPKEEP_GUILDS`): the bot serves only these (and DMs), and
     /// server permissions make staff only here. Empty: every server, staff by role id only.
     pub guilds: Vec<u64>,
+    /// Channels where every message is a question (`SHOPKEEP_SUPPORT_CHANNELS`, plus the
+    /// `SHOPKEEP_ANSWER_IN_THREAD` ones).
     pub support_channels: Vec<u64>,
     /// Support channels where the bot opens a thread on each question and answers there
     /// (`SHOPKEEP_ANSWER_IN_THREAD`); they are support channels too.
     pub answer_in_thread: Vec<u64>,
+    /// Role ids of moderators (`SHOPKEEP_MOD_ROLES`).
     pub mod_roles: Vec<u64>,
+    /// Role ids of admins (`SHOPKEEP_ADMIN_ROLES`).
     pub admin_roles: Vec<u64>,
+    /// Whether direct messages are answered (`SHOPKEEP_ANSWER_DMS`, default true).
     pub answer_dms: bool,
     /// Register slash commands in these guilds (instant) instead of globally; empty: in
     /// `guilds` when set, else globally.

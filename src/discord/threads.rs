@@ -40,14 +40,18 @@ impl ChannelKind {
 /// A tag a forum offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForumTag {
+    /// The tag's id.
     pub id: u64,
+    /// The tag's name, as shown.
     pub name: String,
 }
 
 /// What the bot knows of one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
+    /// The channel's id.
     pub id: u64,
+    /// What kind of channel it is.
     pub kind: ChannelKind,
     /// For a thread: the channel (or forum) it was opened in.
     pub parent_id: Option<u64>,
@@ -264,7 +268,9 @@ pub async fn open_on_message(
 /// How a forum post's question ended, for its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostState {
+    /// The bot answered the post's question.
     Answered,
+    /// The bot handed the post's question to the team.
     HandedOff,
     /// The post's ticket was resolved by the team.
     Solved,
@@ -278,8 +284,11 @@ impl PostState {
 /// `SHOPKEEP_FORUM_TAG_SOLVED`); `None`: that tag is not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForumTagNames {
+    /// The tag for an answered post.
     pub answered: Option<String>,
+    /// The tag for a post handed to the team.
     pub handed_off: Option<String>,
+    /// The tag for a post whose ticket was resolved.
     pub solved: Option<String>,
 }
 

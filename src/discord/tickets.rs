@@ -28,7 +28,9 @@ use crate::store::Ticket;
 /// What a ticket's custom id asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketAction {
+    /// A staff member takes the ticket.
     Claim,
+    /// A staff member opens the Resolve modal to answer the customer.
     Resolve,
     /// The Resolve modal, submitted.
     Answer,

@@ -16,9 +16,13 @@ use super::EngineError;
 /// The shape facts read from the session's input metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvLayout {
+    /// Decoder layers, each with a key and a value cache input.
     pub layers: usize,
+    /// Key/value heads per layer (fewer than attention heads with grouped-query attention).
     pub kv_heads: usize,
+    /// Width of one head's key or value vector.
     pub head_dim: usize,
+    /// Whether the model takes a `position_ids` input.
     pub has_position_ids: bool,
 }
 
@@ -63,13 +67,18 @@ impl SessionOptions {
 /// ONNX Runtime's graph optimisation levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Optimization {
+    /// No graph optimisation.
     Disabled,
+    /// Constant folding and redundant-node removal (ONNX Runtime's level 1).
     Basic,
+    /// Level 1 plus complex node fusions (level 2).
     Extended,
+    /// Every optimisation, layout changes included.
     All,
 }
 
 impl Optimization {
+    /// Every level, from none to all (for `shopkeep bench --tuning`).
     pub const ALL_LEVELS: [Optimization; 4] = [
         Optimization::Disabled,
         Optimization::Basic,
@@ -141,6 +150,7 @@ impl StepOutput {
 /// A loaded decoder session.
 pub struct Decoder {
     session: Session,
+    /// The KV cache shape this session expects.
     pub layout: KvLayout,
     metadata_context_length: Option<usize>,
     /// Total time spent inside `Session::run`.

@@ -17,7 +17,10 @@ pub use crate::backend::FinishReason;
 pub struct GenerateRequest {
     /// The prompt exactly as the model should see it (templates are applied before this).
     pub prompt: String,
+    /// The most tokens to generate; fewer when an end token, a stop string or a full
+    /// context comes first.
     pub max_new_tokens: usize,
+    /// How tokens are picked.
     pub sampling: SamplingParams,
     /// Generation stops before any of these strings; they are not part of the text.
     pub stop: Vec<String>,
@@ -30,6 +33,8 @@ pub struct GenerateRequest {
 }
 
 impl GenerateRequest {
+    /// A request for `prompt` with default sampling, no stop strings, the KV cache on and no
+    /// prefix key.
     pub fn new(prompt: impl Into<String>, max_new_tokens: usize) -> Self {
         Self {
             prompt: prompt.into(),
@@ -45,12 +50,17 @@ impl GenerateRequest {
 /// The finished generation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Generated {
+    /// The prompt's token ids.
     pub prompt_ids: Vec<u32>,
+    /// The generated token ids, in order.
     pub output_ids: Vec<u32>,
+    /// The generated text, without the stop string that ended it.
     pub text: String,
+    /// Why generation ended.
     pub finish: FinishReason,
     /// Oldest prompt tokens dropped to fit the context.
     pub dropped_prompt_tokens: usize,
+    /// Milliseconds from the request to the first token (the prefill).
     pub prefill_ms: f64,
     /// Decode rate: tokens after the first, divided by the time spent producing them.
     pub tokens_per_s: f64,
@@ -303,6 +313,7 @@ pub struct StopMatcher {
 }
 
 impl StopMatcher {
+    /// A matcher for `stops`; empty strings are ignored.
     pub fn new(stops: &[String]) -> Self {
         Self {
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),

@@ -99,12 +99,18 @@ enum Job {
 /// Result of scoring a text.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Perplexity {
+    /// Tokens the text encodes to.
     pub tokens: usize,
+    /// Mean negative log-likelihood per predicted token, in nats.
     pub mean_nll: f64,
+    /// `exp(mean_nll)`.
     pub perplexity: f64,
 }
 
-struct Shared {
+/// What the engine's handles and its worker thread share: the job queue to the worker, the
+/// model's facts, the tokenizer, and the counters the worker keeps (waiting, cancelled,
+/// batch size, where its time went).
+struct EngineState {
     jobs: std_mpsc::Sender<Job>,
     info: ModelInfo,
     tokenizer: TextTokenizer,
@@ -145,7 +151,7 @@ impl EngineTiming {
 /// A cheap, cloneable handle to the engine's worker thread.
 #[derive(Clone)]
 pub struct EngineHandle {
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -174,7 +180,7 @@ impl EngineHandle {
         let decoder = Decoder::load(&dir.model_file(), options)?;
         let info = model_info(&dir, &tokenizer, &decoder)?;
         let (jobs, inbox) = std_mpsc::channel();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(EngineState {
             jobs,
             info: info.clone(),
             tokenizer: tokenizer.clone(),
@@ -194,10 +200,12 @@ impl EngineHandle {
         Ok(Self { shared })
     }
 
+    /// The loaded model's facts.
     pub fn info(&self) -> &ModelInfo {
         &self.shared.info
     }
 
+    /// The model's tokenizer (the one the worker uses).
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.shared.tokenizer
     }

@@ -19,9 +19,12 @@ pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelFamily {
+    /// GPT-2 style: a completion model ending at `<|endoftext|>` (the default).
     Gpt2,
+    /// Llama-style decoders (SmolLM2 is one).
     Llama,
     #[serde(other)]
+    /// Any other family the manifest names.
     Other,
 }
 
@@ -29,10 +32,15 @@ pub enum ModelFamily {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The model's name (default: the directory's name).
     pub name: Option<String>,
+    /// The architecture family (default [`ModelFamily::Gpt2`]).
     pub family: Option<ModelFamily>,
+    /// How prompts are rendered (default [`PromptFormat::Completion`]).
     pub prompt_format: Option<PromptFormat>,
+    /// Tokens that end a generation (default `<|endoftext|>`).
     pub end_tokens: Option<Vec<String>>,
+    /// Positions the model holds; it wins over the ONNX metadata's value.
     pub context_length: Option<usize>,
     /// Free text: where the weights come from and under which license.
     pub source: Option<String>,
@@ -43,7 +51,9 @@ pub struct Manifest {
 /// A model directory whose required files exist and whose manifest parsed.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
+    /// The directory.
     pub path: PathBuf,
+    /// Its manifest (all defaults when there is no `manifest.json`).
     pub manifest: Manifest,
 }
 
@@ -79,24 +89,29 @@ impl ModelDir {
         })
     }
 
+    /// The ONNX model, `model.onnx`.
     pub fn model_file(&self) -> PathBuf {
         self.path.join(MODEL_FILE)
     }
 
+    /// The tokenizer, `tokenizer.json`.
     pub fn tokenizer_file(&self) -> PathBuf {
         self.path.join(TOKENIZER_FILE)
     }
 
+    /// The manifest's family, else [`ModelFamily::Gpt2`].
     pub fn family(&self) -> ModelFamily {
         self.manifest.family.unwrap_or(ModelFamily::Gpt2)
     }
 
+    /// The manifest's prompt format, else [`PromptFormat::Completion`].
     pub fn prompt_format(&self) -> PromptFormat {
         self.manifest
             .prompt_format
             .unwrap_or(PromptFormat::Completion)
     }
 
+    /// The manifest's end tokens, else `<|endoftext|>`.
     pub fn end_tokens(&self) -> Vec<String> {
         self.manifest
             .end_tokens
@@ -104,6 +119,7 @@ impl ModelDir {
             .unwrap_or_else(|| vec!["<|endoftext|>".to_string()])
     }
 
+    /// The manifest's name, else the directory's name (else `model`).
     pub fn name(&self) -> String {
         self.manifest.name.clone().unwrap_or_else(|| {
             self.path
@@ -117,17 +133,25 @@ impl ModelDir {
 /// Everything callers need to know about a loaded model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {
+    /// The model's name ([`ModelDir::name`]).
     pub name: String,
+    /// The model directory it was loaded from.
     pub path: PathBuf,
+    /// The architecture family.
     pub family: ModelFamily,
+    /// How prompts for it are rendered.
     pub prompt_format: PromptFormat,
     /// Token ids that end a generation.
     pub end_token_ids: Vec<u32>,
     /// The model's position limit: prompt plus generated tokens never exceed it.
     pub context_length: usize,
+    /// Decoder layers.
     pub layers: usize,
+    /// Key/value heads per layer.
     pub kv_heads: usize,
+    /// Width of one head's key or value vector.
     pub head_dim: usize,
+    /// Tokens in the vocabulary (the logits' width).
     pub vocab_size: usize,
 }
 

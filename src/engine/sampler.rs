@@ -14,6 +14,8 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// A sampler whose random draws are seeded with `params.seed`: the same seed and logits
+    /// give the same tokens.
     pub fn new(params: SamplingParams) -> Self {
         let rng = StdRng::seed_from_u64(params.seed);
         Self { params, rng }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::decoder::{Decoder, KvCache, StepOutput};
 use super::generate::{self, Sequence};
 use super::kv_rows::{HeadShape, Positions, PrefixCache, RowKv};
-use super::{score, EngineError, Job, ModelInfo, Shared, StreamEvent, TextTokenizer};
+use super::{score, EngineError, EngineState, Job, ModelInfo, StreamEvent, TextTokenizer};
 
 /// Batching and caching limits.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub(crate) fn run(
     info: ModelInfo,
     options: SchedulerOptions,
     inbox: std_mpsc::Receiver<Job>,
-    shared: Weak<Shared>,
+    shared: Weak<EngineState>,
 ) {
     let prefixes = PrefixCache::new(options.prefix_cache_bytes);
     let mut worker = Worker {
@@ -103,7 +103,7 @@ struct Worker<'a> {
     tokenizer: &'a TextTokenizer,
     info: &'a ModelInfo,
     options: SchedulerOptions,
-    shared: Weak<Shared>,
+    shared: Weak<EngineState>,
     prefixes: PrefixCache,
     rows: Vec<Active>,
     /// Batch cache: [rows, heads, max len, head_dim], left-padded.

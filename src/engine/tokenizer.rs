@@ -19,6 +19,7 @@ impl std::fmt::Debug for TextTokenizer {
 }
 
 impl TextTokenizer {
+    /// Loads a `tokenizer.json`; [`EngineError::BadTokenizer`] names the file and the reason.
     pub fn from_file(path: &Path) -> Result<Self, EngineError> {
         let inner =
             tokenizers::Tokenizer::from_file(path).map_err(|e| EngineError::BadTokenizer {
@@ -49,6 +50,7 @@ impl TextTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// Tokens in the vocabulary, added special tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
@@ -72,6 +74,7 @@ pub struct StreamDecoder {
 }
 
 impl StreamDecoder {
+    /// A decoder with no ids yet.
     pub fn new() -> Self {
         Self::default()
     }

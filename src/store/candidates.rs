@@ -24,9 +24,11 @@ pub struct Candidate {
     pub question: String,
     /// The team's answer, as posted to the customer (already through the output guard).
     pub answer: String,
+    /// When the ticket's resolution made it a candidate.
     pub created_at: UnixMillis,
     /// When an admin accepted it into the knowledge files; `None` while it is a candidate.
     pub accepted_at: Option<UnixMillis>,
+    /// Who accepted it (the admin's user key); `None` while it is a candidate.
     pub accepted_by: Option<String>,
     /// The FAQ entry id it was written as.
     pub entry_id: Option<String>,

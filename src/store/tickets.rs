@@ -70,6 +70,7 @@ pub struct NewTicket<'a> {
     pub question: &'a str,
     /// When the ticket is opened.
     pub at: UnixMillis,
+    /// What the bot made of the question (topic, confidence, closest entries).
     pub routing: TicketRouting,
 }
 

@@ -42,8 +42,11 @@ pub enum LearnError {
     /// A file could not be read, copied or written.
     #[error("could not {action} {}: {source}", path.display())]
     Io {
+        /// What was being done ("read", "write", "replace", …).
         action: &'static str,
+        /// The file or folder.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
 }

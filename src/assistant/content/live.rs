@@ -16,8 +16,11 @@ use super::PromptSet;
 pub struct ReloadReport {
     /// Items as "faq:id", "policy:id", "product:id", "template:name", "shop", "guard", "data".
     pub added: Vec<String>,
+    /// Items no longer in the set, named as in `added`.
     pub removed: Vec<String>,
+    /// Items in both sets whose content differs, named as in `added`.
     pub changed: Vec<String>,
+    /// Full hex SHA-256 of the set replaced.
     pub previous_version: String,
     /// Full hex SHA-256 of the new set.
     pub version: String,

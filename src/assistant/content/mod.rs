@@ -47,9 +47,13 @@ pub use templates::{LOCALES, REQUIRED_TEMPLATES};
 /// A validated, immutable prompt folder. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct PromptSet {
+    /// The folder it was loaded from.
     pub dir: PathBuf,
+    /// The shop's own settings (shop.toml).
     pub shop: Shop,
+    /// FAQ, policies and catalogue, indexed for routing.
     pub knowledge: Knowledge,
+    /// The output guard's rules (allowed link domains, blocked phrases, …).
     pub guard: GuardRules,
     /// Hex SHA-256 over every file read (path and content).
     pub version: String,

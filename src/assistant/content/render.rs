@@ -19,14 +19,18 @@ pub const MAX_DATA_CHARS: usize = 2000;
 /// One earlier turn of the conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryTurn {
+    /// Who said it.
     pub speaker: Speaker,
+    /// What was said (neutralised when rendered, as data).
     pub text: String,
 }
 
 /// Who said a history turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speaker {
+    /// The customer asking.
     Customer,
+    /// The bot.
     Assistant,
 }
 
@@ -45,8 +49,11 @@ pub struct SummaryMessage {
     /// The message's 1-based number in the whole summary; the templates show it as `[n]`
     /// so the model can cite it, and the assistant turns `[n]` into the message's link.
     pub number: usize,
+    /// The author's display name (channel data: neutralised when rendered).
     pub author: String,
+    /// The message's text (channel data: neutralised when rendered).
     pub text: String,
+    /// The message's jump link, when the platform has one.
     pub link: Option<String>,
 }
 

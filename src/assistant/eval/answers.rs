@@ -31,14 +31,22 @@ pub enum Expect {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerCase {
+    /// The case's id, unique in its file.
     pub id: String,
+    /// Its category, for the per-category table.
     pub category: String,
+    /// Cases with the same user are one conversation, asked in file order; without one the
+    /// case is asked alone (as `eval-<id>`).
     #[serde(default)]
     pub user: Option<String>,
+    /// The customer's question.
     pub question: String,
+    /// An answer, a hand-off, or either.
     pub expect: Expect,
+    /// Phrases the reply must contain (case-insensitive); `a|b` accepts either.
     #[serde(default)]
     pub must_include: Vec<String>,
+    /// Phrases the reply must not contain (case-insensitive).
     #[serde(default)]
     pub must_not_include: Vec<String>,
 }
@@ -64,8 +72,11 @@ pub fn read_cases(text: &str) -> Result<Vec<AnswerCase>, CasesError> {
 /// What happened to one case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
+    /// The case.
     pub case: AnswerCase,
+    /// The text the customer was shown.
     pub reply: String,
+    /// Whether the question was handed to the team.
     pub handed_off: bool,
     /// Why it failed; empty when it passed.
     pub failures: Vec<String>,
@@ -74,6 +85,7 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// Whether nothing failed.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
@@ -146,10 +158,12 @@ pub async fn run(assistant: &Assistant, cases: &[AnswerCase]) -> AnswersReport {
 /// The results of a run.
 #[derive(Debug, Clone)]
 pub struct AnswersReport {
+    /// One result per case, in the file's order.
     pub results: Vec<CaseResult>,
 }
 
 impl AnswersReport {
+    /// How many cases passed.
     pub fn passed(&self) -> usize {
         self.results.iter().filter(|r| r.passed()).count()
     }

@@ -10,15 +10,20 @@ use crate::assistant::knowledge::{DatasetPhrasing, Knowledge, Method};
 /// Accuracy of one intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IntentScore {
+    /// Utterances of this intent routed to it.
     pub correct: usize,
+    /// Utterances of this intent.
     pub total: usize,
 }
 
 /// The result of an evaluation run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntentReport {
+    /// Utterances evaluated.
     pub total: usize,
+    /// Utterances routed to their own intent.
     pub correct: usize,
+    /// The same, per intent (by the dataset's intent name).
     pub per_intent: BTreeMap<String, IntentScore>,
     /// (expected, predicted) -> count, for wrong predictions only.
     pub confusions: BTreeMap<(String, String), usize>,

@@ -5,7 +5,6 @@
 
 use crate::assistant::knowledge::{Product, Route, RouteKind};
 use crate::assistant::question::Lang;
-use crate::assistant::{Assistant, Notice, Outcome};
 
 /// Close product names listed at most in an "unknown product" error.
 const MAX_SUGGESTIONS: usize = 3;
@@ -14,9 +13,19 @@ const MAX_SUGGESTIONS: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DraftRequest {
     /// A description of the catalogue product with this name, id or alias.
-    Product { name: String, notes: String },
+    Product {
+        /// The product as the moderator named it.
+        name: String,
+        /// The moderator's notes for the draft (may be empty).
+        notes: String,
+    },
     /// A community post on this topic.
-    Post { topic: String, notes: String },
+    Post {
+        /// The topic, as the moderator wrote it.
+        topic: String,
+        /// The moderator's notes for the draft (may be empty).
+        notes: String,
+    },
 }
 
 /// What a draft is about.
@@ -31,6 +40,7 @@ pub enum DraftSubject {
 /// A guarded draft for a moderator to check, edit and post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
+    /// What it is about.
     pub subject: DraftSubject,
     /// The guarded model text; empty when the model wrote nothing usable.
     pub text: String,
@@ -39,8 +49,14 @@ pub struct Draft {
 /// Why a draft could not be made; the message is shown to the moderator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DraftError {
+    /// No catalogue product has that name, id or alias.
     #[error("There is no product called \"{asked}\" in the catalogue.{}", suggestion(.close))]
-    UnknownProduct { asked: String, close: Vec<String> },
+    UnknownProduct {
+        /// The name asked for.
+        asked: String,
+        /// Up to three product names to suggest, the closest first.
+        close: Vec<String>,
+    },
 }
 
 fn suggestion(close: &[String]) -> String {
@@ -131,69 +147,11 @@ pub fn find_product<'a>(catalogue: &'a [Product], asked: &str) -> Result<&'a Pro
 }
 
 /// A route that allows exactly these products' facts (for the guard's price check).
-fn route_with(products: Vec<Product>) -> Route {
+pub(crate) fn route_with(products: Vec<Product>) -> Route {
     Route {
         products,
         confidence: 1.0,
         ..Route::empty(RouteKind::Grounded, Lang::En)
-    }
-}
-
-impl Assistant {
-    /// Drafts a product description or community post for a moderator:
-    /// [`Outcome::Draft`] with the guarded draft (prices not in the catalogue removed,
-    /// mentions broken), or a [`Notice`] saying why there is none (an unknown product with
-    /// close names, busy, a failed generation). Takes a place in the generation queue, and
-    /// the prompt's tokens and reply room.
-    pub async fn draft(&self, request: DraftRequest) -> Outcome {
-        let set = self.prompts.current();
-        let format = self.backend.model().prompt_format;
-        let (subject, prompt, route) = match &request {
-            DraftRequest::Product { name, notes } => {
-                let product = match find_product(&set.knowledge.catalogue, name) {
-                    Ok(product) => product.clone(),
-                    Err(error) => return Outcome::Notice(Notice::UnknownProduct(error)),
-                };
-                (
-                    DraftSubject::Product(product.name.clone()),
-                    set.render_product_draft(format, &product.id, notes),
-                    route_with(vec![product]),
-                )
-            }
-            DraftRequest::Post { topic, notes } => {
-                let products = set
-                    .knowledge
-                    .products_mentioned(&format!("{topic} {notes}"))
-                    .into_iter()
-                    .cloned()
-                    .collect();
-                (
-                    DraftSubject::Post(topic.trim().to_string()),
-                    set.render_post_draft(format, topic, notes),
-                    route_with(products),
-                )
-            }
-        };
-        let prompt_tokens = match &prompt {
-            Ok(text) => self.backend.count_tokens(text).await,
-            Err(_) => 0,
-        };
-        let _admission = match self.admit(prompt_tokens) {
-            Ok(admission) => admission,
-            Err(notice) => return Outcome::Notice(notice),
-        };
-        let text = match self.generate_text(prompt).await {
-            Ok(text) => text,
-            Err(notice) => return Outcome::Notice(notice),
-        };
-        let guarded = set.guard_reply(&route, &text, true);
-        if !guarded.findings.is_empty() {
-            tracing::info!(findings = ?guarded.findings, "the guard changed a draft");
-        }
-        Outcome::Draft(Draft {
-            subject,
-            text: guarded.text,
-        })
     }
 }
 

@@ -8,27 +8,23 @@
 
 use std::collections::HashMap;
 
-use crate::assistant::content::{PromptError, PromptSet};
+use crate::assistant::content::PromptSet;
 use crate::assistant::knowledge::{Route, RouteKind};
-use crate::assistant::limits::{generation_tokens, Claim, Priority};
 use crate::assistant::question::Lang;
-use crate::assistant::{Assistant, Notice, Outcome};
-
-/// Tokens reserved for the summary templates' own text and the message numbers.
-const SUMMARY_TEMPLATE_TOKENS: usize = 300;
 
 /// The most chunks one summary's overview generates (map prompts), so that a long history
 /// cannot fill the generation queue ahead of customers.
 pub const MAX_SUMMARY_CHUNKS: usize = 8;
 
-/// A summarised message counts toward a knowledge entry's topic from this match score.
-const SUMMARY_TOPIC_MIN_SCORE: f32 = 0.2;
-
-/// A channel message handed to [`Assistant::summarise`], oldest first.
+/// A channel message handed to
+/// [`Assistant::summarise`](crate::assistant::Assistant::summarise), oldest first.
 #[derive(Debug, Clone)]
 pub struct ChannelMessage {
+    /// The platform's message id.
     pub id: String,
+    /// The author's display name (untrusted channel data).
     pub author: String,
+    /// The message's text (untrusted channel data: quoted, never followed).
     pub text: String,
     /// Where a moderator can jump to the message (a Discord jump URL), if known.
     pub link: Option<String>,
@@ -41,6 +37,7 @@ pub struct ChannelMessage {
 /// A channel summary: what the messages say by rule, and the model's overview.
 #[derive(Debug, Clone)]
 pub struct ChannelSummary {
+    /// The sections built by rule, without the model.
     pub digest: Digest,
     /// The summarised messages, oldest first; the digest refers to them by index.
     pub messages: Vec<ChannelMessage>,
@@ -124,13 +121,18 @@ const QUESTION_STARTS: &[&str] = &[
 /// Overall customer mood over the summarised messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mood {
+    /// Positive messages outnumber negative ones more than two to one.
     Positive,
+    /// Both kinds, neither outnumbering the other more than two to one.
     Mixed,
+    /// Negative messages outnumber positive ones more than two to one.
     Unhappy,
+    /// No message reads as positive or negative.
     Neutral,
 }
 
 impl Mood {
+    /// The mood in a few words ("mostly positive", "mixed", …).
     pub fn describe(self) -> &'static str {
         match self {
             Mood::Positive => "mostly positive",
@@ -144,7 +146,9 @@ impl Mood {
 /// A topic and the messages (indexes into the summarised list) routed to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
+    /// The knowledge entry's title, or a product's name.
     pub title: String,
+    /// The messages routed to it, oldest first.
     pub messages: Vec<usize>,
 }
 
@@ -153,8 +157,12 @@ pub struct Topic {
 pub struct Digest {
     /// Most-discussed first, at most [`MAX_POINTS`].
     pub topics: Vec<Topic>,
+    /// Questions nobody seems to have answered (by rule: no reply, no bot answer, no other
+    /// author's statement soon after), oldest first.
     pub open_questions: Vec<usize>,
+    /// Messages that complain (late, broken, refund, …), oldest first.
     pub complaints: Vec<usize>,
+    /// The mood over all the messages.
     pub mood: Mood,
     /// (message, reason), oldest first.
     pub needs_moderator: Vec<(usize, &'static str)>,
@@ -252,171 +260,6 @@ pub fn guard_overview(set: &PromptSet, overview: &str) -> String {
         tracing::info!(findings = ?guarded.findings, "the guard changed a summary overview");
     }
     guarded.text
-}
-
-impl Assistant {
-    /// Summarises channel messages (oldest first) for a moderator: [`Outcome::Notice`]
-    /// with the sections of [`render`] (key topics, open questions, complaints and
-    /// mood, needs a moderator), each point linked to its source message, then the model's
-    /// overview. The model summarises numbered chunks (map), then merges the partial
-    /// summaries (reduce, skipped for one chunk); its `[n]` references become links and
-    /// unknown numbers are dropped. Channel text is data: it never changes the sections,
-    /// and no mention in it survives. Nothing is stored. Takes one place in the generation
-    /// queue per chunk, at most [`MAX_SUMMARY_CHUNKS`] (the overview then covers the newest
-    /// messages and says so) and at most what fits the queue's tokens (a context per chunk),
-    /// and only while a quarter of the queue's places and tokens stays free for customers
-    /// (otherwise: the busy notice).
-    pub async fn summarise(&self, messages: Vec<ChannelMessage>) -> Outcome {
-        if messages.is_empty() {
-            return Outcome::Notice(Notice::NothingToSummarise);
-        }
-        let set = self.prompts.current();
-        let format = self.backend.model().prompt_format;
-        let numbered: Vec<crate::assistant::content::SummaryMessage> = messages
-            .iter()
-            .enumerate()
-            .map(|(index, m)| crate::assistant::content::SummaryMessage {
-                number: index + 1,
-                author: crate::assistant::invisible::strip_invisible(&m.author),
-                text: crate::assistant::invisible::strip_invisible(&m.text),
-                link: m.link.clone(),
-            })
-            .collect();
-        // Each map prompt must leave room for its template and the reply; about three
-        // characters per token is a safe estimate for English chat.
-        let room_tokens = self
-            .backend
-            .model()
-            .context_length
-            .saturating_sub(self.config.model.max_new_tokens + SUMMARY_TEMPLATE_TOKENS);
-        let mut chunks =
-            crate::assistant::content::summary_chunks(&numbered, (room_tokens * 3).max(500));
-        // At most MAX_SUMMARY_CHUNKS generations, each a place in the queue and its tokens,
-        // with room left for customers: the overview covers the newest messages that fit (the
-        // sections below it still cover all of them).
-        let max_chunks = MAX_SUMMARY_CHUNKS.min(self.limits.background_places());
-        chunks.drain(..chunks.len().saturating_sub(max_chunks));
-        let (map_prompts, tokens) = self.newest_chunks_that_fit(&set, &mut chunks).await;
-        let overview_from = chunks
-            .first()
-            .and_then(|chunk| chunk.first())
-            .map_or(1, |message| message.number);
-        let parts = chunks.len();
-        let claim = Claim {
-            places: parts,
-            tokens,
-            priority: Priority::Background,
-        };
-        let Ok(_admission) = self.limits.admit(claim) else {
-            return Outcome::Notice(Notice::Busy);
-        };
-        tracing::info!(parts, messages = messages.len(), "summary map step");
-        // The parts are independent: queued together, they are prefilled and decoded in
-        // one batch.
-        let mut partials = match self.generate_texts(map_prompts).await {
-            Ok(texts) => texts,
-            Err(notice) => return Outcome::Notice(notice),
-        };
-        let overview = if parts == 1 {
-            partials.pop().unwrap_or_default()
-        } else {
-            tracing::info!(parts, "summary reduce step");
-            match self
-                .generate_text(set.render_summary_reduce(format, &partials))
-                .await
-            {
-                Ok(text) => text,
-                Err(notice) => return Outcome::Notice(notice),
-            }
-        };
-        let overview = guard_overview(&set, &overview);
-        let overview = if overview_from > 1 {
-            format!(
-                "(Overview of messages {overview_from}–{} of {}.) {overview}",
-                messages.len(),
-                messages.len()
-            )
-        } else {
-            overview
-        };
-        // A message's topic: the closest knowledge entry when it is close enough (a
-        // looser bar than answering needs), else the first catalogue product it names.
-        // Routing every message (embeddings included) is blocking work: off the async
-        // workers.
-        let analysed = tokio::task::spawn_blocking(move || {
-            let topic_of = |text: &str| {
-                let route = set.knowledge.route(text);
-                if route.kind == RouteKind::SmallTalk {
-                    return None;
-                }
-                route
-                    .hits
-                    .first()
-                    .filter(|hit| hit.score >= SUMMARY_TOPIC_MIN_SCORE)
-                    .map(|hit| hit.title.clone())
-                    .or_else(|| route.products.first().map(|p| p.name.clone()))
-            };
-            let digest = analyse(&messages, &topic_of);
-            (digest, messages)
-        })
-        .await;
-        let Ok((digest, messages)) = analysed else {
-            tracing::error!("the summary analysis crashed");
-            return Outcome::Notice(Notice::GenerationFailed);
-        };
-        Outcome::Summary(ChannelSummary {
-            digest,
-            messages,
-            overview,
-        })
-    }
-}
-
-impl Assistant {
-    /// Drops the oldest of `chunks` until their map generations' tokens together (each its
-    /// prompt and reply room) fit what a moderator job may hold in the queue, keeping one at
-    /// least; returns the map prompts of those kept and the tokens they claim. The reduce
-    /// step later runs in what the map step held: its prompt is the map's replies.
-    async fn newest_chunks_that_fit(
-        &self,
-        set: &PromptSet,
-        chunks: &mut Vec<&[crate::assistant::content::SummaryMessage]>,
-    ) -> (Vec<Result<String, PromptError>>, usize) {
-        let format = self.backend.model().prompt_format;
-        let context = self.backend.model().context_length;
-        let reply_room = self.config.model.max_new_tokens;
-        let render = |chunks: &[&[_]]| -> Vec<_> {
-            let parts = chunks.len();
-            chunks
-                .iter()
-                .enumerate()
-                .map(|(index, chunk)| set.render_summary_map(format, chunk, index + 1, parts))
-                .collect()
-        };
-        let claims = |prompts: Vec<Result<String, PromptError>>| async move {
-            let mut claims = Vec::new();
-            for prompt in &prompts {
-                let tokens = match prompt {
-                    Ok(text) => self.backend.count_tokens(text).await,
-                    Err(_) => 0,
-                };
-                claims.push(generation_tokens(tokens, reply_room, context));
-            }
-            (prompts, claims)
-        };
-        let (mut prompts, mut tokens) = claims(render(chunks)).await;
-        let room = self.limits.background_tokens();
-        let over = (0..tokens.len())
-            .take_while(|&dropped| {
-                dropped + 1 < tokens.len() && tokens[dropped..].iter().sum::<usize>() > room
-            })
-            .count();
-        if over > 0 {
-            chunks.drain(..over);
-            (prompts, tokens) = claims(render(chunks)).await;
-        }
-        (prompts, tokens.iter().sum())
-    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// The key, with surrounding whitespace (a pasted newline) removed.
     pub fn new(key: impl Into<String>) -> Self {
         Self(key.into().trim().to_string())
     }
@@ -79,22 +80,41 @@ pub(crate) fn with_key(
 /// Why the server did not answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ServerError {
+    /// No connection to the server (or it timed out).
     #[error("could not reach the model server: {0}")]
     Unreachable(#[source] Arc<reqwest::Error>),
+    /// The server refused the request (after the retries a 429 or 5xx gets).
     #[error("the model server answered {status}: {body}")]
-    Status { status: u16, body: String },
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the server's answer (at most 300 characters).
+        body: String,
+    },
+    /// The connection broke while the answer streamed.
     #[error("the model server stopped mid-answer: {0}")]
     Interrupted(#[source] Arc<reqwest::Error>),
+    /// The stream ended without the server's end marker.
     #[error("the model server's stream ended before the answer did")]
     Truncated,
+    /// A stream event or answer that is not the JSON the API defines.
     #[error("the model server sent something unreadable: {0}")]
     BadResponse(String),
+    /// The server sent an error object inside its stream.
     #[error("the model server reported an error: {0}")]
     Reported(String),
+    /// The circuit breaker is open: requests fail at once until a health check passes.
     #[error("the model server is out of service until its health check passes (after {} failures in a row)", breaker::FAILURES_TO_OPEN)]
     CircuitOpen,
+    /// The local tokenizer file (for counting tokens) could not be loaded.
     #[error("tokenizer {path} could not be loaded: {reason}")]
-    Tokenizer { path: String, reason: String },
+    Tokenizer {
+        /// The tokenizer file.
+        path: String,
+        /// What the tokenizers library said.
+        reason: String,
+    },
+    /// The HTTP client could not be built (a TLS or proxy setting).
     #[error("could not set up the HTTP client: {0}")]
     Client(#[source] Arc<reqwest::Error>),
 }
