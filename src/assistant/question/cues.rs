@@ -6,7 +6,9 @@
 use super::language::{detect, Lang};
 use super::price_bounds::price_bounds;
 use super::typos::correct_english_typos;
-use super::{fold, has_phrase, phrase_positions, words};
+use std::sync::LazyLock;
+
+use super::{fold, phrase_positions, words, Phrases};
 
 /// The cues found in one question. `Default` is a question with none of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,12 +62,12 @@ pub fn cues_in(text: &str, lang: Lang) -> Cues {
     if lang == Lang::En {
         correct_english_typos(&mut tokens);
     }
-    let has = |phrases: &[&str]| phrases.iter().any(|phrase| has_phrase(&tokens, phrase));
+    let has = |phrases: &LazyLock<Phrases>| phrases.any_in(&tokens);
     let has_cjk = |needles: &[&str]| needles.iter().any(|needle| rest.contains(needle));
 
-    let cheapest = has(CHEAPEST) || has_cjk(CHEAPEST_CJK);
-    let most_expensive = has(MOST_EXPENSIVE) || has_cjk(MOST_EXPENSIVE_CJK);
-    let asks_price = has(PRICE)
+    let cheapest = has(&CHEAPEST_PHRASES) || has_cjk(CHEAPEST_CJK);
+    let most_expensive = has(&MOST_EXPENSIVE_PHRASES) || has_cjk(MOST_EXPENSIVE_CJK);
+    let asks_price = has(&PRICE_PHRASES)
         || has_cjk(PRICE_CJK)
         || asks_how_much(&tokens)
         || folded.contains(['€', '$', '£'])
@@ -75,17 +77,28 @@ pub fn cues_in(text: &str, lang: Lang) -> Cues {
         || min_price.is_some();
     Cues {
         asks_price,
-        asks_stock: has(STOCK) || has_cjk(STOCK_CJK),
+        asks_stock: has(&STOCK_PHRASES) || has_cjk(STOCK_CJK),
         cheapest,
         most_expensive,
         max_price,
         min_price,
         compare: compares(&tokens, &rest),
-        recommend: has(RECOMMEND) || has_cjk(RECOMMEND_CJK),
-        asks_shipping: has(SHIPPING) || has_cjk(SHIPPING_CJK),
-        reports_fault: has(FAULT) || has_cjk(FAULT_CJK),
+        recommend: has(&RECOMMEND_PHRASES) || has_cjk(RECOMMEND_CJK),
+        asks_shipping: has(&SHIPPING_PHRASES) || has_cjk(SHIPPING_CJK),
+        reports_fault: has(&FAULT_PHRASES) || has_cjk(FAULT_CJK),
     }
 }
+
+/// The phrase lists below, indexed for matching.
+static CHEAPEST_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHEAPEST));
+static MOST_EXPENSIVE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(MOST_EXPENSIVE));
+static PRICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(PRICE));
+static STOCK_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(STOCK));
+static RECOMMEND_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(RECOMMEND));
+static SHIPPING_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SHIPPING));
+static FAULT_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(FAULT));
+static COMPARE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(COMPARE));
+static CHOICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHOICE));
 
 /// Phrases are folded (lower case, no accents) and matched as whole words; the `_CJK`
 /// lists are matched as substrings.
@@ -517,9 +530,9 @@ fn asks_how_much(tokens: &[String]) -> bool {
 }
 
 fn compares(tokens: &[String], text: &str) -> bool {
-    let has = |phrases: &[&str]| phrases.iter().any(|phrase| has_phrase(tokens, phrase));
+    let has = |phrases: &LazyLock<Phrases>| phrases.any_in(tokens);
     let has_cjk = |needles: &[&str]| needles.iter().any(|needle| text.contains(needle));
-    if has(COMPARE) || has_cjk(COMPARE_CJK) {
+    if has(&COMPARE_PHRASES) || has_cjk(COMPARE_CJK) {
         return true;
     }
     let or_count = tokens
@@ -531,7 +544,7 @@ fn compares(tokens: &[String], text: &str) -> bool {
             .first()
             .is_some_and(|first| !OR_WORDS.contains(&first.as_str()));
     if has_or {
-        return has(CHOICE) || tokens.len() - or_count <= BARE_CHOICE_WORDS;
+        return has(&CHOICE_PHRASES) || tokens.len() - or_count <= BARE_CHOICE_WORDS;
     }
     has_cjk(OR_CJK) && (has_cjk(CHOICE_CJK) || text.chars().count() <= 12)
 }

@@ -14,6 +14,8 @@ pub use cues::{cues, cues_in, Cues};
 pub use language::{detect, Lang};
 pub use small_talk::{small_talk, SmallTalk};
 
+use std::collections::HashMap;
+
 /// Lower-case `text` and replace the accented Latin letters of German, French and Spanish
 /// by their plain forms (`ß` becomes `ss`, `œ` becomes `oe`), so "Cuánto" and "cuanto" or
 /// "coûte" and "coute" compare equal. Other characters are kept as they are.
@@ -90,9 +92,34 @@ pub(crate) fn words(text: &str) -> Vec<String> {
     words
 }
 
-/// Whether `words` contains `phrase` (space-separated, already folded) as consecutive words.
-pub(crate) fn has_phrase(words: &[String], phrase: &str) -> bool {
-    phrase_positions(words, phrase).next().is_some()
+/// A list of phrases (space-separated, already folded) indexed by first word, so that
+/// matching a question against it costs one lookup per word of the question, however long
+/// the list.
+pub(crate) struct Phrases {
+    by_first: HashMap<&'static str, Vec<&'static str>>,
+}
+
+impl Phrases {
+    /// Indexes `phrases`.
+    pub(crate) fn new(phrases: &[&'static str]) -> Phrases {
+        let mut by_first: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        for &phrase in phrases {
+            let first = phrase.split(' ').next().unwrap_or_default();
+            by_first.entry(first).or_default().push(phrase);
+        }
+        Phrases { by_first }
+    }
+
+    /// Whether `words` contains one of the phrases as consecutive words.
+    pub(crate) fn any_in(&self, words: &[String]) -> bool {
+        words.iter().enumerate().any(|(start, word)| {
+            self.by_first.get(word.as_str()).is_some_and(|phrases| {
+                phrases
+                    .iter()
+                    .any(|phrase| phrase_positions(&words[start..], phrase).next() == Some(0))
+            })
+        })
+    }
 }
 
 /// Start indices in `words` where `phrase` (space-separated, already folded) begins.
@@ -134,10 +161,26 @@ mod tests {
     }
 
     #[test]
+    fn a_phrase_list_matches_like_each_of_its_phrases() {
+        let list = Phrases::new(&["how much", "price", "in stock", "how"]);
+        for (text, expected) in [
+            ("how much is the mug", true),
+            ("what is the price", true),
+            ("is it in stock", true),
+            ("in the stock room", false),
+            ("showcase", false),
+            ("and how", true),
+            ("", false),
+        ] {
+            assert_eq!(list.any_in(&words(text)), expected, "{text:?}");
+        }
+    }
+
+    #[test]
     fn phrases_match_whole_words_only() {
         let text = words("how much is the mug");
-        assert!(has_phrase(&text, "how much"));
-        assert!(!has_phrase(&text, "much mug"));
-        assert!(!has_phrase(&words("showcase"), "how"));
+        assert_eq!(phrase_positions(&text, "how much").collect::<Vec<_>>(), [0]);
+        assert_eq!(phrase_positions(&text, "much mug").next(), None);
+        assert_eq!(phrase_positions(&words("showcase"), "how").next(), None);
     }
 }

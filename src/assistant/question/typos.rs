@@ -77,12 +77,19 @@ pub(super) fn correct_english_typos(tokens: &mut [String]) {
 /// Whether `a` becomes `b` by at most one insertion, deletion, substitution or swap of
 /// two neighbouring letters (optimal string alignment distance ≤ 1).
 fn within_one_edit(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return one_edit(a.as_bytes(), b.as_bytes());
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    one_edit(&a, &b)
+}
+
+fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
     if a.len().abs_diff(b.len()) > 1 {
         return false;
     }
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     let (rest_a, rest_b) = (&a[prefix..], &b[prefix..]);
     if rest_a.is_empty() && rest_b.is_empty() {
         return true;
