@@ -1,8 +1,6 @@
 //! The one source of "now": milliseconds since the Unix epoch, from a [`Clock`] that tests
 //! and benchmarks can replace with a [`ManualClock`].
 
-#![warn(missing_docs)]
-
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 

@@ -5,8 +5,6 @@
 //! grace period to finish, then it is told to cancel (its [`InFlight::cancellation`] turns
 //! true) and given [`CANCEL_WAIT`] to wrap up, and whatever still runs after that is aborted.
 
-#![warn(missing_docs)]
-
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;

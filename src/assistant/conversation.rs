@@ -15,8 +15,6 @@
 //!   erasure journal) is never undone by a turn that was in flight: such a turn is not
 //!   recorded ([`RecordedTurn::Forgotten`]).
 
-#![warn(missing_docs)]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,5 @@
 //! The shop itself, as shop.toml describes it: plain data every other part may use.
 
-#![warn(missing_docs)]
-
 use serde::Serialize;
 
 /// The shop description from shop.toml.

@@ -1,7 +1,5 @@
 //! The one way text is shortened to a single line for a list, a log or a quote.
 
-#![warn(missing_docs)]
-
 /// `text` on one line: control characters (line breaks, tabs) become spaces, the ends are
 /// trimmed, at most `max_chars` characters are kept (with `…` added when some were cut),
 /// and backticks become `'` so the result cannot open or close a code span.

@@ -1,8 +1,6 @@
 //! `/summarise`: reads the channel's history through REST, page by page, and hands it to
 //! the assistant. Nothing read here is stored; the summary is sent and forgotten.
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 use serde_json::Value;

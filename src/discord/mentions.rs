@@ -10,8 +10,6 @@
 //! neutralised by the caller. Every send also carries `allowed_mentions` with nothing
 //! allowed ([`super::rest`]), so even a mention that slipped through would not ping.
 
-#![warn(missing_docs)]
-
 use std::sync::LazyLock;
 
 use regex::Regex;

@@ -5,8 +5,6 @@
 //! grow with creation time): a message waits [`REORDER_WINDOW`] for earlier ones to show
 //! up, then until every earlier pending message of the same user has been answered.
 
-#![warn(missing_docs)]
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -8,8 +8,6 @@
 //! asked for from an answer finds its question. Links go with their question: forgetting
 //! the asker or pruning old logs removes them (`ON DELETE CASCADE`).
 
-#![warn(missing_docs)]
-
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 

@@ -1,8 +1,6 @@
 //! Conversations and their turns: started, appended to, closed when idle, resumed, read
 //! back for export, and deleted when retention ends.
 
-#![warn(missing_docs)]
-
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 

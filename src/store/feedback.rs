@@ -1,8 +1,6 @@
 //! Votes on the bot's messages: one per user and message, taken back with the reaction,
 //! and counted per message or since a time.
 
-#![warn(missing_docs)]
-
 use rusqlite::params;
 use serde::Serialize;
 

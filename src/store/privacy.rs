@@ -2,8 +2,6 @@
 //! checkpointed out of the write-ahead log), the logs pruned after their retention, and the
 //! database file readable by its owner only.
 
-#![warn(missing_docs)]
-
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::json;
 

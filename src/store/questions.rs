@@ -1,8 +1,6 @@
 //! The question log: one row per question with where it was routed and what became of
 //! it, read back for insights, digests and export.
 
-#![warn(missing_docs)]
-
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Serialize;
 

@@ -17,8 +17,6 @@
 //! - length: capped at a word boundary;
 //! - citations: grounded answers end with "Source: <title> (<link>)".
 
-#![warn(missing_docs)]
-
 mod blocked;
 mod length;
 mod links;

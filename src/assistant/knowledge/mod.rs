@@ -8,8 +8,6 @@
 //! character 3-5-grams (robust to typos), combined with per-entry centroids; the method was
 //! picked by measurement with `shopkeep eval intents` (see prompts/README.md).
 
-#![warn(missing_docs)]
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 

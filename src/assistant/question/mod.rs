@@ -2,8 +2,6 @@
 //! ([`language`]), what it asks about a product or price ([`cues`]), and whether the whole
 //! message is small talk ([`small_talk`]). Pure functions over the text; no knowledge, no model.
 
-#![warn(missing_docs)]
-
 pub mod cues;
 pub mod language;
 mod price_bounds;
