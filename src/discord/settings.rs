@@ -205,11 +205,14 @@ fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|part| !part.is_empty())
         .map(|part| {
-            part.parse().map_err(|_| ConfigError {
-                variable: name,
-                value: value.clone(),
-                expected: "a comma-separated list of numeric Discord ids".to_string(),
-            })
+            part.parse::<u64>()
+                .ok()
+                .filter(|&id| id != 0)
+                .ok_or_else(|| ConfigError {
+                    variable: name,
+                    value: value.clone(),
+                    expected: "a comma-separated list of numeric Discord ids (not 0)".to_string(),
+                })
         })
         .collect()
 }
@@ -217,6 +220,19 @@ fn id_list(name: &'static str) -> Result<Vec<u64>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_id_of_zero_is_refused_naming_the_variable() {
+        // Discord has no id 0, and serenity's ids panic on it.
+        std::env::set_var("SHOPKEEP_TEST_ID_LIST_ZERO", "12, 0");
+        let error = id_list("SHOPKEEP_TEST_ID_LIST_ZERO").unwrap_err();
+        assert!(
+            error.to_string().contains("SHOPKEEP_TEST_ID_LIST_ZERO"),
+            "{error}"
+        );
+        std::env::set_var("SHOPKEEP_TEST_ID_LIST_OK", "12, 34");
+        assert_eq!(id_list("SHOPKEEP_TEST_ID_LIST_OK").unwrap(), [12, 34]);
+    }
 
     #[test]
     fn the_digest_time_is_hh_mm_and_needs_the_moderator_log() {
