@@ -884,6 +884,56 @@ async fn a_channel_that_answers_in_threads_opens_one_per_question_and_follow_ups
     assert_no_mentions_allowed(&fake);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_refused_in_silence_opens_no_thread() {
+    let channel = SUPPORT_CHANNEL.to_string();
+    let (fake, bot) = started(&[
+        ("SHOPKEEP_ANSWER_IN_THREAD", &channel),
+        ("SHOPKEEP_USER_BURST", "1"),
+        ("SHOPKEEP_USER_PER_MINUTE", "1"),
+    ])
+    .await;
+    // Answered, then told to wait, each in a thread opened on the question (Discord gives
+    // such a thread the message's id).
+    for text in [COVERED, "What does express delivery cost?"] {
+        let question = plain(&fake, SUPPORT_CHANNEL, CUSTOMER, text);
+        question.send(&fake);
+        fake.wait_for("a reply in the question's thread", ANSWER_WAIT, |f| {
+            f.posts_to(question.id).into_iter().next()
+        })
+        .await;
+    }
+    // Then ignored (the limit says so once per wait): nothing to post, so no thread.
+    let ignored = plain(&fake, SUPPORT_CHANNEL, CUSTOMER, "Do you ship to Norway?");
+    ignored.send(&fake);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.wait_quiet(Duration::from_millis(500), ANSWER_WAIT)
+        .await;
+    let opened: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/threads"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(opened.len(), 2, "{opened:?}\n{}", bot.logs());
+    assert!(
+        !opened
+            .iter()
+            .any(|path| path.contains(&ignored.id.to_string())),
+        "{opened:?}"
+    );
+    assert!(
+        bot.logs().contains(&format!("message_id={}", ignored.id)),
+        "the third question never reached the bot"
+    );
+    assert!(
+        !bot.logs()
+            .contains("no logged question to link the answer to"),
+        "{}",
+        bot.logs()
+    );
+}
+
 const CATEGORY: u64 = 500_000_000_000_000_010;
 const WHOLESALE: u64 = 500_000_000_000_000_011;
 const MINIMUM_ORDER: &str = "what is the minimum order for a reseller?";

@@ -84,16 +84,21 @@ impl BotState {
             .role_of(msg.guild_id.map(|g| g.get()), msg.author.id.get(), &roles)
             .await;
         tracing::info!(kind = ?inbound.kind, role = ?inbound.role, "answering");
-        // Where the answer goes: a thread opened on the question, or a reply beside it.
-        let (channel, reply_to) = match self.thread_for(&msg, &inbound).await {
+        inbound.channel_id = Some(msg.channel_id.get().to_string());
+        let question = inbound.text.clone();
+        let kind = inbound.kind;
+        let places = self.place_keys(msg.channel_id.get()).await;
+        let mut outcome = self.assistant.handle_at(inbound, &places).await;
+        if let Outcome::Silent = outcome {
+            return;
+        }
+        // Where the answer goes: a thread opened on the question (only now that there is
+        // something to post in it), or a reply beside it.
+        let (channel, reply_to) = match self.thread_for(&msg, kind, &question).await {
             Some(thread) => (ChannelId::new(thread), None),
             None => (msg.channel_id, Some(msg.id)),
         };
-        inbound.channel_id = Some(channel.get().to_string());
         let mut typing = Typing::start(self.rest.clone(), channel);
-        let question = inbound.text.clone();
-        let places = self.place_keys(msg.channel_id.get()).await;
-        let mut outcome = self.assistant.handle_at(inbound, &places).await;
         let answered = matches!(outcome, Outcome::Answer(_) | Outcome::Reply(_));
         let post_state = match &outcome {
             Outcome::Answer(_) | Outcome::Reply(_) => Some(threads::PostState::Answered),
@@ -123,7 +128,7 @@ impl BotState {
         let posted = self.post_outcome(&mut reply, outcome).await;
         drop(typing);
         if posted && answered {
-            self.link_answer(&reply, msg.author.id.get(), channel.get())
+            self.link_answer(&reply, msg.author.id.get(), msg.channel_id.get())
                 .await;
         }
         if let (true, Some(state), Some(_)) = (posted, post_state, msg.guild_id) {
@@ -146,25 +151,20 @@ impl BotState {
         }
     }
 
-    /// The thread to answer `msg` in, when its channel answers in threads
-    /// (`SHOPKEEP_ANSWER_IN_THREAD`): opened on the message now. `None` (answer as a reply)
-    /// elsewhere, or when Discord refuses the thread (logged).
-    async fn thread_for(&self, msg: &Message, inbound: &Inbound) -> Option<u64> {
+    /// The thread to answer `msg` (whose text is `question`) in, when its channel answers in
+    /// threads (`SHOPKEEP_ANSWER_IN_THREAD`): opened on the message now. `None` (answer as a
+    /// reply) elsewhere, or when Discord refuses the thread (logged).
+    async fn thread_for(&self, msg: &Message, kind: InboundKind, question: &str) -> Option<u64> {
         let channel = msg.channel_id.get();
-        if inbound.kind != InboundKind::SupportChannel
+        if kind != InboundKind::SupportChannel
             || msg.guild_id.is_none()
             || !self.settings.answer_in_thread.contains(&channel)
         {
             return None;
         }
-        let opened = threads::open_on_message(
-            &self.channels,
-            &self.rest,
-            channel,
-            msg.id.get(),
-            &inbound.text,
-        )
-        .await;
+        let opened =
+            threads::open_on_message(&self.channels, &self.rest, channel, msg.id.get(), question)
+                .await;
         match opened {
             Ok(thread) => {
                 tracing::info!(thread, "answering in a thread opened on the question");

@@ -184,6 +184,12 @@ impl Knowledge {
         if let Some(mut route) =
             self.route_retrieved(text, &ranked, products_only, asked.asks_price)
         {
+            // "Do you sell X?" is the catalogue's to answer: a product it does not have is
+            // not answered by an entry that shares a word with the question ("… with a
+            // lifetime warranty").
+            if asked.asks_if_sold && route.products.is_empty() {
+                return self.not_sure(&ranked, lang, confidence);
+            }
             route.confidence = route.confidence.max(confidence);
             return route;
         }
@@ -554,6 +560,7 @@ fn merge_cues(written: Cues, corrected: Cues) -> Cues {
         recommend: written.recommend || corrected.recommend,
         asks_shipping: written.asks_shipping || corrected.asks_shipping,
         reports_fault: written.reports_fault || corrected.reports_fault,
+        asks_if_sold: written.asks_if_sold || corrected.asks_if_sold,
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Cues {
     /// turn on", "funktioniert nicht", "ne marche plus", "no funciona"): a problem for the
     /// shop's rules on faulty items, not a question about the product.
     pub reports_fault: bool,
+    /// Whether the shop sells something ("do you sell", "do you stock", "verkauft ihr",
+    /// "vendez-vous", "venden"): answered by the catalogue, or not at all.
+    pub asks_if_sold: bool,
 }
 
 impl Cues {
@@ -86,6 +89,7 @@ pub fn cues_in(text: &str, lang: Lang) -> Cues {
         recommend: has(&RECOMMEND_PHRASES) || has_cjk(RECOMMEND_CJK),
         asks_shipping: has(&SHIPPING_PHRASES) || has_cjk(SHIPPING_CJK),
         reports_fault: has(&FAULT_PHRASES) || has_cjk(FAULT_CJK),
+        asks_if_sold: has(&SOLD_PHRASES),
     }
 }
 
@@ -98,6 +102,7 @@ static RECOMMEND_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(RECO
 static SHIPPING_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SHIPPING));
 static FAULT_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(FAULT));
 static COMPARE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(COMPARE));
+static SOLD_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SOLD));
 static CHOICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHOICE));
 
 /// Phrases are folded (lower case, no accents) and matched as whole words; the `_CJK`
@@ -445,6 +450,22 @@ const SHIPPING_CJK: &[&str] = &[
     "运费", "配送", "发货", "快递", "送货", "邮费", "送料", "発送", "届", "配達",
 ];
 
+/// Phrases that ask whether the shop sells something.
+const SOLD: &[&str] = &[
+    "do you sell",
+    "do you guys sell",
+    "do you stock",
+    "do you carry",
+    "are you selling",
+    "verkauft ihr",
+    "verkaufen sie",
+    "habt ihr auch",
+    "vendez vous",
+    "vous vendez",
+    "venden",
+    "vendeis",
+];
+
 /// Phrases of an item that does not work. Contractions lose their apostrophe in [`words`]
 /// ("doesn't" is "doesnt").
 const FAULT: &[&str] = &[
@@ -639,6 +660,26 @@ mod tests {
             ],
             |c| c.reports_fault,
             "fault",
+        );
+    }
+
+    #[test]
+    fn asking_whether_the_shop_sells_something() {
+        all(
+            &[
+                "do you sell tractors?",
+                "Do you stock matcha?",
+                "Verkauft ihr auch Kaffee?",
+                "Vendez-vous du café ?",
+                "¿Venden café?",
+            ],
+            |c| c.asks_if_sold,
+            "sold",
+        );
+        none(
+            &["do you ship to Norway?", "can I get a refund?"],
+            |c| c.asks_if_sold,
+            "sold",
         );
     }
 
