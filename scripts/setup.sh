@@ -93,6 +93,14 @@ ensure_test_models() {
     build_model "$MODELS/tiny-llama-q4" tools/llama_onnx.py tools/onnx_layout.py tools/quant_blocks.py \
         tools/gpt2_tokenizer.py -- \
         "$PY" tools/llama_onnx.py --tiny-random --seed 1234 --weights q4 --tokenizer "$tok" --out "$MODELS/tiny-llama-q4"
+    # The same two models in the fused layout (GroupQueryAttention, a shared KV buffer).
+    build_model "$MODELS/tiny-llama-fused" tools/llama_fused.py tools/llama_onnx.py tools/onnx_layout.py \
+        tools/gpt2_tokenizer.py -- \
+        "$PY" tools/llama_fused.py --tiny-random --seed 1234 --tokenizer "$tok" --out "$MODELS/tiny-llama-fused"
+    build_model "$MODELS/tiny-llama-q4-fused" tools/llama_fused.py tools/llama_onnx.py tools/onnx_layout.py \
+        tools/quant_blocks.py tools/gpt2_tokenizer.py -- \
+        "$PY" tools/llama_fused.py --tiny-random --seed 1234 --weights q4 --tokenizer "$tok" \
+        --out "$MODELS/tiny-llama-q4-fused"
 }
 
 ensure_bench_models() {
