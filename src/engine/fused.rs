@@ -100,14 +100,15 @@ impl SharedKv {
             let data = tensor.extract_tensor().1;
             let mut out = vec![0f32; batch * layout.kv_heads * width * d];
             for b in 0..batch {
-                let (start, len) = match &self.rows {
-                    Rows::Aligned(lens) => (0, lens[b]),
-                    Rows::LeftPadded { width: held } => (0, *held),
+                // Left-padded rows are copied with their padding, as they came in.
+                let len = match &self.rows {
+                    Rows::Aligned(lens) => lens[b],
+                    Rows::LeftPadded { width: held } => *held,
                 };
                 let pad = width - len;
                 for h in 0..layout.kv_heads {
                     let run = b * layout.kv_heads + h;
-                    let src = &data[(run * self.capacity + start) * d..][..len * d];
+                    let src = &data[run * self.capacity * d..][..len * d];
                     out[(run * width + pad) * d..][..len * d].copy_from_slice(src);
                 }
             }
@@ -268,7 +269,7 @@ pub(crate) fn forward(
         binding.bind_output(format!("present.{i}.key"), &mut *keys)?;
         binding.bind_output(format!("present.{i}.value"), &mut *values)?;
     }
-    binding.bind_output_to_device("logits", &session.allocator().memory_info())?;
+    binding.bind_output_to_device("logits", session.allocator().memory_info())?;
     let mut outputs = session.run_binding(&binding)?;
     let logits = outputs
         .remove("logits")
