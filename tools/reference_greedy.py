@@ -78,13 +78,31 @@ class Model:
             if not isinstance(kvh, int) or not isinstance(hd, int):
                 die(f"{n}: kv_heads/head_dim must be static, got {shapes[n]}")
             self.past_shape[n] = (1, kvh, 0, hd)
+        # The fused layout (tools/llama_fused.py): one buffer per layer, shared in place.
+        self.fused = "seqlens_k" in shapes
+        self.capacity = 0
 
     def empty_past(self) -> dict:
+        if self.fused:
+            return {n: np.zeros((1, s[1], self.capacity, s[3]), np.float32) for n, s in self.past_shape.items()}
         return {n: np.zeros(s, np.float32) for n, s in self.past_shape.items()}
 
     def run(self, ids: list[int], past: dict, past_len: int):
         """One session.run for batch 1: `ids` are the new tokens, `past` the cache of length past_len."""
         seq = len(ids)
+        if self.fused:
+            import onnxruntime as ort
+            binding = self.sess.io_binding()
+            binding.bind_cpu_input("input_ids", np.array([ids], dtype=np.int64))
+            binding.bind_cpu_input("seqlens_k", np.array([past_len + seq - 1], np.int32))
+            binding.bind_cpu_input("total_sequence_length", np.array(past_len + seq, np.int32))
+            binding.bind_output("logits")
+            for name, buf in past.items():
+                value = ort.OrtValue.ortvalue_from_numpy(buf)
+                binding.bind_ortvalue_input(name, value)
+                binding.bind_ortvalue_output("present." + name[len("past_key_values."):], value)
+            self.sess.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0], past
         feed = {
             "input_ids": np.array([ids], dtype=np.int64),
             "attention_mask": np.ones((1, past_len + seq), dtype=np.int64),
@@ -108,6 +126,7 @@ def generate(model: Model, prompt_ids: list[int], max_new: int, eos: set, use_ca
     If `margins` is a list, the top-1 minus top-2 logit gap of every step is appended to it
     (diagnostic for fixtures; only computed when asked, so it does not affect benchmark runs)."""
     out: list[int] = []
+    model.capacity = len(prompt_ids) + max_new
     t0 = time.perf_counter()
     logits, past = model.run(prompt_ids, model.empty_past(), 0)
     tok = int(np.argmax(logits[0, -1]))

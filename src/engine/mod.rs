@@ -11,6 +11,7 @@
 mod decoder;
 mod embedding;
 mod error;
+mod fused;
 mod generate;
 mod kv_rows;
 mod model;
@@ -31,7 +32,7 @@ pub use decoder::{Decoder, KvLayout, Optimization, SessionOptions};
 pub use embedding::{SentenceEmbedder, TextEmbedder, EMBEDDING_BATCH, EMBEDDING_MODEL_DIR_NAME};
 pub use error::{EngineError, OrtError};
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
-pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, PromptFormat};
+pub use model::{Manifest, ModelDir, ModelFamily, ModelInfo, ModelLayout, PromptFormat};
 pub use sampler::{argmax, filtered_distribution, Sampler, SamplingParams};
 pub use scheduler::SchedulerOptions;
 pub use tokenizer::{StreamDecoder, TextTokenizer};
@@ -289,6 +290,16 @@ fn model_info(
     decoder: &Decoder,
 ) -> Result<ModelInfo, EngineError> {
     let family = dir.family();
+    let declared = dir.manifest.layout.unwrap_or_default();
+    if declared != decoder.layout.layout {
+        return Err(EngineError::BadManifest {
+            path: dir.path.join(model::MANIFEST_FILE),
+            reason: format!(
+                "it names the {declared:?} layout but model.onnx has the {:?} layout's inputs",
+                decoder.layout.layout
+            ),
+        });
+    }
     let context_length = dir
         .manifest
         .context_length

@@ -28,6 +28,19 @@ pub enum ModelFamily {
     Other,
 }
 
+/// The model graph's input contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelLayout {
+    /// Optimum's "text-generation-with-past": `attention_mask`, `position_ids`, and a cache
+    /// that grows by one `Concat` per step (what users' own exports have).
+    #[default]
+    Optimum,
+    /// ONNX Runtime's fused operators with a key/value buffer shared in place between steps
+    /// (`tools/llama_fused.py`; see `engine/fused.rs`).
+    Fused,
+}
+
 /// `manifest.json`, every field optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +59,9 @@ pub struct Manifest {
     pub source: Option<String>,
     /// `fp32`, `int8`, … informational.
     pub weights: Option<String>,
+    /// The graph's input contract; `optimum` when absent. The engine checks it against the
+    /// graph's inputs.
+    pub layout: Option<ModelLayout>,
 }
 
 /// A model directory whose required files exist and whose manifest parsed.
