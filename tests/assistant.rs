@@ -111,6 +111,22 @@ async fn a_general_question_gets_the_models_words_with_the_shops_request() {
 }
 
 #[tokio::test]
+async fn a_model_reply_left_with_nothing_but_a_removed_price_is_not_shown() {
+    let backend = Arc::new(ScriptedBackend::new());
+    backend.then_say("It costs €3.50.");
+    let assistant = assistant(&backend);
+    let (answer, streamed) = ask(
+        &assistant,
+        "cy",
+        "can you recommend something for a cold evening?",
+    )
+    .await;
+    assert!(streamed);
+    assert!(!answer.contains("removed a price"), "{answer}");
+    assert!(answer.contains("Kettle & Kiln"), "{answer}");
+}
+
+#[tokio::test]
 async fn a_failed_generation_apologises_and_grounded_answers_still_work() {
     let backend = Arc::new(ScriptedBackend::new().with_default(Scripted::Fail));
     let assistant = assistant(&backend);

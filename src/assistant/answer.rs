@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::content::{self, PromptError, PromptSet};
 use super::conversation::{RecordedTurn, UserTurnGuard};
-use super::guard::Guarded;
+use super::guard::{GuardRules, Guarded};
 use super::inbound::Inbound;
 use super::knowledge::{Route, RouteKind};
 use super::limits::{generation_tokens, Admission, Asker, Claim, Verdict};
@@ -408,14 +408,23 @@ impl Assistant {
 /// off-persona, nonsense or claiming shop facts.
 fn checked_general_reply(set: &content::PromptSet, question: &str, guarded: Guarded) -> Guarded {
     let finished = reply_check::complete_sentences(&guarded.text).to_string();
-    let Err(problem) = reply_check::check_reply(question, &finished) else {
+    let checked =
+        reply_check::check_reply(question, &finished).map_err(|problem| format!("{problem:?}"));
+    let checked = checked.and_then(|()| {
+        if only_the_guards_words(&set.guard, &finished) {
+            Err("nothing but the guard's replacements".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    let Err(problem) = checked else {
         return Guarded {
             text: finished,
             findings: guarded.findings,
         };
     };
     METRICS.refusal(Refusal::ReplyCheck);
-    tracing::warn!(?problem, reply = %guarded.text, "a general answer failed the reply check");
+    tracing::warn!(%problem, reply = %guarded.text, "a general answer failed the reply check");
     let text = set
         .off_topic_reply()
         .unwrap_or_else(|_| "Sorry, I can't help with that one.".to_string());
@@ -423,6 +432,24 @@ fn checked_general_reply(set: &content::PromptSet, question: &str, guarded: Guar
         text,
         findings: guarded.findings,
     }
+}
+
+/// Whether `text` says nothing once the guard's replacement notices are taken out (a reply
+/// whose every sentence quoted a price or stock the catalogue does not back).
+fn only_the_guards_words(rules: &GuardRules, text: &str) -> bool {
+    let replacements = [
+        &rules.price_replacement,
+        &rules.stock_replacement,
+        &rules.blocked_replacement,
+        &rules.personal_data_replacement,
+    ];
+    let left = replacements
+        .iter()
+        .filter(|replacement| !replacement.trim().is_empty())
+        .fold(text.to_string(), |left, replacement| {
+            left.replace(replacement.trim(), "")
+        });
+    !left.chars().any(char::is_alphanumeric)
 }
 
 /// Streams the generation as [`AnswerEvent`]s (partial ones only with `partials`), each passed through `guard` (the text so far,
@@ -496,4 +523,26 @@ where
     // The caller's span (the adapter's guild/channel/user ids) stays on the task's logs.
     tokio::spawn(tracing::Instrument::in_current_span(task));
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::content::test_support::demo;
+
+    #[test]
+    fn a_reply_left_with_only_the_guards_notices_says_nothing() {
+        let rules = demo().guard;
+        let notice = &rules.price_replacement;
+        assert!(only_the_guards_words(&rules, notice));
+        assert!(only_the_guards_words(
+            &rules,
+            &format!("{notice} {}", rules.stock_replacement)
+        ));
+        assert!(!only_the_guards_words(
+            &rules,
+            &format!("The Fireside Chai is warming. {notice}")
+        ));
+        assert!(!only_the_guards_words(&rules, "Try the Fireside Chai."));
+    }
 }

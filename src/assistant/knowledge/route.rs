@@ -193,7 +193,7 @@ impl Knowledge {
             route.confidence = route.confidence.max(confidence);
             return route;
         }
-        if !named.is_empty() || self.is_shop_question(question) {
+        if !named.is_empty() || asked.asks_if_sold || self.is_shop_question(question) {
             let mut route = self.not_sure(&ranked, lang, confidence);
             route.products = named.iter().map(|&p| self.catalogue[p].clone()).collect();
             return route;
