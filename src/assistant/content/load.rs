@@ -105,6 +105,7 @@ impl PromptSet {
             templates,
             template_sources,
             persona: DEFAULT_PERSONA.to_string(),
+            rendered_persona: Default::default(),
             places: Vec::new(),
             link_domains: Vec::new(),
         };

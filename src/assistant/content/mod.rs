@@ -61,6 +61,8 @@ pub struct PromptSet {
     template_sources: BTreeMap<String, String>,
     /// The persona template this set renders: [`DEFAULT_PERSONA`], or a place's own.
     persona: String,
+    /// The persona as rendered the first time (it depends on the shop alone).
+    rendered_persona: std::sync::OnceLock<String>,
     /// Places (places.toml) with their own persona and knowledge; empty in a place's set.
     places: Vec<Place>,
     /// The hosts replies may link to ([`super::guard::allowed_domains`] of `guard`, `knowledge` and

@@ -247,6 +247,7 @@ impl PromptSet {
                 templates: self.templates.clone(),
                 template_sources: self.template_sources.clone(),
                 persona: spec.persona.clone(),
+                rendered_persona: Default::default(),
                 places: Vec::new(),
             };
             self.places.push(Place {

@@ -204,7 +204,13 @@ impl PromptSet {
     }
 
     fn common_context(&self, format: PromptFormat) -> Result<Value, PromptError> {
-        let persona = self.render(&self.persona, context! { shop => &self.shop })?;
+        let persona = match self.rendered_persona.get() {
+            Some(persona) => persona.clone(),
+            None => {
+                let persona = self.render(&self.persona, context! { shop => &self.shop })?;
+                self.rendered_persona.get_or_init(|| persona).clone()
+            }
+        };
         Ok(context! {
             shop => &self.shop,
             persona => persona.trim(),
