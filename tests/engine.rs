@@ -9,29 +9,10 @@ use shopkeep::engine::{
     EngineHandle, FinishReason, GenerateRequest, ModelFamily, PromptFormat, SamplingParams,
     SchedulerOptions, SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
 };
+use support::engines::{
+    each_alone, greedy, load, load_with, runtime, three_then_the_rest, PROMPTS,
+};
 use support::{test_model, venv_python};
-
-fn load(name: &str) -> EngineHandle {
-    EngineHandle::load(&test_model(name), &SessionOptions::with_threads(1)).expect("model loads")
-}
-
-fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRequest {
-    GenerateRequest {
-        prompt: prompt.to_string(),
-        max_new_tokens,
-        sampling: SamplingParams::greedy(),
-        stop: Vec::new(),
-        use_kv_cache,
-        prefix_cache_key: None,
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn shopkeep() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shopkeep"))
@@ -451,67 +432,14 @@ fn perplexity_prints_its_figure_last() {
     );
 }
 
-fn load_with(name: &str, scheduling: SchedulerOptions) -> EngineHandle {
-    EngineHandle::load_with(
-        &test_model(name),
-        &SessionOptions::with_threads(1),
-        scheduling,
-    )
-    .unwrap()
-}
-
-const PROMPTS: [&str; 5] = [
-    "Hello world",
-    "The shop opens at nine and closes at six, except on",
-    "x",
-    "Thank you for your order! Your parcel will be shipped within two working days and",
-    "Refunds",
-];
-
-/// The greedy ids of each of [`PROMPTS`] generated on its own, one after another.
-fn each_alone(
-    rt: &tokio::runtime::Runtime,
-    engine: &EngineHandle,
-    max_new_tokens: usize,
-) -> Vec<Vec<u32>> {
-    PROMPTS
-        .iter()
-        .map(|p| {
-            rt.block_on(engine.generate(greedy(p, max_new_tokens, true)).finish())
-                .unwrap()
-                .output_ids
-        })
-        .collect()
-}
-
 #[test]
 fn batched_decoding_matches_each_sequence_alone() {
     let rt = runtime();
     for name in ["tiny-gpt2", "tiny-llama"] {
         let engine = load(name);
-        let alone = each_alone(&rt, &engine, 40);
-        let results = rt.block_on(async {
-            // Three start together; two more join while the first three are decoding.
-            let mut first: Vec<_> = PROMPTS[..3]
-                .iter()
-                .map(|p| engine.generate(greedy(p, 40, true)))
-                .collect();
-            let mut texts = 0;
-            while texts < 3 {
-                if let Some(StreamEvent::Text(_)) = first[0].next().await {
-                    texts += 1;
-                }
-            }
-            let later: Vec<_> = PROMPTS[3..]
-                .iter()
-                .map(|p| engine.generate(greedy(p, 40, true)))
-                .collect();
-            let mut results = Vec::new();
-            for stream in first.into_iter().chain(later) {
-                results.push(stream.finish().await.unwrap());
-            }
-            results
-        });
+        let alone = each_alone(&rt, &engine, &PROMPTS, 40, true);
+        // Three start together; two more join while the first three are decoding.
+        let results = three_then_the_rest(&rt, &engine, &PROMPTS, 40, false);
         for ((prompt, expected), result) in PROMPTS.iter().zip(&alone).zip(&results) {
             assert_eq!(&result.output_ids, expected, "{name}: {prompt:?}");
         }
@@ -527,7 +455,7 @@ fn prompts_prefilled_together_match_each_prefilled_alone() {
     let rt = runtime();
     for name in ["tiny-gpt2", "tiny-llama"] {
         let engine = load(name);
-        let alone = each_alone(&rt, &engine, 24);
+        let alone = each_alone(&rt, &engine, &PROMPTS, 24, true);
         let streams = engine.generate_many(PROMPTS.iter().map(|p| greedy(p, 24, true)).collect());
         let together: Vec<_> = rt.block_on(async {
             let mut results = Vec::new();

@@ -6,8 +6,10 @@
 mod support;
 
 use shopkeep::engine::{
-    EngineHandle, GenerateRequest, ModelLayout, SamplingParams, SchedulerOptions, SessionOptions,
-    StreamEvent,
+    EngineHandle, GenerateRequest, ModelLayout, SchedulerOptions, SessionOptions, StreamEvent,
+};
+use support::engines::{
+    each_alone, greedy, load, load_with, runtime, three_then_the_rest, PROMPTS,
 };
 use support::test_model;
 
@@ -16,67 +18,6 @@ const PAIRS: [(&str, &str); 2] = [
     ("tiny-llama", "tiny-llama-fused"),
     ("tiny-llama-q4", "tiny-llama-q4-fused"),
 ];
-
-const PROMPTS: [&str; 5] = [
-    "Hello world",
-    "The shop opens at nine and closes at six, except on",
-    "x",
-    "Thank you for your order! Your parcel will be shipped within two working days and",
-    "Refunds",
-];
-
-fn load_with(name: &str, scheduling: SchedulerOptions) -> EngineHandle {
-    EngineHandle::load_with(
-        &test_model(name),
-        &SessionOptions::with_threads(1),
-        scheduling,
-    )
-    .expect("model loads")
-}
-
-fn load(name: &str) -> EngineHandle {
-    load_with(name, SchedulerOptions::default())
-}
-
-fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRequest {
-    GenerateRequest {
-        prompt: prompt.to_string(),
-        max_new_tokens,
-        sampling: SamplingParams::greedy(),
-        stop: Vec::new(),
-        use_kv_cache,
-        prefix_cache_key: None,
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The greedy ids of each prompt generated on its own, one after another.
-fn each_alone(
-    rt: &tokio::runtime::Runtime,
-    engine: &EngineHandle,
-    prompts: &[&str],
-    max_new_tokens: usize,
-    use_kv_cache: bool,
-) -> Vec<Vec<u32>> {
-    prompts
-        .iter()
-        .map(|p| {
-            rt.block_on(
-                engine
-                    .generate(greedy(p, max_new_tokens, use_kv_cache))
-                    .finish(),
-            )
-            .unwrap()
-            .output_ids
-        })
-        .collect()
-}
 
 #[test]
 fn the_fused_models_load_as_the_fused_layout_and_the_others_do_not() {
@@ -143,26 +84,8 @@ fn fused_batches_that_start_together_and_join_later_match_the_unfused_graph_alon
     for (optimum, fused) in PAIRS {
         let alone = each_alone(&rt, &load(optimum), &PROMPTS, 40, true);
         let engine = load(fused);
-        let results = rt.block_on(async {
-            // Three are prefilled together (right-padded); two join while they decode.
-            let mut first =
-                engine.generate_many(PROMPTS[..3].iter().map(|p| greedy(p, 40, true)).collect());
-            let mut texts = 0;
-            while texts < 3 {
-                if let Some(StreamEvent::Text(_)) = first[0].next().await {
-                    texts += 1;
-                }
-            }
-            let later: Vec<_> = PROMPTS[3..]
-                .iter()
-                .map(|p| engine.generate(greedy(p, 40, true)))
-                .collect();
-            let mut results = Vec::new();
-            for stream in first.into_iter().chain(later) {
-                results.push(stream.finish().await.unwrap());
-            }
-            results
-        });
+        // Three are prefilled together (right-padded); two join while they decode.
+        let results = three_then_the_rest(&rt, &engine, &PROMPTS, 40, true);
         for ((prompt, expected), result) in PROMPTS.iter().zip(&alone).zip(&results) {
             assert_eq!(&result.output_ids, expected, "{fused}: {prompt:?}");
         }

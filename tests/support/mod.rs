@@ -37,6 +37,8 @@
 //!   to deserialise (listed there).
 //! - [`bot`]: [`Bot`] runs the real `shopkeep run` binary against the fake.
 //! - [`models`]: the test models, the tools' Python and a private copy of prompts/.
+//! - [`engines`]: the engine on the tiny models: greedy requests, shared prompts, and
+//!   generating them alone or as a batch that others join.
 
 #![allow(dead_code, unused_imports)]
 
@@ -45,6 +47,7 @@ pub mod bot;
 pub mod browser;
 pub mod channels;
 pub mod components;
+pub mod engines;
 pub mod fake_discord;
 pub mod gateway;
 pub mod images;
