@@ -26,18 +26,11 @@ impl PromptSet {
             return Ok(None);
         }
         let text = match answer {
-            Composed::Faq { entry_id } => self.in_english(
-                &self
-                    .knowledge
-                    .entry(entry_id)
-                    .map(|entry| entry.answer.trim().to_string())
-                    .unwrap_or_default(),
+            Composed::Catalogue(answer) => self.render_catalogue(answer, route.lang)?,
+            quoted => self.in_english(
+                &self.knowledge.quoted_text(quoted).unwrap_or_default(),
                 route.lang,
             )?,
-            Composed::Passages { sentences } => {
-                self.in_english(&sentences.join(" "), route.lang)?
-            }
-            Composed::Catalogue(answer) => self.render_catalogue(answer, route.lang)?,
         };
         Ok(Some(text))
     }

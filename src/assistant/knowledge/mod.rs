@@ -325,6 +325,17 @@ impl Knowledge {
         self.faq.iter().find(|entry| entry.id == id)
     }
 
+    /// The shop's own words of a composed answer: a FAQ entry's answer (trimmed), or the
+    /// quoted sentences joined. `None` for a catalogue answer (data, written out by the
+    /// content layer) and for an entry that does not exist.
+    pub fn quoted_text(&self, answer: &Composed) -> Option<String> {
+        match answer {
+            Composed::Faq { entry_id } => self.entry(entry_id).map(|e| e.answer.trim().to_string()),
+            Composed::Passages { sentences } => Some(sentences.join(" ")),
+            Composed::Catalogue(_) => None,
+        }
+    }
+
     /// The policy with this id.
     pub fn policy(&self, id: &str) -> Option<&Policy> {
         self.policies.iter().find(|policy| policy.id == id)

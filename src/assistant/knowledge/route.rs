@@ -140,6 +140,7 @@ impl Knowledge {
             return route;
         }
         let kind = self.catalogue_index.of_kind(text);
+        let names_an_item = !named.is_empty() || kind.is_some();
         if lang != Lang::En {
             let about_products = !named.is_empty()
                 || (kind.is_some() && asks_about_products(asked) && !asked.asks_shipping)
@@ -151,7 +152,7 @@ impl Knowledge {
                     ..self.catalogue_route(answer, lang)
                 },
                 None => self
-                    .route_by_cues(asked, lang, !named.is_empty() || kind.is_some())
+                    .route_by_cues(asked, lang, names_an_item)
                     .unwrap_or_else(|| self.not_sure(&ranked, lang, confidence)),
             };
         }
@@ -173,7 +174,6 @@ impl Knowledge {
         }
         let products_only = !named.is_empty();
         let expanded;
-        let names_an_item = !named.is_empty() || kind.is_some();
         let text = match self.reported_problem(question, asked, named, names_an_item) {
             Some(problem) => {
                 expanded = format!("{text} {problem}");
@@ -205,10 +205,10 @@ impl Knowledge {
     }
 
     /// A question in another language that the cues recognise in every language (shipping,
-    /// its cost, a product that stopped working: `names_an_item`), answered from the shop's English texts for
-    /// the same question in English: the answer is quoted in English, under a lead-in in the
-    /// customer's language (templates/locale/<code>/in_english.j2). `None` when the cues name
-    /// no such topic or the shop's texts do not answer it confidently.
+    /// its cost, a product that stopped working: `names_an_item`), answered from the shop's
+    /// English texts for the same question in English: the answer is quoted in English, under
+    /// a lead-in in the customer's language (templates/locale/<code>/in_english.j2). `None`
+    /// when the cues name no such topic or the shop's texts do not answer it confidently.
     fn route_by_cues(&self, asked: &Cues, lang: Lang, names_an_item: bool) -> Option<Route> {
         let query = if asked.reports_fault && names_an_item {
             "my item stopped working, what can I do"
@@ -221,11 +221,7 @@ impl Knowledge {
         };
         let ranked = self.rank(query, Method::default());
         let mut route = self.route_retrieved(query, &ranked, true, asked.asks_price)?;
-        let quoted = match &route.answer {
-            Some(Composed::Faq { entry_id }) => self.entry(entry_id).map(|e| e.answer.clone()),
-            Some(Composed::Passages { sentences }) => Some(sentences.join(" ")),
-            _ => None,
-        }?;
+        let quoted = self.quoted_text(route.answer.as_ref()?)?;
         // The quote must itself be about shipping: a weak match (no sentence embeddings)
         // can rank a fee for cancelling above the shipping costs.
         if asked.asks_shipping && !asked.reports_fault && !cues_in(&quoted, Lang::En).asks_shipping
