@@ -11,67 +11,50 @@ mod support;
 
 use std::process::Command;
 
+use support::cli::{last_perplexity, stdout_of};
 use support::default_model;
 
-fn shopkeep(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))
+/// `shopkeep ARGS` on the default model and the demo shop, with a store in memory.
+fn shopkeep(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shopkeep"));
+    command
         .args(args)
         .env("SHOPKEEP_MODEL_DIR", default_model())
         .env("SHOPKEEP_DB", ":memory:")
         .env(
             "SHOPKEEP_PROMPTS_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        );
+    command
 }
+
+const PARAGRAPH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tools/data/english_paragraph.txt"
+);
 
 #[test]
 #[ignore = "needs the default model: ./scripts/setup.sh default-model"]
 fn perplexity_on_english_prose_is_in_the_tens() {
-    let paragraph = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tools/data/english_paragraph.txt"
-    );
-    let stdout = shopkeep(&["perplexity", "--text-file", paragraph]);
-    let last = stdout.lines().last().unwrap();
-    let value: f64 = last.strip_prefix("perplexity: ").unwrap().parse().unwrap();
+    let value = last_perplexity(&mut shopkeep(&["perplexity", "--text-file", PARAGRAPH]));
     // A correct conversion scores about 24; a wrong Q/K convention about 200.
-    assert!((10.0..60.0).contains(&value), "{last}");
+    assert!((10.0..60.0).contains(&value), "{value}");
 }
 
 #[test]
 #[ignore = "needs the default model: ./scripts/setup.sh default-model"]
 fn capital_of_france_is_paris() {
-    let answer = shopkeep(&["chat", "--once", "What is the capital of France?"]);
+    let answer = stdout_of(&mut shopkeep(&[
+        "chat",
+        "--once",
+        "What is the capital of France?",
+    ]));
     assert!(answer.contains("Paris"), "{answer}");
 }
 
 /// `shopkeep perplexity` on the paragraph with the model in `dir`.
 fn perplexity_of(dir: &std::path::Path) -> f64 {
-    let paragraph = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tools/data/english_paragraph.txt"
-    );
-    let output = Command::new(env!("CARGO_BIN_EXE_shopkeep"))
-        .args(["perplexity", "--text-file", paragraph, "--model-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap();
-    last.strip_prefix("perplexity: ").unwrap().parse().unwrap()
+    last_perplexity(shopkeep(&["perplexity", "--text-file", PARAGRAPH, "--model-dir"]).arg(dir))
 }
 
 #[test]

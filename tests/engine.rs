@@ -9,6 +9,7 @@ use shopkeep::engine::{
     EngineHandle, FinishReason, GenerateRequest, ModelFamily, PromptFormat, SamplingParams,
     SchedulerOptions, SessionOptions, StreamDecoder, StreamEvent, TextTokenizer,
 };
+use support::cli::{last_perplexity, stdout_of};
 use support::engines::{
     each_alone, greedy, load, load_with, runtime, three_then_the_rest, PROMPTS,
 };
@@ -20,18 +21,8 @@ fn shopkeep() -> Command {
 
 /// Runs `shopkeep generate --json` and returns the parsed line.
 fn generate_json(args: &[&str]) -> serde_json::Value {
-    let output = shopkeep()
-        .arg("generate")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("one JSON line")
+    let stdout = stdout_of(shopkeep().arg("generate").args(args).arg("--json"));
+    serde_json::from_str(&stdout).expect("one JSON line")
 }
 
 #[test]
@@ -566,22 +557,6 @@ fn prefix_reuse_gives_the_same_tokens_as_a_full_prefill() {
 }
 
 /// Runs a perplexity command and parses its last line, `perplexity: X`.
-fn last_perplexity(command: &mut Command) -> f64 {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().expect("some output");
-    last.strip_prefix("perplexity: ")
-        .unwrap_or_else(|| panic!("last line is {last:?}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// The tiny GPT-2 with a manifest that claims a far longer context than its 1,024
 /// positions: it loads, and a step past position 1,023 fails at run time.
 fn tiny_gpt2_overclaimed() -> tempfile::TempDir {

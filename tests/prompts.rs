@@ -5,6 +5,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::cli::stdout_of;
 use support::{copied_prompts, test_model};
 
 fn shopkeep() -> Command {
@@ -101,20 +102,14 @@ fn eval_intents_fails_on_a_csv_without_labels() {
 /// is noise, but the routing, the guard and the citation are real.
 fn chat_once(question: &str) -> String {
     let model = test_model("tiny-gpt2");
-    let output = shopkeep()
-        .args(["chat", "--once", question, "--model-dir"])
-        .arg(&model)
-        .env("SHOPKEEP_DB", ":memory:")
-        .env("SHOPKEEP_PROMPTS_DIR", demo_prompts())
-        .env("SHOPKEEP_MAX_NEW_TOKENS", "24")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    stdout_of(
+        shopkeep()
+            .args(["chat", "--once", question, "--model-dir"])
+            .arg(&model)
+            .env("SHOPKEEP_DB", ":memory:")
+            .env("SHOPKEEP_PROMPTS_DIR", demo_prompts())
+            .env("SHOPKEEP_MAX_NEW_TOKENS", "24"),
+    )
 }
 
 #[test]

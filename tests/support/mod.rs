@@ -37,6 +37,7 @@
 //!   to deserialise (listed there).
 //! - [`bot`]: [`Bot`] runs the real `shopkeep run` binary against the fake.
 //! - [`models`]: the test models, the tools' Python and a private copy of prompts/.
+//! - [`cli`]: the binary's output when it succeeds, and its perplexity figure.
 //! - [`engines`]: the engine on the tiny models: greedy requests, shared prompts, and
 //!   generating them alone or as a batch that others join.
 
@@ -46,6 +47,7 @@ pub mod assistants;
 pub mod bot;
 pub mod browser;
 pub mod channels;
+pub mod cli;
 pub mod components;
 pub mod engines;
 pub mod fake_discord;
