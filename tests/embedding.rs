@@ -174,3 +174,20 @@ fn a_missing_model_names_the_path_and_the_setup_command() {
         "{text}"
     );
 }
+
+#[test]
+fn a_model_without_its_weights_file_names_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = SentenceEmbedder::default_dir();
+    assert!(
+        source.join("model.onnx.data").is_file(),
+        "the embedding model keeps its weights beside model.onnx (tools/onnx_layout.py save_model)"
+    );
+    for file in ["model.onnx", "manifest.json", "tokenizer.json"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    let text = SentenceEmbedder::load(dir.path(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("model.onnx.data"), "{text}");
+}

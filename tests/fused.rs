@@ -210,3 +210,56 @@ fn a_long_fused_conversation_past_the_prefill_budget_matches_a_full_recompute() 
         .unwrap();
     assert_eq!(reused.output_ids, recomputed.output_ids);
 }
+
+#[test]
+fn generation_gets_each_rows_last_logits_alone_and_the_same_values_as_all_positions() {
+    use shopkeep::engine::{Decoder, Logits};
+    let dir = test_model("tiny-llama-q4-fused");
+    let mut decoder = Decoder::load(&dir.join("model.onnx"), &SessionOptions::with_threads(1))
+        .expect("the fused tiny model loads");
+    // Two rows of 3 and 5 tokens, left-padded to 5 (the Optimum-style contract of `forward`).
+    let input_ids = [0, 0, 11, 12, 13, 21, 22, 23, 24, 25];
+    let mask = [0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+    let positions = [0, 0, 0, 1, 2, 0, 1, 2, 3, 4];
+    let mut run = |wanted| {
+        let cache = decoder.empty_cache(2).unwrap();
+        decoder
+            .forward(&input_ids, &positions, &mask, cache, wanted)
+            .unwrap()
+    };
+    let (all, last) = (run(Logits::All), run(Logits::Last));
+    let vocab = all.vocab;
+    assert_eq!(all.logits().len(), 2 * 5 * vocab);
+    assert_eq!(
+        last.logits().len(),
+        2 * vocab,
+        "the LM head ran on one position per row"
+    );
+    for b in 0..2 {
+        let worst = all
+            .last_logits(b)
+            .iter()
+            .zip(last.last_logits(b))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "row {b}: {worst}");
+    }
+}
+
+#[test]
+fn fused_perplexity_equals_the_unfused_graphs() {
+    let text = "The kettle is made of stainless steel and holds one litre of water.";
+    for (optimum, fused) in PAIRS {
+        let score = |name: &str| {
+            runtime()
+                .block_on(load(name).perplexity(text.to_string()))
+                .unwrap()
+                .perplexity
+        };
+        let (theirs, ours) = (score(optimum), score(fused));
+        assert!(
+            (theirs - ours).abs() < 1e-3 * theirs,
+            "{optimum} {theirs} against {fused} {ours}"
+        );
+    }
+}

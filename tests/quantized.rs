@@ -5,7 +5,9 @@
 
 mod support;
 
-use shopkeep::engine::{Decoder, EngineHandle, GenerateRequest, SamplingParams, SessionOptions};
+use shopkeep::engine::{
+    Decoder, EngineHandle, GenerateRequest, Logits, SamplingParams, SessionOptions,
+};
 use support::test_model;
 
 /// Largest |logit difference| allowed against the numpy reference. The graph runs
@@ -49,6 +51,7 @@ fn four_bit_logits_match_a_numpy_dequantize_and_matmul_reference() {
                 &positions,
                 &vec![1; n],
                 decoder.empty_cache(1).unwrap(),
+                Logits::Last,
             )
             .unwrap();
         let ours = output.last_logits(0);

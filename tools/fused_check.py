@@ -52,18 +52,24 @@ class FusedRunner:
         self.buffers = {i.name: np.zeros((batch, heads, capacity, hd), np.float32) for i in past}
         self.lens = np.zeros(batch, np.int64)
 
-    def run(self, rows: list[list[int]]) -> np.ndarray:
+    def run(self, rows: list[list[int]], every_position: bool = False) -> np.ndarray:
         """Feeds rows[b] (new tokens of row b; all the same length unless it is a first prompt)
-        and returns logits [batch, seq, vocab]."""
+        and returns logits [batch, 1, vocab] of each row's last new token, or [batch, seq, vocab]
+        with every_position."""
         seq = max(len(r) for r in rows)
         ids = np.zeros((len(rows), seq), np.int64)
         for b, r in enumerate(rows):
             ids[b, :len(r)] = r
+        if every_position:
+            positions = np.tile(np.arange(seq, dtype=np.int64), (len(rows), 1))
+        else:
+            positions = np.array([[len(r) - 1] for r in rows], np.int64)
         new_lens = self.lens + np.array([len(r) for r in rows])
         binding = self.sess.io_binding()
         binding.bind_cpu_input("input_ids", ids)
         binding.bind_cpu_input("seqlens_k", (new_lens - 1).astype(np.int32))
         binding.bind_cpu_input("total_sequence_length", np.array(int(new_lens.max()), np.int32))
+        binding.bind_cpu_input("logits_positions", positions)
         binding.bind_output("logits")
         for name, buf in self.buffers.items():
             value = ort.OrtValue.ortvalue_from_numpy(buf)
@@ -108,7 +114,10 @@ def check(fused_dir: str, optimum_dir: str, tokens: int, threads: int) -> dict:
     lg = batch.run([a, b])
     alone_a, alone_b = FusedRunner(fused, 1, 32), FusedRunner(fused, 1, 32)
     la, lb = alone_a.run([a]), alone_b.run([b])
-    diff = max(float(np.abs(lg[0, len(a) - 1] - la[0, -1]).max()), float(np.abs(lg[1, len(b) - 1] - lb[0, -1]).max()))
+    diff = max(float(np.abs(lg[0, -1] - la[0, -1]).max()), float(np.abs(lg[1, -1] - lb[0, -1]).max()))
+    every = FusedRunner(fused, 2, 32).run([a, b], every_position=True)
+    diff = max(diff, float(np.abs(every[0, len(a) - 1] - la[0, -1]).max()),
+               float(np.abs(every[1, len(b) - 1] - lb[0, -1]).max()))
     for step in range(3):
         ta, tb = 100 + step, 200 + step
         lg = batch.run([[ta], [tb]])

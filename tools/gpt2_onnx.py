@@ -402,7 +402,7 @@ def main():
         dst = os.path.join(args.out, "tokenizer.json")
         if os.path.abspath(dst) != os.path.abspath(args.tokenizer):
             shutil.copyfile(args.tokenizer, dst)
-    log(f"done in {time.time() - t0:.1f}s ({os.path.getsize(out_path) / 1e6:.1f} MB)")
+    log(f"done in {time.time() - t0:.1f}s ({L.stored_size(out_path) / 1e6:.1f} MB)")
 
     if args.check:
         t1 = time.time()

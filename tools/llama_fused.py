@@ -16,10 +16,13 @@ inputs
     input_ids                  int64 [batch, seq]  right-padded when rows differ in length
     seqlens_k                  int32 [batch]       per row: tokens held after this run, minus 1
     total_sequence_length      int32 []            the largest of (seqlens_k + 1)
+    logits_positions           int64 [batch, k]    per row, which of this run's positions (0..seq-1)
+                                                   get logits: the last one for generation, all
+                                                   of them for scoring
     past_key_values.{i}.key    f32 [batch, kv_heads, max_len, head_dim]  rows start at position 0
     past_key_values.{i}.value  f32 [batch, kv_heads, max_len, head_dim]
 outputs
-    logits                     f32 [batch, seq, vocab]
+    logits                     f32 [batch, k, vocab]  at logits_positions
     present.{i}.key|value      f32 [batch, kv_heads, max(max_len, total), head_dim]
 
 A run is either a first prompt (seq == total_sequence_length: every row starts at 0, rows may be
@@ -28,6 +31,9 @@ seqlens_k[b] positions and writes the new one at that index), or a chunk on top 
 prefix (batch 1). When present and past are bound to the same buffer, ONNX Runtime's CPU kernel
 writes only the new positions (gqa_attention_base.h: past_present_share_buffer is pointer
 equality); otherwise it copies the past into present.
+
+The LM head runs on the logits_positions rows only (GatherND after the final norm): a 500-token
+prompt's logits for every position are 98 MB on SmolLM2, and generation reads one row of them.
 
 The tiny random test models in this layout (the same seeded weights as
 `tools/llama_onnx.py --tiny-random`, so the two layouts must give the same greedy ids):
@@ -51,7 +57,7 @@ from onnx import TensorProto
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_layout import GraphBuilder, add_com_microsoft_opset, matmul_weight, save_model
 import llama_onnx  # noqa: E402
-from quant_blocks import Q4_1, Q8_0, gather_q8_0, matmul_q4_1, matmul_q8_0, q8_0_initializers
+from quant_blocks import Q4_1, Q8_0, gather_q8_0, matmul_q4_1, matmul_q8_0
 
 LAYOUT = "fused"
 """The manifest's `layout` value for graphs built here."""
@@ -71,11 +77,12 @@ def _declare_io(gb: GraphBuilder, cfg):
     gb.add_input("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"])
     gb.add_input("seqlens_k", TensorProto.INT32, ["batch_size"])
     gb.add_input("total_sequence_length", TensorProto.INT32, [])
+    gb.add_input("logits_positions", TensorProto.INT64, ["batch_size", "logits_length"])
     shape = ["batch_size", cfg.num_kv_heads, DIM_MAX, cfg.head_dim]
     for i in range(cfg.num_layers):
         for kind in ("key", "value"):
             gb.add_input(f"past_key_values.{i}.{kind}", TensorProto.FLOAT, shape)
-    gb.add_output("logits", TensorProto.FLOAT, ["batch_size", "sequence_length", cfg.vocab_size])
+    gb.add_output("logits", TensorProto.FLOAT, ["batch_size", "logits_length", cfg.vocab_size])
     present = ["batch_size", cfg.num_kv_heads, "present_sequence_length", cfg.head_dim]
     for i in range(cfg.num_layers):
         for kind in ("key", "value"):
@@ -110,8 +117,7 @@ def build_llama_fused_model(cfg, w: dict, name: str = "llama_fused", extra_metad
 
     embed_w = w["embed"]
     if isinstance(embed_w, Q8_0):
-        embed_q8 = q8_0_initializers(gb, embed_w, "model.embed_tokens")
-        h = gather_q8_0(gb, "input_ids", embed_w, embed_q8, "model.embed_tokens")
+        h = gather_q8_0(gb, "input_ids", embed_w, "model.embed_tokens")
     else:
         embed = gb.initializer(np.asarray(embed_w, np.float32), "model.embed_tokens.weight")
         h = gb.node("Gather", [embed, "input_ids"], axis=0)
@@ -149,15 +155,16 @@ def build_llama_fused_model(cfg, w: dict, name: str = "llama_fused", extra_metad
     gamma = norm_weight(w["norm"], "model.norm.weight")
     x, _, _, _ = gb.node("SkipSimplifiedLayerNormalization", [pending, h, gamma], n_outputs=4,
                          domain="com.microsoft", epsilon=eps)
+    x = gb.node("GatherND", [x, gb.node("Unsqueeze", ["logits_positions", gb.const([-1])])], batch_dims=1)
     if isinstance(embed_w, Q8_0):
-        logits = matmul_q8_0(gb, x, embed_w, embed_q8, "lm_head", head_accuracy_level)
+        logits = matmul_q8_0(gb, x, embed_w, "lm_head", head_accuracy_level)
         label = (f"GGUF blocks: Q4_1 MatMulNBits accuracy_level={accuracy_level}, Q8_0 GatherBlockQuantized "
                  f"and MatMulNBits accuracy_level={head_accuracy_level}")
     else:
         head = embed if w.get("lm_head") is None else gb.initializer(np.asarray(w["lm_head"], np.float32),
                                                                        "lm_head.weight")
         flat = gb.node("Gemm", [gb.node("Reshape", [x, gb.const([-1, d])]), head], transB=1)  # [b*s, vocab]
-        out_shape = gb.node("Concat", [gb.node("Shape", ["input_ids"]), gb.const([cfg.vocab_size])], axis=0)
+        out_shape = gb.node("Concat", [gb.node("Shape", ["logits_positions"]), gb.const([cfg.vocab_size])], axis=0)
         logits = gb.node("Reshape", [flat, out_shape])
         label = None
     gb.node("Identity", [logits], outputs=["logits"])

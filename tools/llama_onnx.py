@@ -47,9 +47,10 @@ from onnx_layout import (  # noqa: E402
     declare_text_generation_io,
     matmul_weight,
     save_model,
+    stored_size,
     weight_quantization_label,
 )
-from quant_blocks import Q4_1, Q8_0, dequantized, gather_q8_0, matmul_q4_1, matmul_q8_0, q8_0_initializers  # noqa: E402
+from quant_blocks import Q4_1, Q8_0, dequantized, gather_q8_0, matmul_q4_1, matmul_q8_0  # noqa: E402
 
 
 @dataclass
@@ -194,8 +195,7 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
     if isinstance(embed_w, Q8_0):
         if w.get("lm_head") is not None:
             raise ValueError("a Q8_0 embedding is supported as a tied LM head only")
-        embed_q8 = q8_0_initializers(gb, embed_w, "model.embed_tokens")
-        h = gather_q8_0(gb, io.input_ids, embed_w, embed_q8, "model.embed_tokens")  # [b, s, d]
+        h = gather_q8_0(gb, io.input_ids, embed_w, "model.embed_tokens")  # [b, s, d]
     else:
         embed = gb.initializer(np.asarray(embed_w, np.float32), "model.embed_tokens.weight")
         h = gb.node("Gather", [embed, io.input_ids], axis=0)                   # [b, s, d]
@@ -244,7 +244,7 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
     h = _rms_norm(gb, h, gb.initializer(np.asarray(w["norm"], np.float32), "model.norm.weight"), cfg.rms_norm_eps)
     head_w = w.get("lm_head")
     if isinstance(embed_w, Q8_0):
-        logits = matmul_q8_0(gb, h, embed_w, embed_q8, "lm_head", head_accuracy_level)
+        logits = matmul_q8_0(gb, h, embed_w, "lm_head", head_accuracy_level)
         gb.node("Identity", [logits], outputs=[io.logits])
         label = (f"GGUF blocks: Q4_1 MatMulNBits accuracy_level={accuracy_level}, Q8_0 GatherBlockQuantized "
                  f"and MatMulNBits accuracy_level={head_accuracy_level}")

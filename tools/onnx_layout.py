@@ -58,7 +58,10 @@ DIM_SEQ = "sequence_length"
 DIM_PAST = "past_sequence_length"
 DIM_TOTAL = "past_sequence_length + sequence_length"
 
-_EXTERNAL_DATA_THRESHOLD = 2_000_000_000  # bytes; protobuf hard limit is 2 GiB
+# Weights above this go to an external data file: ONNX Runtime memory-maps it, so an initializer
+# it prepacks is released after packing (never copied onto the heap first), and a gathered
+# table is resident only where it is read. Small test models stay one self-contained file.
+_EXTERNAL_DATA_THRESHOLD = 16_000_000  # bytes
 
 
 class GraphBuilder:
@@ -371,12 +374,19 @@ def add_com_microsoft_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def stored_size(model_path: str) -> int:
+    """Bytes on disk of a model saved by save_model: model.onnx plus its data file, if any."""
+    data_path = model_path + ".data"
+    return os.path.getsize(model_path) + (os.path.getsize(data_path) if os.path.exists(data_path) else 0)
+
+
 def save_model(model: onnx.ModelProto, out_path: str) -> None:
     """Write `model` to out_path (e.g. DIR/model.onnx), creating the directory.
 
-    Single self-contained file unless the initializers exceed ~2 GB, in which case the
-    weights go to `<basename>.data` next to it (external data, one file). Writes to a
-    temporary name first and renames, so a half-written model.onnx is never left behind.
+    Single self-contained file unless the initializers exceed 16 MB, in which case the
+    weights go to `<basename>.data` next to it (external data, one file, which ONNX Runtime
+    memory-maps; see _EXTERNAL_DATA_THRESHOLD). The model is written to a temporary name and
+    renamed last, after its data file, so a half-written model.onnx is never left behind.
     """
     out_dir = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(out_dir, exist_ok=True)

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Profile batch-1 decode steps of a model directory with ONNX Runtime's own profiler.
+"""Profile decode steps of a model directory with ONNX Runtime's own profiler.
 
-    python tools/profile_decode.py --model-dir DIR [--threads 2] [--steps 64] [--prompt-tokens 32]
+    python tools/profile_decode.py --model-dir DIR [--threads 2] [--steps 64] [--prompt-tokens 32] [--batch 1]
 
 Loads DIR/model.onnx the way the engine does (CPU provider, intra-op threads, graph
-optimisation All), prefills `--prompt-tokens` tokens, then runs `--steps` one-token decode
-steps with profiling on. Prints one JSON line:
+optimisation All), prefills `--prompt-tokens` tokens in each of `--batch` rows (a batch above 1 needs the
+fused layout), then runs `--steps` decode steps of one token per row with profiling on. Prints one JSON line:
 
     nodes              node count of the graph as stored
     optimized_nodes    node count after ONNX Runtime's graph optimisations
@@ -59,21 +59,23 @@ class Stepper:
 class FusedStepper:
     """The same through a fused-layout session, its KV buffers shared in place (fused_check.FusedRunner)."""
 
-    def __init__(self, sess, capacity: int):
+    def __init__(self, sess, capacity: int, batch: int):
         import fused_check
-        self.runner = fused_check.FusedRunner(sess, 1, capacity)
+        self.runner, self.batch = fused_check.FusedRunner(sess, batch, capacity), batch
 
     def prefill(self, ids):
-        self.runner.run([list(ids)])
+        self.runner.run([list(ids)] * self.batch)
 
     def decode(self, token: int):
-        self.runner.run([[token]])
+        self.runner.run([[token]] * self.batch)
 
 
-def stepper(sess, capacity: int):
-    """A Stepper or FusedStepper, whichever layout the session has."""
+def stepper(sess, capacity: int, batch: int):
+    """A Stepper or FusedStepper, whichever layout the session has; only the fused one batches."""
     if any(i.name == "seqlens_k" for i in sess.get_inputs()):
-        return FusedStepper(sess, capacity)
+        return FusedStepper(sess, capacity, batch)
+    if batch != 1:
+        sys.exit("--batch above 1 needs a fused-layout model (tools/llama_fused.py)")
     return Stepper(sess)
 
 
@@ -92,6 +94,7 @@ def profile(argv, tmp: str) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=1)
     a = ap.parse_args(argv)
 
     path = os.path.join(a.model_dir, "model.onnx")
@@ -114,7 +117,7 @@ def profile(argv, tmp: str) -> int:
     load_s = time.time() - t
 
     capacity = a.prompt_tokens + a.steps + 8
-    step = stepper(sess, capacity)
+    step = stepper(sess, capacity, a.batch)
     ids = list(np.random.default_rng(0).integers(20, 1000, a.prompt_tokens))
     step.prefill(ids)
     for _ in range(4):  # warm-up
@@ -123,7 +126,7 @@ def profile(argv, tmp: str) -> int:
     so.enable_profiling = True
     so.profile_file_prefix = os.path.join(tmp, "profile")
     psess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    pstep = stepper(psess, capacity)
+    pstep = stepper(psess, capacity, a.batch)
     pstep.prefill(ids)
     for _ in range(a.steps):
         pstep.decode(int(ids[-1]))
@@ -146,6 +149,7 @@ def profile(argv, tmp: str) -> int:
     print(json.dumps({
         "model_dir": a.model_dir,
         "threads": a.threads,
+        "batch": a.batch,
         "nodes": len(stored.graph.node),
         "optimized_nodes": len(optimized.graph.node),
         "optimized_ops": dict(collections.Counter(n.op_type for n in optimized.graph.node).most_common()),

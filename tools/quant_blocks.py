@@ -164,16 +164,23 @@ def matmul_q4_1(gb, x: str, blocks: Q4_1, name: str, accuracy_level: int, block_
 
 
 def q8_0_initializers(gb, blocks: Q8_0, name: str):
-    """The bytes of a Q8_0 table, shared by matmul_q8_0 and gather_q8_0: initializer `name.q8`,
-    uint8 [rows, K/32, 32] holding q + 128 (both ops read it with zero point 128)."""
+    """The bytes of a Q8_0 table: initializer `name.q8`, uint8 [rows, K/32, 32] holding q + 128
+    (matmul_q8_0 and gather_q8_0 read it with zero point 128).
+
+    A tied embedding gets two of them, one per op, on purpose: ONNX Runtime prepacks the LM
+    head's copy and then releases it, while the gather reads its own copy, memory-mapped from
+    the external data file, a row at a time. One shared table stays resident whole (28 MB for
+    SmolLM2) beside the prepacked one."""
     rows, k = blocks.shape
     data = (blocks.q.astype(np.int16) + 128).astype(np.uint8).reshape(rows, k // BLOCK, BLOCK)
     return gb.initializer(data, name + ".q8")
 
 
-def matmul_q8_0(gb, x: str, blocks: Q8_0, data: str, name: str, accuracy_level: int) -> str:
-    """x @ W^T for Q8_0 blocks W [N, K] (the LM head): MatMulNBits bits 8, zero point 128."""
+def matmul_q8_0(gb, x: str, blocks: Q8_0, name: str, accuracy_level: int) -> str:
+    """x @ W^T for Q8_0 blocks W [N, K] (the LM head): MatMulNBits bits 8, zero point 128, over
+    its own table `name.q8`."""
     n, k = blocks.shape
+    data = q8_0_initializers(gb, blocks, name)
     attrs = {"K": k, "N": n, "bits": 8, "block_size": BLOCK}
     if accuracy_level:
         attrs["accuracy_level"] = accuracy_level
@@ -182,9 +189,11 @@ def matmul_q8_0(gb, x: str, blocks: Q8_0, data: str, name: str, accuracy_level: 
                                    gb.initializer(zp, name + ".zero_points")], domain="com.microsoft", **attrs)
 
 
-def gather_q8_0(gb, ids: str, blocks: Q8_0, data: str, name: str) -> str:
-    """Rows `ids` ([b, s]) of a Q8_0 table as float32 [b, s, K]: GatherBlockQuantized, bits 8."""
+def gather_q8_0(gb, ids: str, blocks: Q8_0, name: str) -> str:
+    """Rows `ids` ([b, s]) of a Q8_0 table as float32 [b, s, K]: GatherBlockQuantized, bits 8, over
+    its own table `name.q8`."""
     rows, k = blocks.shape
+    data = q8_0_initializers(gb, blocks, name)
     nb = k // BLOCK
     g = gb.node("GatherBlockQuantized", [data, ids,
                 gb.initializer(blocks.d.reshape(rows, nb, 1), name + ".gather_scales"),

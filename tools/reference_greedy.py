@@ -88,7 +88,8 @@ class Model:
         return {n: np.zeros(s, np.float32) for n, s in self.past_shape.items()}
 
     def run(self, ids: list[int], past: dict, past_len: int):
-        """One session.run for batch 1: `ids` are the new tokens, `past` the cache of length past_len."""
+        """One session.run for batch 1: `ids` are the new tokens, `past` the cache of length past_len.
+        Returns logits [1, seq, vocab], or [1, 1, vocab] (the last position's) on the fused layout."""
         seq = len(ids)
         if self.fused:
             import onnxruntime as ort
@@ -96,6 +97,7 @@ class Model:
             binding.bind_cpu_input("input_ids", np.array([ids], dtype=np.int64))
             binding.bind_cpu_input("seqlens_k", np.array([past_len + seq - 1], np.int32))
             binding.bind_cpu_input("total_sequence_length", np.array(past_len + seq, np.int32))
+            binding.bind_cpu_input("logits_positions", np.array([[seq - 1]], np.int64))  # the last only
             binding.bind_output("logits")
             for name, buf in past.items():
                 value = ort.OrtValue.ortvalue_from_numpy(buf)

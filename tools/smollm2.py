@@ -376,7 +376,7 @@ def write_model_dir(out: str, wheel_dir: str, context_length: int, weights: str,
     model_path = os.path.join(out, "model.onnx")
     llama_onnx.save_model(model, model_path)
     del model
-    log(f"save: {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB) in {time.time() - t:.1f}s")
+    log(f"save: {model_path} ({llama_onnx.stored_size(model_path) / 1e6:.1f} MB) in {time.time() - t:.1f}s")
 
     ctx = min(context_length, cfg.max_position_embeddings)
     manifest = {

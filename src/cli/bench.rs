@@ -91,6 +91,9 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             .filter(|dir| dir.join("model.onnx").is_file()),
         tuning: args.tuning,
     };
+    // First, while this process is small: a child's peak counts its parent's resident set
+    // at the fork.
+    let memory = super::bench_memory::rows(options.runs, options.threads)?;
     let engine = EngineHandle::load(&model_dir, &SessionOptions::with_threads(args.threads))?;
     let runtime = super::runtime()?;
     let mut report = runtime.block_on(run(&options, &engine))?;
@@ -117,6 +120,10 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         }
         Err(why) => report.llama_cpp_skipped = Some(why),
     }
+    (report.memory_rows, report.memory_skipped) = match memory {
+        Ok(rows) => (rows, None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -256,6 +263,8 @@ async fn run(options: &BenchOptions, engine: &EngineHandle) -> Result<BenchRepor
         server_skipped: None,
         llama_cpp_rows: Vec::new(),
         llama_cpp_skipped: None,
+        memory_rows: Vec::new(),
+        memory_skipped: None,
     })
 }
 

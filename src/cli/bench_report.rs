@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::bench_memory::MemoryRow;
+
 /// One row of the result table.
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct BenchRow {
@@ -41,6 +43,11 @@ pub(super) struct BenchReport {
     pub(super) llama_cpp_rows: Vec<BenchRow>,
     /// Why rows (h) and (i) were skipped.
     pub(super) llama_cpp_skipped: Option<String>,
+    /// Rows (j): peak memory and wall time of fresh processes on the default model; empty
+    /// when skipped.
+    pub(super) memory_rows: Vec<MemoryRow>,
+    /// Why rows (j) were skipped.
+    pub(super) memory_skipped: Option<String>,
 }
 
 /// Median of non-empty samples.
@@ -83,6 +90,11 @@ pub(super) fn table(report: &BenchReport) -> String {
         Some(why) => out.push_str(&format!("skipped: {why}\n")),
         None => out.push_str(&rows_table(&report.llama_cpp_rows)),
     }
+    out.push_str("\nthe default model in a fresh process (peak resident memory, wall time of the whole process):\n");
+    match &report.memory_skipped {
+        Some(why) => out.push_str(&format!("skipped: {why}\n")),
+        None => out.push_str(&memory_table(&report.memory_rows)),
+    }
     if !report.tuning.is_empty() {
         out.push_str("\nsession tuning (batch 1):\n");
         out.push_str(&rows_table(&report.tuning));
@@ -103,6 +115,17 @@ pub(super) fn rows_table(rows: &[BenchRow]) -> String {
         out.push_str(&format!(
             "{:<70} {:>10.1} {:>16.1} {:>10}\n",
             row.name, row.tokens_per_s, row.prefill_ms, overhead
+        ));
+    }
+    out
+}
+
+fn memory_table(rows: &[MemoryRow]) -> String {
+    let mut out = format!("{:<70} {:>10} {:>10}\n", "process", "max RSS MB", "wall s");
+    for row in rows {
+        out.push_str(&format!(
+            "{:<70} {:>10.1} {:>10.2}\n",
+            row.name, row.max_rss_mb, row.wall_s
         ));
     }
     out

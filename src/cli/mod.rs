@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_llama;
+mod bench_memory;
 mod bench_report;
 mod bench_server;
 mod chat;

@@ -133,10 +133,23 @@ impl KvCache {
     }
 }
 
+/// Which input positions of a forward pass the caller reads logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Each row's last input position: all that generation reads. A fused-layout graph then
+    /// runs the LM head on one position per row (a 500-token prompt's logits for every
+    /// position are 98 MB on SmolLM2); an Optimum-layout graph computes them all anyway.
+    Last,
+    /// Every input position, for scoring a text (perplexity).
+    All,
+}
+
 /// What one forward pass returns. The logits stay in ONNX Runtime's output buffer (read in
 /// place, never copied whole).
 pub struct StepOutput {
     logits: DynValue,
+    /// What `logits` holds: every input position, or each row's last only.
+    held: Logits,
     /// Per row, how many input positions the logits leave out at the start (the fused layout
     /// drops left padding); empty when none.
     offsets: Vec<usize>,
@@ -146,7 +159,8 @@ pub struct StepOutput {
 }
 
 impl StepOutput {
-    /// Logits for every input position: [batch, seq, vocab] row-major.
+    /// The logits as computed, row-major: [batch, seq, vocab], or [batch, 1, vocab] when
+    /// [`Logits::Last`] was asked of a fused-layout graph.
     pub fn logits(&self) -> &[f32] {
         extract_f32(&self.logits)
             .expect("checked to be f32 when the step ran")
@@ -154,9 +168,24 @@ impl StepOutput {
     }
 
     /// The logits of position `position` of row `b`.
+    ///
+    /// # Panics
+    /// When only the last positions' logits were computed and `position` is another one.
     pub fn logits_at(&self, b: usize, position: usize) -> &[f32] {
-        let position = position - self.offsets.get(b).copied().unwrap_or(0);
-        let start = (b * self.seq + position) * self.vocab;
+        let start = match self.held {
+            Logits::All => {
+                let position = position - self.offsets.get(b).copied().unwrap_or(0);
+                (b * self.seq + position) * self.vocab
+            }
+            Logits::Last => {
+                assert_eq!(
+                    position,
+                    self.seq - 1,
+                    "only the last position's logits were computed (Logits::Last)"
+                );
+                b * self.vocab
+            }
+        };
         &self.logits()[start..start + self.vocab]
     }
 
@@ -278,13 +307,14 @@ impl Decoder {
     ///
     /// `input_ids` and `position_ids` are [batch, seq]; `attention_mask` is
     /// [batch, cache.len + seq] with 0 on padding. The returned cache holds
-    /// `cache.len + seq` positions.
+    /// `cache.len + seq` positions; the logits cover at least the positions `wanted` names.
     pub fn forward(
         &mut self,
         input_ids: &[i64],
         position_ids: &[i64],
         attention_mask: &[i64],
         cache: KvCache,
+        wanted: Logits,
     ) -> Result<StepOutput, EngineError> {
         let batch = cache.batch;
         let seq = input_ids.len() / batch;
@@ -301,11 +331,13 @@ impl Decoder {
                     attention_mask,
                     kv,
                     cache.len,
+                    wanted,
                 );
                 self.session_run_time += started.elapsed();
                 let (logits, offsets, kv) = ran?;
                 return step_output(
                     logits,
+                    wanted,
                     offsets,
                     batch,
                     seq,
@@ -360,13 +392,15 @@ impl Decoder {
             len: total,
             batch,
         };
-        step_output(logits_value, Vec::new(), batch, seq, cache)
+        step_output(logits_value, Logits::All, Vec::new(), batch, seq, cache)
     }
 }
 
-/// Checks the logits' shape ([batch, seq, vocab]) and wraps one run's results.
+/// Checks the logits' shape ([batch, seq, vocab], or [batch, 1, vocab] when `held` is
+/// [`Logits::Last`]) and wraps one run's results.
 fn step_output(
     logits: DynValue,
+    held: Logits,
     offsets: Vec<usize>,
     batch: usize,
     seq: usize,
@@ -374,13 +408,18 @@ fn step_output(
 ) -> Result<StepOutput, EngineError> {
     let (shape, _) = extract_f32(&logits)?;
     let vocab = *shape.last().unwrap_or(&0) as usize;
-    if shape != [batch as i64, seq as i64, vocab as i64] {
+    let positions = match held {
+        Logits::All => seq,
+        Logits::Last => 1,
+    };
+    if shape != [batch as i64, positions as i64, vocab as i64] {
         return Err(EngineError::BadOutput(format!(
-            "`logits` has shape {shape:?}; expected [{batch}, {seq}, vocab]"
+            "`logits` has shape {shape:?}; expected [{batch}, {positions}, vocab]"
         )));
     }
     Ok(StepOutput {
         logits,
+        held,
         offsets,
         seq,
         vocab,
@@ -422,6 +461,7 @@ fn read_layout(session: &Session) -> Result<KvLayout, String> {
             ("input_ids", TensorElementType::Int64),
             ("seqlens_k", TensorElementType::Int32),
             ("total_sequence_length", TensorElementType::Int32),
+            ("logits_positions", TensorElementType::Int64),
         ],
     };
     for &(name, want) in expected {
@@ -429,6 +469,13 @@ fn read_layout(session: &Session) -> Result<KvLayout, String> {
             Some((ty, _)) if ty == want => {}
             Some((ty, _)) => return Err(format!("input `{name}` is {ty:?}, expected {want:?}")),
             None if name == "position_ids" => {}
+            None if name == "logits_positions" => {
+                return Err(
+                    "no input `logits_positions`: a fused-layout model built by an older \
+                     tools/llama_fused.py; rebuild it (./scripts/setup.sh default-model does)"
+                        .to_string(),
+                )
+            }
             None => return Err(format!("no input `{name}`")),
         }
     }

@@ -5,6 +5,7 @@
 //! - `model.onnx`: inputs `input_ids` and `attention_mask`, int64 [batch, seq] (1 = token,
 //!   0 = padding; token type ids are all zeros inside the graph); output
 //!   `sentence_embedding`, f32 [batch, dimension], mean-pooled over the mask and L2-normalised;
+//!   its weights may sit in an external data file beside it (`model.onnx.data` when prepared);
 //! - `tokenizer.json`: WordPiece with `[CLS] … [SEP]`, no padding (padding happens here);
 //! - `manifest.json`: `{name, family: "bert-embedding", dimension, max_tokens, pooling: "mean",
 //!   normalised: true, source}`;

@@ -5,9 +5,10 @@
 //!
 //! Inputs: `input_ids` i64 [b, s] (right-padded), `seqlens_k` i32 [b] (positions held after
 //! the run, minus one, per row), `total_sequence_length` i32 scalar (the largest of those
-//! plus one), `past_key_values.{i}.key|value` f32 [b, kv_heads, capacity, head_dim] with every
-//! row starting at position 0. Outputs: `logits` f32 [b, s, vocab], `present.{i}.key|value`
-//! (the same buffers).
+//! plus one), `logits_positions` i64 [b, k] (which of the run's positions get logits),
+//! `past_key_values.{i}.key|value` f32 [b, kv_heads, capacity, head_dim] with every row
+//! starting at position 0. Outputs: `logits` f32 [b, k, vocab], `present.{i}.key|value` (the
+//! same buffers).
 //!
 //! ONNX Runtime's CPU kernel (`gqa_attention_base.h`) writes in place when the past and
 //! present tensors are the same memory, attends each row over its own `seqlens_k[b] + 1`
@@ -22,7 +23,7 @@ use ort::memory::Allocator;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 
-use super::decoder::{HostLayer, KvLayout};
+use super::decoder::{HostLayer, KvLayout, Logits};
 use super::EngineError;
 
 /// Positions added past what a run needs when a buffer is (re)allocated, so that decode
@@ -208,8 +209,9 @@ fn buffer(
 }
 
 /// One run of the fused graph, translated from the Optimum-style arguments of
-/// [`super::decoder::Decoder::forward`]. Returns the logits, each row's offset into them
-/// (left padding dropped from the input), and the cache with the new positions written in place.
+/// [`super::decoder::Decoder::forward`]. Returns the logits (of every input position, or of
+/// each row's last, as `wanted` says), each row's offset into them (left padding dropped from
+/// the input), and the cache with the new positions written in place.
 pub(crate) fn forward(
     session: &mut Session,
     layout: &KvLayout,
@@ -217,6 +219,7 @@ pub(crate) fn forward(
     attention_mask: &[i64],
     mut kv: SharedKv,
     past_len: usize,
+    wanted: Logits,
 ) -> Result<(DynValue, Vec<usize>, SharedKv), EngineError> {
     let batch = kv.batch().max(1);
     let seq = input_ids.len() / batch;
@@ -256,6 +259,19 @@ pub(crate) fn forward(
         ids[b * seq..b * seq + seq - offset].copy_from_slice(&row[offset..]);
     }
     let seqlens: Vec<i32> = new_lens.iter().map(|&l| l as i32 - 1).collect();
+    let positions = match wanted {
+        Logits::Last => Tensor::from_array((
+            [batch, 1],
+            offsets
+                .iter()
+                .map(|&offset| seq.saturating_sub(offset + 1) as i64)
+                .collect::<Vec<_>>(),
+        ))?,
+        Logits::All => Tensor::from_array((
+            [batch, seq],
+            (0..batch).flat_map(|_| 0..seq as i64).collect::<Vec<_>>(),
+        ))?,
+    };
     let mut binding = session.create_binding()?;
     binding.bind_input("input_ids", &Tensor::from_array(([batch, seq], ids))?)?;
     binding.bind_input("seqlens_k", &Tensor::from_array(([batch], seqlens))?)?;
@@ -263,6 +279,7 @@ pub(crate) fn forward(
         "total_sequence_length",
         &Tensor::from_array((Vec::<i64>::new(), vec![longest as i32]))?,
     )?;
+    binding.bind_input("logits_positions", &positions)?;
     for (i, (keys, values)) in kv.layers.iter_mut().enumerate() {
         binding.bind_input(format!("past_key_values.{i}.key"), &*keys)?;
         binding.bind_input(format!("past_key_values.{i}.value"), &*values)?;

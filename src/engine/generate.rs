@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::decoder::{Decoder, KvCache};
+use super::decoder::{Decoder, KvCache, Logits};
 use super::sampler::{Sampler, SamplingParams};
 use super::tokenizer::{StreamDecoder, TextTokenizer};
 use super::{EngineError, ModelInfo};
@@ -293,7 +293,13 @@ pub(crate) fn run(
             .map(|p| p as i64)
             .collect();
         let attention_mask = vec![1i64; past.len + tokens.len()];
-        let step = decoder.forward(&input_ids, &position_ids, &attention_mask, past)?;
+        let step = decoder.forward(
+            &input_ids,
+            &position_ids,
+            &attention_mask,
+            past,
+            Logits::Last,
+        )?;
         let mut logits = step.last_logits(0).to_vec();
         cache = Some(step.cache);
         sequence.accept(&mut logits, tokenizer, info, sink)?;

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use decoder::{Decoder, KvLayout, Optimization, SessionOptions};
+pub use decoder::{Decoder, KvLayout, Logits, Optimization, SessionOptions};
 pub use embedding::{SentenceEmbedder, TextEmbedder, EMBEDDING_BATCH, EMBEDDING_MODEL_DIR_NAME};
 pub use error::{EngineError, OrtError};
 pub use generate::{fit_to_context, FinishReason, GenerateRequest, Generated, StopMatcher};
@@ -359,7 +359,13 @@ pub(crate) fn score(
         let chunk: Vec<i64> = ids[start..end].iter().map(|&t| t as i64).collect();
         let positions: Vec<i64> = (0..chunk.len() as i64).collect();
         let mask = vec![1i64; chunk.len()];
-        let step = decoder.forward(&chunk, &positions, &mask, decoder.empty_cache(1)?)?;
+        let step = decoder.forward(
+            &chunk,
+            &positions,
+            &mask,
+            decoder.empty_cache(1)?,
+            Logits::All,
+        )?;
         for target in next_to_score.max(start + 1)..end {
             let row = target - start - 1;
             let logits = step.logits_at(0, row);

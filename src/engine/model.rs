@@ -1,5 +1,7 @@
 //! The model directory contract: `model.onnx` + `tokenizer.json` + an optional
-//! `manifest.json` describing how to talk to the model.
+//! `manifest.json` describing how to talk to the model. `model.onnx` may keep its weights in
+//! an ONNX external data file beside it (the prepared models use `model.onnx.data`); ONNX
+//! Runtime resolves it and names it when it is missing.
 //!
 //! A directory with only the two required files is a GPT-2-style completion model whose end
 //! token is `<|endoftext|>`.

@@ -12,7 +12,7 @@ use std::sync::{mpsc as std_mpsc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::decoder::{Decoder, KvCache, StepOutput};
+use super::decoder::{Decoder, KvCache, Logits, StepOutput};
 use super::generate::{self, Sequence};
 use super::kv_rows::{HeadShape, Positions, PrefixCache, RowKv};
 use super::{score, EngineError, EngineState, Job, ModelInfo, StreamEvent, TextTokenizer};
@@ -252,9 +252,10 @@ impl Worker<'_> {
         let input_ids: Vec<i64> = prompt[shared..].iter().map(|&t| t as i64).collect();
         let positions: Vec<i64> = (shared..prompt.len()).map(|p| p as i64).collect();
         let mask = vec![1i64; prompt.len()];
-        let step = self
-            .batch_cache(&[&kv])
-            .and_then(|past| self.decoder.forward(&input_ids, &positions, &mask, past));
+        let step = self.batch_cache(&[&kv]).and_then(|past| {
+            self.decoder
+                .forward(&input_ids, &positions, &mask, past, Logits::Last)
+        });
         match step {
             Ok(step) => self.start_rows(vec![(sequence, events)], &step, joining),
             Err(error) => self.fail_prefill(error, &events),
@@ -284,10 +285,10 @@ impl Worker<'_> {
             mask.extend(std::iter::repeat_n(0i64, pad));
             mask.extend(std::iter::repeat_n(1i64, sequence.prompt_ids.len()));
         }
-        let step = self
-            .decoder
-            .empty_cache(group.len())
-            .and_then(|past| self.decoder.forward(&input_ids, &positions, &mask, past));
+        let step = self.decoder.empty_cache(group.len()).and_then(|past| {
+            self.decoder
+                .forward(&input_ids, &positions, &mask, past, Logits::Last)
+        });
         match step {
             Ok(step) => {
                 let rows = group.len();
@@ -387,7 +388,10 @@ impl Worker<'_> {
             mask.extend(std::iter::repeat_n(0i64, width - row.len));
             mask.extend(std::iter::repeat_n(1i64, row.len + 1));
         }
-        let step = match self.decoder.forward(&input_ids, &positions, &mask, cache) {
+        let step = match self
+            .decoder
+            .forward(&input_ids, &positions, &mask, cache, Logits::Last)
+        {
             Ok(step) => step,
             Err(error) if self.rows.len() > 1 => return self.decode_rows_alone(error),
             Err(error) => return Err(error),
@@ -422,10 +426,10 @@ impl Worker<'_> {
             let tokens: Vec<i64> = row.sequence.tokens().iter().map(|&t| t as i64).collect();
             let positions: Vec<i64> = (0..tokens.len() as i64).collect();
             let mask = vec![1i64; tokens.len()];
-            let step = self
-                .decoder
-                .empty_cache(1)
-                .and_then(|past| self.decoder.forward(&tokens, &positions, &mask, past));
+            let step = self.decoder.empty_cache(1).and_then(|past| {
+                self.decoder
+                    .forward(&tokens, &positions, &mask, past, Logits::Last)
+            });
             let Active {
                 mut sequence,
                 events,
