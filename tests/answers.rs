@@ -156,6 +156,50 @@ async fn shipping_asked_in_another_language_is_answered_from_the_english_texts()
 }
 
 #[tokio::test]
+async fn damage_and_returns_asked_in_another_language_get_the_rules_not_the_product() {
+    let assistant = assistant(true);
+    for (user, question, fact) in [
+        (
+            "ana",
+            "hola!! me llegó la tetera rota, la caja venía aplastada. ¿qué hago?",
+            "photo",
+        ),
+        (
+            "chloe",
+            "j'ai reçu la tasse mais elle ne me plaît pas, j'ai combien de temps pour la renvoyer ?",
+            "30 days",
+        ),
+        (
+            "jonas",
+            "Die Tasse kam zerbrochen an, was nun?",
+            "photo",
+        ),
+    ] {
+        let answer = ask(&assistant, user, question).await;
+        assert!(!answer.handed_off, "{question:?}: {}", answer.text);
+        assert!(answer.text.contains(fact), "{question:?}: {}", answer.text);
+        assert!(!answer.text.contains('€'), "no product: {question:?}: {}", answer.text);
+    }
+}
+
+#[tokio::test]
+async fn torn_between_two_teapots_is_a_choice_not_damage() {
+    let assistant = assistant(true);
+    let answer = ask(
+        &assistant,
+        "tom",
+        "torn between the stoneware teapot and the clay kyusu, which one holds more?",
+    )
+    .await;
+    assert!(!answer.handed_off, "{}", answer.text);
+    assert!(
+        answer.text.contains("800 ml") && answer.text.contains("300 ml"),
+        "{}",
+        answer.text
+    );
+}
+
+#[tokio::test]
 async fn a_detail_inside_a_policy_is_quoted_with_the_policy_cited() {
     let assistant = assistant(true);
     let answer = ask(&assistant, "ed", "What does express delivery cost?").await;

@@ -9,7 +9,7 @@ use super::content::{self, PromptError, PromptSet};
 use super::conversation::{RecordedTurn, UserTurnGuard};
 use super::guard::{GuardRules, Guarded};
 use super::inbound::Inbound;
-use super::knowledge::{Route, RouteKind};
+use super::knowledge::{PreviousTurn, Route, RouteKind};
 use super::limits::{generation_tokens, Admission, Asker, Claim, Verdict};
 use super::moderator_event::ModeratorEvent;
 use super::outcome::{AnswerEvent, FinalAnswer, Notice, Outcome, GENERATION_FAILED};
@@ -69,7 +69,10 @@ impl Assistant {
         // One prompt set for the whole request, even if a reload swaps it meanwhile.
         let set = self.prompts.current().for_place(places);
         let history = self.history(&turn);
-        let previous = history.last().map(|turn| turn.question.as_str());
+        let previous = history.last().map(|turn| PreviousTurn {
+            question: &turn.question,
+            answer: &turn.answer,
+        });
         let route = set.knowledge.route_in(&question, previous);
         if route.kind.hands_off() {
             return self.hand_off(&set, &turn, &inbound, &question, &route, &history);

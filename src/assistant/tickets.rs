@@ -7,7 +7,7 @@
 
 use super::conversation::conversation_key;
 use super::error::AssistantError;
-use super::knowledge::{Knowledge, Method, Route, RouteKind};
+use super::knowledge::{Knowledge, Method, PreviousTurn, Route, RouteKind};
 use super::learning::{accept_candidate, AcceptError, Accepted, CandidateEdits};
 use super::question::language::Lang;
 use super::service::{Assistant, ReloadReport};
@@ -64,8 +64,11 @@ impl Assistant {
         let previous = conversation
             .iter()
             .rev()
-            .map(|(asked, _)| asked.as_str())
-            .find(|asked| *asked != question);
+            .find(|(asked, _)| asked != question)
+            .map(|(asked, answered)| PreviousTurn {
+                question: asked,
+                answer: answered,
+            });
         let routing = ticket_routing(&self.prompts.current().knowledge, question, previous);
         let new_ticket = NewTicket {
             user: &place.asker,
@@ -134,7 +137,7 @@ impl Assistant {
 pub fn ticket_routing(
     knowledge: &Knowledge,
     question: &str,
-    previous: Option<&str>,
+    previous: Option<PreviousTurn>,
 ) -> TicketRouting {
     let route = knowledge.route_in(question, previous);
     let best = route.hits.first();

@@ -226,11 +226,29 @@ impl CatalogueIndex {
 
     /// Products of the kind the question names: the products with the most category words
     /// ("teas", "Tee", "茶", "accessories") and specific words of their names ("teapot") in
-    /// the question ("a present for a tea lover": the gift box, a gift and a tea). Words
-    /// without spaces (Chinese, Japanese) match longest first, so "茶壶" (teapot) does not
-    /// also count as "茶" (tea). `None` when the question names no kind.
+    /// the question ("a present for a tea lover": the gift box, a gift and a tea). A kind named
+    /// before a purpose ("for", "für", "pour", "para") is the one asked for: "teapots for green
+    /// tea" are teapots, not teas. Words without spaces (Chinese, Japanese) match longest
+    /// first, so "茶壶" (teapot) does not also count as "茶" (tea). `None` when the question
+    /// names no kind.
     pub fn of_kind(&self, question: &str) -> Option<Vec<usize>> {
         let normalised = normalise(question);
+        let padded = format!(" {normalised} ");
+        let before_purpose = [" for ", " für ", " pour ", " para "]
+            .iter()
+            .filter_map(|purpose| padded.find(purpose))
+            .min()
+            .map(|at| &padded[..at]);
+        if let Some(sought) = before_purpose {
+            if let Some(found) = self.of_kind_in(sought) {
+                return Some(found);
+            }
+        }
+        self.of_kind_in(&normalised)
+    }
+
+    /// [`CatalogueIndex::of_kind`] on already normalised text, without the purpose rule.
+    fn of_kind_in(&self, normalised: &str) -> Option<Vec<usize>> {
         let words: HashSet<String> = normalised.split(' ').map(stem).collect();
         let mut compact = normalised.replace(' ', "");
         let mut cjk_words: Vec<&String> = self

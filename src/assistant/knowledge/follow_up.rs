@@ -4,6 +4,15 @@
 
 use super::text::{content_words, normalise};
 
+/// The customer's previous turn in a conversation: what they asked and what was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousTurn<'a> {
+    /// The previous question, as written.
+    pub question: &'a str,
+    /// The answer it got, as posted.
+    pub answer: &'a str,
+}
+
 /// Openings that continue the previous question.
 const CONTINUATIONS: [&str; 9] = [
     "and ",
@@ -22,8 +31,21 @@ const BACK_REFERENCES: [&str; 10] = [
     "it", "that", "this", "they", "them", "those", "these", "one", "ones", "there",
 ];
 
+/// Whether the question points back at something said before ("it", "those", "that one").
+pub(super) fn refers_back(question: &str) -> bool {
+    normalise(question)
+        .split(' ')
+        .any(|word| BACK_REFERENCES.contains(&word))
+}
+
+/// The longest question whose back-reference is taken to point at the previous turn: "how
+/// much does it hold, and what's the price?" (9 words) does; a longer question usually says
+/// what "it" is.
+const BACK_REFERENCE_WORDS: usize = 10;
+
 /// Whether the question leans on the previous one: it opens like a continuation, refers back
-/// ("it", "that", "those") or is a fragment of at most two topic words.
+/// ("it", "that", "those") in at most [`BACK_REFERENCE_WORDS`] words, or is a fragment of at
+/// most two topic words.
 pub(super) fn is_elliptical(question: &str) -> bool {
     let normalised = normalise(question);
     let padded = format!("{normalised} ");
@@ -34,7 +56,7 @@ pub(super) fn is_elliptical(question: &str) -> bool {
         return true;
     }
     let words: Vec<&str> = normalised.split(' ').collect();
-    if words.len() <= 8 && words.iter().any(|w| BACK_REFERENCES.contains(w)) {
+    if words.len() <= BACK_REFERENCE_WORDS && words.iter().any(|w| BACK_REFERENCES.contains(w)) {
         return true;
     }
     let topic_words = content_words(question).len();
@@ -53,12 +75,14 @@ mod tests {
             "is it in stock?",
             "how much?",
             "and express?",
+            "how much does it hold, and whats the price?",
         ] {
             assert!(is_elliptical(question), "{question}");
         }
         for question in [
             "How long does standard delivery to Belgium take?",
             "Which payment methods do you accept for orders from Norway?",
+            "I ordered it on Monday and it still has not arrived, where is my parcel now?",
         ] {
             assert!(!is_elliptical(question), "{question}");
         }

@@ -25,6 +25,7 @@ mod text;
 pub use catalogue::CatalogueAnswer;
 use catalogue::CatalogueIndex;
 pub use entries::{DatasetPhrasing, FaqEntry, Policy, Price, Product};
+pub use follow_up::PreviousTurn;
 use intents::Index;
 pub use passages::{EmbedError, Passages, ReusingEmbedder, ShopFact, Source, SourceKind};
 pub use routing::{Composed, GroundedAnswers, Hit, Method, Route, RouteKind, RoutingSettings};
@@ -432,6 +433,64 @@ mod tests {
             let route = knowledge.route(question);
             assert_eq!(route.kind, RouteKind::NotSure, "{question}: {route:?}");
         }
+    }
+
+    #[test]
+    fn the_kind_asked_for_is_the_one_before_its_purpose() {
+        let knowledge = demo();
+        let route =
+            knowledge.route("do you carry one of those small japanese teapots for green tea?");
+        let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["kyusu-clay"], "teapots, not teas: {route:?}");
+        let route = knowledge.route("which teas are good for a cold evening?");
+        assert!(
+            route
+                .products
+                .iter()
+                .all(|p| p.categories.iter().any(|c| c == "tea")),
+            "{route:?}"
+        );
+    }
+
+    #[test]
+    fn a_follow_up_is_about_the_products_the_previous_answer_named() {
+        let knowledge = demo();
+        let previous = PreviousTurn {
+            question: "do you carry one of those small japanese teapots?",
+            answer: "These match: - Clay Kyusu: €54.00, in stock (6 left). Side-handle Japanese \
+                     clay teapot, 300 ml, for green teas. Source: Catalogue",
+        };
+        let route = knowledge.route_in(
+            "how much does it hold, and whats the price?",
+            Some(previous),
+        );
+        assert!(route.follow_up);
+        let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["kyusu-clay"],
+            "named in full, not by the alias \"teapot\""
+        );
+        let route = knowledge.route_in(
+            "how much does it hold, and whats the price?",
+            Some(PreviousTurn {
+                question: "is the chai in stock?",
+                ..previous
+            }),
+        );
+        let ids: Vec<&str> = route.products.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["chai-blend"], "the customer's own words come first");
+        let route = knowledge.route_in(
+            "and from Taiwan?",
+            Some(PreviousTurn {
+                question: "what would you recommend?",
+                ..previous
+            }),
+        );
+        assert!(
+            route.products.iter().all(|p| p.id != "kyusu-clay"),
+            "no back-reference, so not about the answer's products: {route:?}"
+        );
     }
 
     #[test]

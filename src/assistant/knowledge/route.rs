@@ -7,14 +7,14 @@
 //! policies are English, and the default model must not improvise in another language.
 
 use super::catalogue::{self, CatalogueAnswer};
-use super::follow_up::is_elliptical;
+use super::follow_up::{is_elliptical, refers_back, PreviousTurn};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::passages::{Scored, Source, SourceKind};
-use super::text::normalise;
+use super::text::{normalise, without_idioms};
 use super::{Composed, Hit, Knowledge, Method, Route, RouteKind};
 use crate::assistant::question::cues::{cues, cues_in, Cues};
 use crate::assistant::question::language::{detect, Lang};
@@ -74,10 +74,13 @@ impl Knowledge {
         self.route_in(question, None)
     }
 
-    /// Decides how to answer a question; `previous` is the customer's previous question in
-    /// this conversation, used when this one is elliptical ("is it in stock?"). Pure apart
-    /// from embedding the question; a few milliseconds on the demo shop.
-    pub fn route_in(&self, question: &str, previous: Option<&str>) -> Route {
+    /// Decides how to answer a question; `previous` is the customer's previous turn in this
+    /// conversation, used when this one is elliptical ("is it in stock?"): the products it
+    /// is about are those the previous question named, else, when it refers back ("it",
+    /// "those"), those its answer named ("do you have a small Japanese teapot?" answered with
+    /// the Clay Kyusu, then "how much does it hold?"). "And from Taiwan?" after a list of
+    /// Chinese teas asks anew. Pure apart from embedding the question; a few milliseconds on the demo shop.
+    pub fn route_in(&self, question: &str, previous: Option<PreviousTurn>) -> Route {
         let lang = detect(question);
         if let Some(kind) = small_talk(question) {
             let mut route = Route::empty(RouteKind::SmallTalk, lang);
@@ -87,7 +90,7 @@ impl Knowledge {
         let corrected;
         let mut asked = cues_in(question, lang);
         let question = if lang == Lang::En {
-            corrected = self.speller.correct(question);
+            corrected = without_idioms(&self.speller.correct(question));
             asked = merge_cues(asked, cues_in(&corrected, Lang::En));
             corrected.as_str()
         } else {
@@ -98,18 +101,40 @@ impl Knowledge {
         let mut text = question.to_string();
         if let Some(previous) = previous {
             if named.is_empty() {
-                named = self.catalogue_index.find(previous);
+                named = self.catalogue_index.find(previous.question);
+            }
+            if named.is_empty() && refers_back(question) {
+                named = self.products_named_in_full(previous.answer);
             }
             if !asks_about_products(&asked) {
-                let before = cues(previous);
+                let before = cues(previous.question);
                 asked.asks_price |= before.asks_price;
                 asked.asks_stock |= before.asks_stock;
             }
-            text = format!("{previous} {question}");
+            text = format!("{} {question}", previous.question);
         }
         let mut route = self.route_asked(question, &text, lang, &asked, &named);
         route.follow_up = previous.is_some();
         route
+    }
+
+    /// Products whose whole name `text` contains, in order of first mention: how an answer of
+    /// the bot names them ("Clay Kyusu: €54.00 … Japanese clay teapot" names the kyusu, not
+    /// every product with the alias "teapot").
+    fn products_named_in_full(&self, text: &str) -> Vec<usize> {
+        let padded = format!(" {} ", normalise(text));
+        let mut found: Vec<(usize, usize)> = self
+            .catalogue
+            .iter()
+            .enumerate()
+            .filter_map(|(index, product)| {
+                padded
+                    .find(&format!(" {} ", normalise(&product.name)))
+                    .map(|at| (at, index))
+            })
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|(_, index)| index).collect()
     }
 
     fn route_asked(
@@ -146,7 +171,11 @@ impl Knowledge {
                 || (kind.is_some() && asks_about_products(asked) && !asked.asks_shipping)
                 || asked.ranks_by_price();
             let answer = catalogue::answer(&self.catalogue, asked, named, kind.as_deref());
-            return match answer.filter(|_| about_products && !asked.reports_fault) {
+            let retail = !asked.reports_fault
+                && !asked.reports_damage
+                && !asked.asks_return
+                && !asked.asks_trade_terms;
+            return match answer.filter(|_| about_products && retail) {
                 Some(answer) => Route {
                     confidence,
                     ..self.catalogue_route(answer, lang)
@@ -204,14 +233,19 @@ impl Knowledge {
         }
     }
 
-    /// A question in another language that the cues recognise in every language (shipping,
-    /// its cost, a product that stopped working: `names_an_item`), answered from the shop's
+    /// A question in another language that the cues recognise in every language (damage on
+    /// arrival, a product that stopped working: `names_an_item`, sending something back,
+    /// shipping and its cost), answered from the shop's
     /// English texts for the same question in English: the answer is quoted in English, under
     /// a lead-in in the customer's language (templates/locale/<code>/in_english.j2). `None`
     /// when the cues name no such topic or the shop's texts do not answer it confidently.
     fn route_by_cues(&self, asked: &Cues, lang: Lang, names_an_item: bool) -> Option<Route> {
-        let query = if asked.reports_fault && names_an_item {
+        let query = if asked.reports_damage {
+            "my order arrived damaged, what do I do"
+        } else if asked.reports_fault && names_an_item {
             "my item stopped working, what can I do"
+        } else if asked.asks_return {
+            "how long do I have to return an item"
         } else if asked.asks_shipping && asked.asks_price {
             "how much does shipping cost"
         } else if asked.asks_shipping {
@@ -224,8 +258,8 @@ impl Knowledge {
         let quoted = self.quoted_text(route.answer.as_ref()?)?;
         // The quote must itself be about shipping: a weak match (no sentence embeddings)
         // can rank a fee for cancelling above the shipping costs.
-        if asked.asks_shipping && !asked.reports_fault && !cues_in(&quoted, Lang::En).asks_shipping
-        {
+        let problem = asked.reports_fault || asked.reports_damage || asked.asks_return;
+        if asked.asks_shipping && !problem && !cues_in(&quoted, Lang::En).asks_shipping {
             return None;
         }
         route.lang = lang;
@@ -276,6 +310,9 @@ impl Knowledge {
             .iter()
             .any(|word| ORDER_PROBLEMS.contains(&word.as_str()));
         if (reports_a_problem || asked.reports_fault) && !asks_about_products(asked) {
+            return None;
+        }
+        if asked.asks_trade_terms {
             return None;
         }
         if !named.is_empty() {
@@ -557,6 +594,9 @@ fn merge_cues(written: Cues, corrected: Cues) -> Cues {
         asks_shipping: written.asks_shipping || corrected.asks_shipping,
         reports_fault: written.reports_fault || corrected.reports_fault,
         asks_if_sold: written.asks_if_sold || corrected.asks_if_sold,
+        asks_trade_terms: written.asks_trade_terms || corrected.asks_trade_terms,
+        reports_damage: written.reports_damage || corrected.reports_damage,
+        asks_return: written.asks_return || corrected.asks_return,
     }
 }
 

@@ -40,6 +40,15 @@ pub struct Cues {
     /// Whether the shop sells something ("do you sell", "do you stock", "verkauft ihr",
     /// "vendez-vous", "venden"): answered by the catalogue, or not at all.
     pub asks_if_sold: bool,
+    /// An item that arrived damaged ("broken", "zerbrochen", "cassée", "llegó rota"): a problem
+    /// for the shop's rules on damaged items, not a question about the product.
+    pub reports_damage: bool,
+    /// Sending something back ("return", "zurückschicken", "renvoyer", "devolver"): the
+    /// returns rules, not a question about the product.
+    pub asks_return: bool,
+    /// Trade terms: wholesale or bulk prices, reselling ("Großhandel", "en gros", "al por
+    /// mayor"). The catalogue's retail prices do not answer them.
+    pub asks_trade_terms: bool,
 }
 
 impl Cues {
@@ -88,8 +97,11 @@ pub fn cues_in(text: &str, lang: Lang) -> Cues {
         compare: compares(&tokens, &rest),
         recommend: has(&RECOMMEND_PHRASES) || has_cjk(RECOMMEND_CJK),
         asks_shipping: has(&SHIPPING_PHRASES) || has_cjk(SHIPPING_CJK),
-        reports_fault: has(&FAULT_PHRASES) || has_cjk(FAULT_CJK),
+        reports_fault: has(&FAULT_PHRASES) || has_cjk(FAULT_CJK) || stopped_doing(&tokens),
         asks_if_sold: has(&SOLD_PHRASES),
+        asks_trade_terms: has(&TRADE_PHRASES),
+        reports_damage: has(&DAMAGE_PHRASES),
+        asks_return: has(&RETURN_PHRASES),
     }
 }
 
@@ -103,6 +115,9 @@ static SHIPPING_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SHIPP
 static FAULT_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(FAULT));
 static COMPARE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(COMPARE));
 static SOLD_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SOLD));
+static TRADE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(TRADE));
+static DAMAGE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(DAMAGE));
+static RETURN_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(RETURN));
 static CHOICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHOICE));
 
 /// Phrases are folded (lower case, no accents) and matched as whole words; the `_CJK`
@@ -466,6 +481,99 @@ const SOLD: &[&str] = &[
     "vendeis",
 ];
 
+/// Damage, folded ([`fold`]: "cassée" is "cassee", "dañado" is "danado").
+const DAMAGE: &[&str] = &[
+    "broken",
+    "damaged",
+    "cracked",
+    "chipped",
+    "smashed",
+    "shattered",
+    "zerbrochen",
+    "beschadigt",
+    "gesprungen",
+    "zersprungen",
+    "casse",
+    "cassee",
+    "casses",
+    "cassees",
+    "abime",
+    "abimee",
+    "endommage",
+    "endommagee",
+    "brise",
+    "brisee",
+    "felee",
+    "ebrechee",
+    "roto",
+    "rota",
+    "rotos",
+    "rotas",
+    "danado",
+    "danada",
+    "aplastado",
+    "aplastada",
+    "estropeado",
+    "estropeada",
+    "quebrado",
+    "quebrada",
+];
+
+/// Sending something back, folded ("zurückschicken" is "zuruckschicken").
+const RETURN: &[&str] = &[
+    "return it",
+    "return them",
+    "return an item",
+    "send it back",
+    "send back",
+    "zuruckschicken",
+    "zurucksenden",
+    "zuruckgeben",
+    "ruckgabe",
+    "umtauschen",
+    "renvoyer",
+    "renvoie",
+    "retourner",
+    "retourne",
+    "devolver",
+    "devolverlo",
+    "devolverla",
+    "devolverlos",
+    "devolverlas",
+    "devolucion",
+];
+
+/// Trade terms, folded ([`fold`]: "Großhandel" is "grosshandel").
+const TRADE: &[&str] = &[
+    "wholesale",
+    "wholesaler",
+    "in bulk",
+    "bulk order",
+    "bulk orders",
+    "bulk price",
+    "bulk prices",
+    "bulk pricing",
+    "bulk discount",
+    "trade price",
+    "trade prices",
+    "trade account",
+    "reseller",
+    "resellers",
+    "resell",
+    "b2b",
+    "grosshandel",
+    "grosshandelspreis",
+    "grosshandelspreise",
+    "wiederverkaufer",
+    "en gros",
+    "prix de gros",
+    "revendeur",
+    "revendeurs",
+    "al por mayor",
+    "mayorista",
+    "mayoristas",
+];
+
 /// Phrases of an item that does not work. Contractions lose their apostrophe in [`words`]
 /// ("doesn't" is "doesnt").
 const FAULT: &[&str] = &[
@@ -523,6 +631,37 @@ const FAULT_CJK: &[&str] = &[
     "動かない",
     "使えない",
 ];
+
+/// Whether an item is said to have stopped doing something: a third-person negation with
+/// "anymore" or "any more" within the next four words ("the lid doesn't close anymore", "it
+/// won't boil any more"). A wish is not a fault: "my son doesn't like it anymore" is not one.
+fn stopped_doing(tokens: &[String]) -> bool {
+    const NEGATIONS: &[&[&str]] = &[
+        &["doesnt"],
+        &["does", "not"],
+        &["wont"],
+        &["will", "not"],
+        &["isnt"],
+        &["is", "not"],
+    ];
+    const WISHES: &[&str] = &["like", "want", "need", "love", "use", "fit", "suit"];
+    let anymore_at = |i: usize| {
+        tokens[i] == "anymore"
+            || (tokens[i] == "any" && tokens.get(i + 1).is_some_and(|t| t == "more"))
+    };
+    (0..tokens.len()).any(|start| {
+        NEGATIONS.iter().any(|negation| {
+            let after = start + negation.len();
+            after < tokens.len()
+                && tokens[start..after]
+                    .iter()
+                    .zip(negation.iter())
+                    .all(|(t, w)| t == w)
+                && !WISHES.contains(&tokens[after].as_str())
+                && (after..tokens.len().min(after + 5)).any(anymore_at)
+        })
+    })
+}
 
 /// "how much" asks a price when a verb or a determiner follows, not a quantity word
 /// ("how much caffeine"); likewise "wie viel", "combien" (not "combien de") and "cuánto".
@@ -641,6 +780,9 @@ mod tests {
                 "the kettle won't turn on",
                 "it doesn't heat any more",
                 "the infuser is faulty",
+                "my infuser doesn't close anymore, what can you do?",
+                "the lid of the teapot won't stay shut any more",
+                "the kettle is not boiling anymore",
                 "Mein Wasserkocher funktioniert nicht mehr",
                 "die Teekanne ist kaputt",
                 "la bouilloire ne marche plus",
@@ -657,6 +799,8 @@ mod tests {
                 "how does the infuser work",
                 "my order has not arrived",
                 "Funktioniert der Wasserkocher mit 110 V?",
+                "my son doesn't like the mug anymore, can I return it?",
+                "I don't want it anymore",
             ],
             |c| c.reports_fault,
             "fault",
@@ -680,6 +824,59 @@ mod tests {
             &["do you ship to Norway?", "can I get a refund?"],
             |c| c.asks_if_sold,
             "sold",
+        );
+    }
+
+    #[test]
+    fn damage_and_returns_in_four_languages() {
+        all(
+            &[
+                "my teapot arrived broken",
+                "die Tasse kam zerbrochen an",
+                "la théière est arrivée cassée",
+                "me llegó la tetera rota",
+                "la taza llegó dañada",
+            ],
+            |c| c.reports_damage,
+            "damage",
+        );
+        all(
+            &[
+                "can I return it?",
+                "Kann ich die Tasse zurückschicken?",
+                "j'ai combien de temps pour la renvoyer ?",
+                "¿puedo devolverla?",
+            ],
+            |c| c.asks_return,
+            "return",
+        );
+        none(
+            &["how much is the teapot?", "Was kostet die Teekanne?"],
+            |c| c.reports_damage || c.asks_return,
+            "damage or return",
+        );
+    }
+
+    #[test]
+    fn trade_terms_in_four_languages() {
+        all(
+            &[
+                "do you do wholesale prices for a café?",
+                "can I buy the sencha in bulk?",
+                "Gibt es Großhandelspreise?",
+                "vendez-vous en gros ?",
+                "¿Venden al por mayor?",
+            ],
+            |c| c.asks_trade_terms,
+            "trade",
+        );
+        none(
+            &[
+                "how much is the sencha?",
+                "is there a discount for students?",
+            ],
+            |c| c.asks_trade_terms,
+            "trade",
         );
     }
 
