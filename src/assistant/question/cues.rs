@@ -40,8 +40,9 @@ pub struct Cues {
     /// Whether the shop sells something ("do you sell", "do you stock", "verkauft ihr",
     /// "vendez-vous", "venden"): answered by the catalogue, or not at all.
     pub asks_if_sold: bool,
-    /// An item that arrived damaged ("broken", "zerbrochen", "cassée", "llegó rota"): a problem
-    /// for the shop's rules on damaged items, not a question about the product.
+    /// An item that arrived damaged ("broken", "zerbrochen", "cassée", "llegó rota"), or that
+    /// did not work when it arrived ("kam kaputt an"): a problem for the shop's rules on
+    /// damaged items, not a question about the product.
     pub reports_damage: bool,
     /// Sending something back ("return", "zurückschicken", "renvoyer", "devolver"): the
     /// returns rules, not a question about the product.
@@ -100,7 +101,7 @@ pub fn cues_in(text: &str, lang: Lang) -> Cues {
         reports_fault: has(&FAULT_PHRASES) || has_cjk(FAULT_CJK) || stopped_doing(&tokens),
         asks_if_sold: has(&SOLD_PHRASES),
         asks_trade_terms: has(&TRADE_PHRASES),
-        reports_damage: has(&DAMAGE_PHRASES),
+        reports_damage: has(&DAMAGE_PHRASES) || (has(&FAULT_PHRASES) && has(&ARRIVAL_PHRASES)),
         asks_return: has(&RETURN_PHRASES),
     }
 }
@@ -118,6 +119,7 @@ static SOLD_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(SOLD));
 static TRADE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(TRADE));
 static DAMAGE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(DAMAGE));
 static RETURN_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(RETURN));
+static ARRIVAL_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(ARRIVAL));
 static CHOICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHOICE));
 
 /// Phrases are folded (lower case, no accents) and matched as whole words; the `_CJK`
@@ -517,6 +519,34 @@ const DAMAGE: &[&str] = &[
     "estropeada",
     "quebrado",
     "quebrada",
+    "verbogen",
+    "zerdruckt",
+    "eingedruckt",
+    "tordu",
+    "ecrase",
+    "ecrasee",
+    "doblado",
+    "doblada",
+];
+
+/// Arrival, folded: with a fault word ("kaputt", "no funciona") it means damaged on arrival.
+const ARRIVAL: &[&str] = &[
+    "arrived",
+    "came",
+    "angekommen",
+    "kam",
+    "geliefert",
+    "arrive",
+    "arrivee",
+    "recu",
+    "recue",
+    "livre",
+    "livree",
+    "llego",
+    "llegaron",
+    "recibi",
+    "entregado",
+    "entregada",
 ];
 
 /// Sending something back, folded ("zurückschicken" is "zuruckschicken").
@@ -836,6 +866,8 @@ mod tests {
                 "la théière est arrivée cassée",
                 "me llegó la tetera rota",
                 "la taza llegó dañada",
+                "Mein Teesieb kam verbogen und kaputt an",
+                "the kettle arrived and it won't turn on",
             ],
             |c| c.reports_damage,
             "damage",
@@ -849,6 +881,11 @@ mod tests {
             ],
             |c| c.asks_return,
             "return",
+        );
+        none(
+            &["Mein Wasserkocher ist nach einem Jahr kaputt"],
+            |c| c.reports_damage,
+            "a fault later on is not damage on arrival",
         );
         none(
             &["how much is the teapot?", "Was kostet die Teekanne?"],
