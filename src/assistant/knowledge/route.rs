@@ -79,7 +79,8 @@ impl Knowledge {
     /// is about are those the previous question named, else, when it refers back ("it",
     /// "those"), those its answer named ("do you have a small Japanese teapot?" answered with
     /// the Clay Kyusu, then "how much does it hold?"). "And from Taiwan?" after a list of
-    /// Chinese teas asks anew. Pure apart from embedding the question; a few milliseconds on the demo shop.
+    /// Chinese teas asks anew. Pure apart from embedding the question; a few milliseconds on
+    /// the demo shop.
     pub fn route_in(&self, question: &str, previous: Option<PreviousTurn>) -> Route {
         let lang = detect(question);
         if let Some(kind) = small_talk(question) {

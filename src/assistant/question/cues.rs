@@ -662,9 +662,10 @@ const FAULT_CJK: &[&str] = &[
     "使えない",
 ];
 
-/// Whether an item is said to have stopped doing something: a third-person negation with
-/// "anymore" or "any more" within the next four words ("the lid doesn't close anymore", "it
-/// won't boil any more"). A wish is not a fault: "my son doesn't like it anymore" is not one.
+/// Whether an item is said to have stopped doing something: a third-person negation, then a
+/// verb and "anymore" or "any more" among the five words from the verb on ("the lid doesn't
+/// close anymore", "it won't boil any more"). A wish or the shop's range is not a fault: "my
+/// son doesn't like it anymore", "the chai is not available anymore".
 fn stopped_doing(tokens: &[String]) -> bool {
     const NEGATIONS: &[&[&str]] = &[
         &["doesnt"],
@@ -674,7 +675,21 @@ fn stopped_doing(tokens: &[String]) -> bool {
         &["isnt"],
         &["is", "not"],
     ];
-    const WISHES: &[&str] = &["like", "want", "need", "love", "use", "fit", "suit"];
+    const NOT_FAULTS: &[&str] = &[
+        "like",
+        "want",
+        "need",
+        "love",
+        "use",
+        "fit",
+        "suit",
+        "available",
+        "sold",
+        "stocked",
+        "offered",
+        "made",
+        "listed",
+    ];
     let anymore_at = |i: usize| {
         tokens[i] == "anymore"
             || (tokens[i] == "any" && tokens.get(i + 1).is_some_and(|t| t == "more"))
@@ -687,7 +702,7 @@ fn stopped_doing(tokens: &[String]) -> bool {
                     .iter()
                     .zip(negation.iter())
                     .all(|(t, w)| t == w)
-                && !WISHES.contains(&tokens[after].as_str())
+                && !NOT_FAULTS.contains(&tokens[after].as_str())
                 && (after..tokens.len().min(after + 5)).any(anymore_at)
         })
     })
@@ -831,6 +846,7 @@ mod tests {
                 "Funktioniert der Wasserkocher mit 110 V?",
                 "my son doesn't like the mug anymore, can I return it?",
                 "I don't want it anymore",
+                "the chai is not available anymore?",
             ],
             |c| c.reports_fault,
             "fault",
