@@ -183,6 +183,31 @@ async fn damage_and_returns_asked_in_another_language_get_the_rules_not_the_prod
 }
 
 #[tokio::test]
+async fn brewing_advice_for_a_kind_of_tea_is_not_a_product_list() {
+    let assistant = assistant(true);
+    for (user, question) in [
+        ("bea", "how long should I steep black tea?"),
+        ("bo", "what's the ideal water temperature for green tea?"),
+    ] {
+        let answer = ask(&assistant, user, question).await;
+        assert!(answer.handed_off, "{question:?}: {}", answer.text);
+        assert!(!answer.text.contains('€'), "{question:?}: {}", answer.text);
+    }
+    let answer = ask(
+        &assistant,
+        "bram",
+        "what teapot do you recommend for brewing oolong?",
+    )
+    .await;
+    assert!(
+        !answer.handed_off,
+        "choosing a product still gets products: {}",
+        answer.text
+    );
+    assert!(answer.text.contains('€'), "{}", answer.text);
+}
+
+#[tokio::test]
 async fn torn_between_two_teapots_is_a_choice_not_damage() {
     let assistant = assistant(true);
     let answer = ask(

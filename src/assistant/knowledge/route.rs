@@ -186,11 +186,26 @@ impl Knowledge {
                     .unwrap_or_else(|| self.not_sure(&ranked, lang, confidence)),
             };
         }
-        if let Some(route) = self.route_catalogue(question, asked, named, kind.as_deref()) {
-            return Route {
-                confidence,
-                ..route
-            };
+        // Brewing advice for a kind of tea ("how long should I steep black tea?") is not a
+        // request for the teas: the shop's texts answer it, or a person does. Choosing one
+        // ("which kettle is best for brewing green tea?") still is.
+        let chooses = normalise(question)
+            .split(' ')
+            .any(|word| ["which", "best", "recommend", "suggest"].contains(&word));
+        let advice_only = asked.asks_preparation
+            && kind.is_some()
+            && named.is_empty()
+            && !chooses
+            && !asks_about_products(asked)
+            && !asked.recommend
+            && !asked.asks_if_sold;
+        if !advice_only {
+            if let Some(route) = self.route_catalogue(question, asked, named, kind.as_deref()) {
+                return Route {
+                    confidence,
+                    ..route
+                };
+            }
         }
         let wants_general = {
             let lowered = normalise(question);
@@ -202,7 +217,7 @@ impl Knowledge {
                 ..Route::empty(RouteKind::General, lang)
             };
         }
-        let products_only = !named.is_empty();
+        let products_only = !named.is_empty() || advice_only;
         let expanded;
         let text = match self.reported_problem(question, asked, named, names_an_item) {
             Some(problem) => {
@@ -598,6 +613,7 @@ fn merge_cues(written: Cues, corrected: Cues) -> Cues {
         asks_trade_terms: written.asks_trade_terms || corrected.asks_trade_terms,
         reports_damage: written.reports_damage || corrected.reports_damage,
         asks_return: written.asks_return || corrected.asks_return,
+        asks_preparation: written.asks_preparation || corrected.asks_preparation,
     }
 }
 

@@ -47,6 +47,10 @@ pub struct Cues {
     /// Sending something back ("return", "zurückschicken", "renvoyer", "devolver"): the
     /// returns rules, not a question about the product.
     pub asks_return: bool,
+    /// Brewing advice or tea and health ("how long should I steep", "water temperature",
+    /// "any tips for a beginner", "healthier than coffee"): advice that no product's
+    /// description gives.
+    pub asks_preparation: bool,
     /// Trade terms: wholesale or bulk prices, reselling ("Großhandel", "en gros", "al por
     /// mayor"). The catalogue's retail prices do not answer them.
     pub asks_trade_terms: bool,
@@ -103,6 +107,7 @@ pub fn cues_in(text: &str, lang: Lang) -> Cues {
         asks_trade_terms: has(&TRADE_PHRASES),
         reports_damage: has(&DAMAGE_PHRASES) || (has(&FAULT_PHRASES) && has(&ARRIVAL_PHRASES)),
         asks_return: has(&RETURN_PHRASES),
+        asks_preparation: has(&PREPARATION_PHRASES),
     }
 }
 
@@ -120,6 +125,7 @@ static TRADE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(TRADE));
 static DAMAGE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(DAMAGE));
 static RETURN_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(RETURN));
 static ARRIVAL_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(ARRIVAL));
+static PREPARATION_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(PREPARATION));
 static CHOICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHOICE));
 
 /// Phrases are folded (lower case, no accents) and matched as whole words; the `_CJK`
@@ -573,6 +579,28 @@ const RETURN: &[&str] = &[
     "devolucion",
 ];
 
+/// Brewing advice and tea and health (English; other languages are not routed by it).
+const PREPARATION: &[&str] = &[
+    "steep",
+    "steeping",
+    "steeped",
+    "brew",
+    "brewing",
+    "water temperature",
+    "ideal temperature",
+    "how hot",
+    "how many grams",
+    "how much tea per",
+    "any tips",
+    "tips for",
+    "how do i make",
+    "how to make",
+    "healthier",
+    "healthy",
+    "health benefits",
+    "good for you",
+];
+
 /// Trade terms, folded ([`fold`]: "Großhandel" is "grosshandel").
 const TRADE: &[&str] = &[
     "wholesale",
@@ -907,6 +935,28 @@ mod tests {
             &["how much is the teapot?", "Was kostet die Teekanne?"],
             |c| c.reports_damage || c.asks_return,
             "damage or return",
+        );
+    }
+
+    #[test]
+    fn brewing_advice() {
+        all(
+            &[
+                "how long should I steep black tea?",
+                "what's the ideal water temperature for green tea?",
+                "any tips for a first-time loose leaf drinker?",
+                "is green tea healthier than coffee?",
+            ],
+            |c| c.asks_preparation,
+            "preparation",
+        );
+        none(
+            &[
+                "do you have a caffeine-free tea?",
+                "which teapot holds the most?",
+            ],
+            |c| c.asks_preparation,
+            "preparation",
         );
     }
 
