@@ -217,7 +217,7 @@ impl Knowledge {
                 ..Route::empty(RouteKind::General, lang)
             };
         }
-        let products_only = !named.is_empty() || advice_only;
+        let shop_texts_only = !named.is_empty() || advice_only;
         let expanded;
         let text = match self.reported_problem(question, asked, named, names_an_item) {
             Some(problem) => {
@@ -227,7 +227,7 @@ impl Knowledge {
             None => text,
         };
         if let Some(mut route) =
-            self.route_retrieved(text, &ranked, products_only, asked.asks_price)
+            self.route_retrieved(text, &ranked, shop_texts_only, asked.asks_price)
         {
             // "Do you sell X?" is the catalogue's to answer: a product it does not have is
             // not answered by an entry that shares a word with the question ("… with a
