@@ -11,7 +11,7 @@ use shopkeep::engine::{
 };
 use support::cli::{last_perplexity, stdout_of};
 use support::engines::{
-    each_alone, greedy, load, load_with, runtime, three_then_the_rest, PROMPTS,
+    each_alone, greedy, load, load_error, load_with, runtime, three_then_the_rest, PROMPTS,
 };
 use support::{test_model, venv_python};
 
@@ -311,20 +311,12 @@ fn clear_errors_for_bad_model_directories() {
         dir.path().join("model.onnx"),
     )
     .unwrap();
-    let no_tokenizer =
-        EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
-    assert!(
-        no_tokenizer.to_string().contains("tokenizer.json"),
-        "{no_tokenizer}"
-    );
+    let no_tokenizer = load_error(dir.path());
+    assert!(no_tokenizer.contains("tokenizer.json"), "{no_tokenizer}");
 
     std::fs::write(dir.path().join("tokenizer.json"), "{ not json").unwrap();
-    let bad_tokenizer =
-        EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
-    assert!(
-        bad_tokenizer.to_string().contains("tokenizer"),
-        "{bad_tokenizer}"
-    );
+    let bad_tokenizer = load_error(dir.path());
+    assert!(bad_tokenizer.contains("tokenizer"), "{bad_tokenizer}");
 
     std::fs::copy(
         test_model("tiny-gpt2").join("tokenizer.json"),
@@ -332,8 +324,8 @@ fn clear_errors_for_bad_model_directories() {
     )
     .unwrap();
     std::fs::write(dir.path().join("model.onnx"), b"this is not an onnx file").unwrap();
-    let bad_model = EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
-    assert!(bad_model.to_string().contains("model.onnx"), "{bad_model}");
+    let bad_model = load_error(dir.path());
+    assert!(bad_model.contains("model.onnx"), "{bad_model}");
 }
 
 #[test]
@@ -367,8 +359,7 @@ onnx.save(helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opse
         dir.path().join("tokenizer.json"),
     )
     .unwrap();
-    let error = EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
-    let text = error.to_string();
+    let text = load_error(dir.path());
     assert!(
         text.contains("past_key_values.0.key") && text.contains("text-generation-with-past"),
         "{text}"

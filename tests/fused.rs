@@ -6,10 +6,10 @@
 mod support;
 
 use shopkeep::engine::{
-    EngineHandle, GenerateRequest, ModelLayout, SchedulerOptions, SessionOptions, StreamEvent,
+    GenerateRequest, ModelLayout, SchedulerOptions, SessionOptions, StreamEvent,
 };
 use support::engines::{
-    each_alone, greedy, load, load_with, runtime, three_then_the_rest, PROMPTS,
+    each_alone, greedy, load, load_error, load_with, runtime, three_then_the_rest, PROMPTS,
 };
 use support::test_model;
 
@@ -47,8 +47,7 @@ fn a_manifest_that_names_the_wrong_layout_is_refused() {
         r#"{"family":"llama","layout":"optimum"}"#,
     )
     .unwrap();
-    let error = EngineHandle::load(dir.path(), &SessionOptions::with_threads(1)).unwrap_err();
-    let text = error.to_string();
+    let text = load_error(dir.path());
     assert!(
         text.contains("manifest.json") && text.contains("Fused"),
         "{text}"

@@ -55,9 +55,9 @@ import numpy as np
 from onnx import TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_layout import GraphBuilder, add_com_microsoft_opset, matmul_weight, save_model
+from onnx_layout import GraphBuilder, add_com_microsoft_opset, save_model
 import llama_onnx  # noqa: E402
-from quant_blocks import Q4_1, Q8_0, gather_q8_0, matmul_q4_1, matmul_q8_0
+from quant_blocks import Q8_0, gather_q8_0, matmul_q8_0
 
 LAYOUT = "fused"
 """The manifest's `layout` value for graphs built here."""
@@ -104,13 +104,7 @@ def build_llama_fused_model(cfg, w: dict, name: str = "llama_fused", extra_metad
     block_sums: dict = {}
 
     def project(x: str, parts: list, weight_name: str) -> str:
-        if isinstance(parts[0], Q4_1):
-            return matmul_q4_1(gb, x, Q4_1.concat_rows(parts), weight_name, accuracy_level, block_sums)
-        wt = np.concatenate([np.asarray(p, np.float32) for p in parts], axis=0).T
-        return matmul_weight(gb, x, wt, weight_name + ".weight_t", None)
-
-    def scaled(weight, factor: float):
-        return weight.scaled(factor) if isinstance(weight, Q4_1) else np.asarray(weight, np.float32) * np.float32(factor)
+        return llama_onnx.project_rows(gb, x, parts, weight_name, accuracy_level, block_sums)
 
     def norm_weight(array, label: str) -> str:
         return gb.initializer(np.asarray(array, np.float32), label)
@@ -134,7 +128,7 @@ def build_llama_fused_model(cfg, w: dict, name: str = "llama_fused", extra_metad
         else:
             x, _, _, h = gb.node("SkipSimplifiedLayerNormalization", [pending, h, gamma], n_outputs=4,
                                  domain="com.microsoft", epsilon=eps)
-        qkv = project(x, [scaled(lw["wq"], 1.0 / np.sqrt(hd)), lw["wk"], lw["wv"]], f"{p}.self_attn.qkv_proj")
+        qkv = project(x, [llama_onnx.scaled(lw["wq"], 1.0 / np.sqrt(hd)), lw["wk"], lw["wv"]], f"{p}.self_attn.qkv_proj")
         ctx, _, _ = gb.node(
             "GroupQueryAttention",
             [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",

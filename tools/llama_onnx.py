@@ -144,6 +144,23 @@ def _rope(gb: GraphBuilder, x: str, cos: str, sin: str, half: int) -> str:
     return gb.node("Add", [gb.node("Mul", [x, cos]), gb.node("Mul", [rot, sin])])
 
 
+def project_rows(gb: GraphBuilder, x: str, parts: list, weight_name: str, accuracy_level: int,
+                 block_sums: dict, quant: str | None = None) -> str:
+    """x @ concat(parts)^T for [out, in] weights given as arrays (MatMul, `quant` as in
+    onnx_layout.matmul_weight) or as Q4_1 blocks (MatMulNBits; `block_sums` caches each input's
+    block sums, see quant_blocks.matmul_q4_1)."""
+    if isinstance(parts[0], Q4_1):
+        return matmul_q4_1(gb, x, Q4_1.concat_rows(parts), weight_name, accuracy_level, block_sums)
+    wt = np.concatenate([np.asarray(p, np.float32) for p in parts], axis=0).T
+    return matmul_weight(gb, x, wt, weight_name + ".weight_t", quant)
+
+
+def scaled(weight, factor: float):
+    """`weight` times `factor`: Q4_1 blocks by their d and m (exact for a power of two), an
+    array as float32."""
+    return weight.scaled(factor) if isinstance(weight, Q4_1) else np.asarray(weight, np.float32) * np.float32(factor)
+
+
 def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_metadata: dict | None = None,
                       lm_head_as_matmul: bool = False, weight_bits: int | None = None, block_size: int = 32,
                       accuracy_level: int = 0, head_accuracy_level: int | None = None):
@@ -182,14 +199,7 @@ def build_llama_model(cfg: LlamaConfig, w: dict, name: str = "llama", extra_meta
     block_sums: dict = {}
 
     def project(x: str, parts: list, weight_name: str) -> str:
-        """x @ concat(parts)^T for [out, in] weights given as arrays or as Q4_1 blocks."""
-        if isinstance(parts[0], Q4_1):
-            return matmul_q4_1(gb, x, Q4_1.concat_rows(parts), weight_name, accuracy_level, block_sums)
-        wt = np.concatenate([np.asarray(p, np.float32) for p in parts], axis=0).T
-        return matmul_weight(gb, x, wt, weight_name + ".weight_t", quant)
-
-    def scaled(weight, factor: float):
-        return weight.scaled(factor) if isinstance(weight, Q4_1) else np.asarray(weight, np.float32) * np.float32(factor)
+        return project_rows(gb, x, parts, weight_name, accuracy_level, block_sums, quant)
 
     embed_w = w["embed"]
     if isinstance(embed_w, Q8_0):

@@ -33,6 +33,17 @@ pub fn load(name: &str) -> EngineHandle {
     load_with(name, SchedulerOptions::default())
 }
 
+/// What loading the model directory `dir` on one thread fails with, as the user reads it.
+///
+/// # Panics
+/// When the directory loads.
+pub fn load_error(dir: &std::path::Path) -> String {
+    match EngineHandle::load(dir, &SessionOptions::with_threads(1)) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(error) => error.to_string(),
+    }
+}
+
 /// A greedy request for `prompt`, without stop strings or a prefix key.
 pub fn greedy(prompt: &str, max_new_tokens: usize, use_kv_cache: bool) -> GenerateRequest {
     GenerateRequest {

@@ -172,10 +172,7 @@ impl Knowledge {
                 || (kind.is_some() && asks_about_products(asked) && !asked.asks_shipping)
                 || asked.ranks_by_price();
             let answer = catalogue::answer(&self.catalogue, asked, named, kind.as_deref());
-            let retail = !asked.reports_fault
-                && !asked.reports_damage
-                && !asked.asks_return
-                && !asked.asks_trade_terms;
+            let retail = !asked.reports_a_problem() && !asked.asks_trade_terms;
             return match answer.filter(|_| about_products && retail) {
                 Some(answer) => Route {
                     confidence,
@@ -274,8 +271,10 @@ impl Knowledge {
         let quoted = self.quoted_text(route.answer.as_ref()?)?;
         // The quote must itself be about shipping: a weak match (no sentence embeddings)
         // can rank a fee for cancelling above the shipping costs.
-        let problem = asked.reports_fault || asked.reports_damage || asked.asks_return;
-        if asked.asks_shipping && !problem && !cues_in(&quoted, Lang::En).asks_shipping {
+        if asked.asks_shipping
+            && !asked.reports_a_problem()
+            && !cues_in(&quoted, Lang::En).asks_shipping
+        {
             return None;
         }
         route.lang = lang;

@@ -2,6 +2,7 @@
 //! ([`language`]), what it asks about a product or price ([`cues`]), and whether the whole
 //! message is small talk ([`small_talk`]). Pure functions over the text; no knowledge, no model.
 
+mod cue_phrases;
 pub mod cues;
 pub mod language;
 mod price_bounds;
