@@ -136,10 +136,12 @@ static ARRIVAL_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(ARRIVA
 static PREPARATION_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(PREPARATION));
 static CHOICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(CHOICE));
 
-/// Whether an item is said to have stopped doing something: a third-person negation, then a
-/// verb and "anymore" or "any more" among the five words from the verb on ("the lid doesn't
-/// close anymore", "it won't boil any more"). A wish or the shop's range is not a fault: "my
-/// son doesn't like it anymore", "the chai is not available anymore".
+/// Whether an item is said to have stopped doing something: in English a third-person
+/// negation, then a verb and "anymore" or "any more" among the five words from the verb on
+/// ("the lid doesn't close anymore", "it won't boil any more"); in German, French and Spanish
+/// their "no longer" around the verb ("heizt nicht mehr", "ne chauffe plus", "n'allume plus",
+/// "ya no calienta"). A wish or the shop's range is not a fault ([`NOT_FAULT_VERBS`]: "my son
+/// doesn't like it anymore", "the chai is not available anymore", "ne me plaît plus").
 fn stopped_doing(tokens: &[String]) -> bool {
     const NEGATIONS: &[&[&str]] = &[
         &["doesnt"],
@@ -149,36 +151,36 @@ fn stopped_doing(tokens: &[String]) -> bool {
         &["isnt"],
         &["is", "not"],
     ];
-    const NOT_FAULTS: &[&str] = &[
-        "like",
-        "want",
-        "need",
-        "love",
-        "use",
-        "fit",
-        "suit",
-        "available",
-        "sold",
-        "stocked",
-        "offered",
-        "made",
-        "listed",
-    ];
-    let anymore_at = |i: usize| {
-        tokens[i] == "anymore"
-            || (tokens[i] == "any" && tokens.get(i + 1).is_some_and(|t| t == "more"))
+    let is = |i: usize, word: &str| tokens.get(i).is_some_and(|t| t == word);
+    let a_fault = |verbs: &[String]| {
+        !verbs.is_empty()
+            && verbs
+                .iter()
+                .all(|verb| !NOT_FAULT_VERBS.contains(&verb.as_str()))
     };
+    let anymore_at = |i: usize| is(i, "anymore") || (is(i, "any") && is(i + 1, "more"));
     (0..tokens.len()).any(|start| {
-        NEGATIONS.iter().any(|negation| {
+        let english = NEGATIONS.iter().any(|negation| {
             let after = start + negation.len();
             after < tokens.len()
                 && tokens[start..after]
                     .iter()
                     .zip(negation.iter())
                     .all(|(t, w)| t == w)
-                && !NOT_FAULTS.contains(&tokens[after].as_str())
+                && a_fault(&tokens[after..=after])
                 && (after..tokens.len().min(after + 5)).any(anymore_at)
-        })
+        });
+        let german = is(start, "nicht")
+            && is(start + 1, "mehr")
+            && a_fault(&tokens[start.saturating_sub(5)..start]);
+        let french = (is(start, "ne") || is(start, "n"))
+            && (start + 2..tokens.len().min(start + 5))
+                .find(|&end| is(end, "plus"))
+                .is_some_and(|end| a_fault(&tokens[start + 1..end]));
+        let spanish = is(start, "ya")
+            && is(start + 1, "no")
+            && tokens.get(start + 2..start + 3).is_some_and(a_fault);
+        english || german || french || spanish
     })
 }
 
@@ -305,6 +307,10 @@ mod tests {
                 "my infuser doesn't close anymore, what can you do?",
                 "the lid of the teapot won't stay shut any more",
                 "the kettle is not boiling anymore",
+                "La bouilloire col de cygne ne chauffe plus après 3 mois",
+                "la bouilloire ne s'allume plus",
+                "der Wasserkocher heizt nicht mehr",
+                "el hervidor ya no calienta",
                 "Mein Wasserkocher funktioniert nicht mehr",
                 "die Teekanne ist kaputt",
                 "la bouilloire ne marche plus",
@@ -324,6 +330,11 @@ mod tests {
                 "my son doesn't like the mug anymore, can I return it?",
                 "I don't want it anymore",
                 "the chai is not available anymore?",
+                "je ne le veux plus",
+                "la tasse ne me plaît plus",
+                "Gibt es den Sencha nicht mehr?",
+                "ich will ihn nicht mehr",
+                "¿ya no venden el sencha?",
             ],
             |c| c.reports_fault,
             "fault",
